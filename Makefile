@@ -1,0 +1,51 @@
+# Convai Admin — the two commands a new user needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+PORT   ?= 8000
+HOST   ?= 127.0.0.1
+
+.PHONY: run test lint typecheck pytest bench venv clean-venv
+
+$(BIN)/activate:
+	$(PYTHON) -c 'import sys; sys.exit("Convai Admin needs Python >= 3.11") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/activate requirements.txt requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+.env: | $(VENV)/.installed
+	$(PY) scripts/init_env.py .env
+
+run: venv .env
+	@set -a && . ./.env && set +a && \
+	export CONVAI_SANDBOX=1 CONVAI_API_BASE_URL="http://$(HOST):$(PORT)/sandbox" && \
+	$(PY) manage.py migrate --noinput && \
+	$(PY) manage.py bootstrap_demo --url "http://$(HOST):$(PORT)/" && \
+	$(PY) manage.py runserver "$(HOST):$(PORT)"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy .
+
+pytest: venv
+	@if [ ! -x "$${CHROMIUM:-/usr/bin/chromium}" ]; then \
+	  echo "NOTE: Chromium not found at $${CHROMIUM:-/usr/bin/chromium}: browser tests (tests/e2e) will be SKIPPED."; \
+	  echo "      Install it to run them: sudo apt-get install -y chromium  (or set CHROMIUM=/path/to/chromium)"; \
+	fi
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: venv
+	$(BIN)/python -m tests.bench.run
+
+clean-venv:
+	rm -rf $(VENV)

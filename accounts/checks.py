@@ -1,0 +1,1 @@
+"""System checks for accounts (the encryption keyring check lives with accounts.crypto)."""

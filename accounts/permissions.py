@@ -1,0 +1,59 @@
+"""Authorization in one place.
+
+`team_view(min_role)` wraps every team-scoped view: anonymous → sign-in, not a member → 404
+(another team's data does not exist for you), member with too small a role → 403. Services
+re-check with `require_role`, so no code path skips the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from .models import Membership, Role
+from .selectors import membership_for
+
+CURRENT_TEAM_SESSION_KEY = "current_team_slug"
+
+
+class RoleRequired(PermissionDenied):
+    """The member's role is too small for the operation."""
+
+    def __init__(self, minimum: str) -> None:
+        self.minimum = Role(minimum)
+        super().__init__(f"This needs the {self.minimum.label} role or higher in this team.")
+
+
+def require_role(membership: Membership, minimum: str) -> None:
+    if not membership.has_role(minimum):
+        raise RoleRequired(minimum)
+
+
+ViewFunc = Callable[..., HttpResponse]
+
+
+def team_view(minimum: str = Role.VIEWER) -> Callable[[ViewFunc], ViewFunc]:
+    """Resolve `team_slug` from the URL into request.team / request.membership."""
+
+    def decorator(view: ViewFunc) -> ViewFunc:
+        @wraps(view)
+        def wrapper(request: HttpRequest, team_slug: str, *args: Any, **kwargs: Any) -> Any:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            membership = membership_for(request.user, team_slug)  # type: ignore[arg-type]
+            if membership is None:
+                raise Http404("No such team.")
+            request.membership = membership  # type: ignore[attr-defined]
+            request.team = membership.team  # type: ignore[attr-defined]
+            request.session[CURRENT_TEAM_SESSION_KEY] = membership.team.slug
+            require_role(membership, minimum)
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator

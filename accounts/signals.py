@@ -1,0 +1,1 @@
+"""Signal receivers that feed the audit log (sign-in, sign-out, failures, lockouts)."""

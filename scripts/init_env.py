@@ -1,0 +1,32 @@
+"""Write a development .env with fresh secrets, once. Never overwrites an existing file."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def main(path: str) -> None:
+    target = Path(path)
+    if target.exists():
+        return
+    key_id = "k" + datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    lines = [
+        "# Development settings written by `make run`. Git-ignored; never commit this file.",
+        f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}",
+        "DJANGO_DEBUG=1",
+        f"CONVAI_ADMIN_ENCRYPTION_KEYS={key_id}:{key}",
+        "CONVAI_SANDBOX=1",
+        f"CONVAI_ADMIN_DEMO_PASSWORD={secrets.token_urlsafe(12)}",
+    ]
+    target.write_text("\n".join(lines) + "\n")
+    target.chmod(0o600)
+    print(f"Wrote {target} with a new secret key and encryption keyring.")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else ".env")
