@@ -1,0 +1,1 @@
+// Convai Admin behaviour (no inline scripts anywhere: strict CSP).
