@@ -1,0 +1,106 @@
+"""The audit recorder: hash chain per team, tamper detection, append-only, no secrets."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test import RequestFactory
+
+from audit.models import AuditEvent, Outcome
+from audit.services import chain_scope, record, verify_chain
+from tests.factories import TeamFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_events_chain_per_team_and_verify_clean() -> None:
+    team_a, team_b = TeamFactory(), TeamFactory()
+    user = UserFactory(first_name="Ada", last_name="Lovelace")
+    for i in range(3):
+        record("team.renamed", actor=user, team=team_a, details={"i": i})
+    record("team.renamed", actor=user, team=team_b)
+    a_events = list(AuditEvent.objects.filter(team=team_a).order_by("seq"))
+    assert [e.seq for e in a_events] == [1, 2, 3]
+    assert a_events[0].prev_hash == "0" * 64
+    assert a_events[1].prev_hash == a_events[0].hash
+    assert AuditEvent.objects.get(team=team_b).seq == 1
+    assert verify_chain(chain_scope(team_a)) == []
+    assert verify_chain(chain_scope(team_b)) == []
+    assert a_events[0].actor_label == "Ada Lovelace"
+
+
+def test_actor_name_is_frozen_at_the_time() -> None:
+    user = UserFactory(first_name="Old", last_name="Name")
+    event = record("auth.sign_in", actor=user)
+    user.first_name = "New"
+    user.save()
+    event.refresh_from_db()
+    assert event.actor_label == "Old Name"
+
+
+def _raw_update(event_id: int, column: str, value: str) -> None:
+    table = AuditEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {column} = %s WHERE id = %s", [value, event_id])
+
+
+def test_an_edited_row_is_detected() -> None:
+    team = TeamFactory()
+    events = [record("member.removed", team=team, target_label=f"m{i}") for i in range(3)]
+    _raw_update(events[1].pk, "target_label", "someone else")
+    problems = verify_chain(chain_scope(team))
+    assert any("seq 2" in p and "altered" in p for p in problems)
+
+
+def test_a_deleted_row_is_detected() -> None:
+    team = TeamFactory()
+    events = [record("member.removed", team=team) for _ in range(3)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table} WHERE id = %s", [events[1].pk])
+    assert any("missing" in p for p in verify_chain(chain_scope(team)))
+
+
+def test_removing_the_newest_rows_is_detected() -> None:
+    team = TeamFactory()
+    events = [record("member.removed", team=team) for _ in range(3)]
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table} WHERE id = %s", [events[2].pk])
+    assert any("removed" in p for p in verify_chain(chain_scope(team)))
+
+
+def test_events_cannot_be_updated_or_deleted_through_the_orm() -> None:
+    event = record("auth.sign_in")
+    with pytest.raises(TypeError):
+        event.save()
+    with pytest.raises(TypeError):
+        event.delete()
+    with pytest.raises(TypeError):
+        AuditEvent.objects.filter(pk=event.pk).update(action="x")
+    with pytest.raises(TypeError):
+        AuditEvent.objects.filter(pk=event.pk).delete()
+
+
+def test_secret_looking_details_are_redacted() -> None:
+    event = record(
+        "api_key.added",
+        details={"label": "prod", "key": "sk-live-123", "nested": {"password": "hunter22"}},
+    )
+    event.refresh_from_db()
+    assert event.details == {
+        "label": "prod",
+        "key": "[redacted]",
+        "nested": {"password": "[redacted]"},
+    }
+
+
+def test_request_context_is_captured() -> None:
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="UnitTest/1.0"
+    )
+    request.request_id = "req-12345678"
+    event = record("auth.sign_out", request=request, outcome=Outcome.SUCCESS)
+    assert (event.ip_address, event.user_agent, event.request_id) == (
+        "203.0.113.7",
+        "UnitTest/1.0",
+        "req-12345678",
+    )
