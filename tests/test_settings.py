@@ -57,4 +57,4 @@ def test_sandbox_is_off_and_convai_is_real_by_default() -> None:
         env=PROD_ENV,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["False", "https://api.convai.com"]
+    assert result.stdout.strip().splitlines()[-1].split() == ["False", "https://api.convai.com"]
