@@ -231,6 +231,8 @@ CONVAI_API_BASE_URL = os.environ.get("CONVAI_API_BASE_URL", "https://api.convai.
 CONVAI_CONNECT_TIMEOUT = float(os.environ.get("CONVAI_CONNECT_TIMEOUT", "5"))
 CONVAI_READ_TIMEOUT = float(os.environ.get("CONVAI_READ_TIMEOUT", "20"))
 CONVAI_READ_RETRIES = int(os.environ.get("CONVAI_READ_RETRIES", "2"))
+# Base delay (seconds) of the exponential backoff between read retries.
+CONVAI_RETRY_BACKOFF = float(os.environ.get("CONVAI_RETRY_BACKOFF", "0.5"))
 CONVAI_CATALOGUE_CACHE_SECONDS = 60 * 60
 # The offline emulator of the Convai API, served under /sandbox/. Never on unless asked for.
 CONVAI_SANDBOX = env_bool("CONVAI_SANDBOX", False)
