@@ -128,3 +128,9 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def encryption_context(self) -> bytes:
+        """Associated data for the ciphertext: binds it to this row and its owner, so a value
+        copied into another row (or handed to another user) does not decrypt."""
+        return f"convai-admin:apikey:{self.owner_id}:{self.pk}".encode()
