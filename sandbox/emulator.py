@@ -1,0 +1,258 @@
+"""The character operations of the emulated Convai API, with the documented messages.
+
+Each operation takes the authenticated key and the decoded JSON body and returns the success
+body; a documented failure is raised as `RemoteError(status, body)`. Field names, status codes
+and messages follow character-base-api.md exactly; list/voices/languages follow api-notes.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Q
+
+from .models import Listing, SandboxCharacter, SandboxKey
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+
+CREATE_FAILED = (
+    "Error in creating the character. Check if all the input data is valid. "
+    "Contact support for more info."
+)
+NOT_FOUND = "Could not fetch character details from all_characters table."
+BACKSTORY_FAILED = "Could not update character backstory."
+UPDATE_FAILED = "Could not update all_characters table."
+GET_FAILED = "INTERNAL SERVER ERROR, one or more database calls failed!"
+INVALID_KEY = "Invalid API key provided."
+MISSING_KEY = "api_key not found."
+
+MAX_NAME_LENGTH = 255
+MAX_BACKSTORY_LENGTH = 100_000
+DEFAULT_LANGUAGE = "en-US"
+
+
+class RemoteError(Exception):
+    """A documented failure: the status and the exact JSON body to answer with."""
+
+    def __init__(self, status: int, key: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = {key: message}
+
+
+# --- catalogues -------------------------------------------------------------------------------
+
+
+@functools.cache
+def _data(name: str) -> list[dict[str, Any]]:
+    with (DATA_DIR / name).open(encoding="utf-8") as handle:
+        rows: list[dict[str, Any]] = json.load(handle)
+    return rows
+
+
+@functools.cache
+def voices_payload() -> dict[str, list[dict[str, Any]]]:
+    """The voice table in Convai's shape: `{section: [{display name: {voice_value, ...}}]}`."""
+    sections: dict[str, list[dict[str, Any]]] = {}
+    for voice in _data("voices.json"):
+        details = {
+            "voice_value": voice["voice_value"],
+            "lang_codes": list(voice.get("lang_codes", [])),
+            "gender": voice.get("gender", ""),
+            "sample_link": voice.get("sample_link", ""),
+        }
+        sections.setdefault(voice["section"], []).append({voice["name"]: details})
+    return sections
+
+
+@functools.cache
+def languages_payload() -> list[dict[str, dict[str, str]]]:
+    """The language table in Convai's shape: `[{code: {lang_code, lang_name}}]`."""
+    return [
+        {row["lang_code"]: {"lang_code": row["lang_code"], "lang_name": row["lang_name"]}}
+        for row in _data("languages.json")
+    ]
+
+
+@functools.cache
+def language_codes() -> frozenset[str]:
+    return frozenset(row["lang_code"] for row in _data("languages.json"))
+
+
+# --- shapes -----------------------------------------------------------------------------------
+
+
+def list_item(character: SandboxCharacter) -> dict[str, Any]:
+    """The list-item shape: a `get` result without backstory, plus the extra fields seen in
+    practice."""
+    codes = list(character.language_codes) or [DEFAULT_LANGUAGE]
+    return {
+        "character_name": character.character_name,
+        "user_id": character.owner.user_id,
+        "character_id": character.character_id,
+        "voice_type": character.voice_type,
+        "timestamp": character.created_at.astimezone(UTC)
+        .replace(tzinfo=None)
+        .isoformat(timespec="seconds"),
+        "character_actions": list(character.actions),
+        "character_emotions": [],
+        "language_code": codes[0],
+        "language_codes": codes,
+        "listing": character.listing,
+        "model_details": {},
+        "memory_settings": {"enabled": False},
+        "last_interacted_with": None,
+    }
+
+
+def full_item(character: SandboxCharacter) -> dict[str, Any]:
+    return {**list_item(character), "backstory": character.backstory}
+
+
+# --- validation helpers -----------------------------------------------------------------------
+
+
+def _actions(value: Any) -> list[str] | None:
+    """Actions as Convai takes them: a comma-separated string, or (leniently) a list."""
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        items = value
+    else:
+        return None
+    return [item.strip() for item in items if item.strip()]
+
+
+def _text(value: Any, limit: int) -> str | None:
+    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+        return None
+    return value
+
+
+def _owned(key: SandboxKey, char_id: Any) -> SandboxCharacter:
+    if not isinstance(char_id, str) or not char_id:
+        raise RemoteError(400, "ERROR", NOT_FOUND)
+    character = (
+        SandboxCharacter.objects.select_related("owner")
+        .filter(character_id=char_id, owner=key)
+        .first()
+    )
+    if character is None:
+        raise RemoteError(400, "ERROR", NOT_FOUND)
+    return character
+
+
+# --- operations -------------------------------------------------------------------------------
+
+
+def create(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
+    name = _text(body.get("charName"), MAX_NAME_LENGTH)
+    voice = _text(body.get("voiceType"), MAX_NAME_LENGTH)
+    backstory = _text(body.get("backstory"), MAX_BACKSTORY_LENGTH)
+    actions = _actions(body.get("actions", ""))
+    if name is None or voice is None or backstory is None or actions is None:
+        raise RemoteError(400, "INTERNAL_ERROR", CREATE_FAILED)
+    character = SandboxCharacter.objects.create(
+        owner=key,
+        character_name=name,
+        voice_type=voice,
+        backstory=backstory,
+        actions=actions,
+        language_codes=[DEFAULT_LANGUAGE],
+    )
+    return {"charID": character.character_id}
+
+
+def update(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
+    with transaction.atomic():
+        character = _owned(key, body.get("charID"))
+        if "backstory" in body:
+            backstory = _text(body["backstory"], MAX_BACKSTORY_LENGTH)
+            if backstory is None:
+                raise RemoteError(400, "ERROR", BACKSTORY_FAILED)
+            character.backstory = backstory
+        changes: dict[str, Any] = {}
+        if "charName" in body:
+            changes["character_name"] = _text(body["charName"], MAX_NAME_LENGTH)
+        if "voiceType" in body:
+            changes["voice_type"] = _text(body["voiceType"], MAX_NAME_LENGTH)
+        if "action" in body:
+            changes["actions"] = _actions(body["action"])
+        if "languageCodes" in body or "languageCode" in body:
+            changes["language_codes"] = _languages(body)
+        if any(value is None for value in changes.values()):
+            raise RemoteError(400, "ERROR", UPDATE_FAILED)
+        for field, value in changes.items():
+            setattr(character, field, value)
+        character.save()
+    return {"STATUS": "SUCCESS"}
+
+
+def _languages(body: Mapping[str, Any]) -> list[str] | None:
+    """`languageCodes` (documented list); `languageCode` (one string, sent by some SDKs)."""
+    value = body["languageCodes"] if "languageCodes" in body else [body["languageCode"]]
+    if not isinstance(value, list) or not value:
+        return None
+    known = language_codes()
+    if not all(isinstance(code, str) and code in known for code in value):
+        return None
+    return list(dict.fromkeys(value))
+
+
+def get(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
+    """By charID, else by charName; the key's own characters first, then public ones."""
+    visible = SandboxCharacter.objects.select_related("owner").filter(
+        Q(owner=key) | Q(listing=Listing.PUBLIC)
+    )
+    char_id, name = body.get("charID"), body.get("charName")
+    if isinstance(char_id, str) and char_id:
+        character = visible.filter(character_id=char_id).first()
+    elif isinstance(name, str) and name:
+        matches = visible.filter(character_name=name)
+        character = matches.filter(owner=key).first() or matches.first()
+    else:
+        character = None
+    if character is None:
+        raise RemoteError(400, "ERROR", GET_FAILED)
+    return full_item(character)
+
+
+def clone(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
+    include_kb = body.get("KB", False)
+    if not isinstance(include_kb, bool):
+        raise RemoteError(400, "ERROR", UPDATE_FAILED)
+    source = _owned(key, body.get("charID"))
+    copy = SandboxCharacter.objects.create(
+        owner=key,
+        character_name=source.character_name,
+        voice_type=source.voice_type,
+        backstory=source.backstory,
+        actions=list(source.actions),
+        language_codes=list(source.language_codes),
+        knowledge_base=list(source.knowledge_base) if include_kb else [],
+    )
+    return {"charID": copy.character_id}
+
+
+def delete(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
+    _owned(key, body.get("charID")).delete()
+    return {"STATUS": "SUCCESS"}
+
+
+def list_characters(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
+    characters = SandboxCharacter.objects.select_related("owner").filter(owner=key)
+    return {"characters": [list_item(character) for character in characters]}
+
+
+def voices(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    return voices_payload()
+
+
+def languages(key: SandboxKey, body: Mapping[str, Any]) -> list[dict[str, dict[str, str]]]:
+    return languages_payload()

@@ -1,0 +1,87 @@
+"""The sandbox's own state: keys (stored as hashes only), the characters each key owns, and the
+fault configuration. It lives in the database so it survives restarts, like a real provider."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+def _new_user_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _new_character_id() -> str:
+    return str(uuid.uuid4())
+
+
+class SandboxKey(models.Model):
+    """One sandbox API key = one remote user. Only the SHA-256 of the key is kept."""
+
+    label = models.CharField(max_length=80)
+    key_hash = models.CharField(max_length=64, unique=True)
+    user_id = models.CharField(max_length=32, unique=True, default=_new_user_id)
+    request_count = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Listing(models.TextChoices):
+    UNLISTED = "unlisted"
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+class SandboxCharacter(models.Model):
+    """A remote character, stored in the list-item shape Convai returns (plus backstory)."""
+
+    character_id = models.CharField(max_length=36, unique=True, default=_new_character_id)
+    owner = models.ForeignKey(SandboxKey, on_delete=models.CASCADE, related_name="characters")
+    character_name = models.CharField(max_length=255, db_index=True)
+    voice_type = models.CharField(max_length=255)
+    backstory = models.TextField()
+    actions = models.JSONField(default=list)
+    language_codes = models.JSONField(default=list)
+    listing = models.CharField(max_length=10, choices=Listing.choices, default=Listing.UNLISTED)
+    # Document names standing in for a knowledge base: only copied by a clone with KB=true.
+    knowledge_base = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return self.character_name
+
+
+class SandboxFault(models.Model):
+    """Injected misbehaviour for tests and demos. `key_label` "" is the global row; any other
+    value applies to every key with that label."""
+
+    key_label = models.CharField(max_length=80, unique=True, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    failure_rate = models.FloatField(default=0.0)
+    outage = models.BooleanField(default=False)
+    rate_limit = models.BooleanField(default=False)
+    retry_after = models.PositiveIntegerField(default=1)
+    malformed = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(failure_rate__gte=0) & models.Q(failure_rate__lte=1),
+                name="sandbox_fault_rate_between_0_and_1",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.key_label or "(global)"
