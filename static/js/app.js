@@ -1,1 +1,230 @@
-// Convai Admin behaviour (no inline scripts anywhere: strict CSP).
+// Convai Admin behaviour. No inline scripts anywhere (strict CSP): everything lives here, and
+// every page still works without it (confirmations are plain pages, forms plain forms).
+(function () {
+  "use strict";
+
+  var root = document.documentElement;
+  root.classList.add("js");
+
+  // Requests in flight, for the progress bar (.htmx-busy on <html>).
+  var inFlight = 0;
+
+  function setBusy(delta) {
+    inFlight = delta === 0 ? 0 : Math.max(0, inFlight + delta);
+    root.classList.toggle("htmx-busy", inFlight > 0);
+  }
+
+  function modal() {
+    return document.getElementById("modal");
+  }
+
+  function modalContent() {
+    return document.getElementById("modal-content");
+  }
+
+  function openModal() {
+    var dialog = modal();
+    if (dialog && !dialog.open && typeof dialog.showModal === "function") {
+      dialog.showModal();
+    }
+  }
+
+  function closeModal() {
+    var dialog = modal();
+    if (dialog && dialog.open) {
+      dialog.close();
+    }
+  }
+
+  // Show a message in the flash area, e.g. when an htmx request fails.
+  function flash(level, text) {
+    var box = document.getElementById("messages");
+    if (!box) {
+      return;
+    }
+    var alert = document.createElement("div");
+    alert.className = "alert alert-" + level;
+    alert.setAttribute("role", level === "error" ? "alert" : "status");
+    var body = document.createElement("div");
+    body.className = "alert-body";
+    body.textContent = text;
+    var dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "alert-dismiss";
+    dismiss.setAttribute("data-dismiss-alert", "");
+    dismiss.setAttribute("aria-label", "Dismiss message");
+    dismiss.textContent = "\u00d7";
+    alert.appendChild(body);
+    alert.appendChild(dismiss);
+    box.appendChild(alert);
+  }
+
+  function isInsideModal(element) {
+    var dialog = modal();
+    return Boolean(dialog && element && dialog.contains(element));
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    if (!(target instanceof Element)) {
+      return;
+    }
+    var closer = target.closest("[data-close-dialog]");
+    if (closer) {
+      event.preventDefault();
+      var dialog = closer.closest("dialog") || modal();
+      if (dialog && dialog.open) {
+        dialog.close();
+      }
+      return;
+    }
+    var dismiss = target.closest("[data-dismiss-alert]");
+    if (dismiss) {
+      var alert = dismiss.closest(".alert");
+      if (alert) {
+        alert.remove();
+      }
+      var main = document.getElementById("main");
+      if (main) {
+        main.focus({ preventScroll: true });
+      }
+      return;
+    }
+    // A click on the backdrop (the dialog element itself, outside its content) closes it.
+    var dialogElement = modal();
+    if (target === dialogElement && dialogElement.open) {
+      var box = dialogElement.getBoundingClientRect();
+      var inside =
+        event.clientX >= box.left &&
+        event.clientX <= box.right &&
+        event.clientY >= box.top &&
+        event.clientY <= box.bottom;
+      if (!inside) {
+        dialogElement.close();
+      }
+    }
+  });
+
+  // Close any open <details> menu when clicking elsewhere or pressing Escape.
+  function closeMenus(except) {
+    document.querySelectorAll("details[open].team-switcher, details[open].nav-user, details[open].nav-mobile")
+      .forEach(function (details) {
+        if (details !== except) {
+          details.removeAttribute("open");
+        }
+      });
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    if (!(target instanceof Element)) {
+      return;
+    }
+    closeMenus(target.closest("details"));
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") {
+      var openMenu = document.querySelector(
+        "details[open].team-switcher, details[open].nav-user, details[open].nav-mobile"
+      );
+      if (openMenu) {
+        closeMenus(null);
+        var summary = openMenu.querySelector("summary");
+        if (summary) {
+          summary.focus();
+        }
+      }
+    }
+  });
+
+  // The dialog: empty it when it closes (Escape, close button, submit), so stale content from
+  // one confirmation never shows in the next, and give focus back to where it came from.
+  var returnFocusTo = null;
+
+  document.addEventListener("DOMContentLoaded", function () {
+    var dialog = modal();
+    if (!dialog) {
+      return;
+    }
+    dialog.addEventListener("close", function () {
+      var content = modalContent();
+      if (content) {
+        content.innerHTML = "";
+      }
+      if (returnFocusTo && document.contains(returnFocusTo)) {
+        returnFocusTo.focus();
+      }
+      returnFocusTo = null;
+    });
+  });
+
+  // htmx events bubble to document, so listening here works before htmx has loaded.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    setBusy(1);
+    var content = modalContent();
+    if (content && event.detail && event.detail.target === content) {
+      returnFocusTo = document.activeElement;
+    }
+  });
+
+  document.addEventListener("htmx:afterRequest", function (event) {
+    setBusy(-1);
+    var detail = event.detail || {};
+    var source = detail.elt;
+    // A successful submit from inside the dialog closes it, unless the answer was swapped
+    // back into the dialog (e.g. the form again, with errors).
+    if (detail.successful && isInsideModal(source) && !isInsideModal(detail.target)) {
+      closeModal();
+    }
+  });
+
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var content = modalContent();
+    if (content && event.detail && event.detail.target === content) {
+      if (content.textContent.trim() === "" && !content.querySelector("form, button, a")) {
+        closeModal();
+      } else {
+        openModal();
+      }
+    }
+  });
+
+  // A plain (non-htmx) form inside the dialog navigates away; close it so the page behind is
+  // what the user sees while the browser loads the answer.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!(form instanceof HTMLFormElement) || !isInsideModal(form) || event.defaultPrevented) {
+      return;
+    }
+    if (form.hasAttribute("hx-post") || form.hasAttribute("hx-get") || form.method === "dialog") {
+      return;
+    }
+    closeModal();
+  });
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail && event.detail.xhr;
+    var status = xhr ? xhr.status : 0;
+    var text;
+    if (status === 403) {
+      text = "You do not have permission to do that. Ask an admin of this team if you need it.";
+    } else if (status === 404) {
+      text = "That item no longer exists. Reload the page to see the current state.";
+    } else if (status === 429) {
+      text = "Too many requests. Wait a moment and try again.";
+    } else {
+      text = "Something went wrong on the server (" + status + "). Reload the page and try again.";
+    }
+    flash("error", text);
+  });
+
+  document.addEventListener("htmx:sendError", function () {
+    flash("error", "Could not reach the server. Check your connection and try again.");
+  });
+
+  document.addEventListener("htmx:timeout", function () {
+    setBusy(0);
+    flash("error", "The server took too long to answer. Try again in a moment.");
+  });
+})();
