@@ -39,5 +39,41 @@ def pending_invitations(team: Team) -> QuerySet[Invitation]:
     )
 
 
+def team_member_count(team: Team) -> int:
+    return Membership.objects.filter(team=team).count()
+
+
+def team_member(team: Team, membership_id: int) -> Membership | None:
+    """One member of the team, or None (a membership of another team does not exist here)."""
+    return Membership.objects.select_related("user").filter(team=team, pk=membership_id).first()
+
+
+def pending_invitation_count(team: Team) -> int:
+    return pending_invitations(team).count()
+
+
+def closed_invitations(team: Team, limit: int = 20) -> QuerySet[Invitation]:
+    """Recently used, revoked or expired invitations, for the admins' history view."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    return (
+        Invitation.objects.filter(team=team)
+        .filter(
+            Q(accepted_at__isnull=False)
+            | Q(revoked_at__isnull=False)
+            | Q(expires_at__lte=timezone.now())
+        )
+        .select_related("created_by", "accepted_by")
+        .order_by("-created_at")[:limit]
+    )
+
+
+def team_invitation(team: Team, invitation_id: int) -> Invitation | None:
+    return (
+        Invitation.objects.select_related("created_by").filter(team=team, pk=invitation_id).first()
+    )
+
+
 def api_keys_for(user: User) -> QuerySet[ApiKey]:
     return ApiKey.objects.filter(owner=user, revoked_at__isnull=True).order_by("-created_at")
