@@ -86,7 +86,7 @@ def test_csp_header_is_strict(client: Client) -> None:
 
 @pytest.mark.django_db
 def test_csp_header_on_signed_in_pages(client: Client) -> None:
-    membership = MembershipFactory(role=Role.OWNER)
+    membership = MembershipFactory.create(role=Role.OWNER)
     client.force_login(membership.user)
     response = client.get(reverse("team_overview", args=[membership.team.slug]))
     assert response.status_code == 200
@@ -126,7 +126,7 @@ def test_login_page_renders_without_navigation(client: Client) -> None:
 
 @pytest.mark.django_db
 def test_wrong_password_shows_an_error(client: Client) -> None:
-    membership = MembershipFactory()
+    membership = MembershipFactory.create()
     response = client.post(
         reverse("login"), {"username": membership.user.username, "password": "nope-nope-nope"}
     )
@@ -136,7 +136,7 @@ def test_wrong_password_shows_an_error(client: Client) -> None:
 
 @pytest.mark.django_db
 def test_lockout_page_after_five_failures(client: Client) -> None:
-    membership = MembershipFactory()
+    membership = MembershipFactory.create()
     data = {"username": membership.user.username, "password": "wrong-password-1"}
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         assert client.post(reverse("login"), data).status_code == 200
@@ -167,7 +167,7 @@ def test_page_loads_htmx_and_app_js_from_own_origin(client: Client) -> None:
 
 
 def _signed_in(client: Client, role: str = Role.OWNER) -> Membership:
-    membership = MembershipFactory(role=role)
+    membership = MembershipFactory.create(role=role)
     client.force_login(membership.user)
     return membership
 
@@ -186,8 +186,8 @@ def test_navigation_marks_the_current_page(client: Client) -> None:
 @pytest.mark.django_db
 def test_team_switcher_lists_only_my_teams(client: Client) -> None:
     membership = _signed_in(client)
-    other = MembershipFactory(user=membership.user, role=Role.VIEWER)
-    stranger = MembershipFactory()
+    other = MembershipFactory.create(user=membership.user, role=Role.VIEWER)
+    stranger = MembershipFactory.create()
     html = client.get(reverse("api_keys")).content.decode()
     assert membership.team.name in html
     assert other.team.name in html

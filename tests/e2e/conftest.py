@@ -1,0 +1,101 @@
+"""Browser tests: Playwright driving Debian's Chromium against pytest-django's live server.
+
+Never downloads a browser. When Chromium is missing, every test here is skipped with the
+command that installs it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM (used by the tests to
+# set up data) would otherwise refuse to run next to it.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 390, "height": 844}
+
+
+def _chromium_available() -> bool:
+    path = Path(CHROMIUM)
+    return path.is_file() and os.access(path, os.X_OK)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not _chromium_available():
+        pytest.skip(f"Chromium not found at {CHROMIUM}; install it with apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+class BrowserPage:
+    """A Playwright page on the live server that records CSP violations and script errors."""
+
+    def __init__(self, page: Any, base_url: str) -> None:
+        self.page = page
+        self.base_url = base_url
+        self.csp_violations: list[str] = []
+        self.script_errors: list[str] = []
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda error: self.script_errors.append(str(error)))
+
+    def _on_console(self, message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            self.csp_violations.append(message.text)
+
+    def goto(self, path: str) -> Any:
+        return self.page.goto(self.base_url + path)
+
+    def sign_in(self, username: str, password: str) -> None:
+        self.goto("/accounts/login/")
+        self.page.get_by_label("Username").fill(username)
+        self.page.get_by_label("Password").fill(password)
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.wait_for_load_state("domcontentloaded")
+
+    def scroll_width(self) -> int:
+        return int(self.page.evaluate("document.documentElement.scrollWidth"))
+
+
+@pytest.fixture
+def open_page(browser: Any, live_server: Any) -> Iterator[Callable[..., BrowserPage]]:
+    """open_page(viewport=DESKTOP) -> BrowserPage in a fresh browser context (own cookies)."""
+    contexts: list[Any] = []
+
+    def open_(viewport: dict[str, int] = DESKTOP) -> BrowserPage:
+        context = browser.new_context(viewport=viewport)
+        context.set_default_timeout(5000)
+        contexts.append(context)
+        return BrowserPage(context.new_page(), live_server.url)
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def owner(transactional_db: None) -> Any:
+    """An Owner of a team, whose password is TEST_PASSWORD."""
+    from accounts.models import Role
+    from tests.factories import MembershipFactory
+
+    return MembershipFactory.create(
+        role=Role.OWNER,
+        team__name="Northwind Studio",
+        user__first_name="Maya",
+        user__last_name="Okafor",
+    )
