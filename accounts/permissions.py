@@ -50,7 +50,9 @@ def team_view(minimum: str = Role.VIEWER) -> Callable[[ViewFunc], ViewFunc]:
                 raise Http404("No such team.")
             request.membership = membership  # type: ignore[attr-defined]
             request.team = membership.team  # type: ignore[attr-defined]
-            request.session[CURRENT_TEAM_SESSION_KEY] = membership.team.slug
+            if request.session.get(CURRENT_TEAM_SESSION_KEY) != membership.team.slug:
+                # Only when it changes: writing it always would save the session every request.
+                request.session[CURRENT_TEAM_SESSION_KEY] = membership.team.slug
             require_role(membership, minimum)
             return view(request, *args, **kwargs)
 

@@ -246,6 +246,18 @@ def _member_in_team(team: Team, membership_id: int) -> Membership:
     return member
 
 
+def _changed_meanwhile() -> TeamError:
+    return TeamError(
+        "That member's role changed or they left while you were looking. Reload the page and "
+        "try again."
+    )
+
+
+def _lock_unchanged(target: Membership) -> bool:
+    """Lock the member's row; False when it is gone or its role changed since it was read."""
+    return Membership.objects.select_for_update().filter(pk=target.pk, role=target.role).exists()
+
+
 def change_member_role(
     actor: Membership,
     membership_id: int,
@@ -256,26 +268,29 @@ def change_member_role(
     """Change a member's role within what the actor may assign, keeping at least one Owner."""
     _require(actor, Role.ADMIN, "member.role_changed", request=request)
     new_role = Role(new_role)
+    target = _member_in_team(actor.team, membership_id)
+    label = target.user.display_name
+    old_role = Role(target.role)
+    own = target.pk == actor.pk
+    allowed = (own and can_change_own_role(actor)) or can_manage(actor, target)
+    if not allowed or new_role not in assignable_roles(actor):
+        # Recorded outside any transaction, so the refusal stays in the log.
+        raise _deny(
+            actor,
+            "member.role_changed",
+            "Only an Owner can change the role of Admins and Owners, or make someone an "
+            "Admin or Owner. Ask an Owner of this team.",
+            request=request,
+            target_type="membership",
+            target_id=target.pk,
+            target_label=label,
+            details={"role_change": [old_role.value, new_role.value]},
+        )
+    if old_role == new_role:
+        return target
     with transaction.atomic():
-        target = _member_in_team(actor.team, membership_id)
-        label = target.user.display_name
-        old_role = Role(target.role)
-        own = target.pk == actor.pk
-        allowed = (own and can_change_own_role(actor)) or can_manage(actor, target)
-        if not allowed or new_role not in assignable_roles(actor):
-            raise _deny(
-                actor,
-                "member.role_changed",
-                "Only an Owner can change the role of Admins and Owners, or make someone an "
-                "Admin or Owner. Ask an Owner of this team.",
-                request=request,
-                target_type="membership",
-                target_id=target.pk,
-                target_label=label,
-                details={"role_change": [old_role.value, new_role.value]},
-            )
-        if old_role == new_role:
-            return target
+        if not _lock_unchanged(target):
+            raise _changed_meanwhile()
         if old_role == Role.OWNER and _owner_count_locked(actor.team) <= 1:
             raise LastOwnerError(
                 f"{label} is the only Owner. Make someone else an Owner first, then change "
@@ -301,21 +316,23 @@ def remove_member(
 ) -> Membership:
     """Remove someone else from the team (to remove yourself, leave)."""
     _require(actor, Role.ADMIN, "member.removed", request=request)
+    target = _member_in_team(actor.team, membership_id)
+    label = target.user.display_name
+    if target.pk == actor.pk:
+        raise TeamError("To remove yourself from the team, use “Leave team”.")
+    if not can_manage(actor, target):
+        raise _deny(
+            actor,
+            "member.removed",
+            "Only an Owner can remove Admins and Owners. Ask an Owner of this team.",
+            request=request,
+            target_type="membership",
+            target_id=target.pk,
+            target_label=label,
+        )
     with transaction.atomic():
-        target = _member_in_team(actor.team, membership_id)
-        label = target.user.display_name
-        if target.pk == actor.pk:
-            raise TeamError("To remove yourself from the team, use “Leave team”.")
-        if not can_manage(actor, target):
-            raise _deny(
-                actor,
-                "member.removed",
-                "Only an Owner can remove Admins and Owners. Ask an Owner of this team.",
-                request=request,
-                target_type="membership",
-                target_id=target.pk,
-                target_label=label,
-            )
+        if not _lock_unchanged(target):
+            raise _changed_meanwhile()
         if target.role == Role.OWNER and _owner_count_locked(actor.team) <= 1:
             raise LastOwnerError(f"{label} is the only Owner and cannot be removed.")
         target_pk, role, username = target.pk, target.role, target.user.username
