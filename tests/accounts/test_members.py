@@ -184,7 +184,7 @@ def test_members_page_lists_members_with_badges(client: Client, team) -> None:
     assert editor.user.username in html
     assert editor.user.display_name in html
     assert outsider.user.username not in html
-    assert 'badge badge-editor' in html
+    assert "badge badge-editor" in html
     assert reverse("member_remove", args=[team.slug, editor.pk]) in html
     assert reverse("member_role", args=[team.slug, editor.pk]) in html
     # An admin's own row offers leaving, not removing or changing.
