@@ -77,6 +77,15 @@ def thread_session() -> requests.Session:
     return session
 
 
+def close_thread_session() -> None:
+    """Drop the calling thread's pooled connections (tests close them before a live server
+    stops; long-running workers may call it to shed idle sockets)."""
+    session: requests.Session | None = getattr(_local, "session", None)
+    if session is not None:
+        session.close()
+        _local.session = None
+
+
 def catalogue_cache_key(kind: str, base_url: str, api_key: str) -> str:
     """Cache key for a per-key catalogue. Holds a keyed hash of the key, never the key."""
     digest = salted_hmac("convai.catalogue", f"{base_url}\n{api_key}", algorithm="sha256")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.http import HttpResponse
 from django.test import Client
 
 from sandbox import views
@@ -18,12 +18,12 @@ from sandbox.services import create_sandbox_key as new_key
 
 pytestmark = pytest.mark.django_db
 
-Call = Callable[[str], HttpResponse]
+Call = Callable[[str], Any]
 
 
 @pytest.fixture
 def call(client: Client) -> Call:
-    def do(key: str) -> HttpResponse:
+    def do(key: str) -> Any:
         return client.post(
             "/sandbox/character/list",
             content_type="application/json",
