@@ -208,27 +208,26 @@ class ConvaiClient:
     # --- catalogues -----------------------------------------------------------------------
 
     def list_voices(self) -> list[Voice]:
-        payload = self._cached_catalogue("voices", "/tts/get_available_voices")
-        return self._parse(lambda: _voices_from(payload), "the voice list")
+        return self._catalogue("voices", "/tts/get_available_voices", _voices_from)
 
     def list_languages(self) -> list[Language]:
-        payload = self._cached_catalogue("languages", "/tts/get_available_languages")
-        return self._parse(lambda: _languages_from(payload), "the language list")
+        return self._catalogue("languages", "/tts/get_available_languages", _languages_from)
 
-    def _cached_catalogue(self, kind: str, path: str) -> Any:
-        """The raw catalogue payload, cached per key (parsing is cheap; caching raw JSON keeps
-        a shared cache valid across code changes)."""
+    def _catalogue(self, kind: str, path: str, parse: Callable[[Any], list[T]]) -> list[T]:
+        """Cached per key for an hour. The raw JSON is cached (parsing is cheap, and a raw
+        payload stays valid across code changes); only after it parsed, so a bad answer is
+        not served for an hour."""
         key = catalogue_cache_key(kind, self.base_url, self._api_key)
-        payload = cache.get(key)
-        if payload is None:
-            payload = self._call("GET", path, None, retry=True, allow_list=True)
-            # Validate before caching so a bad answer is not served for an hour.
-            self._parse(
-                lambda: _voices_from(payload) if kind == "voices" else _languages_from(payload),
-                f"the {kind} list",
-            )
+        cached = cache.get(key)
+        payload = (
+            cached
+            if cached is not None
+            else self._call("GET", path, None, retry=True, allow_list=True)
+        )
+        result = self._parse(lambda: parse(payload), f"the {kind} list")
+        if cached is None:
             cache.set(key, payload, settings.CONVAI_CATALOGUE_CACHE_SECONDS)
-        return payload
+        return result
 
     # --- transport ------------------------------------------------------------------------
 
