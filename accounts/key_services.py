@@ -56,6 +56,10 @@ class VerificationFailed(ApiKeyError):
     """Convai refused or garbled the check for another reason."""
 
 
+class EncryptionUnavailable(ApiKeyError):
+    """The server's keyring is missing or malformed, so no key can be stored safely."""
+
+
 class ApiKeyNotFound(ApiKeyError):
     """No such key among the user's own keys (another user's key does not exist for you)."""
 
@@ -123,6 +127,13 @@ def add_api_key(
     label = label.strip()
     raw_key = raw_key.strip()
     last_four = raw_key[-4:]
+    try:
+        crypto.get_keyring()  # fail before calling Convai if the key could not be stored
+    except crypto.KeyringError:
+        raise EncryptionUnavailable(
+            "Keys cannot be stored right now: this server's encryption keyring is not set up. "
+            "Ask your administrator to run `python manage.py check`."
+        ) from None
     if not skip_verification:
         try:
             _check_with_convai(raw_key)

@@ -26,8 +26,10 @@ from accounts import key_services
 from accounts.key_services import add_api_key, client_for, revoke_api_key
 from accounts.models import ApiKey, User
 from audit.models import AuditEvent
+from characters.convai.client import close_thread_session
 from sandbox.services import create_sandbox_key, revoke_sandbox_keys
 from tests.factories import UserFactory
+from tests.sandbox.support import _live_server_without_nagle  # noqa: F401  (fast live server)
 
 UNREACHABLE = "http://127.0.0.1:9/sandbox"  # nothing listens on the discard port
 
@@ -80,9 +82,12 @@ def assert_logs_clean(caplog: pytest.LogCaptureFixture, secret: str) -> None:
 
 
 @pytest.fixture
-def sandbox(live_server, settings, transactional_db) -> str:
+def sandbox(live_server, settings, transactional_db) -> Iterator[str]:
     settings.CONVAI_API_BASE_URL = f"{live_server.url}/sandbox"
-    return settings.CONVAI_API_BASE_URL
+    yield settings.CONVAI_API_BASE_URL
+    # Keep-alive connections must not outlive the test (the live server's threads share the
+    # test database connection only while a test runs).
+    close_thread_session()
 
 
 @pytest.fixture
@@ -238,6 +243,17 @@ def test_the_key_is_never_rendered_back_after_a_form_error(member: Client, user:
         page = member.post(URL, {"label": "New", "key": bad}).content.decode()
         assert bad not in page
     assert ApiKey.objects.count() == 1
+
+
+def test_a_missing_keyring_is_a_clear_message_not_a_crash(member: Client, settings) -> None:
+    settings.ENCRYPTION_KEYS = ""
+    raw = secrets.token_hex(16)
+    response = member.post(URL, {"label": "Nowhere", "key": raw, "save_unverified": "1"})
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "encryption keyring is not set up" in page
+    assert_secret_absent(page, raw)
+    assert not ApiKey.objects.exists()
 
 
 def test_the_key_post_parameter_is_hidden_from_error_reports(member: Client) -> None:
