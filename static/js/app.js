@@ -179,6 +179,24 @@
     }
   });
 
+  // A whole page where a fragment was expected means the request was redirected, e.g. to the
+  // sign-in page after the session expired: go there instead of nesting a page in the dialog.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var detail = event.detail || {};
+    var xhr = detail.xhr;
+    var body = xhr && typeof xhr.responseText === "string" ? xhr.responseText : "";
+    if (!detail.shouldSwap || !xhr || !xhr.responseURL || !/^\s*<!doctype html/i.test(body)) {
+      return;
+    }
+    var requested = detail.requestConfig && detail.requestConfig.path;
+    var redirected =
+      requested && new URL(xhr.responseURL).pathname !== new URL(requested, window.location.href).pathname;
+    if (redirected) {
+      detail.shouldSwap = false;
+      window.location.assign(xhr.responseURL);
+    }
+  });
+
   document.addEventListener("htmx:afterSwap", function (event) {
     var content = modalContent();
     if (content && event.detail && event.detail.target === content) {

@@ -71,3 +71,18 @@ def test_flash_messages_can_be_dismissed(open_page: Any, owner: Any) -> None:
     page.wait_for_selector(".messages .alert")
     page.get_by_role("button", name="Dismiss message").first.click()
     assert page.locator(".messages .alert").count() == 0
+
+
+def test_expired_session_goes_to_sign_in_instead_of_filling_the_dialog(
+    open_page: Any, owner: Any
+) -> None:
+    ApiKey.objects.create(owner=owner.user, label="Build machine", last_four="9f2c")
+    browser_page = open_page()
+    browser_page.sign_in(owner.user.username, TEST_PASSWORD)
+    browser_page.goto(reverse("api_keys"))
+    page = browser_page.page
+    page.context.clear_cookies()  # the session is gone
+    page.get_by_role("link", name="Revoke Build machine").click()
+    page.wait_for_url(lambda url: f"{reverse('login')}?next=" in url)
+    assert not _is_open(page)
+    assert page.get_by_role("button", name="Sign in").is_visible()
