@@ -191,7 +191,14 @@ def verify_api_key(
     api_key = _own_key(user, api_key_id)
     if not api_key.is_active:
         raise ApiKeyUnusable(f"The API key “{api_key.label}” was revoked and cannot be used.")
-    raw_key = reveal(api_key)
+    try:
+        raw_key = reveal(api_key)
+    except crypto.DecryptionError:
+        raise ApiKeyUnusable(
+            f"The API key “{api_key.label}” can no longer be read on this server (its "
+            "encryption key is missing). Ask your administrator to run `python manage.py "
+            "check`, or revoke it and add it again."
+        ) from None
     try:
         _check_with_convai(raw_key)
     except ApiKeyError as error:

@@ -367,6 +367,16 @@ def test_verify_reports_a_key_convai_no_longer_accepts(
     assert event.outcome == "failure" and event.details["reason"] == "rejected by Convai"
 
 
+def test_verify_explains_a_key_the_keyring_can_no_longer_read(
+    member: Client, user: User, settings
+) -> None:
+    api_key = add_api_key(user, "Orphan", secrets.token_hex(16), skip_verification=True)
+    settings.ENCRYPTION_KEYS = "other:" + "A" * 43 + "="
+    response = member.post(reverse("api_key_verify", args=[api_key.pk]), follow=True)
+    assert response.status_code == 200
+    assert "can no longer be read" in response.content.decode()
+
+
 # --- revoking ---------------------------------------------------------------------------
 
 
