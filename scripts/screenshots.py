@@ -48,6 +48,10 @@ def main() -> None:
         "invitations": f"/t/{args.team}/invitations/",
         "invite": f"/t/{args.team}/invitations/new/",
         "api-keys": "/account/api-keys/",
+        "teams": "/teams/",
+        "team-new": "/teams/new/",
+        "team-settings": f"/t/{args.team}/settings/",
+        "team-leave": f"/t/{args.team}/leave/",
         "password": "/accounts/password/",
         "not-found": "/no-such-page/",
     }
@@ -85,7 +89,15 @@ def main() -> None:
                 page.goto(f"{args.base}/account/api-keys/")
                 page.get_by_role("link", name="Revoke").first.click()
                 page.wait_for_selector("#modal[open]")
+                page.wait_for_timeout(400)
                 page.screenshot(path=str(out / f"dialog-{suffix}.png"))
+            if not only or "invitation" in only:
+                page.goto(f"{args.base}/t/{args.team}/invitations/new/")
+                page.get_by_role("button", name="Create invitation link").click()
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=str(out / f"invitation-created-{suffix}.png"), full_page=True)
+                page.goto(f"{args.base}/t/{args.team}/invitations/")
+                page.screenshot(path=str(out / f"invitations-full-{suffix}.png"), full_page=True)
             if not only or "menu" in only:
                 page.goto(f"{args.base}/t/{args.team}/")
                 menu = ".nav-mobile > summary" if width < 900 else ".team-switcher > summary"
