@@ -272,6 +272,12 @@ class ConvaiClient:
             time.sleep(delay)
 
     def _send(self, method: str, path: str, body: Mapping[str, Any] | None) -> requests.Response:
+        if not (self._api_key.isascii() and self._api_key.isprintable()):
+            # An HTTP header cannot carry it; the encoding error would quote the key.
+            raise ConvaiAuthError(
+                "This API key contains characters that cannot be sent to Convai. Check it for "
+                "a copy-and-paste mistake."
+            )
         url = self.base_url + path
         log_path = urlsplit(url).path
         headers = {API_KEY_HEADER: self._api_key}

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from characters.convai.client import ConvaiClient
-from characters.convai.errors import ConvaiError
+from characters.convai.errors import ConvaiAuthError, ConvaiError
 from sandbox.services import clear_faults, set_fault
 from tests.convai.fake_http import install
 
@@ -84,3 +84,15 @@ def test_transport_errors_hide_their_cause(monkeypatch: pytest.MonkeyPatch) -> N
         ConvaiClient(key, base_url="https://convai.test", read_retries=0).list_characters()
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
     assert key not in str(caught.value)
+
+
+@pytest.mark.parametrize("key", ["abc\ndef", "caf\u00e9-key", "key\u2019s"])
+def test_a_key_no_header_can_carry_is_refused_without_quoting_it(
+    monkeypatch: pytest.MonkeyPatch, key: str
+) -> None:
+    fake = install(monkeypatch, [(200, {"characters": []})])
+    with pytest.raises(ConvaiError) as caught:
+        ConvaiClient(key, base_url="https://convai.test").list_characters()
+    assert isinstance(caught.value, ConvaiAuthError)
+    assert key not in str(caught.value)
+    assert fake.sent == []
