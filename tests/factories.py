@@ -11,7 +11,7 @@ from accounts.models import Membership, Role, Team, User
 TEST_PASSWORD = "correct-horse-battery-9"
 
 
-class UserFactory(DjangoModelFactory):
+class UserFactory(DjangoModelFactory[User]):
     class Meta:
         model = User
         django_get_or_create = ("username",)
@@ -23,7 +23,7 @@ class UserFactory(DjangoModelFactory):
     password = factory.django.Password(TEST_PASSWORD)
 
 
-class TeamFactory(DjangoModelFactory):
+class TeamFactory(DjangoModelFactory[Team]):
     class Meta:
         model = Team
 
@@ -31,7 +31,7 @@ class TeamFactory(DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"studio-{n}")
 
 
-class MembershipFactory(DjangoModelFactory):
+class MembershipFactory(DjangoModelFactory[Membership]):
     class Meta:
         model = Membership
 

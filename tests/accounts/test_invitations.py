@@ -29,8 +29,8 @@ def accept_url(token: str) -> str:
 
 @pytest.fixture
 def admin(team) -> Membership:
-    MembershipFactory(team=team, role=Role.OWNER)
-    return MembershipFactory(team=team, role=Role.ADMIN)
+    MembershipFactory.create(team=team, role=Role.OWNER)
+    return MembershipFactory.create(team=team, role=Role.ADMIN)
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_tokens_are_unique(admin: Membership) -> None:
     ],
 )
 def test_who_may_invite_which_role(team, actor_role: Role, role: Role, allowed: bool) -> None:
-    actor = MembershipFactory(team=team, role=actor_role)
+    actor = MembershipFactory.create(team=team, role=actor_role)
     if allowed:
         services.create_invitation(actor, role)
         assert Invitation.objects.get().role == role
@@ -91,7 +91,7 @@ def test_who_may_invite_which_role(team, actor_role: Role, role: Role, allowed: 
 @pytest.mark.parametrize("role", [Role.EDITOR, Role.VIEWER])
 def test_editors_and_viewers_cannot_invite(team, role: Role) -> None:
     with pytest.raises(PermissionDenied):
-        services.create_invitation(MembershipFactory(team=team, role=role), Role.VIEWER)
+        services.create_invitation(MembershipFactory.create(team=team, role=role), Role.VIEWER)
     assert not Invitation.objects.exists()
 
 
@@ -113,8 +113,8 @@ def test_create_view_shows_the_link_once_and_never_caches(client: Client, admin)
 
 
 def test_create_view_offers_admin_role_only_to_owners(client: Client, team) -> None:
-    owner = MembershipFactory(team=team, role=Role.OWNER)
-    admin = MembershipFactory(team=team, role=Role.ADMIN)
+    owner = MembershipFactory.create(team=team, role=Role.OWNER)
+    admin = MembershipFactory.create(team=team, role=Role.ADMIN)
     url = reverse("invitation_create", args=[team.slug])
     client.force_login(admin.user)
     assert '<option value="admin"' not in client.get(url).content.decode()
@@ -141,7 +141,7 @@ def test_create_view_validates_email(client: Client, admin) -> None:
 
 
 def test_accept_joins_with_the_role_and_uses_up_the_link(invite) -> None:
-    user = UserFactory()
+    user = UserFactory.create()
     membership = services.accept_invitation(invite.token, user)
     assert (membership.team, membership.user, membership.role) == (
         invite.invitation.team,
@@ -158,7 +158,7 @@ def test_accept_joins_with_the_role_and_uses_up_the_link(invite) -> None:
         invite.invitation.team,
     )
     with pytest.raises(services.InvitationUnusable) as error:
-        services.accept_invitation(invite.token, UserFactory())
+        services.accept_invitation(invite.token, UserFactory.create())
     assert error.value.reason == "accepted"
     assert Membership.objects.filter(team=invite.invitation.team).count() == 3
 
@@ -168,7 +168,7 @@ def test_expired_invitation_cannot_be_used(invite) -> None:
         expires_at=timezone.now() - timedelta(seconds=1)
     )
     with pytest.raises(services.InvitationUnusable) as error:
-        services.accept_invitation(invite.token, UserFactory())
+        services.accept_invitation(invite.token, UserFactory.create())
     assert error.value.reason == "expired"
     assert Invitation.objects.get().accepted_at is None
 
@@ -177,17 +177,17 @@ def test_revoked_invitation_cannot_be_used(admin, invite) -> None:
     services.revoke_invitation(admin, invite.invitation.pk)
     assert AuditEvent.objects.get(action="invitation.revoked").outcome == Outcome.SUCCESS
     with pytest.raises(services.InvitationUnusable) as error:
-        services.accept_invitation(invite.token, UserFactory())
+        services.accept_invitation(invite.token, UserFactory.create())
     assert error.value.reason == "revoked"
 
 
 def test_unknown_token_is_not_found() -> None:
     with pytest.raises(services.InvitationNotFound):
-        services.accept_invitation("made-up-token", UserFactory())
+        services.accept_invitation("made-up-token", UserFactory.create())
 
 
 def test_already_member_does_not_consume_the_invitation(admin, invite) -> None:
-    existing = MembershipFactory(team=admin.team, role=Role.VIEWER)
+    existing = MembershipFactory.create(team=admin.team, role=Role.VIEWER)
     with pytest.raises(services.AlreadyMember):
         services.accept_invitation(invite.token, existing.user)
     assert Invitation.objects.get().accepted_at is None
@@ -195,11 +195,11 @@ def test_already_member_does_not_consume_the_invitation(admin, invite) -> None:
     event = AuditEvent.objects.get(action="invitation.accepted")
     assert event.outcome == Outcome.FAILURE
     # Still good for the person it was meant for.
-    services.accept_invitation(invite.token, UserFactory())
+    services.accept_invitation(invite.token, UserFactory.create())
 
 
 def test_accept_view_signed_in(client: Client, invite) -> None:
-    user = UserFactory()
+    user = UserFactory.create()
     client.force_login(user)
     page = client.get(accept_url(invite.token))
     assert page.status_code == 200
@@ -241,7 +241,7 @@ def test_unusable_links_explain_what_to_do(
     elif spoil == "revoke":
         services.revoke_invitation(admin, invite.invitation.pk)
     elif spoil == "use":
-        services.accept_invitation(token, UserFactory())
+        services.accept_invitation(token, UserFactory.create())
     else:
         token = token[:-4] + "abcd"
     for response in (client.get(accept_url(token)), client.post(accept_url(token))):
@@ -249,7 +249,7 @@ def test_unusable_links_explain_what_to_do(
         html = response.content.decode()
         assert text in html
         assert "ask an admin of the team for a new invitation link" in html
-    client.force_login(UserFactory())
+    client.force_login(UserFactory.create())
     assert client.post(accept_url(token)).status_code == status
 
 
@@ -320,7 +320,7 @@ def test_signup_validation_keeps_the_invitation(
 
 
 def test_signup_refuses_taken_username_in_any_case(client: Client, invite) -> None:
-    UserFactory(username="Taken")
+    UserFactory.create(username="Taken")
     response = client.post(accept_url(invite.token), signup_data(username="taken"))
     assert response.status_code == 200
     assert "already taken" in response.content.decode()
@@ -328,14 +328,14 @@ def test_signup_refuses_taken_username_in_any_case(client: Client, invite) -> No
 
 
 def test_no_account_is_created_through_a_used_link(client: Client, invite) -> None:
-    services.accept_invitation(invite.token, UserFactory())
+    services.accept_invitation(invite.token, UserFactory.create())
     response = client.post(accept_url(invite.token), signup_data())
     assert response.status_code == 410
     assert not User.objects.filter(username="newcomer").exists()
 
 
 def test_existing_user_signs_in_and_returns_to_the_link(client: Client, invite) -> None:
-    user = UserFactory()
+    user = UserFactory.create()
     response = client.post(
         reverse("login"),
         {"username": user.username, "password": TEST_PASSWORD, "next": accept_url(invite.token)},
@@ -368,7 +368,7 @@ def test_revoking_twice_explains(client: Client, admin, invite) -> None:
 
 
 def test_another_teams_invitation_is_not_found(client: Client, admin) -> None:
-    other_owner = MembershipFactory(team=TeamFactory(), role=Role.OWNER)
+    other_owner = MembershipFactory.create(team=TeamFactory.create(), role=Role.OWNER)
     foreign = services.create_invitation(other_owner, Role.VIEWER).invitation
     with pytest.raises(services.InvitationNotFound):
         services.revoke_invitation(admin, foreign.pk)
@@ -383,7 +383,7 @@ def test_invitation_list_separates_pending_from_closed_in_constant_queries(
     client: Client, admin, invite, django_assert_num_queries
 ) -> None:
     used = services.create_invitation(admin, Role.VIEWER, "used@example.test")
-    services.accept_invitation(used.token, UserFactory())
+    services.accept_invitation(used.token, UserFactory.create())
     client.force_login(admin.user)
     url = reverse("team_invitations", args=[admin.team.slug])
     client.get(url)  # the first visit remembers the team in the session
@@ -395,7 +395,7 @@ def test_invitation_list_separates_pending_from_closed_in_constant_queries(
     for _ in range(5):
         services.create_invitation(admin, Role.VIEWER)
         services.accept_invitation(
-            services.create_invitation(admin, Role.EDITOR).token, UserFactory()
+            services.create_invitation(admin, Role.EDITOR).token, UserFactory.create()
         )
     with django_assert_num_queries(6):
         response = client.get(url)

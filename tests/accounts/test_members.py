@@ -43,10 +43,10 @@ def role_of(membership: Membership) -> str:
 def test_who_may_change_whose_role(
     team, actor_role: Role, target_role: Role, new_role: Role, allowed: bool
 ) -> None:
-    actor = MembershipFactory(team=team, role=actor_role)
+    actor = MembershipFactory.create(team=team, role=actor_role)
     if actor_role != Role.OWNER:
-        MembershipFactory(team=team, role=Role.OWNER)
-    target = MembershipFactory(team=team, role=target_role)
+        MembershipFactory.create(team=team, role=Role.OWNER)
+    target = MembershipFactory.create(team=team, role=target_role)
     if allowed:
         services.change_member_role(actor, target.pk, new_role)
         assert role_of(target) == new_role
@@ -65,8 +65,8 @@ def test_who_may_change_whose_role(
 
 @pytest.mark.parametrize("role", [Role.EDITOR, Role.VIEWER])
 def test_editors_and_viewers_cannot_change_roles(team, role: Role) -> None:
-    actor = MembershipFactory(team=team, role=role)
-    target = MembershipFactory(team=team, role=Role.VIEWER)
+    actor = MembershipFactory.create(team=team, role=role)
+    target = MembershipFactory.create(team=team, role=Role.VIEWER)
     with pytest.raises(PermissionDenied):
         services.change_member_role(actor, target.pk, Role.EDITOR)
     assert role_of(target) == Role.VIEWER
@@ -74,15 +74,15 @@ def test_editors_and_viewers_cannot_change_roles(team, role: Role) -> None:
 
 
 def test_last_owner_cannot_be_demoted(team) -> None:
-    owner = MembershipFactory(team=team, role=Role.OWNER)
+    owner = MembershipFactory.create(team=team, role=Role.OWNER)
     with pytest.raises(services.LastOwnerError):
         services.change_member_role(owner, owner.pk, Role.ADMIN)
     assert role_of(owner) == Role.OWNER
 
 
 def test_owner_may_step_down_when_another_owner_remains(team) -> None:
-    owner = MembershipFactory(team=team, role=Role.OWNER)
-    other = MembershipFactory(team=team, role=Role.OWNER)
+    owner = MembershipFactory.create(team=team, role=Role.OWNER)
+    other = MembershipFactory.create(team=team, role=Role.OWNER)
     services.change_member_role(owner, owner.pk, Role.ADMIN)
     assert role_of(owner) == Role.ADMIN
     owner.refresh_from_db()
@@ -94,15 +94,15 @@ def test_owner_may_step_down_when_another_owner_remains(team) -> None:
 
 
 def test_admin_cannot_change_own_role(team) -> None:
-    admin = MembershipFactory(team=team, role=Role.ADMIN)
+    admin = MembershipFactory.create(team=team, role=Role.ADMIN)
     with pytest.raises(services.NotAllowed):
         services.change_member_role(admin, admin.pk, Role.EDITOR)
     assert role_of(admin) == Role.ADMIN
 
 
 def test_member_of_another_team_is_not_found(team) -> None:
-    owner = MembershipFactory(team=team, role=Role.OWNER)
-    stranger = MembershipFactory(team=TeamFactory(), role=Role.VIEWER)
+    owner = MembershipFactory.create(team=team, role=Role.OWNER)
+    stranger = MembershipFactory.create(team=TeamFactory.create(), role=Role.VIEWER)
     with pytest.raises(services.MemberNotFound):
         services.change_member_role(owner, stranger.pk, Role.EDITOR)
     with pytest.raises(services.MemberNotFound):
@@ -114,8 +114,8 @@ def test_member_of_another_team_is_not_found(team) -> None:
 
 
 def test_admin_removes_editor_and_it_is_audited(team) -> None:
-    admin = MembershipFactory(team=team, role=Role.ADMIN)
-    editor = MembershipFactory(team=team, role=Role.EDITOR)
+    admin = MembershipFactory.create(team=team, role=Role.ADMIN)
+    editor = MembershipFactory.create(team=team, role=Role.EDITOR)
     services.remove_member(admin, editor.pk)
     assert not Membership.objects.filter(pk=editor.pk).exists()
     event = AuditEvent.objects.get(action="member.removed")
@@ -125,8 +125,8 @@ def test_admin_removes_editor_and_it_is_audited(team) -> None:
 
 @pytest.mark.parametrize("target_role", [Role.ADMIN, Role.OWNER])
 def test_admin_cannot_remove_admins_or_owners(team, target_role: Role) -> None:
-    admin = MembershipFactory(team=team, role=Role.ADMIN)
-    target = MembershipFactory(team=team, role=target_role)
+    admin = MembershipFactory.create(team=team, role=Role.ADMIN)
+    target = MembershipFactory.create(team=team, role=target_role)
     with pytest.raises(services.NotAllowed):
         services.remove_member(admin, target.pk)
     assert Membership.objects.filter(pk=target.pk).exists()
@@ -134,15 +134,15 @@ def test_admin_cannot_remove_admins_or_owners(team, target_role: Role) -> None:
 
 
 def test_owner_removes_another_owner(team) -> None:
-    owner = MembershipFactory(team=team, role=Role.OWNER)
-    other = MembershipFactory(team=team, role=Role.OWNER)
+    owner = MembershipFactory.create(team=team, role=Role.OWNER)
+    other = MembershipFactory.create(team=team, role=Role.OWNER)
     services.remove_member(owner, other.pk)
     assert not Membership.objects.filter(pk=other.pk).exists()
 
 
 def test_nobody_removes_themselves_they_leave(team) -> None:
-    owner = MembershipFactory(team=team, role=Role.OWNER)
-    MembershipFactory(team=team, role=Role.OWNER)
+    owner = MembershipFactory.create(team=team, role=Role.OWNER)
+    MembershipFactory.create(team=team, role=Role.OWNER)
     with pytest.raises(services.TeamError, match="Leave team"):
         services.remove_member(owner, owner.pk)
     assert Membership.objects.filter(pk=owner.pk).exists()
@@ -150,8 +150,8 @@ def test_nobody_removes_themselves_they_leave(team) -> None:
 
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.EDITOR, Role.ADMIN])
 def test_members_may_leave(team, role: Role) -> None:
-    MembershipFactory(team=team, role=Role.OWNER)
-    member = MembershipFactory(team=team, role=role)
+    MembershipFactory.create(team=team, role=Role.OWNER)
+    member = MembershipFactory.create(team=team, role=role)
     services.leave_team(member)
     assert not Membership.objects.filter(pk=member.pk).exists()
     event = AuditEvent.objects.get(action="member.left")
@@ -159,11 +159,11 @@ def test_members_may_leave(team, role: Role) -> None:
 
 
 def test_last_owner_cannot_leave_but_one_of_two_can(team) -> None:
-    owner = MembershipFactory(team=team, role=Role.OWNER)
+    owner = MembershipFactory.create(team=team, role=Role.OWNER)
     with pytest.raises(services.LastOwnerError):
         services.leave_team(owner)
     assert Membership.objects.filter(pk=owner.pk).exists()
-    second = MembershipFactory(team=team, role=Role.OWNER)
+    second = MembershipFactory.create(team=team, role=Role.OWNER)
     services.leave_team(owner)
     assert list(Membership.objects.filter(team=team)) == [second]
 
@@ -176,9 +176,9 @@ def _members_page(client: Client, membership: Membership):
 
 
 def test_members_page_lists_members_with_badges(client: Client, team) -> None:
-    admin = MembershipFactory(team=team, role=Role.ADMIN)
-    editor = MembershipFactory(team=team, role=Role.EDITOR)
-    outsider = MembershipFactory(role=Role.EDITOR)
+    admin = MembershipFactory.create(team=team, role=Role.ADMIN)
+    editor = MembershipFactory.create(team=team, role=Role.EDITOR)
+    outsider = MembershipFactory.create(role=Role.EDITOR)
     client.force_login(admin.user)
     html = _members_page(client, admin).content.decode()
     assert editor.user.username in html
@@ -193,8 +193,8 @@ def test_members_page_lists_members_with_badges(client: Client, team) -> None:
 
 
 def test_admin_is_offered_only_editor_and_viewer(client: Client, team) -> None:
-    admin = MembershipFactory(team=team, role=Role.ADMIN)
-    MembershipFactory(team=team, role=Role.VIEWER)
+    admin = MembershipFactory.create(team=team, role=Role.ADMIN)
+    MembershipFactory.create(team=team, role=Role.VIEWER)
     client.force_login(admin.user)
     html = _members_page(client, admin).content.decode()
     assert '<option value="editor"' in html
@@ -203,8 +203,8 @@ def test_admin_is_offered_only_editor_and_viewer(client: Client, team) -> None:
 
 
 def test_viewer_sees_members_without_controls(client: Client, team) -> None:
-    viewer = MembershipFactory(team=team, role=Role.VIEWER)
-    other = MembershipFactory(team=team, role=Role.EDITOR)
+    viewer = MembershipFactory.create(team=team, role=Role.VIEWER)
+    other = MembershipFactory.create(team=team, role=Role.EDITOR)
     client.force_login(viewer.user)
     html = _members_page(client, viewer).content.decode()
     assert other.user.username in html
@@ -216,7 +216,7 @@ def test_viewer_sees_members_without_controls(client: Client, team) -> None:
 def test_members_page_runs_in_constant_queries(
     client: Client, team, django_assert_num_queries
 ) -> None:
-    owner = MembershipFactory(team=team, role=Role.OWNER)
+    owner = MembershipFactory.create(team=team, role=Role.OWNER)
     client.force_login(owner.user)
     _members_page(client, owner)  # warm up: session, caches
     MembershipFactory.create_batch(3, team=team, role=Role.EDITOR)
@@ -229,8 +229,8 @@ def test_members_page_runs_in_constant_queries(
 
 
 def test_role_change_view_shows_what_happened(client: Client, team) -> None:
-    admin = MembershipFactory(team=team, role=Role.ADMIN)
-    viewer = MembershipFactory(team=team, role=Role.VIEWER)
+    admin = MembershipFactory.create(team=team, role=Role.ADMIN)
+    viewer = MembershipFactory.create(team=team, role=Role.VIEWER)
     client.force_login(admin.user)
     url = reverse("member_role", args=[team.slug, viewer.pk])
     response = client.post(url, {f"m{viewer.pk}-role": "editor"}, follow=True)
@@ -239,8 +239,8 @@ def test_role_change_view_shows_what_happened(client: Client, team) -> None:
 
 
 def test_role_change_view_refuses_crafted_promotion_with_a_message(client: Client, team) -> None:
-    admin = MembershipFactory(team=team, role=Role.ADMIN)
-    viewer = MembershipFactory(team=team, role=Role.VIEWER)
+    admin = MembershipFactory.create(team=team, role=Role.ADMIN)
+    viewer = MembershipFactory.create(team=team, role=Role.VIEWER)
     client.force_login(admin.user)
     url = reverse("member_role", args=[team.slug, viewer.pk])
     response = client.post(url, {f"m{viewer.pk}-role": "owner"}, follow=True)
@@ -250,8 +250,8 @@ def test_role_change_view_refuses_crafted_promotion_with_a_message(client: Clien
 
 
 def test_role_change_view_rejects_unknown_role(client: Client, team) -> None:
-    owner = MembershipFactory(team=team, role=Role.OWNER)
-    viewer = MembershipFactory(team=team, role=Role.VIEWER)
+    owner = MembershipFactory.create(team=team, role=Role.OWNER)
+    viewer = MembershipFactory.create(team=team, role=Role.VIEWER)
     client.force_login(owner.user)
     url = reverse("member_role", args=[team.slug, viewer.pk])
     response = client.post(url, {f"m{viewer.pk}-role": "god"}, follow=True)
@@ -260,7 +260,7 @@ def test_role_change_view_rejects_unknown_role(client: Client, team) -> None:
 
 
 def test_last_owner_demotion_via_view_explains(client: Client, team) -> None:
-    owner = MembershipFactory(team=team, role=Role.OWNER)
+    owner = MembershipFactory.create(team=team, role=Role.OWNER)
     client.force_login(owner.user)
     url = reverse("member_role", args=[team.slug, owner.pk])
     response = client.post(url, {f"m{owner.pk}-role": "admin"}, follow=True)
@@ -269,8 +269,8 @@ def test_last_owner_demotion_via_view_explains(client: Client, team) -> None:
 
 
 def test_cross_team_member_ids_answer_404(client: Client, team) -> None:
-    owner = MembershipFactory(team=team, role=Role.OWNER)
-    stranger = MembershipFactory(role=Role.VIEWER)
+    owner = MembershipFactory.create(team=team, role=Role.OWNER)
+    stranger = MembershipFactory.create(role=Role.VIEWER)
     client.force_login(owner.user)
     remove = reverse("member_remove", args=[team.slug, stranger.pk])
     role = reverse("member_role", args=[team.slug, stranger.pk])
@@ -283,8 +283,8 @@ def test_cross_team_member_ids_answer_404(client: Client, team) -> None:
 def test_remove_confirmation_is_a_dialog_fragment_for_htmx_and_a_page_otherwise(
     client: Client, team
 ) -> None:
-    admin = MembershipFactory(team=team, role=Role.ADMIN)
-    editor = MembershipFactory(team=team, role=Role.EDITOR)
+    admin = MembershipFactory.create(team=team, role=Role.ADMIN)
+    editor = MembershipFactory.create(team=team, role=Role.EDITOR)
     client.force_login(admin.user)
     url = reverse("member_remove", args=[team.slug, editor.pk])
     fragment = client.get(url, headers={"HX-Request": "true"}).content.decode()
@@ -300,8 +300,8 @@ def test_remove_confirmation_is_a_dialog_fragment_for_htmx_and_a_page_otherwise(
 
 
 def test_remove_confirmation_explains_when_not_allowed(client: Client, team) -> None:
-    admin = MembershipFactory(team=team, role=Role.ADMIN)
-    other_admin = MembershipFactory(team=team, role=Role.ADMIN)
+    admin = MembershipFactory.create(team=team, role=Role.ADMIN)
+    other_admin = MembershipFactory.create(team=team, role=Role.ADMIN)
     client.force_login(admin.user)
     page = client.get(reverse("member_remove", args=[team.slug, other_admin.pk]))
     html = page.content.decode()
@@ -310,8 +310,8 @@ def test_remove_confirmation_explains_when_not_allowed(client: Client, team) -> 
 
 
 def test_leave_view_redirects_home_with_message(client: Client, team) -> None:
-    MembershipFactory(team=team, role=Role.OWNER)
-    editor = MembershipFactory(team=team, role=Role.EDITOR)
+    MembershipFactory.create(team=team, role=Role.OWNER)
+    editor = MembershipFactory.create(team=team, role=Role.EDITOR)
     client.force_login(editor.user)
     response = client.post(reverse("team_leave", args=[team.slug]))
     assert response["Location"] == reverse("home")
@@ -320,7 +320,7 @@ def test_leave_view_redirects_home_with_message(client: Client, team) -> None:
 
 
 def test_last_owner_leaving_via_view_is_refused_with_next_step(client: Client, team) -> None:
-    owner = MembershipFactory(team=team, role=Role.OWNER)
+    owner = MembershipFactory.create(team=team, role=Role.OWNER)
     client.force_login(owner.user)
     response = client.post(reverse("team_leave", args=[team.slug]), follow=True)
     assert Membership.objects.filter(pk=owner.pk).exists()

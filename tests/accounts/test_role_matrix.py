@@ -59,16 +59,16 @@ class World:
 
 
 def build_world(extend: Callable[[World], None] | None = None) -> World:
-    team = TeamFactory()
-    other_team = TeamFactory()
-    members = {role.value: MembershipFactory(team=team, role=role) for role in Role}
+    team = TeamFactory.create()
+    other_team = TeamFactory.create()
+    members = {role.value: MembershipFactory.create(team=team, role=role) for role in Role}
     now = timezone.now()
     world = World(
         team=team,
         other_team=other_team,
         members=members,
-        outsider=MembershipFactory(team=other_team, role=Role.OWNER),
-        target=MembershipFactory(team=team, role=Role.VIEWER),
+        outsider=MembershipFactory.create(team=other_team, role=Role.OWNER),
+        target=MembershipFactory.create(team=team, role=Role.VIEWER),
         invitation=Invitation.objects.create(
             team=team,
             role=Role.VIEWER,

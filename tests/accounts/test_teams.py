@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_create_team_makes_the_creator_owner_and_records_it() -> None:
-    user = UserFactory()
+    user = UserFactory.create()
     team = services.create_team(user, "  Northwind   Games ")
     assert team.name == "Northwind   Games"
     assert team.slug == "northwind-games"
@@ -35,7 +35,7 @@ def test_create_team_makes_the_creator_owner_and_records_it() -> None:
 
 
 def test_slugs_are_unique_and_never_empty() -> None:
-    user = UserFactory()
+    user = UserFactory.create()
     first = services.create_team(user, "Blue Whale")
     second = services.create_team(user, "Blue whale!")
     third = services.create_team(user, "Blue-Whale")
@@ -48,7 +48,7 @@ def test_slugs_are_unique_and_never_empty() -> None:
 
 
 def test_owner_renames_team_slug_stays_and_change_is_audited() -> None:
-    owner = MembershipFactory(role=Role.OWNER)
+    owner = MembershipFactory.create(role=Role.OWNER)
     old_name, slug = owner.team.name, owner.team.slug
     services.rename_team(owner, "New Name")
     team = Team.objects.get(pk=owner.team.pk)
@@ -58,14 +58,14 @@ def test_owner_renames_team_slug_stays_and_change_is_audited() -> None:
 
 
 def test_renaming_to_the_same_name_records_nothing() -> None:
-    owner = MembershipFactory(role=Role.OWNER)
+    owner = MembershipFactory.create(role=Role.OWNER)
     services.rename_team(owner, owner.team.name)
     assert not AuditEvent.objects.filter(action="team.renamed").exists()
 
 
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.EDITOR, Role.VIEWER])
 def test_only_owner_renames_and_refusal_is_audited(role: Role) -> None:
-    member = MembershipFactory(role=role)
+    member = MembershipFactory.create(role=role)
     old_name = member.team.name
     with pytest.raises(PermissionDenied):
         services.rename_team(member, "Hijacked")
@@ -79,7 +79,7 @@ def test_only_owner_renames_and_refusal_is_audited(role: Role) -> None:
 
 
 def test_first_user_without_team_is_welcomed_to_create_one(client: Client) -> None:
-    client.force_login(UserFactory())
+    client.force_login(UserFactory.create())
     response = client.get(reverse("home"))
     assert response.status_code == 302
     assert response["Location"] == reverse("team_create")
@@ -90,7 +90,7 @@ def test_first_user_without_team_is_welcomed_to_create_one(client: Client) -> No
 
 
 def test_user_with_teams_sees_plain_new_team_page(client: Client) -> None:
-    member = MembershipFactory()
+    member = MembershipFactory.create()
     client.force_login(member.user)
     page = client.get(reverse("team_create"))
     assert b"Welcome to Convai Admin" not in page.content
@@ -98,7 +98,7 @@ def test_user_with_teams_sees_plain_new_team_page(client: Client) -> None:
 
 
 def test_create_team_view_redirects_to_overview(client: Client) -> None:
-    user = UserFactory()
+    user = UserFactory.create()
     client.force_login(user)
     response = client.post(reverse("team_create"), {"name": "Harbor XR"})
     team = Team.objects.get(name="Harbor XR")
@@ -110,7 +110,7 @@ def test_create_team_view_redirects_to_overview(client: Client) -> None:
 
 
 def test_create_team_requires_a_name(client: Client) -> None:
-    client.force_login(UserFactory())
+    client.force_login(UserFactory.create())
     response = client.post(reverse("team_create"), {"name": "   "})
     assert response.status_code == 200
     assert not Team.objects.exists()
@@ -125,9 +125,11 @@ def test_team_pages_send_anonymous_to_sign_in(client: Client) -> None:
 
 
 def test_overview_shows_role_counts_and_links(client: Client) -> None:
-    admin = MembershipFactory(role=Role.ADMIN)
+    admin = MembershipFactory.create(role=Role.ADMIN)
     MembershipFactory.create_batch(2, team=admin.team, role=Role.VIEWER)
-    services.create_invitation(MembershipFactory(team=admin.team, role=Role.OWNER), Role.EDITOR)
+    services.create_invitation(
+        MembershipFactory.create(team=admin.team, role=Role.OWNER), Role.EDITOR
+    )
     client.force_login(admin.user)
     response = client.get(reverse("team_overview", args=[admin.team.slug]))
     assert response.status_code == 200
@@ -143,7 +145,7 @@ def test_overview_shows_role_counts_and_links(client: Client) -> None:
 
 
 def test_overview_hides_admin_information_from_viewers(client: Client) -> None:
-    viewer = MembershipFactory(role=Role.VIEWER)
+    viewer = MembershipFactory.create(role=Role.VIEWER)
     client.force_login(viewer.user)
     response = client.get(reverse("team_overview", args=[viewer.team.slug]))
     assert response.context["pending_count"] is None
@@ -154,7 +156,7 @@ def test_overview_hides_admin_information_from_viewers(client: Client) -> None:
 
 
 def test_settings_page_renames_team(client: Client) -> None:
-    owner = MembershipFactory(role=Role.OWNER)
+    owner = MembershipFactory.create(role=Role.OWNER)
     client.force_login(owner.user)
     url = reverse("team_settings", args=[owner.team.slug])
     response = client.post(url, {"name": "Renamed"}, follow=True)
@@ -164,7 +166,7 @@ def test_settings_page_renames_team(client: Client) -> None:
 
 
 def test_settings_rejects_blank_name(client: Client) -> None:
-    owner = MembershipFactory(role=Role.OWNER)
+    owner = MembershipFactory.create(role=Role.OWNER)
     client.force_login(owner.user)
     response = client.post(reverse("team_settings", args=[owner.team.slug]), {"name": ""})
     assert response.status_code == 200
@@ -172,8 +174,8 @@ def test_settings_rejects_blank_name(client: Client) -> None:
 
 
 def test_team_list_shows_only_my_teams(client: Client) -> None:
-    mine = MembershipFactory(role=Role.EDITOR)
-    other = TeamFactory(name="Someone Else's")
+    mine = MembershipFactory.create(role=Role.EDITOR)
+    other = TeamFactory.create(name="Someone Else's")
     client.force_login(mine.user)
     html = client.get(reverse("team_list")).content.decode()
     assert mine.team.name in html
@@ -181,9 +183,9 @@ def test_team_list_shows_only_my_teams(client: Client) -> None:
 
 
 def test_switch_goes_to_my_team_and_hides_others(client: Client) -> None:
-    first = MembershipFactory()
-    second = MembershipFactory(user=first.user)
-    stranger_team = TeamFactory()
+    first = MembershipFactory.create()
+    second = MembershipFactory.create(user=first.user)
+    stranger_team = TeamFactory.create()
     client.force_login(first.user)
     response = client.get(reverse("team_switch"), {"team": second.team.slug})
     assert response["Location"] == reverse("team_overview", args=[second.team.slug])
@@ -192,8 +194,8 @@ def test_switch_goes_to_my_team_and_hides_others(client: Client) -> None:
 
 
 def test_home_returns_to_the_last_team(client: Client) -> None:
-    first = MembershipFactory(team=TeamFactory(name="A team"))
-    second = MembershipFactory(user=first.user, team=TeamFactory(name="B team"))
+    first = MembershipFactory.create(team=TeamFactory.create(name="A team"))
+    second = MembershipFactory.create(user=first.user, team=TeamFactory.create(name="B team"))
     client.force_login(first.user)
     client.get(reverse("team_overview", args=[second.team.slug]))
     assert client.get(reverse("home"))["Location"] == reverse(
