@@ -33,7 +33,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 
 typecheck: venv
-	$(BIN)/mypy .
+	DJANGO_DEBUG=1 $(BIN)/mypy .
 
 pytest: venv
 	@if [ ! -x "$${CHROMIUM:-/usr/bin/chromium}" ]; then \

@@ -14,7 +14,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         return {}
     current = getattr(request, "membership", None)
     return {
-        "nav_memberships": memberships_for(user),  # type: ignore[arg-type]
+        "nav_memberships": memberships_for(user),
         "current_membership": current,
         "current_team": current.team if current is not None else None,
     }

@@ -29,7 +29,7 @@ class Role(models.TextChoices):
         return ROLE_RANK[self.value]
 
 
-ROLE_RANK = {Role.VIEWER: 1, Role.EDITOR: 2, Role.ADMIN: 3, Role.OWNER: 4}
+ROLE_RANK: dict[str, int] = {Role.VIEWER: 1, Role.EDITOR: 2, Role.ADMIN: 3, Role.OWNER: 4}
 
 
 class Team(models.Model):

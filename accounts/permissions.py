@@ -45,7 +45,7 @@ def team_view(minimum: str = Role.VIEWER) -> Callable[[ViewFunc], ViewFunc]:
         def wrapper(request: HttpRequest, team_slug: str, *args: Any, **kwargs: Any) -> Any:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
-            membership = membership_for(request.user, team_slug)  # type: ignore[arg-type]
+            membership = membership_for(request.user, team_slug)
             if membership is None:
                 raise Http404("No such team.")
             request.membership = membership  # type: ignore[attr-defined]
