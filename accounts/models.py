@@ -93,6 +93,9 @@ class Invitation(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} invitation to {self.team} ({self.email or 'no email'})"
+
     @property
     def is_pending(self) -> bool:
         return (
