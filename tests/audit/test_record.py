@@ -94,9 +94,7 @@ def test_secret_looking_details_are_redacted() -> None:
 
 
 def test_request_context_is_captured() -> None:
-    request = RequestFactory().get(
-        "/", REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="UnitTest/1.0"
-    )
+    request = RequestFactory().get("/", REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="UnitTest/1.0")
     request.request_id = "req-12345678"
     event = record("auth.sign_out", request=request, outcome=Outcome.SUCCESS)
     assert (event.ip_address, event.user_agent, event.request_id) == (
