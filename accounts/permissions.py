@@ -37,6 +37,23 @@ def require_role(membership: Membership, minimum: str) -> None:
 ViewFunc = Callable[..., HttpResponse]
 
 
+def _record_denial(request: HttpRequest, membership: Membership, minimum: str) -> None:
+    """A member reaching for something above their role is worth an audit line."""
+    from audit.models import Outcome
+    from audit.services import record
+
+    record(
+        "access.denied",
+        actor=membership.user,
+        team=membership.team,
+        request=request,
+        target_type="page",
+        target_label=request.path[:200],
+        outcome=Outcome.DENIED,
+        details={"method": request.method, "role": membership.role, "required": minimum},
+    )
+
+
 def team_view(minimum: str = Role.VIEWER) -> Callable[[ViewFunc], ViewFunc]:
     """Resolve `team_slug` from the URL into request.team / request.membership."""
 
@@ -53,6 +70,8 @@ def team_view(minimum: str = Role.VIEWER) -> Callable[[ViewFunc], ViewFunc]:
             if request.session.get(CURRENT_TEAM_SESSION_KEY) != membership.team.slug:
                 # Only when it changes: writing it always would save the session every request.
                 request.session[CURRENT_TEAM_SESSION_KEY] = membership.team.slug
+            if not membership.has_role(minimum):
+                _record_denial(request, membership, minimum)
             require_role(membership, minimum)
             return view(request, *args, **kwargs)
 

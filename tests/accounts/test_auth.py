@@ -77,3 +77,19 @@ def test_user_without_a_team_is_asked_to_create_one(client) -> None:
     client.force_login(user)
     response = client.get(reverse("home"))
     assert response["Location"] == reverse("team_create")
+
+
+def test_a_role_refusal_is_a_403_and_is_audited(client) -> None:
+    viewer = MembershipFactory(role="viewer")
+    client.force_login(viewer.user)
+    response = client.get(reverse("team_invitations", args=[viewer.team.slug]))
+    assert response.status_code == 403
+    event = AuditEvent.objects.get(action="access.denied")
+    assert (event.team, event.actor, event.outcome) == (viewer.team, viewer.user, Outcome.DENIED)
+    assert event.details["required"] == "admin"
+
+
+def test_another_teams_page_is_a_404(client) -> None:
+    mine, theirs = MembershipFactory(), MembershipFactory()
+    client.force_login(mine.user)
+    assert client.get(reverse("team_members", args=[theirs.team.slug])).status_code == 404
