@@ -1,12 +1,32 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.test import Client
+from django.test.testcases import QuietWSGIRequestHandler
 
 from accounts.models import Membership, Role, Team
+from characters.convai.client import close_thread_session
 from tests.factories import MembershipFactory, TeamFactory
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _live_server_without_nagle() -> None:
+    """The live server writes headers and body in two sends; with Nagle's algorithm on, the
+    body then waits for the client's delayed ACK (~40 ms a request). Production servers set
+    TCP_NODELAY; so does this one, which makes every live-server test several times faster."""
+    QuietWSGIRequestHandler.disable_nagle_algorithm = True
+
+
+@pytest.fixture(autouse=True)
+def _close_convai_connections() -> Iterator[None]:
+    """The Convai client keeps keep-alive connections per thread. One must not outlive its
+    test: the live server's connection threads share the test database connection, which is
+    only allowed while the test runs (otherwise: "DatabaseWrapper objects created in a
+    thread can only be used in that same thread" at the end of the session)."""
+    yield
+    close_thread_session()
 
 
 @pytest.fixture

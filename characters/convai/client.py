@@ -19,6 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -105,6 +106,22 @@ def _parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, moment.timestamp() - time.time())
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the client keeps of an HTTP answer."""
+
+    status: int
+    content: bytes
+    retry_after: float | None
+
+    def json(self) -> Any:
+        """The decoded JSON body, or None when it is not JSON."""
+        try:
+            return json.loads(self.content)
+        except ValueError:
+            return None
 
 
 class ConvaiClient:
@@ -245,7 +262,7 @@ class ConvaiClient:
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = self._send(method, path, body)
+                reply = self._send(method, path, body)
             except ConvaiTimeoutError:
                 raise
             except ConvaiUnavailableError:
@@ -253,12 +270,12 @@ class ConvaiClient:
                     raise
                 self._pause(attempt, None, path)
                 continue
-            if response.status_code in RETRYABLE_STATUSES and not last:
-                retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+            if reply.status in RETRYABLE_STATUSES and not last:
+                retry_after = reply.retry_after
                 if retry_after is None or retry_after <= MAX_RETRY_WAIT_SECONDS:
                     self._pause(attempt, retry_after, path)
                     continue
-            return self._interpret(response, allow_empty=allow_empty, allow_list=allow_list)
+            return self._interpret(reply, allow_empty=allow_empty, allow_list=allow_list)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _pause(self, attempt: int, retry_after: float | None, path: str) -> None:
@@ -271,7 +288,7 @@ class ConvaiClient:
         if delay > 0:
             time.sleep(delay)
 
-    def _send(self, method: str, path: str, body: Mapping[str, Any] | None) -> requests.Response:
+    def _send(self, method: str, path: str, body: Mapping[str, Any] | None) -> Reply:
         if not (self._api_key.isascii() and self._api_key.isprintable()):
             # An HTTP header cannot carry it; the encoding error would quote the key.
             raise ConvaiAuthError(
@@ -323,7 +340,15 @@ class ConvaiClient:
             response.status_code,
             (time.perf_counter() - started) * 1000,
         )
-        return response
+        # Only plain data leaves this method: a Response kept alive by an exception's
+        # traceback would keep its pooled socket open.
+        reply = Reply(
+            status=response.status_code,
+            content=response.content,
+            retry_after=_parse_retry_after(response.headers.get("Retry-After")),
+        )
+        response.close()
+        return reply
 
     @staticmethod
     def _log_failure(method: str, path: str, started: float, exc: Exception) -> None:
@@ -336,11 +361,9 @@ class ConvaiClient:
             (time.perf_counter() - started) * 1000,
         )
 
-    def _interpret(
-        self, response: requests.Response, *, allow_empty: bool, allow_list: bool
-    ) -> Any:
-        status = response.status_code
-        payload = _json_or_none(response)
+    def _interpret(self, reply: Reply, *, allow_empty: bool, allow_list: bool) -> Any:
+        status = reply.status
+        payload = reply.json()
         remote = self._redact(_remote_message(payload))
         if 200 <= status < 300:
             if isinstance(payload, dict):
@@ -352,7 +375,7 @@ class ConvaiClient:
                 return payload
             if isinstance(payload, list) and allow_list:
                 return payload
-            if allow_empty and not response.content.strip():
+            if allow_empty and not reply.content.strip():
                 return {}
             raise ConvaiProtocolError(
                 "Convai sent an answer that could not be understood. Try again; if it keeps "
@@ -364,7 +387,7 @@ class ConvaiClient:
         ):
             raise self._auth_error(status, remote)
         if status == 429:
-            retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+            retry_after = reply.retry_after
             wait = f"in {retry_after:.0f} seconds" if retry_after is not None else "shortly"
             raise ConvaiRateLimitError(
                 f"Convai is rate limiting requests; try again {wait}.",
@@ -421,13 +444,6 @@ class ConvaiClient:
             "happening, Convai may have changed its API.",
             status=200,
         )
-
-
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _remote_message(payload: Any) -> str:

@@ -1,6 +1,5 @@
 from tests.sandbox.support import (
     _empty_cache,
-    _live_server_without_nagle,
     make_client,
     other_key,
     sandbox_key,
@@ -9,7 +8,6 @@ from tests.sandbox.support import (
 
 __all__ = [
     "_empty_cache",
-    "_live_server_without_nagle",
     "make_client",
     "other_key",
     "sandbox_key",

@@ -40,6 +40,7 @@ class FakeAdapter(BaseAdapter):
         else:
             response._content = json.dumps(body).encode()
             response.headers.setdefault("Content-Type", "application/json")
+        response._content_consumed = True  # as after a real, non-streamed read
         return response
 
     def close(self) -> None:

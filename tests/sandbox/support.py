@@ -7,27 +7,19 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
-from django.test.testcases import QuietWSGIRequestHandler
 
-from characters.convai.client import ConvaiClient, close_thread_session
+from characters.convai.client import ConvaiClient
 from sandbox.models import SandboxKey
 from sandbox.services import create_sandbox_key, hash_key
+from tests.conftest import _live_server_without_nagle
 
-
-@pytest.fixture(scope="session", autouse=True)
-def _live_server_without_nagle() -> None:
-    """The live server writes headers and body in two sends; with Nagle's algorithm on, the
-    body then waits for the client's delayed ACK (~40 ms a request). A production server sets
-    TCP_NODELAY; so does this one, which makes the HTTP tests several times faster."""
-    QuietWSGIRequestHandler.disable_nagle_algorithm = True
+# Re-exported: it used to live here, and other test modules import it from here.
+__all__ = ["_live_server_without_nagle"]
 
 
 @pytest.fixture
-def sandbox_url(live_server: Any) -> Iterator[str]:
-    yield f"{live_server.url}/sandbox"
-    # Keep-alive connections must not outlive the test: the live server's connection threads
-    # share the test database connection, which is only allowed while a test runs.
-    close_thread_session()
+def sandbox_url(live_server: Any) -> str:
+    return f"{live_server.url}/sandbox"
 
 
 @pytest.fixture
