@@ -44,6 +44,7 @@ def _json_body(request: HttpRequest) -> Mapping[str, Any]:
 def _answer(
     request: HttpRequest,
     operation: Operation,
+    success_status: int,
     missing_key_status: int,
     faults: services.ActiveFaults,
     key: SandboxKey | None,
@@ -65,13 +66,15 @@ def _answer(
         result = operation(key, _json_body(request))
     except emulator.RemoteError as error:
         return JsonResponse(error.body, status=error.status)
-    status = 201 if operation is emulator.create else 200
-    return JsonResponse(result, status=status, safe=False)
+    return JsonResponse(result, status=success_status, safe=False)
 
 
 def endpoint(
-    method: str, *, missing_key_status: int = 401
+    method: str, *, success_status: int = 200, missing_key_status: int = 401
 ) -> Callable[[Operation], Callable[[HttpRequest], HttpResponse]]:
+    """Wrap an emulator operation as a view. Missing-key status: 401 on the base page's
+    endpoints, 400 on list and the catalogues (api-notes.md)."""
+
     def decorate(operation: Operation) -> Callable[[HttpRequest], HttpResponse]:
         @csrf_exempt
         @wraps(operation)
@@ -85,7 +88,9 @@ def endpoint(
             raw_key = request.headers.get("CONVAI-API-KEY", "").strip()
             key = services.authenticate(raw_key)
             faults = services.active_faults(key)
-            response = _answer(request, operation, missing_key_status, faults, key, raw_key)
+            response = _answer(
+                request, operation, success_status, missing_key_status, faults, key, raw_key
+            )
             # Latency is added to the answer, after the work: a slow write still happens.
             if faults.latency_ms:
                 time.sleep(faults.latency_ms / 1000)
@@ -96,7 +101,7 @@ def endpoint(
     return decorate
 
 
-create_character = endpoint("POST")(emulator.create)
+create_character = endpoint("POST", success_status=201)(emulator.create)
 update_character = endpoint("POST")(emulator.update)
 get_character = endpoint("POST")(emulator.get)
 clone_character = endpoint("POST")(emulator.clone)
