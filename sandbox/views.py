@@ -50,6 +50,8 @@ def _answer(
     key: SandboxKey | None,
     raw_key: str,
 ) -> HttpResponse:
+    """Faults first (they stand for the gateway in front of the API), then the key, then the
+    operation itself."""
     if faults.outage or (faults.failure_rate and random.random() < faults.failure_rate):  # noqa: S311
         return HttpResponse(UNAVAILABLE_HTML, status=503, content_type="text/html")
     if faults.rate_limit:
