@@ -15,6 +15,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
+from convai_admin.htmx import render_page
+
 from . import key_services
 from .apikey_forms import ApiKeyForm
 from .models import User
@@ -116,5 +118,4 @@ def api_key_revoke(request: HttpRequest, key_id: UUID) -> HttpResponse:
         )
         return redirect("api_keys")
     api_key = get_object_or_404(api_keys_for(user), pk=key_id)
-    template = f"{REVOKE_PAGE}#confirm" if getattr(request, "htmx", False) else REVOKE_PAGE
-    return render(request, template, {"api_key": api_key})
+    return render_page(request, REVOKE_PAGE, {"api_key": api_key}, partial="confirm")

@@ -18,6 +18,8 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from convai_admin.htmx import render_page
+
 from . import selectors, services
 from .models import Membership, Role, Team, User
 from .permissions import team_view
@@ -152,9 +154,7 @@ def team_leave(request: HttpRequest) -> HttpResponse:
         )
         return redirect("home")
     context = {"team": team, "membership": membership}
-    if request.htmx:  # type: ignore[attr-defined]
-        return render(request, "accounts/team_leave.html#confirm", context)
-    return render(request, "accounts/team_leave.html", context)
+    return render_page(request, "accounts/team_leave.html", context, partial="confirm")
 
 
 # --- Members --------------------------------------------------------------------------------------
@@ -256,9 +256,7 @@ def member_remove(request: HttpRequest, membership_id: int) -> HttpResponse:
         "allowed": services.can_manage(actor, member),
         "is_you": member.pk == actor.pk,
     }
-    if request.htmx:  # type: ignore[attr-defined]
-        return render(request, "accounts/team_member_remove.html#confirm", context)
-    return render(request, "accounts/team_member_remove.html", context)
+    return render_page(request, "accounts/team_member_remove.html", context, partial="confirm")
 
 
 # --- Invitations ----------------------------------------------------------------------------------
@@ -321,9 +319,7 @@ def invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
         messages.success(request, "The invitation was revoked; its link no longer works.")
         return redirect("team_invitations", team_slug=team.slug)
     context = {"team": team, "invitation": invitation}
-    if request.htmx:  # type: ignore[attr-defined]
-        return render(request, "accounts/invitation_revoke.html#confirm", context)
-    return render(request, "accounts/invitation_revoke.html", context)
+    return render_page(request, "accounts/invitation_revoke.html", context, partial="confirm")
 
 
 def _invalid_invitation(request: HttpRequest, error: services.TeamError) -> HttpResponse:

@@ -10,6 +10,9 @@ from accounts.models import Membership, Role, Team
 from characters.convai.client import close_thread_session
 from tests.factories import MembershipFactory, TeamFactory
 
+# Sandbox fixtures (sandbox_url, sandbox_key, other_key, make_client) for every test package.
+pytest_plugins = ["tests.sandbox.support"]
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _live_server_without_nagle() -> None:
