@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.text import slugify
+from django.views.decorators.debug import sensitive_variables
 
 from audit.models import Outcome
 from audit.services import record
@@ -563,6 +564,7 @@ def accept_invitation(token: str, user: User, *, request: HttpRequest | None = N
     return membership
 
 
+@sensitive_variables()  # holds the new account's password
 def accept_invitation_with_new_account(
     token: str,
     *,

@@ -6,6 +6,9 @@ the audit; these functions only choose the page (or htmx fragment) and the messa
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -16,6 +19,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from convai_admin.htmx import render_page
@@ -329,7 +333,25 @@ def _invalid_invitation(request: HttpRequest, error: services.TeamError) -> Http
     return render(request, "accounts/invitation_invalid.html", context, status=status)
 
 
+def _origin_only_referrer(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The invitation token is in the URL: browsers must not send it on (e.g. into a web
+    server's access log) as the Referer of the stylesheet or the sign-in link. Only the origin
+    goes: "no-referrer" would also make the browser send `Origin: null` with the sign-up form,
+    which Django's CSRF check rightly refuses."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response["Referrer-Policy"] = "strict-origin"
+        return response
+
+    return wrapper
+
+
 @never_cache
+@_origin_only_referrer
+@sensitive_post_parameters("password1", "password2")
+@sensitive_variables()  # the sign-up form's cleaned data holds the new password
 @require_http_methods(["GET", "POST"])
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     """The link from an invitation. Signed in: join with one click. Signed out: create an
