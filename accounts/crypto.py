@@ -25,6 +25,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 
 FORMAT_VERSION = "v1"
 KEY_BYTES = 32
@@ -126,6 +127,7 @@ def get_keyring() -> Keyring:
     return keyring
 
 
+@sensitive_variables()  # the plaintext is a member's Convai API key
 def encrypt(plaintext: str, *, associated_data: bytes, keyring: Keyring | None = None) -> str:
     """Seal `plaintext` with the active key; returns the self-describing stored form."""
     ring = keyring or get_keyring()
@@ -144,6 +146,7 @@ def key_id_of(value: str) -> str | None:
     return parts[1]
 
 
+@sensitive_variables()
 def decrypt(
     value: str,
     *,

@@ -68,6 +68,7 @@ class ApiKeyUnusable(ApiKeyError):
     """The key was revoked (its ciphertext wiped), so nothing can be called with it."""
 
 
+@sensitive_variables()
 def seal(api_key: ApiKey, raw_key: str) -> None:
     """Encrypt `raw_key` into `api_key` under the active key (does not save)."""
     api_key.ciphertext = crypto.encrypt(raw_key, associated_data=api_key.encryption_context)
@@ -86,6 +87,7 @@ def reveal(api_key: ApiKey) -> str:
     )
 
 
+@sensitive_variables()
 def _check_with_convai(raw_key: str) -> None:
     """One cheap authenticated call (list characters). Translates Convai's errors into ours."""
     try:

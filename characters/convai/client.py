@@ -28,6 +28,7 @@ import requests
 from django.conf import settings
 from django.core.cache import cache
 from django.utils.crypto import salted_hmac
+from django.views.decorators.debug import sensitive_variables
 from requests.adapters import HTTPAdapter
 
 from .errors import (
@@ -288,6 +289,9 @@ class ConvaiClient:
         if delay > 0:
             time.sleep(delay)
 
+    # The key is in `headers` here and in every frame below (requests, urllib3, http.client):
+    # a crash down there must not print it into an error report, whoever called the client.
+    @sensitive_variables()
     def _send(self, method: str, path: str, body: Mapping[str, Any] | None) -> Reply:
         if not (self._api_key.isascii() and self._api_key.isprintable()):
             # An HTTP header cannot carry it; the encoding error would quote the key.
