@@ -254,6 +254,44 @@ def _changed_meanwhile() -> TeamError:
     )
 
 
+def _your_role_changed() -> TeamError:
+    return TeamError(
+        "Your own role in this team changed while you were looking. Reload the page and try again."
+    )
+
+
+def _lock_membership_changes(actor: Membership) -> str | None:
+    """Inside a transaction: lock the team row, so the team's membership changes run one at a
+    time (none can race past the last-Owner rule, nor deadlock on another's member rows), and
+    return the actor's role as it is now (None once they are gone): the membership read at the
+    start of the request may be stale — they may have been demoted or removed meanwhile."""
+    Team.objects.select_for_update().filter(pk=actor.team_id).values_list("pk").first()
+    return Membership.objects.filter(pk=actor.pk).values_list("role", flat=True).first()
+
+
+def _record_failure(
+    actor: Membership,
+    action: str,
+    error: TeamError,
+    *,
+    request: HttpRequest | None,
+    target: Membership,
+) -> None:
+    """A refusal found under the lock (last Owner, changed meanwhile), recorded after the
+    transaction rolled back so that it stays in the log."""
+    record(
+        action,
+        actor=actor.user,
+        team=actor.team,
+        request=request,
+        target_type="membership",
+        target_id=target.pk,
+        target_label=target.user.display_name,
+        outcome=Outcome.FAILURE,
+        details={"reason": type(error).__name__, "role": target.role},
+    )
+
+
 def _lock_unchanged(target: Membership) -> bool:
     """Lock the member's row; False when it is gone or its role changed since it was read."""
     return Membership.objects.select_for_update().filter(pk=target.pk, role=target.role).exists()
@@ -289,16 +327,22 @@ def change_member_role(
         )
     if old_role == new_role:
         return target
-    with transaction.atomic():
-        if not _lock_unchanged(target):
-            raise _changed_meanwhile()
-        if old_role == Role.OWNER and _owner_count_locked(actor.team) <= 1:
-            raise LastOwnerError(
-                f"{label} is the only Owner. Make someone else an Owner first, then change "
-                "this role."
-            )
-        target.role = new_role
-        target.save(update_fields=["role"])
+    try:
+        with transaction.atomic():
+            if _lock_membership_changes(actor) != actor.role:
+                raise _your_role_changed()
+            if not _lock_unchanged(target):
+                raise _changed_meanwhile()
+            if old_role == Role.OWNER and _owner_count_locked(actor.team) <= 1:
+                raise LastOwnerError(
+                    f"{label} is the only Owner. Make someone else an Owner first, then change "
+                    "this role."
+                )
+            target.role = new_role
+            target.save(update_fields=["role"])
+    except TeamError as error:
+        _record_failure(actor, "member.role_changed", error, request=request, target=target)
+        raise
     record(
         "member.role_changed",
         actor=actor.user,
@@ -331,13 +375,19 @@ def remove_member(
             target_id=target.pk,
             target_label=label,
         )
-    with transaction.atomic():
-        if not _lock_unchanged(target):
-            raise _changed_meanwhile()
-        if target.role == Role.OWNER and _owner_count_locked(actor.team) <= 1:
-            raise LastOwnerError(f"{label} is the only Owner and cannot be removed.")
-        target_pk, role, username = target.pk, target.role, target.user.username
-        target.delete()
+    try:
+        with transaction.atomic():
+            if _lock_membership_changes(actor) != actor.role:
+                raise _your_role_changed()
+            if not _lock_unchanged(target):
+                raise _changed_meanwhile()
+            if target.role == Role.OWNER and _owner_count_locked(actor.team) <= 1:
+                raise LastOwnerError(f"{label} is the only Owner and cannot be removed.")
+            target_pk, role, username = target.pk, target.role, target.user.username
+            target.delete()
+    except TeamError as error:
+        _record_failure(actor, "member.removed", error, request=request, target=target)
+        raise
     target.pk = target_pk
     record(
         "member.removed",
@@ -354,14 +404,21 @@ def remove_member(
 
 def leave_team(actor: Membership, *, request: HttpRequest | None = None) -> None:
     """Leave the team yourself; the last Owner must hand ownership over first."""
-    with transaction.atomic():
-        if actor.role == Role.OWNER and _owner_count_locked(actor.team) <= 1:
-            raise LastOwnerError(
-                "You are the only Owner of this team. Make another member an Owner first, "
-                "then you can leave."
-            )
-        pk = actor.pk
-        Membership.objects.filter(pk=pk).delete()
+    pk = actor.pk
+    try:
+        with transaction.atomic():
+            role = _lock_membership_changes(actor)
+            if role is None:
+                return  # removed meanwhile: already out, and nothing happened to record
+            if role == Role.OWNER and _owner_count_locked(actor.team) <= 1:
+                raise LastOwnerError(
+                    "You are the only Owner of this team. Make another member an Owner first, "
+                    "then you can leave."
+                )
+            Membership.objects.filter(pk=pk).delete()
+    except TeamError as error:
+        _record_failure(actor, "member.left", error, request=request, target=actor)
+        raise
     record(
         "member.left",
         actor=actor.user,
@@ -370,7 +427,7 @@ def leave_team(actor: Membership, *, request: HttpRequest | None = None) -> None
         target_type="membership",
         target_id=pk,
         target_label=actor.user.display_name,
-        details={"username": actor.user.username, "role": actor.role},
+        details={"username": actor.user.username, "role": role},
     )
 
 
