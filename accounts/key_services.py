@@ -195,7 +195,7 @@ def verify_api_key(
         raise ApiKeyUnusable(f"The API key “{api_key.label}” was revoked and cannot be used.")
     try:
         raw_key = reveal(api_key)
-    except crypto.DecryptionError:
+    except (crypto.DecryptionError, crypto.KeyringError):
         raise ApiKeyUnusable(
             f"The API key “{api_key.label}” can no longer be read on this server (its "
             "encryption key is missing). Ask your administrator to run `python manage.py "
