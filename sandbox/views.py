@@ -36,7 +36,7 @@ def _json_body(request: HttpRequest) -> Mapping[str, Any]:
     missing fields apply)."""
     try:
         body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[…" bodies
         return {}
     return body if isinstance(body, dict) else {}
 
