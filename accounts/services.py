@@ -568,12 +568,19 @@ def _consume(invitation_pk: int, user: User, request: HttpRequest | None) -> Mem
     state = invitation_state(invitation)
     if state != "pending":
         raise InvitationUnusable(_UNUSABLE_MESSAGES[state], reason=state)
+    already = AlreadyMember(
+        f"You are already a member of {invitation.team.name}. The invitation was not used, "
+        "so it still works for the person it was meant for."
+    )
     if Membership.objects.filter(team=invitation.team, user=user).exists():
-        raise AlreadyMember(
-            f"You are already a member of {invitation.team.name}. The invitation was not used, "
-            "so it still works for the person it was meant for."
-        )
-    membership = Membership.objects.create(team=invitation.team, user=user, role=invitation.role)
+        raise already
+    try:
+        with transaction.atomic():  # a savepoint: a concurrent second invitation may win
+            membership = Membership.objects.create(
+                team=invitation.team, user=user, role=invitation.role
+            )
+    except IntegrityError:
+        raise already from None
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])

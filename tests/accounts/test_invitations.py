@@ -400,3 +400,28 @@ def test_invitation_list_separates_pending_from_closed_in_constant_queries(
     with django_assert_num_queries(6):
         response = client.get(url)
     assert len(response.context["pending"]) == 6
+
+
+def test_a_membership_created_concurrently_is_already_a_member_not_a_500(
+    invite, admin, monkeypatch
+) -> None:
+    """Two links to the same team accepted at once: the unique constraint decides, and the
+    loser sees the ordinary "already a member" refusal with the link left unused."""
+    user = UserFactory.create()
+    MembershipFactory.create(team=admin.team, user=user, role=Role.VIEWER)
+    # The pre-check runs before the other request's membership became visible.
+    real_filter = Membership.objects.filter
+
+    def stale_filter(*args, **kwargs):
+        if kwargs.get("user") == user:
+            return Membership.objects.none()
+        return real_filter(*args, **kwargs)
+
+    monkeypatch.setattr(Membership.objects, "filter", stale_filter)
+    with pytest.raises(services.AlreadyMember):
+        services.accept_invitation(invite.token, user)
+    monkeypatch.undo()
+    assert Invitation.objects.get(pk=invite.invitation.pk).accepted_at is None
+    assert AuditEvent.objects.filter(
+        action="invitation.accepted", outcome=Outcome.FAILURE, actor=user
+    ).exists()
