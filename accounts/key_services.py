@@ -230,6 +230,23 @@ def verify_api_key(
     return api_key
 
 
+def mark_verified_without_call(api_key: ApiKey, *, reason: str) -> ApiKey:
+    """Mark a key verified that is valid by construction (the built-in sandbox issued it in
+    this process, before any server could answer a verification call). Audited with why."""
+    now = timezone.now()
+    ApiKey.objects.filter(pk=api_key.pk).update(verified_at=now)
+    api_key.verified_at = now
+    record(
+        "api_key.verified",
+        actor=api_key.owner,
+        target_type=TARGET_TYPE,
+        target_id=api_key.pk,
+        target_label=api_key.label,
+        details={"last_four": api_key.last_four, "how": reason},
+    )
+    return api_key
+
+
 def revoke_api_key(
     user: User, api_key_id: UUID | str, request: HttpRequest | None = None
 ) -> ApiKey:
