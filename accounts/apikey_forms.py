@@ -16,7 +16,7 @@ class ApiKeyForm(forms.Form):
     label = forms.CharField(
         max_length=80,
         help_text="A name you will recognise later, e.g. “Studio production”.",
-        widget=forms.TextInput(attrs={"autocomplete": "off", "placeholder": "Studio production"}),
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
     key = forms.CharField(
         label="Convai API key",

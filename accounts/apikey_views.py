@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -83,7 +84,8 @@ def api_keys(request: HttpRequest) -> HttpResponse:
             f"Convai accepted “{api_key.label}” (…{api_key.last_four}). It is stored encrypted "
             "and ready to use.",
         )
-    return redirect("api_keys")
+    # The form posts to #add-key; land on the message instead of below it.
+    return redirect(reverse("api_keys") + "#messages")
 
 
 @login_required

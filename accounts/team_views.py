@@ -120,6 +120,9 @@ def team_overview(request: HttpRequest) -> HttpResponse:
         "abilities": _abilities(membership.role),
         "is_admin": is_admin,
         "is_owner": membership.role == Role.OWNER,
+        # Editors and up act on characters through their own key: nudge them to add one.
+        "show_api_key_prompt": membership.has_role(Role.EDITOR)
+        and not selectors.api_keys_for(membership.user).exists(),
     }
     return render(request, "accounts/team_overview.html", context)
 

@@ -351,10 +351,12 @@ def test_change_password_sign_out_and_back_in(open_page: Any, owner: Any) -> Non
 
     page.locator(".nav-user > summary").click()
     page.locator(".nav-user").get_by_role("button", name="Sign out").click()
-    page.wait_for_url(f"**{reverse('login')}")
-    # LOGOUT_REDIRECT_URL sends people straight back to the sign-in form.
-    assert h1(browser_page) == "Sign in to Convai Admin"
+    page.wait_for_url(f"**{reverse('logout')}")
+    # Signing out says so, with no navigation left, and offers to sign in again.
+    assert h1(browser_page) == "You are signed out"
     assert page.locator(".topbar").count() == 0
+    page.get_by_role("link", name="Sign in again").click()
+    page.wait_for_url(f"**{reverse('login')}")
 
     # The old password no longer works; the new one does.
     browser_page.sign_in(owner.user.username, TEST_PASSWORD)
