@@ -237,6 +237,149 @@
     flash("error", text);
   });
 
+  // Copy buttons: <button data-copy-target="#id" hidden> copies the value (or text) of #id.
+  // They are rendered hidden, so without script nobody sees a button that does nothing; the
+  // nearest [data-copy-status] (an aria-live element) says what happened.
+  var COPY_FEEDBACK_MS = 2500;
+
+  function copyStatusFor(button) {
+    for (var node = button.parentElement; node; node = node.parentElement) {
+      var status = node.querySelector("[data-copy-status]");
+      if (status) {
+        return status;
+      }
+    }
+    return null;
+  }
+
+  function copySource(button) {
+    var selector = button.getAttribute("data-copy-target");
+    try {
+      return selector ? document.querySelector(selector) : null;
+    } catch (error) {
+      return null; // not a valid selector
+    }
+  }
+
+  function selectAll(element) {
+    if (typeof element.select === "function") {
+      element.focus();
+      element.select();
+      return;
+    }
+    var range = document.createRange();
+    range.selectNodeContents(element);
+    var selection = window.getSelection();
+    if (selection) {
+      selection.removeAllRanges();
+      selection.addRange(range);
+    }
+  }
+
+  function showCopyResult(button, copied) {
+    var status = copyStatusFor(button);
+    if (copied) {
+      if (!button.hasAttribute("data-copy-label")) {
+        button.setAttribute("data-copy-label", button.textContent);
+      }
+      button.textContent = "Copied";
+      button.classList.add("is-copied");
+      if (status) {
+        status.textContent = "Copied to the clipboard.";
+      }
+      window.clearTimeout(button._copyTimer);
+      button._copyTimer = window.setTimeout(function () {
+        button.textContent = button.getAttribute("data-copy-label");
+        button.classList.remove("is-copied");
+        if (status) {
+          status.textContent = "";
+        }
+      }, COPY_FEEDBACK_MS);
+    } else if (status) {
+      status.textContent = "The text is selected: press Ctrl+C (\u2318C on a Mac) to copy it.";
+    }
+  }
+
+  // Without the Clipboard API (older browsers, or a page served over plain http), try the old
+  // copy command on the selected text; if even that fails, leave the text selected.
+  function copyBySelection(source) {
+    selectAll(source);
+    try {
+      return document.execCommand("copy");
+    } catch (error) {
+      return false;
+    }
+  }
+
+  function copyFrom(button) {
+    var source = copySource(button);
+    if (!source) {
+      return;
+    }
+    var text = "value" in source ? source.value : source.textContent;
+    if (navigator.clipboard && typeof navigator.clipboard.writeText === "function") {
+      navigator.clipboard.writeText(text).then(
+        function () {
+          showCopyResult(button, true);
+        },
+        function () {
+          showCopyResult(button, copyBySelection(source));
+        }
+      );
+    } else {
+      showCopyResult(button, copyBySelection(source));
+    }
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    var button = target instanceof Element ? target.closest("[data-copy-target]") : null;
+    if (button) {
+      event.preventDefault();
+      copyFrom(button);
+    }
+  });
+
+  // Read-only fields meant to be copied select their whole text on focus. The mouseup that
+  // follows a focusing click would collapse that selection again, so it is swallowed once.
+  var justSelected = null;
+
+  document.addEventListener("focusin", function (event) {
+    var field = event.target;
+    if (field instanceof HTMLInputElement && field.hasAttribute("data-select-on-focus")) {
+      field.select();
+      justSelected = field;
+    }
+  });
+
+  document.addEventListener("mouseup", function (event) {
+    if (justSelected && event.target === justSelected) {
+      event.preventDefault();
+    }
+    justSelected = null;
+  });
+
+  function enhance(scope) {
+    scope.querySelectorAll("[data-copy-target][hidden]").forEach(function (button) {
+      button.hidden = false;
+    });
+    var focused = document.activeElement;
+    if (focused instanceof HTMLInputElement && focused.hasAttribute("data-select-on-focus")) {
+      focused.select(); // autofocus may have happened before this script ran
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    enhance(document);
+  });
+
+  document.addEventListener("htmx:load", function (event) {
+    var element = event.detail && event.detail.elt;
+    if (element instanceof Element) {
+      enhance(element);
+    }
+  });
+
   document.addEventListener("htmx:sendError", function () {
     flash("error", "Could not reach the server. Check your connection and try again.");
   });
