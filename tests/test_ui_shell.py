@@ -234,3 +234,161 @@ def test_404_page_uses_the_shell(client: Client) -> None:
     html = response.content.decode()
     assert "We could not find that page" in html
     assert "app.css" in html
+
+
+# ---- Rough edges from the browser walkthrough ------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_member_invitation_and_key_tables_stack_on_phones(client: Client) -> None:
+    """Each cell of a stacking table names itself, so the card layout below 640 px reads."""
+    from accounts.models import ApiKey
+    from accounts.services import create_invitation
+
+    membership = _signed_in(client)
+    MembershipFactory.create(team=membership.team, role=Role.VIEWER)
+    create_invitation(membership, Role.EDITOR)
+    ApiKey.objects.create(owner=membership.user, label="Studio", last_four="wxyz")
+    slug = membership.team.slug
+    pages = {
+        reverse("team_members", args=[slug]): ["Role", "Joined", "Change role"],
+        reverse("team_invitations", args=[slug]): ["Role", "Created", "Expires"],
+        reverse("api_keys"): ["Key", "Added", "Last verified", "Last used"],
+        reverse("team_list"): ["Your role", "Joined"],
+    }
+    for url, labels in pages.items():
+        html = client.get(url).content.decode()
+        assert '<table class="table table-stack">' in html, url
+        for label in labels:
+            assert f'data-label="{label}"' in html, (url, label)
+    css = (Path(settings.BASE_DIR) / "static/css/app.css").read_text(encoding="utf-8")
+    assert "@media (max-width: 640px)" in css
+    assert "content: attr(data-label)" in css
+
+
+@pytest.mark.django_db
+def test_invitation_link_page_has_a_copy_button_that_needs_script(client: Client) -> None:
+    membership = _signed_in(client)
+    response = client.post(
+        reverse("invitation_create", args=[membership.team.slug]), {"role": "editor"}
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    # Rendered hidden: app.js shows it, so without script no button does nothing.
+    assert (
+        '<button class="btn btn-secondary" type="button" data-copy-target="#invitation-link" '
+        "hidden>Copy link</button>"
+    ) in html
+    assert 'id="invitation-link"' in html and "data-select-on-focus" in html
+    assert "data-copy-status" in html and 'aria-live="polite"' in html
+    assert "Select the text" not in html
+    script = (Path(settings.BASE_DIR) / "static/js/app.js").read_text(encoding="utf-8")
+    assert "[data-copy-target]" in script and "navigator.clipboard" in script
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("role", "manages", "text"),
+    [
+        (Role.OWNER, True, "as an Owner you set everyone's role"),
+        (Role.ADMIN, True, "you set Editors' and Viewers' roles; Owners set Admins and Owners"),
+        (Role.EDITOR, False, "Your role is set by the team's Admins and Owners."),
+        (Role.VIEWER, False, "Your role is set by the team's Admins and Owners."),
+    ],
+)
+def test_overview_says_who_sets_roles_for_my_role(
+    client: Client, role: str, manages: bool, text: str
+) -> None:
+    membership = _signed_in(client, role)
+    html = client.get(reverse("team_overview", args=[membership.team.slug])).content.decode()
+    assert text in html
+    assert "Roles are set by the team's admins and owners." not in html
+    members_url = reverse("team_members", args=[membership.team.slug])
+    manage_link = f'<a href="{members_url}">Manage roles on the Members page</a>'
+    assert (manage_link in html) is manages
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", [Role.OWNER, Role.EDITOR])
+def test_overview_prompts_for_an_api_key_until_there_is_one(client: Client, role: str) -> None:
+    from accounts.models import ApiKey
+
+    membership = _signed_in(client, role)
+    url = reverse("team_overview", args=[membership.team.slug])
+    prompt = "Add your Convai API key so you can create and import characters."
+    html = client.get(url).content.decode()
+    assert prompt in html
+    assert f'<a href="{reverse("api_keys")}#add-key">Add your API key</a>' in html
+    ApiKey.objects.create(owner=membership.user, label="Studio", last_four="wxyz")
+    assert prompt not in client.get(url).content.decode()
+
+
+@pytest.mark.django_db
+def test_viewers_are_not_prompted_for_a_key(client: Client) -> None:
+    """Viewers act on nothing, so a key would not help them."""
+    membership = _signed_in(client, Role.VIEWER)
+    html = client.get(reverse("team_overview", args=[membership.team.slug])).content.decode()
+    assert "Add your Convai API key" not in html
+
+
+HELP_BLOCK = re.compile(r'<div class="help" id="id_(\w+)_helptext">(.*?)</div>', re.DOTALL)
+
+
+def _password_help(html: str, field: str) -> str:
+    blocks = {name: body for name, body in HELP_BLOCK.findall(html)}
+    assert f'aria-describedby="id_{field}_helptext"' in html
+    return " ".join(blocks[field].split())
+
+
+@pytest.mark.django_db
+def test_password_rules_read_the_same_on_sign_up_and_change_password(client: Client) -> None:
+    from accounts.services import create_invitation
+
+    inviter = MembershipFactory.create(role=Role.ADMIN)
+    token = create_invitation(inviter, Role.EDITOR).token
+    signup = client.get(reverse("invitation_accept", kwargs={"token": token})).content.decode()
+    _signed_in(client)
+    change = client.get(reverse("password_change")).content.decode()
+    rules = _password_help(signup, "password1")
+    assert rules == _password_help(change, "new_password1")
+    assert rules.startswith("Your password must: <ul>")
+    # The wording follows the configured validators: a new validator or another minimum
+    # length must be reflected in includes/password_help.html.
+    from django.contrib.auth import password_validation
+
+    validators = password_validation.get_default_password_validators()
+    assert sorted(type(v).__name__ for v in validators) == [
+        "CommonPasswordValidator",
+        "MinimumLengthValidator",
+        "NumericPasswordValidator",
+        "UserAttributeSimilarityValidator",
+    ]
+    minimum = next(
+        v.min_length
+        for v in validators
+        if isinstance(v, password_validation.MinimumLengthValidator)
+    )
+    assert f"have at least {minimum} characters" in rules
+
+
+@pytest.mark.django_db
+def test_404_sends_people_without_a_team_to_their_dashboard(client: Client) -> None:
+    from tests.factories import UserFactory
+
+    client.force_login(UserFactory.create())
+    html = client.get("/no-such-page/").content.decode()
+    assert "Go to your dashboard" in html and "Go to your team" not in html
+    assert f'href="{reverse("home")}"' in html
+
+
+@pytest.mark.django_db
+def test_404_sends_members_back_to_their_team(client: Client) -> None:
+    _signed_in(client)
+    html = client.get("/no-such-page/").content.decode()
+    assert "Go to your team" in html and "Go to your dashboard" not in html
+
+
+@pytest.mark.django_db
+def test_404_offers_sign_in_when_signed_out(client: Client) -> None:
+    html = client.get("/no-such-page/").content.decode()
+    assert f'href="{reverse("login")}">Sign in</a>' in html
