@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from audit.models import AuditEvent
+from audit.services import record
+from tests.factories import TeamFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_intact_chains_pass() -> None:
+    team = TeamFactory.create()
+    record("team.created", team=team)
+    record("auth.sign_in")
+    out = StringIO()
+    call_command("verify_audit_log", stdout=out)
+    assert "All 2 audit chain(s) are intact." in out.getvalue()
+
+
+def test_a_tampered_row_fails_and_is_named() -> None:
+    team = TeamFactory.create()
+    event = record("team.created", team=team)
+    record("team.renamed", team=team)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {AuditEvent._meta.db_table} SET outcome = 'denied' WHERE id = %s",
+            [event.pk],
+        )
+    err = StringIO()
+    with pytest.raises(CommandError, match="1 of 1 audit chain"):
+        call_command("verify_audit_log", stderr=err)
+    assert f"team:{team.pk}: seq 1 (id {event.pk}) was altered" in err.getvalue()
