@@ -279,16 +279,38 @@ def _record_failure(
 ) -> None:
     """A refusal found under the lock (last Owner, changed meanwhile), recorded after the
     transaction rolled back so that it stays in the log."""
+    _record_member(
+        actor,
+        action,
+        request=request,
+        target_id=target.pk,
+        label=target.user.display_name,
+        details={"reason": type(error).__name__, "role": target.role},
+        outcome=Outcome.FAILURE,
+    )
+
+
+def _record_member(
+    actor: Membership,
+    action: str,
+    *,
+    request: HttpRequest | None,
+    target_id: int | None,
+    label: str,
+    details: dict[str, object],
+    outcome: str = Outcome.SUCCESS,
+) -> None:
+    """An audit event about one membership of the actor's team."""
     record(
         action,
         actor=actor.user,
         team=actor.team,
         request=request,
         target_type="membership",
-        target_id=target.pk,
-        target_label=target.user.display_name,
-        outcome=Outcome.FAILURE,
-        details={"reason": type(error).__name__, "role": target.role},
+        target_id=target_id,
+        target_label=label,
+        outcome=outcome,
+        details=details,
     )
 
 
@@ -343,14 +365,12 @@ def change_member_role(
     except TeamError as error:
         _record_failure(actor, "member.role_changed", error, request=request, target=target)
         raise
-    record(
+    _record_member(
+        actor,
         "member.role_changed",
-        actor=actor.user,
-        team=actor.team,
         request=request,
-        target_type="membership",
         target_id=target.pk,
-        target_label=label,
+        label=label,
         details={"username": target.user.username, "role": [old_role.value, new_role.value]},
     )
     return target
@@ -389,14 +409,12 @@ def remove_member(
         _record_failure(actor, "member.removed", error, request=request, target=target)
         raise
     target.pk = target_pk
-    record(
+    _record_member(
+        actor,
         "member.removed",
-        actor=actor.user,
-        team=actor.team,
         request=request,
-        target_type="membership",
         target_id=target_pk,
-        target_label=label,
+        label=label,
         details={"username": username, "role": role},
     )
     return target
@@ -419,14 +437,12 @@ def leave_team(actor: Membership, *, request: HttpRequest | None = None) -> None
     except TeamError as error:
         _record_failure(actor, "member.left", error, request=request, target=actor)
         raise
-    record(
+    _record_member(
+        actor,
         "member.left",
-        actor=actor.user,
-        team=actor.team,
         request=request,
-        target_type="membership",
         target_id=pk,
-        target_label=actor.user.display_name,
+        label=actor.user.display_name,
         details={"username": actor.user.username, "role": role},
     )
 
