@@ -495,14 +495,12 @@ def create_invitation(
         created_at=now,
         expires_at=now + timedelta(days=settings.INVITATION_VALID_DAYS),
     )
-    record(
+    _record_invitation(
         "invitation.created",
+        invitation,
         actor=actor.user,
         team=actor.team,
         request=request,
-        target_type="invitation",
-        target_id=invitation.pk,
-        target_label=invitation.email or f"{role.label} invitation",
         details={
             "role": role.value,
             "email": invitation.email,
@@ -530,14 +528,12 @@ def revoke_invitation(
             )
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
-    record(
+    _record_invitation(
         "invitation.revoked",
+        invitation,
         actor=actor.user,
         team=actor.team,
         request=request,
-        target_type="invitation",
-        target_id=invitation.pk,
-        target_label=invitation.email or f"{Role(invitation.role).label} invitation",
         details={"role": invitation.role, "email": invitation.email},
     )
     return invitation
@@ -603,6 +599,30 @@ def _consume(invitation_pk: int, user: User, request: HttpRequest | None) -> Mem
     return membership
 
 
+def _record_invitation(
+    action: str,
+    invitation: Invitation,
+    *,
+    actor: User,
+    team: Team,
+    request: HttpRequest | None,
+    details: dict[str, object],
+    outcome: str = Outcome.SUCCESS,
+) -> None:
+    """An audit event about one invitation, labelled by its email or its role."""
+    record(
+        action,
+        actor=actor,
+        team=team,
+        request=request,
+        target_type="invitation",
+        target_id=invitation.pk,
+        target_label=invitation.email or f"{Role(invitation.role).label} invitation",
+        outcome=outcome,
+        details=details,
+    )
+
+
 def _record_accept(
     invitation: Invitation,
     user: User,
@@ -611,14 +631,12 @@ def _record_accept(
     outcome: str = Outcome.SUCCESS,
     details: dict[str, object] | None = None,
 ) -> None:
-    record(
+    _record_invitation(
         "invitation.accepted",
+        invitation,
         actor=user,
         team=invitation.team,
         request=request,
-        target_type="invitation",
-        target_id=invitation.pk,
-        target_label=invitation.email or f"{Role(invitation.role).label} invitation",
         outcome=outcome,
         details={"role": invitation.role, "username": user.username, **(details or {})},
     )
