@@ -159,11 +159,14 @@ def test_unreadable_voice_entries_are_skipped(monkeypatch: pytest.MonkeyPatch) -
 def test_an_empty_2xx_body_is_success_for_update_and_delete(
     monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
-    install(monkeypatch, [(200, b"")])
+    fake = install(monkeypatch, [(200, b"")])
     if method == "update_character":
-        client().update_character("c-1", name="X")
+        result = client().update_character("c-1", name="X")
     else:
-        client().delete_character("c-1")
+        result = client().delete_character("c-1")
+    # No exception, no return value, and exactly one request went out (no retry of a write).
+    assert result is None
+    assert len(fake.sent) == 1
 
 
 # --- failures the sandbox cannot produce ------------------------------------------------------
