@@ -2,7 +2,12 @@
 
 Each operation takes the authenticated key and the decoded JSON body and returns the success
 body; a documented failure is raised as `RemoteError(status, body)`. Field names, status codes
-and messages follow character-base-api.md exactly; list/voices/languages follow api-notes.md.
+and messages follow character-base-api.md exactly; list/voices/languages/usage follow
+api-notes.md. Characters belong to the key's account, so every key of an account sees the same.
+
+Every string taken from a body goes through `_usable`: JSON can spell a NUL or a lone UTF-16
+surrogate ("\\u0000", "\\ud800"), which no database should store and which SQLite cannot even
+encode, so such a value is bad input and gets the field's documented 400, before any query.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from .models import Listing, SandboxCharacter, SandboxKey
+from .models import USAGE_METRICS, Listing, SandboxCharacter, SandboxKey
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
@@ -118,6 +123,18 @@ def full_item(character: SandboxCharacter) -> dict[str, Any]:
 # --- validation helpers -----------------------------------------------------------------------
 
 
+def _usable(value: Any) -> str | None:
+    """A non-empty string that can be stored and sent back as UTF-8, or None: JSON allows NULs
+    and lone surrogates in strings; we refuse them rather than let the database choke."""
+    if not isinstance(value, str) or not value or "\x00" in value:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
 def _actions(value: Any) -> list[str] | None:
     """Actions as Convai takes them: a comma-separated string, or (leniently) a list."""
     if isinstance(value, str):
@@ -126,21 +143,27 @@ def _actions(value: Any) -> list[str] | None:
         items = value
     else:
         return None
-    return [item.strip() for item in items if item.strip()]
+    actions = [item.strip() for item in items if item.strip()]
+    if not all(_usable(action) for action in actions):
+        return None
+    return actions
 
 
 def _text(value: Any, limit: int) -> str | None:
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
+    text = _usable(value)
+    if text is None or not text.strip() or len(text) > limit:
         return None
-    return value
+    return text
 
 
 def _owned(key: SandboxKey, char_id: Any) -> SandboxCharacter:
-    if not isinstance(char_id, str) or not char_id:
+    """A character of the key's account; anything else is the documented not-found 400."""
+    char_id = _usable(char_id)
+    if char_id is None:
         raise RemoteError(400, "ERROR", NOT_FOUND)
     character = (
         SandboxCharacter.objects.select_related("owner")
-        .filter(character_id=char_id, owner=key)
+        .filter(character_id=char_id, owner_id=key.account_id)
         .first()
     )
     if character is None:
@@ -159,7 +182,7 @@ def create(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
     if name is None or voice is None or backstory is None or actions is None:
         raise RemoteError(400, "INTERNAL_ERROR", CREATE_FAILED)
     character = SandboxCharacter.objects.create(
-        owner=key,
+        owner_id=key.account_id,
         character_name=name,
         voice_type=voice,
         backstory=backstory,
@@ -200,24 +223,24 @@ def _languages(body: Mapping[str, Any]) -> list[str] | None:
     if not isinstance(value, list) or not value:
         return None
     known = language_codes()
-    if not all(isinstance(code, str) and code in known for code in value):
+    if not all(isinstance(code, str) and _usable(code) in known for code in value):
         return None
     return list(dict.fromkeys(value))
 
 
 def get(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
-    """By charID, else by charName; the key's own characters first, then public ones."""
+    """By charID, else by charName; the account's own characters first, then public ones."""
     visible = SandboxCharacter.objects.select_related("owner").filter(
-        Q(owner=key) | Q(listing=Listing.PUBLIC)
+        Q(owner_id=key.account_id) | Q(listing=Listing.PUBLIC)
     )
-    char_id, name = body.get("charID"), body.get("charName")
-    if isinstance(char_id, str) and char_id:
-        character = visible.filter(character_id=char_id).first()
-    elif isinstance(name, str) and name:
+    raw_id = body.get("charID")
+    character = None
+    if isinstance(raw_id, str) and raw_id:  # a charID wins over a name, even an unusable one
+        char_id = _usable(raw_id)
+        character = visible.filter(character_id=char_id).first() if char_id else None
+    elif (name := _usable(body.get("charName"))) is not None:
         matches = visible.filter(character_name=name)
-        character = matches.filter(owner=key).first() or matches.first()
-    else:
-        character = None
+        character = matches.filter(owner_id=key.account_id).first() or matches.first()
     if character is None:
         raise RemoteError(400, "ERROR", GET_FAILED)
     return full_item(character)
@@ -229,7 +252,7 @@ def clone(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
         raise RemoteError(400, "ERROR", UPDATE_FAILED)
     source = _owned(key, body.get("charID"))
     copy = SandboxCharacter.objects.create(
-        owner=key,
+        owner_id=key.account_id,
         character_name=source.character_name,
         voice_type=source.voice_type,
         backstory=source.backstory,
@@ -246,7 +269,7 @@ def delete(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def list_characters(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
-    characters = SandboxCharacter.objects.select_related("owner").filter(owner=key)
+    characters = SandboxCharacter.objects.select_related("owner").filter(owner_id=key.account_id)
     return {"characters": [list_item(character) for character in characters]}
 
 
@@ -256,3 +279,20 @@ def voices(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, list[dict[str,
 
 def languages(key: SandboxKey, body: Mapping[str, Any]) -> list[dict[str, dict[str, str]]]:
     return languages_payload()
+
+
+def account_usage(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
+    """Who the key belongs to, its plan and quota, in the shape Convai's Unreal plugin reads
+    (api-notes.md, "Account usage")."""
+    account = key.account
+    plan: dict[str, Any] = {"plan_name": account.plan_name}
+    if account.renews_at is not None:
+        plan["expiry_ts"] = account.renews_at.astimezone(UTC).isoformat(timespec="seconds")
+    plan["metrics"] = [
+        {
+            "id": metric,
+            "usage_details": [{"limit": getattr(account, limit), "usage": getattr(account, usage)}],
+        }
+        for metric, (limit, usage) in USAGE_METRICS.items()
+    ]
+    return {"usage": {"user_name": account.name, "email": account.email}, "usage_v2": plan}

@@ -1,16 +1,19 @@
-"""Sandbox keys and fault injection: the operations the `sandbox_key` / `sandbox_fault`
-commands, the demo bootstrap and the tests share."""
+"""Sandbox accounts, keys and fault injection: the operations the `sandbox_account`,
+`sandbox_key` and `sandbox_fault` commands, the demo bootstrap and the tests share."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .models import SandboxFault, SandboxKey
+from .models import USAGE_METRICS, SandboxAccount, SandboxFault, SandboxKey
 
 GLOBAL = ""
 
@@ -21,8 +24,57 @@ def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def create_sandbox_key(label: str) -> str:
-    """Create a key for a new remote user and return it; it is never retrievable again.
+def _default_email(name: str) -> str:
+    local = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-") or "user"
+    return f"{local[:60]}@sandbox.example.com"
+
+
+def configure_sandbox_account(
+    name: str,
+    *,
+    email: str | None = None,
+    plan_name: str | None = None,
+    renews_at: datetime | None = None,
+    limits: Mapping[str, int] | None = None,
+    usage: Mapping[str, int] | None = None,
+) -> SandboxAccount:
+    """Create the account called `name` or change it; only the settings given are changed.
+    `limits` and `usage` are keyed by metric id (`interactions`, `core-api`, ...)."""
+    name = name.strip()[:80]
+    if not name:
+        raise ValueError("A sandbox account needs a name.")
+    changes: dict[str, object] = {}
+    if email is not None:
+        changes["email"] = email.strip()
+    if plan_name is not None:
+        if not plan_name.strip():
+            raise ValueError("A plan needs a name.")
+        changes["plan_name"] = plan_name.strip()
+    if renews_at is not None:
+        changes["renews_at"] = renews_at
+    for values, column in ((limits or {}, 0), (usage or {}, 1)):
+        for metric, value in values.items():
+            if metric not in USAGE_METRICS:
+                raise ValueError(
+                    f"Unknown metric {metric!r}: use one of {', '.join(USAGE_METRICS)}."
+                )
+            if value < 0:
+                raise ValueError("Limits and usage cannot be negative.")
+            changes[USAGE_METRICS[metric][column]] = value
+    account, created = SandboxAccount.objects.get_or_create(
+        name=name, defaults={"email": _default_email(name), **changes}
+    )
+    if changes and not created:
+        for field, setting in changes.items():
+            setattr(account, field, setting)
+        account.save(update_fields=list(changes))
+    return account
+
+
+def create_sandbox_key(label: str, *, account: str | None = None) -> str:
+    """Create a key and return it; it is never retrievable again. With `account`, the key
+    joins that account (created if new), so it sees the same characters as the account's
+    other keys; without it, the key is a new account of its own, as every Convai user is.
 
     The format (32 hex characters) mirrors a real Convai key so the dashboard's key form
     treats both alike."""
@@ -30,15 +82,25 @@ def create_sandbox_key(label: str) -> str:
     if not label:
         raise ValueError("A sandbox key needs a label.")
     raw_key = secrets.token_hex(16)
-    SandboxKey.objects.create(label=label[:80], key_hash=hash_key(raw_key))
+    with transaction.atomic():
+        if account is None:
+            user_id = secrets.token_hex(16)
+            name = f"{label[:67]}-{user_id[:12]}"
+            owner = SandboxAccount.objects.create(
+                name=name, email=_default_email(name), user_id=user_id
+            )
+        else:
+            owner = configure_sandbox_account(account)
+        SandboxKey.objects.create(account=owner, label=label[:80], key_hash=hash_key(raw_key))
     return raw_key
 
 
 def authenticate(raw_key: str) -> SandboxKey | None:
-    """The key's owner, or None. Counts the request (tests assert retries by this count)."""
+    """The key (with its account), or None. Counts the request (tests assert retries by this
+    count)."""
     if not raw_key:
         return None
-    key = SandboxKey.objects.filter(key_hash=hash_key(raw_key)).first()
+    key = SandboxKey.objects.select_related("account").filter(key_hash=hash_key(raw_key)).first()
     if key is not None:
         now = timezone.now()
         SandboxKey.objects.filter(pk=key.pk).update(
@@ -49,10 +111,21 @@ def authenticate(raw_key: str) -> SandboxKey | None:
     return key
 
 
+def count_core_api_call(key: SandboxKey) -> None:
+    """One successful core-API call spent from the key's account quota, as the usage endpoint
+    reports it. An F() update, so concurrent calls are all counted."""
+    SandboxAccount.objects.filter(pk=key.account_id).update(core_api_usage=F("core_api_usage") + 1)
+
+
 def revoke_sandbox_keys(label: str) -> int:
-    """Delete every key with this label (and, as on a real provider, its characters)."""
-    deleted, _ = SandboxKey.objects.filter(label=label).delete()
-    return deleted
+    """Delete every key with this label. An account left without keys goes too, with its
+    characters (as on a real provider); one that still has keys keeps them."""
+    with transaction.atomic():
+        keys = SandboxKey.objects.filter(label=label)
+        account_ids = set(keys.values_list("account_id", flat=True))
+        deleted, _ = keys.delete()
+        orphans, _ = SandboxAccount.objects.filter(pk__in=account_ids, keys__isnull=True).delete()
+    return deleted + orphans
 
 
 @dataclass(frozen=True)

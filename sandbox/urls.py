@@ -15,4 +15,5 @@ urlpatterns = [
     path("character/list", views.list_characters, name="list"),
     path("tts/get_available_voices", views.list_voices, name="voices"),
     path("tts/get_available_languages", views.list_languages, name="languages"),
+    path("user/user-api-usage", views.account_usage, name="usage"),
 ]

@@ -3,6 +3,8 @@
 Every endpoint goes through `endpoint`, which answers 404 unless CONVAI_SANDBOX is on (checked
 per request, so it can never leak into a production deployment that leaves it off), then
 applies injected faults, authenticates the `CONVAI-API-KEY` header and encodes the result.
+A successful character call is counted against the account's core-API quota, which the
+usage endpoint reports.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def _answer(
     faults: services.ActiveFaults,
     key: SandboxKey | None,
     raw_key: str,
+    core_api: bool,
 ) -> HttpResponse:
     """Faults first (they stand for the gateway in front of the API), then the key, then the
     operation itself."""
@@ -68,14 +71,21 @@ def _answer(
         result = operation(key, _json_body(request))
     except emulator.RemoteError as error:
         return JsonResponse(error.body, status=error.status)
+    if core_api:
+        services.count_core_api_call(key)
     return JsonResponse(result, status=success_status, safe=False)
 
 
 def endpoint(
-    method: str, *, success_status: int = 200, missing_key_status: int = 401
+    method: str,
+    *,
+    success_status: int = 200,
+    missing_key_status: int = 401,
+    core_api: bool = True,
 ) -> Callable[[Operation], Callable[[HttpRequest], HttpResponse]]:
     """Wrap an emulator operation as a view. Missing-key status: 401 on the base page's
-    endpoints, 400 on list and the catalogues (api-notes.md)."""
+    endpoints, 400 on list, the catalogues and usage (api-notes.md). `core_api`: a success
+    spends one unit of the account's core-API quota (the character endpoints do)."""
 
     def decorate(operation: Operation) -> Callable[[HttpRequest], HttpResponse]:
         @csrf_exempt
@@ -91,7 +101,14 @@ def endpoint(
             key = services.authenticate(raw_key)
             faults = services.active_faults(key)
             response = _answer(
-                request, operation, success_status, missing_key_status, faults, key, raw_key
+                request,
+                operation,
+                success_status,
+                missing_key_status,
+                faults,
+                key,
+                raw_key,
+                core_api,
             )
             # Latency is added to the answer, after the work: a slow write still happens.
             if faults.latency_ms:
@@ -109,5 +126,6 @@ get_character = endpoint("POST")(emulator.get)
 clone_character = endpoint("POST")(emulator.clone)
 delete_character = endpoint("POST")(emulator.delete)
 list_characters = endpoint("POST", missing_key_status=400)(emulator.list_characters)
-list_voices = endpoint("GET", missing_key_status=400)(emulator.voices)
-list_languages = endpoint("GET", missing_key_status=400)(emulator.languages)
+list_voices = endpoint("GET", missing_key_status=400, core_api=False)(emulator.voices)
+list_languages = endpoint("GET", missing_key_status=400, core_api=False)(emulator.languages)
+account_usage = endpoint("POST", missing_key_status=400, core_api=False)(emulator.account_usage)

@@ -1,4 +1,9 @@
-"""`make bench`: the Convai client against the sandbox over real HTTP on this machine.
+"""`make bench`: the Convai client against the sandbox over real HTTP on this machine, then
+the characters benchmark (tests/bench/characters.py: the product's character pages against
+Django's admin changelist over 10,000 characters, on SQLite, and on PostgreSQL with
+`--postgres [URL]` or BENCH_POSTGRES).
+
+`python -m tests.bench.run [--only client|characters] [characters options]`.
 
 1. 1,000 `get_character` calls with the pooled keep-alive client and 1,000 with a new
    connection per call (in interleaved rounds), and the ratio of the two.
@@ -11,6 +16,7 @@ figures in docs/benchmarks.md come from it).
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import shutil
@@ -110,7 +116,7 @@ def main() -> None:
     django.setup()
     from django.core.management import call_command
 
-    from characters.convai.client import ConvaiClient
+    from convai.client import ConvaiClient, new_session
     from sandbox.services import create_sandbox_key
 
     call_command("migrate", verbosity=0, interactive=False)
@@ -125,7 +131,10 @@ def main() -> None:
         wait_for(port, server)
         base_url = f"http://127.0.0.1:{port}/sandbox"
         pooled = ConvaiClient(api_key, base_url=base_url, read_retries=0)
-        fresh = ConvaiClient(api_key, base_url=base_url, read_retries=0, pooled=False)
+        # A new connection per call: a session that asks the server to close after each answer.
+        fresh_session = new_session()
+        fresh_session.headers["Connection"] = "close"
+        fresh = ConvaiClient(api_key, base_url=base_url, read_retries=0, session=fresh_session)
         char_id = pooled.create_character("Benchmark", "MALE", "A character to read back.")
         timed(WARMUP, lambda: pooled.get_character(char_id))
         timed(WARMUP, lambda: fresh.get_character(char_id))
@@ -167,5 +176,23 @@ def main() -> None:
     print(f"Load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
+def run_all(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench.run",
+        description="Run the benchmarks; unknown options go to tests.bench.characters.",
+    )
+    parser.add_argument("--only", choices=["client", "characters"])
+    args, rest = parser.parse_known_args(argv)
+    status = 0
+    if args.only != "characters":
+        main()
+        print()
+    if args.only != "client":
+        from tests.bench import characters
+
+        status = characters.main(rest)
+    return status
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(run_all())

@@ -52,10 +52,10 @@ class FakeAdapter(BaseAdapter):
 
 def install(monkeypatch: pytest.MonkeyPatch, replies: list[Reply]) -> FakeAdapter:
     """Route the client's pooled session through a FakeAdapter."""
-    from characters.convai import client as client_module
+    from convai import client as client_module
 
     adapter = FakeAdapter(replies)
-    session = client_module._new_session()
+    session = client_module.new_session()
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     factory: Callable[[], requests.Session] = lambda: session  # noqa: E731

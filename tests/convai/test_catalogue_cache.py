@@ -8,8 +8,8 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 
-from characters.convai.client import ConvaiClient, catalogue_cache_key
-from characters.convai.errors import ConvaiProtocolError
+from convai.client import ConvaiClient, catalogue_cache_key
+from convai.errors import ConvaiProtocolError
 from sandbox.services import clear_faults, set_fault
 from tests.sandbox.support import hits
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from characters.convai.client import ConvaiClient
-from characters.convai.errors import (
+from convai.client import ConvaiClient
+from convai.errors import (
     ConvaiAuthError,
     ConvaiError,
     ConvaiProtocolError,
@@ -17,7 +17,7 @@ from characters.convai.errors import (
     ConvaiTimeoutError,
     ConvaiUnavailableError,
 )
-from characters.convai.types import CharacterDetails, Language, Voice
+from convai.types import CharacterDetails, Language, Voice
 from sandbox.models import Listing, SandboxCharacter
 from sandbox.services import set_fault
 
@@ -41,7 +41,7 @@ def test_create_then_get_round_trips_every_field(convai: ConvaiClient) -> None:
     assert details.character_name == "Raymond"
     assert details.voice_type == "MALE"
     assert details.backstory == BACKSTORY
-    assert details.actions == ["Wave", "Sit"] == details.character_actions
+    assert details.actions == ["Wave", "Sit"]
     assert details.language_codes == ["en-US"]
     assert details.user_id and details.timestamp
     assert details.raw["memory_settings"] == {"enabled": False}
@@ -138,7 +138,7 @@ def test_list_languages(convai: ConvaiClient) -> None:
     languages = convai.list_languages()
     assert len(languages) == 24
     assert languages[0] == Language(lang_code="en-US", lang_name="English")
-    assert {language.code for language in languages} >= {"ar", "cmn-CN", "zh-HK"}
+    assert {language.lang_code for language in languages} >= {"ar", "cmn-CN", "zh-HK"}
 
 
 # --- every error class ------------------------------------------------------------------------

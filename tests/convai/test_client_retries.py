@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from pytest_django.fixtures import Settings
 
-from characters.convai.client import ConvaiClient
-from characters.convai.errors import ConvaiRateLimitError, ConvaiUnavailableError
+from convai.client import ConvaiClient
+from convai.errors import ConvaiRateLimitError, ConvaiUnavailableError
 from sandbox import views
 from sandbox.models import SandboxCharacter
 from sandbox.services import set_fault
@@ -21,6 +21,7 @@ READS = {
     "list": lambda c, char_id: c.list_characters(),
     "voices": lambda c, char_id: c.list_voices(),
     "languages": lambda c, char_id: c.list_languages(),
+    "usage": lambda c, char_id: c.get_account_usage(),
 }
 WRITES = {
     "create": lambda c, char_id: c.create_character("R", "MALE", "B"),
@@ -85,7 +86,7 @@ def test_429_on_a_read_is_retried_honouring_retry_after(
     make_client: MakeClient, sandbox_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     waits: list[float] = []
-    monkeypatch.setattr("characters.convai.client.time.sleep", waits.append)
+    monkeypatch.setattr("convai.client.time.sleep", waits.append)
     set_fault(rate_limit=True, retry_after=2)
     before = hits(sandbox_key)
     with pytest.raises(ConvaiRateLimitError) as caught:
@@ -99,7 +100,7 @@ def test_a_long_retry_after_is_not_waited_out(
     make_client: MakeClient, sandbox_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     waits: list[float] = []
-    monkeypatch.setattr("characters.convai.client.time.sleep", waits.append)
+    monkeypatch.setattr("convai.client.time.sleep", waits.append)
     set_fault(rate_limit=True, retry_after=60)
     before = hits(sandbox_key)
     with pytest.raises(ConvaiRateLimitError) as caught:
@@ -113,7 +114,7 @@ def test_backoff_grows_between_read_retries(
     make_client: MakeClient, sandbox_key: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     waits: list[float] = []
-    monkeypatch.setattr("characters.convai.client.time.sleep", waits.append)
+    monkeypatch.setattr("convai.client.time.sleep", waits.append)
     set_fault(outage=True)
     with pytest.raises(ConvaiUnavailableError):
         make_client(sandbox_key, read_retries=3, backoff=1.0).list_characters()

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from characters.convai.client import ConvaiClient
-from characters.convai.errors import ConvaiAuthError, ConvaiError
+from convai.client import ConvaiClient
+from convai.errors import ConvaiAuthError, ConvaiError
 from sandbox.services import clear_faults, set_fault
 from tests.convai.fake_http import install
 

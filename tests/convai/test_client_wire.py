@@ -8,8 +8,8 @@ import requests
 from django.conf import settings
 from urllib3.exceptions import NameResolutionError
 
-from characters.convai.client import ConvaiClient
-from characters.convai.errors import (
+from convai.client import ConvaiClient
+from convai.errors import (
     ConvaiAuthError,
     ConvaiProtocolError,
     ConvaiRateLimitError,
@@ -282,3 +282,34 @@ def test_gateway_errors_are_retried_for_reads(monkeypatch: pytest.MonkeyPatch, s
 def test_timeouts_come_from_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     assert client().timeout == (settings.CONVAI_CONNECT_TIMEOUT, settings.CONVAI_READ_TIMEOUT)
     assert ConvaiClient(KEY).base_url == settings.CONVAI_API_BASE_URL
+
+
+# --- the session ------------------------------------------------------------------------------
+
+
+def test_a_session_handed_in_is_used_for_every_call_and_left_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller owns it (a benchmark's per-call connections, a test's transport): the client
+    neither closes it nor falls back to the thread's pooled session."""
+    from convai import client as client_module
+    from tests.convai.fake_http import FakeAdapter
+
+    def no_pooled_session() -> requests.Session:
+        raise AssertionError("the pooled session was used")
+
+    monkeypatch.setattr(client_module, "thread_session", no_pooled_session)
+    adapter = FakeAdapter([(200, {"characters": []})])
+    session = client_module.new_session()
+    session.mount("https://", adapter)
+    closed: list[bool] = []
+    monkeypatch.setattr(session, "close", lambda: closed.append(True))
+    convai = ConvaiClient(KEY, base_url=BASE, session=session)
+    convai.list_characters()
+    convai.get_account_usage()
+    assert [request.url for request in adapter.sent] == [
+        f"{BASE}/character/list",
+        f"{BASE}/user/user-api-usage",
+    ]
+    assert adapter.sent[0].headers["User-Agent"].startswith("ConvaiAdmin/")
+    assert closed == []

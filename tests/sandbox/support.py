@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
-from characters.convai.client import ConvaiClient
+from convai.client import ConvaiClient
 from sandbox.models import SandboxKey
 from sandbox.services import create_sandbox_key, hash_key
 from tests.conftest import _live_server_without_nagle

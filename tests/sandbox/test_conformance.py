@@ -137,6 +137,7 @@ MISSING_KEY_STATUS = [
     ("post", "/character/list", 400),
     ("get", "/tts/get_available_voices", 400),
     ("get", "/tts/get_available_languages", 400),
+    ("post", "/user/user-api-usage", 400),
 ]
 
 
@@ -160,7 +161,11 @@ def test_unknown_key_is_401_invalid_api_key(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("get", "/character/create"), ("post", "/tts/get_available_voices")],
+    [
+        ("get", "/character/create"),
+        ("post", "/tts/get_available_voices"),
+        ("get", "/user/user-api-usage"),
+    ],
 )
 def test_wrong_method_is_405(api: Api, method: str, path: str) -> None:
     response = api.get(path) if method == "get" else api.post(path, {})

@@ -1,4 +1,5 @@
-"""Sandbox keys: each is its own remote user, shown once, stored only as a hash."""
+"""Sandbox keys: each is its own remote user unless given an account, shown once, stored
+only as a hash."""
 
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def test_every_key_is_a_distinct_user() -> None:
     assert first != second
     one, two = authenticate(first), authenticate(second)
     assert one is not None and two is not None
-    assert one.user_id != two.user_id
+    assert one.account_id != two.account_id
+    assert one.account.user_id != two.account.user_id
 
 
 @pytest.mark.django_db

@@ -17,6 +17,7 @@ ENDPOINTS = [
     ("post", "/sandbox/character/list"),
     ("get", "/sandbox/tts/get_available_voices"),
     ("get", "/sandbox/tts/get_available_languages"),
+    ("post", "/sandbox/user/user-api-usage"),
 ]
 
 

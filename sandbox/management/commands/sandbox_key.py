@@ -1,5 +1,8 @@
-"""`sandbox_key create --label NAME` prints a new sandbox key alone on the last line (scripts
-read it from there); `list` and `revoke` manage them. Keys are never shown again."""
+"""`sandbox_key create --label NAME [--account ACCOUNT]` prints a new sandbox key alone on the
+last line (scripts read it from there); `list` and `revoke` manage them. Keys are never shown
+again. Keys created with the same `--account` belong to one remote account and see the same
+characters; without it, every key is an account of its own (set plans and usage with
+`sandbox_account`)."""
 
 from __future__ import annotations
 
@@ -17,17 +20,24 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         actions = parser.add_subparsers(dest="action", required=True)
-        create = actions.add_parser("create", help="Create a key (a new sandbox user).")
+        create = actions.add_parser("create", help="Create a key (by default, a new account).")
         create.add_argument("--label", required=True, help="A name to recognise the key by.")
+        create.add_argument(
+            "--account",
+            default=None,
+            help="Join this account (created if new) instead of starting a new one.",
+        )
         actions.add_parser("list", help="List keys (labels and usage; keys are not stored).")
-        revoke = actions.add_parser("revoke", help="Delete every key with this label.")
+        revoke = actions.add_parser(
+            "revoke", help="Delete every key with this label (and accounts left without keys)."
+        )
         revoke.add_argument("--label", required=True)
 
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         if action == "create":
             try:
-                raw_key = create_sandbox_key(options["label"])
+                raw_key = create_sandbox_key(options["label"], account=options["account"])
             except ValueError as error:
                 raise CommandError(str(error)) from None
             self.stdout.write(
@@ -36,10 +46,10 @@ class Command(BaseCommand):
             )
             self.stdout.write(raw_key)
         elif action == "list":
-            for key in SandboxKey.objects.all():
+            for key in SandboxKey.objects.select_related("account"):
                 self.stdout.write(
-                    f"{key.label}\tuser {key.user_id}\t{key.request_count} requests\t"
-                    f"created {key.created_at:%Y-%m-%d %H:%M}"
+                    f"{key.label}\taccount {key.account.name} (user {key.account.user_id})\t"
+                    f"{key.request_count} requests\tcreated {key.created_at:%Y-%m-%d %H:%M}"
                 )
         else:
             count = revoke_sandbox_keys(options["label"])

@@ -7,8 +7,10 @@ The parsers are tolerant: unknown fields are ignored, list-ish fields are normal
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -48,11 +50,6 @@ class CharacterDetails:
     listing: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
-    def character_actions(self) -> list[str]:
-        """The wire name of `actions`."""
-        return self.actions
-
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> CharacterDetails:
         """Build from a get/list item. Raises ValueError when there is no character_id."""
@@ -91,10 +88,6 @@ class Voice:
     sample_link: str = ""
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
-    def value(self) -> str:
-        return self.voice_value
-
     @classmethod
     def from_payload(cls, section: str, name: str, payload: Mapping[str, Any]) -> Voice:
         """Build from `{display name: {voice_value, ...}}` inside a section. ValueError if the
@@ -121,17 +114,111 @@ class Language:
     lang_name: str
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    @property
-    def code(self) -> str:
-        return self.lang_code
-
-    @property
-    def name(self) -> str:
-        return self.lang_name
-
     @classmethod
     def from_payload(cls, key: str, payload: Mapping[str, Any]) -> Language:
         code = payload.get("lang_code") or key
         if not isinstance(code, str) or not code:
             raise ValueError("language entry has no lang_code")
         return cls(lang_code=code, lang_name=_text(payload, "lang_name") or code, raw=dict(payload))
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, from a JSON number or a numeric string; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _moment(value: Any) -> datetime | None:
+    """An aware datetime from an ISO timestamp (naive ones are taken as UTC, as Convai's
+    timestamps are) or from Unix seconds; None when missing or unreadable."""
+    if isinstance(value, str) and value.strip():
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            moment = datetime.fromtimestamp(value, UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _first_text(*candidates: Any) -> str:
+    for candidate in candidates:
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip()
+    return ""
+
+
+@dataclass(frozen=True)
+class UsageMetric:
+    """One quota line of the account usage; either side is None when Convai did not say."""
+
+    limit: float | None = None
+    usage: float | None = None
+
+    @classmethod
+    def from_payload(cls, details: Any) -> UsageMetric:
+        """From `usage_details`: documented as a list of `{limit, usage}`; the first readable
+        entry counts, and a bare object is accepted too."""
+        if isinstance(details, list):
+            details = next((entry for entry in details if isinstance(entry, Mapping)), {})
+        details = _mapping(details)
+        return cls(limit=_number(details.get("limit")), usage=_number(details.get("usage")))
+
+
+@dataclass(frozen=True)
+class AccountUsage:
+    """Which Convai account a key belongs to, its plan and quota (`/user/user-api-usage`).
+
+    Only Convai's Unreal plugin documents this answer, so every field is optional: missing
+    text is "", a missing or unreadable renewal date is None, and `metrics` holds only the
+    metrics that came with an id (`interactions`, `core-api`, `provider_pool_1`,
+    `pixel_streaming`, or any new one)."""
+
+    account_name: str = ""
+    email: str = ""
+    plan_name: str = ""
+    renews_at: datetime | None = None
+    metrics: dict[str, UsageMetric] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> AccountUsage:
+        """Read tolerantly: the email is under `usage.email`, `usage.user_email` or a
+        top-level `email` depending on the account; anything unreadable is left empty."""
+        usage = _mapping(payload.get("usage"))
+        plan = _mapping(payload.get("usage_v2"))
+        entries = plan.get("metrics")
+        if isinstance(entries, Mapping):  # {id: {usage_details}} rather than a list
+            entries = [{"id": key, **_mapping(value)} for key, value in entries.items()]
+        metrics: dict[str, UsageMetric] = {}
+        for entry in entries if isinstance(entries, list) else []:
+            metric_id = _mapping(entry).get("id")
+            if isinstance(metric_id, str) and metric_id and metric_id not in metrics:
+                metrics[metric_id] = UsageMetric.from_payload(entry.get("usage_details"))
+        return cls(
+            account_name=_first_text(usage.get("user_name"), payload.get("user_name")),
+            email=_first_text(usage.get("email"), usage.get("user_email"), payload.get("email")),
+            plan_name=_first_text(plan.get("plan_name")),
+            renews_at=_moment(plan.get("expiry_ts")),
+            metrics=metrics,
+            raw=dict(payload),
+        )

@@ -6,9 +6,9 @@ catalogues are GETs, the key travels in the `CONVAI-API-KEY` header. Reading is 
 2xx on create, unknown fields kept in `raw`, wrapped or bare `get` payloads); an error key in a
 2xx body is still a failure. Errors are classified by HTTP status only (see errors.py).
 
-Transport: one pooled keep-alive session per thread; reads (get, list, voices, languages) are
-retried with backoff on connection errors, 429 and 502/503/504; writes never are, since a
-create or clone that is retried may happen twice.
+Transport: one pooled keep-alive session per thread unless the caller hands in its own; reads
+(get, list, voices, languages, account usage) are retried with backoff on connection errors,
+429 and 502/503/504; writes never are, since a create or clone that is retried may happen twice.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from .errors import (
     ConvaiTimeoutError,
     ConvaiUnavailableError,
 )
-from .types import CharacterDetails, Language, Voice
+from .types import AccountUsage, CharacterDetails, Language, Voice
 
 logger = logging.getLogger("convai_admin.convai")
 
@@ -57,7 +57,10 @@ Timeout = float | tuple[float, float]
 _local = threading.local()
 
 
-def _new_session() -> requests.Session:
+def new_session() -> requests.Session:
+    """A session set up as the client expects (product User-Agent, no retries below ours).
+    For callers that want their own connection handling, e.g. a benchmark that sends
+    `Connection: close` to measure a new connection per call."""
     session = requests.Session()
     # Retries are ours (reads only); the adapter must never retry on its own.
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=8, max_retries=0)
@@ -74,7 +77,7 @@ def thread_session() -> requests.Session:
     key is sent per request, never stored on the session)."""
     session: requests.Session | None = getattr(_local, "session", None)
     if session is None:
-        session = _new_session()
+        session = new_session()
         _local.session = session
     return session
 
@@ -136,9 +139,10 @@ class ConvaiClient:
         timeout: Timeout | None = None,
         read_retries: int | None = None,
         backoff: float | None = None,
-        pooled: bool = True,
+        session: requests.Session | None = None,
     ) -> None:
-        """`pooled=False` opens a new connection for every call (benchmarks, diagnostics)."""
+        """`session`: one the caller owns (and closes); None shares the calling thread's
+        pooled keep-alive session, which is what the dashboard wants."""
         self._api_key = api_key
         self.base_url = (base_url or settings.CONVAI_API_BASE_URL).rstrip("/")
         self.timeout: Timeout = (
@@ -148,7 +152,7 @@ class ConvaiClient:
         )
         self.read_retries = settings.CONVAI_READ_RETRIES if read_retries is None else read_retries
         self.backoff = settings.CONVAI_RETRY_BACKOFF if backoff is None else backoff
-        self.pooled = pooled
+        self._session = session
 
     def __repr__(self) -> str:
         return f"<ConvaiClient {self.base_url}>"
@@ -222,6 +226,14 @@ class ConvaiClient:
         return self._parse(
             lambda: [CharacterDetails.from_payload(item) for item in items], "the character list"
         )
+
+    # --- account --------------------------------------------------------------------------
+
+    def get_account_usage(self) -> AccountUsage:
+        """Which account the key belongs to, its plan and quota: the cheapest read that names
+        the account, so it doubles as the key check. Retried like any read."""
+        payload = self._call("POST", "/user/user-api-usage", {}, retry=True)
+        return self._parse(lambda: AccountUsage.from_payload(payload), "the account usage")
 
     # --- catalogues -----------------------------------------------------------------------
 
@@ -306,7 +318,7 @@ class ConvaiClient:
         if body is not None:
             headers["Content-Type"] = "application/json"
             data = json.dumps(body)
-        session = thread_session() if self.pooled else _new_session()
+        session = self._session if self._session is not None else thread_session()
         started = time.perf_counter()
         try:
             response = session.request(
@@ -334,9 +346,6 @@ class ConvaiClient:
                 "Convai could not be reached: the connection failed. Check the network and "
                 "try again in a moment."
             ) from None
-        finally:
-            if not self.pooled:
-                session.close()
         logger.debug(
             "Convai %s %s -> %s in %.1f ms",
             method,
