@@ -3,7 +3,9 @@ from django.apps import AppConfig
 
 class AccountsConfig(AppConfig):
     name = "accounts"
-    verbose_name = "Accounts and teams"
+    verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from . import checks, signals  # noqa: F401  (registers checks and signal receivers)
+        from convai_admin import checks  # noqa: F401  (registers the project's system checks)
+
+        from . import signals  # noqa: F401  (registers the sign-in audit receivers)

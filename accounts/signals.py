@@ -20,7 +20,6 @@ def _signed_in(sender: Any, request: HttpRequest | None, user: User, **kwargs: A
     record(
         "auth.sign_in",
         actor=user,
-        request=request,
         target_type="user",
         target_id=user.pk,
         target_label=user.username,
@@ -34,7 +33,6 @@ def _signed_out(sender: Any, request: HttpRequest | None, user: User | None, **k
     record(
         "auth.sign_out",
         actor=user,
-        request=request,
         target_type="user",
         target_id=user.pk,
         target_label=user.username,
@@ -52,7 +50,6 @@ def _sign_in_failed(
     username = _attempted_username(credentials)
     record(
         "auth.sign_in",
-        request=request,
         actor_label=username,
         target_type="user",
         target_label=username,
@@ -71,7 +68,6 @@ def _locked_out(
 ) -> None:
     record(
         "auth.lockout",
-        request=request,
         actor_label=(username or "")[:150],
         target_type="user",
         target_label=(username or "")[:150],

@@ -1,5 +1,9 @@
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import path
+
+from . import views
+
+app_name = "accounts"
 
 urlpatterns = [
     path(
@@ -8,16 +12,10 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path(
-        "accounts/password/",
-        auth_views.PasswordChangeView.as_view(),
-        name="password_change",
-    ),
+    path("accounts/password/", views.PasswordChangeView.as_view(), name="password-change"),
     path(
         "accounts/password/done/",
         auth_views.PasswordChangeDoneView.as_view(),
-        name="password_change_done",
+        name="password-change-done",
     ),
-    path("", include("accounts.team_urls")),
-    path("", include("accounts.apikey_urls")),
 ]

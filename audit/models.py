@@ -11,6 +11,8 @@ class Outcome(models.TextChoices):
     SUCCESS = "success", "Success"
     FAILURE = "failure", "Failure"
     DENIED = "denied", "Denied"
+    # A write whose result Convai never told us (timeout): it may or may not have happened.
+    UNKNOWN = "unknown", "Unknown"
 
 
 class AuditChain(models.Model):
@@ -31,13 +33,13 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
         raise TypeError("Audit events are append-only.")
 
     def delete(self) -> tuple[int, dict[str, int]]:
-        raise TypeError("Audit events are append-only; use the prune command.")
+        raise TypeError("Audit events are append-only.")
 
 
 class AuditEvent(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     team = models.ForeignKey(
-        "accounts.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "teams.Team", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -50,6 +52,8 @@ class AuditEvent(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=400, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
+    # "web", "command rotate_encryption_keys", "task import_all #12": where the action ran.
+    origin = models.CharField(max_length=100, blank=True)
     action = models.CharField(max_length=64, db_index=True)
     target_type = models.CharField(max_length=40, blank=True)
     target_id = models.CharField(max_length=64, blank=True)

@@ -13,15 +13,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.http import HttpRequest
 
-from convai_admin.middleware import current_request_id
-from convai_admin.net import client_ip
-
+from .context import current
 from .models import AuditChain, AuditEvent, Outcome
 
 if TYPE_CHECKING:
-    from accounts.models import Team, User
+    from accounts.models import User
+    from teams.models import Team
 
 GENESIS = "0" * 64
 # Detail keys that must never carry a value into the log, whatever a caller passes.
@@ -68,6 +66,7 @@ def compute_hash(event: AuditEvent) -> str:
         "ip": event.ip_address,
         "user_agent": event.user_agent,
         "request_id": event.request_id,
+        "origin": event.origin,
         "action": event.action,
         "target": [event.target_type, event.target_id, event.target_label],
         "outcome": event.outcome,
@@ -82,7 +81,6 @@ def record(
     *,
     actor: User | None = None,
     team: Team | None = None,
-    request: HttpRequest | None = None,
     target_type: str = "",
     target_id: object = "",
     target_label: str = "",
@@ -90,23 +88,24 @@ def record(
     details: Mapping[str, Any] | None = None,
     actor_label: str | None = None,
 ) -> AuditEvent:
-    """Append one event. Call it outside the transaction of the thing that may fail, so a
-    failure is recorded even when that work is rolled back."""
-    if actor is None and request is not None:
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            actor = user
+    """Append one event; where it came from (IP, user agent, request ID, origin) is read from
+    the audit context (audit.context), never from an argument.
+
+    Inside the caller's transaction the event commits or rolls back with the change it
+    describes (a success and its event: both or neither). A failure or refusal is recorded
+    after the rollback, so that it stays."""
     label = actor_label
     if label is None:
         label = actor.display_name if actor is not None else ""
+    context = current()
     event = AuditEvent(
         team=team,
         actor=actor,
         actor_label=label[:200],
-        ip_address=client_ip(request) if request is not None else None,
-        user_agent=(request.headers.get("User-Agent", "") if request is not None else "")[:400],
-        request_id=(getattr(request, "request_id", "") if request is not None else "")
-        or (current_request_id() if current_request_id() != "-" else ""),
+        ip_address=context.ip_address,
+        user_agent=context.user_agent[:400],
+        request_id=context.request_id[:64],
+        origin=context.origin[:100],
         action=action,
         target_type=target_type,
         target_id=str(target_id)[:64],

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from django.test import Client
 from django.test.testcases import QuietWSGIRequestHandler
 
-from accounts.models import Membership, Role, Team
-from characters.convai.client import close_thread_session
+from convai.client import close_thread_session
+from teams.models import Membership, Role, Team
 from tests.factories import MembershipFactory, TeamFactory
 
 # Sandbox fixtures (sandbox_url, sandbox_key, other_key, make_client) for every test package.
@@ -54,3 +55,21 @@ def login(client: Client) -> Callable[[Membership], Client]:
         return client
 
     return do
+
+
+# Argon2 is slow on purpose; hashing with it dominated the suite's time. Every test hashes with
+# MD5 (fast, and never used outside tests) unless marked `@pytest.mark.argon2`: the tests that
+# prove the production hashers opt back in.
+FAST_PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "argon2: hash passwords with the production hashers (Argon2), not MD5"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(request: pytest.FixtureRequest, settings: Any) -> None:
+    if request.node.get_closest_marker("argon2") is None:
+        settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS

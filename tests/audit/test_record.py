@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
-from django.test import RequestFactory
 
+from audit.context import audit_context
 from audit.models import AuditEvent, Outcome
 from audit.services import chain_scope, record, verify_chain
 from tests.factories import TeamFactory, UserFactory
@@ -93,12 +93,23 @@ def test_secret_looking_details_are_redacted() -> None:
     }
 
 
-def test_request_context_is_captured() -> None:
-    request = RequestFactory().get("/", REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="UnitTest/1.0")
-    request.request_id = "req-12345678"
-    event = record("auth.sign_out", request=request, outcome=Outcome.SUCCESS)
-    assert (event.ip_address, event.user_agent, event.request_id) == (
+def test_the_audit_context_is_captured_and_covered_by_the_hash() -> None:
+    """Where an event came from is read from the audit context, not passed in (see
+    tests/audit/test_context.py for requests and commands)."""
+    with audit_context(
+        origin="web",
+        ip_address="203.0.113.7",
+        user_agent="UnitTest/1.0",
+        request_id="req-12345678",
+    ):
+        event = record("auth.sign_out", outcome=Outcome.SUCCESS)
+    event.refresh_from_db()
+    assert (event.ip_address, event.user_agent, event.request_id, event.origin) == (
         "203.0.113.7",
         "UnitTest/1.0",
         "req-12345678",
+        "web",
     )
+    assert verify_chain(chain_scope(None)) == []
+    _raw_update(event.pk, "origin", "command forged")
+    assert any("altered" in p for p in verify_chain(chain_scope(None)))

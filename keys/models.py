@@ -1,0 +1,43 @@
+"""Personal Convai API keys: the secret exists here only as ciphertext (see keys.crypto)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class ApiKey(models.Model):
+    """A member's own Convai API key. The secret is stored only as AES-256-GCM ciphertext
+    (see keys.crypto) bound to this row and its owner; revoking wipes it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
+    label = models.CharField(max_length=80)
+    last_four = models.CharField(max_length=4)
+    ciphertext = models.TextField(blank=True, default="")
+    encryption_key_id = models.CharField(max_length=40, blank=True, default="", db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.label} (…{self.last_four})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    @property
+    def encryption_context(self) -> bytes:
+        """Associated data for the ciphertext: binds it to this row and its owner, so a value
+        copied into another row (or handed to another user) does not decrypt."""
+        return f"convai-admin:apikey:{self.owner_id}:{self.pk}".encode()

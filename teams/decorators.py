@@ -1,0 +1,65 @@
+"""`team_view(action)`: how every team-scoped view is authorized, through the policy.
+
+Anonymous → sign-in; not a member → 404 (another team's data does not exist for you); a member
+whose role is below the action's floor → 403, recorded once here (`policy.authorize`). The
+service called next checks the full rule again, with its target: a view is not the only caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, cast
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+
+from . import policy
+from .http import TeamRequest
+from .selectors import membership_for
+
+CURRENT_TEAM_SESSION_KEY = "current_team_slug"
+
+ViewFunc = Callable[..., HttpResponse]
+
+
+def team_view(action: str) -> Callable[[ViewFunc], ViewFunc]:
+    """Resolve `team_slug` from the URL into request.team / .membership / .can, and refuse
+    members below the floor of `action` (see teams.policy.FLOOR)."""
+    policy.floor(action)  # an unknown action fails at import time, not at request time
+
+    def decorator(view: ViewFunc) -> ViewFunc:
+        @wraps(view)
+        def wrapper(request: HttpRequest, team_slug: str, *args: Any, **kwargs: Any) -> Any:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            membership = membership_for(request.user, team_slug)
+            if membership is None:
+                raise Http404("No such team.")
+            team_request = cast(TeamRequest, request)
+            team_request.membership = membership
+            team_request.team = membership.team
+            team_request.can = policy.Can(membership)
+            if request.session.get(CURRENT_TEAM_SESSION_KEY) != membership.team.slug:
+                # Only when it changes: writing it always would save the session every request.
+                request.session[CURRENT_TEAM_SESSION_KEY] = membership.team.slug
+            if not policy.at_least(membership, policy.floor(action)):
+                try:
+                    policy.authorize(
+                        membership,
+                        action,
+                        target_type="page",
+                        target_label=request.path[:200],
+                        details={"method": request.method},
+                    )
+                except policy.NotAllowed as error:
+                    raise PermissionDenied(error.message) from None
+            return view(team_request, *args, **kwargs)
+
+        # The switcher asks which action a page needs before sending someone there
+        # (functools.wraps carries it to the decorators outside this one).
+        wrapper.__dict__["team_action"] = action
+        return wrapper
+
+    return decorator

@@ -1,0 +1,116 @@
+"""Validation for teams, member roles, invitations and signing up through an invitation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django import forms
+from django.contrib.auth.forms import BaseUserCreationForm, UsernameField
+
+from accounts.models import User
+from convai_admin.validators import reject_bidi_controls
+
+from .models import Role, Team
+
+
+class TeamForm(forms.ModelForm):
+    """Name a team (create or rename). The slug is derived once, at creation."""
+
+    class Meta:
+        model = Team
+        fields = ["name"]
+        labels = {"name": "Team name"}
+        help_texts = {
+            "name": "Your studio or project, e.g. “Northwind Games”. You can rename it later."
+        }
+        widgets = {"name": forms.TextInput(attrs={"autofocus": True, "autocomplete": "off"})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["name"].validators.append(reject_bidi_controls)
+
+    def clean_name(self) -> str:
+        name = " ".join(self.cleaned_data["name"].split())
+        if not name:
+            raise forms.ValidationError("Give the team a name.")
+        return name
+
+
+def _role_choices(roles: Iterable[Role]) -> list[tuple[str, str]]:
+    return [(role.value, role.label) for role in roles]
+
+
+class _RoleOfferMixin:
+    """The select offers only `offered` roles, but any real role validates: whether this member
+    may give it is the service's decision (it records the refusal), not the form's."""
+
+    fields: dict[str, forms.Field]
+
+    def _offer(self, offered: Iterable[Role]) -> None:
+        field = self.fields["role"]
+        field.choices = _role_choices(Role)  # type: ignore[attr-defined]
+        field.widget.choices = _role_choices(offered)
+
+
+class MemberRoleForm(_RoleOfferMixin, forms.Form):
+    """Change one member's role."""
+
+    role = forms.ChoiceField(label="Role")
+
+    def __init__(self, *args: Any, offered: Iterable[Role], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._offer(offered)
+
+
+class InvitationForm(_RoleOfferMixin, forms.Form):
+    """Invite someone with a role; the email is only recorded, as a reminder of who it was for."""
+
+    role = forms.ChoiceField(label="Role", help_text="What each role may do is listed below.")
+    email = forms.EmailField(
+        label="Email (optional)",
+        required=False,
+        help_text="Just a note of who the link is for. No email is sent: you copy the link.",
+    )
+
+    def __init__(self, *args: Any, offered: Iterable[Role], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        offered = list(offered)
+        self._offer(offered)
+        if Role.EDITOR in offered:
+            self.fields["role"].initial = Role.EDITOR.value
+
+
+class InvitationSignupForm(BaseUserCreationForm):
+    """Create an account while accepting an invitation. Passwords go through the project's
+    validators; the account itself is created by the service, together with the membership."""
+
+    class Meta:
+        model = User
+        fields = ("username", "first_name", "last_name", "email")
+        field_classes = {"username": UsernameField}
+        labels = {"first_name": "First name", "last_name": "Last name", "email": "Email"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields[
+            "username"
+        ].help_text = "Letters, digits and @ . + - _ only. You sign in with it."
+        self.fields["email"].required = False
+        self.fields["password1"].help_text = (
+            "At least 10 characters, not a common password, not only digits and not too "
+            "close to your name or username."
+        )
+        self.fields["password2"].label = "Password again"
+        self.fields["username"].widget.attrs.update({"autofocus": True, "autocomplete": "username"})
+        for name in ("username", "first_name", "last_name"):
+            self.fields[name].validators.insert(0, reject_bidi_controls)
+
+    def clean_username(self) -> str:
+        """Usernames are unique regardless of case, so “Sam” cannot impersonate “sam”."""
+        username = self.cleaned_data.get("username", "")
+        if username and User.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError(
+                "That username is already taken. If it is yours, sign in instead."
+            )
+        return username

@@ -1,0 +1,100 @@
+"""Read queries, always scoped to what the user may see."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from accounts.models import User
+
+from .models import Invitation, Membership, Role, Team
+
+
+def memberships_for(user: User) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user).select_related("team").order_by("team__name")
+
+
+def membership_for(user: User, team_slug: str) -> Membership | None:
+    """The user's membership in the team, or None: another team simply does not exist."""
+    return (
+        Membership.objects.select_related("team", "user")
+        .filter(user=user, team__slug=team_slug)
+        .first()
+    )
+
+
+def team_members(team: Team) -> QuerySet[Membership]:
+    return Membership.objects.filter(team=team).select_related("user").order_by("user__username")
+
+
+def pending_invitations(team: Team) -> QuerySet[Invitation]:
+    from django.utils import timezone
+
+    return (
+        Invitation.objects.filter(
+            team=team,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+            expires_at__gt=timezone.now(),
+        )
+        .select_related("created_by")
+        .order_by("-created_at")
+    )
+
+
+def team_member_count(team: Team) -> int:
+    return Membership.objects.filter(team=team).count()
+
+
+def team_member(team: Team, membership_id: int) -> Membership | None:
+    """One member of the team, or None (a membership of another team does not exist here)."""
+    return Membership.objects.select_related("user").filter(team=team, pk=membership_id).first()
+
+
+def pending_invitation_count(team: Team) -> int:
+    return pending_invitations(team).count()
+
+
+def closed_invitations(team: Team, limit: int = 20) -> QuerySet[Invitation]:
+    """Recently used, revoked or expired invitations, for the admins' history view."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    return (
+        Invitation.objects.filter(team=team)
+        .filter(
+            Q(accepted_at__isnull=False)
+            | Q(revoked_at__isnull=False)
+            | Q(expires_at__lte=timezone.now())
+        )
+        .select_related("created_by", "accepted_by")
+        .order_by("-created_at")[:limit]
+    )
+
+
+def team_invitation(team: Team, invitation_id: int) -> Invitation | None:
+    return (
+        Invitation.objects.select_related("created_by").filter(team=team, pk=invitation_id).first()
+    )
+
+
+def owner_count(team: Team) -> int:
+    return Membership.objects.filter(team=team, role=Role.OWNER).count()
+
+
+def locked_usernames(usernames: list[str]) -> set[str]:
+    """Which of these people cannot sign in right now (too many wrong passwords): one query
+    over django-axes' attempts, whichever network they tried from."""
+    from datetime import timedelta
+
+    from axes.models import AccessAttempt
+    from django.conf import settings
+    from django.utils import timezone
+
+    since = timezone.now() - timedelta(hours=float(settings.AXES_COOLOFF_TIME))
+    return set(
+        AccessAttempt.objects.filter(
+            username__in=usernames,
+            failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
+            attempt_time__gte=since,
+        ).values_list("username", flat=True)
+    )

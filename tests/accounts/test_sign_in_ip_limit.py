@@ -1,0 +1,65 @@
+"""Password spraying (security finding 5): besides axes' username + IP lockout, one address
+gets about 50 failed sign-ins an hour across all usernames."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from axes.models import AccessFailureLog
+from django.urls import reverse
+from django.utils import timezone
+
+from tests.factories import TEST_PASSWORD, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+SPRAYER = "203.0.113.7"
+
+
+def sign_in(client, username: str, password: str, ip: str = SPRAYER):
+    return client.post(
+        reverse("accounts:login"), {"username": username, "password": password}, REMOTE_ADDR=ip
+    )
+
+
+def test_one_address_is_stopped_after_the_limit_across_usernames(client, settings) -> None:
+    settings.LOGIN_IP_FAILURE_LIMIT = 6
+    victims = [UserFactory() for _ in range(4)]
+    # Below axes' per-username limit for every account: 2 tries each, 6 in all.
+    for victim in victims[:3]:
+        for _ in range(2):
+            assert sign_in(client, victim.username, "Summer2025!").status_code == 200
+    # The next try from that address is refused, even with the right password of an
+    # account it never tried, without checking the password.
+    response = sign_in(client, victims[3].username, TEST_PASSWORD)
+    assert response.status_code == 429
+    page = response.content.decode()
+    assert "Too many failed sign-ins from your network; try again in an hour." in page
+    assert "Members page" not in page  # an Admin cannot lift this one; only waiting helps
+    # Another address is not affected.
+    assert (
+        sign_in(client, victims[3].username, TEST_PASSWORD, ip="198.51.100.20").status_code == 302
+    )
+
+
+def test_the_limit_counts_only_the_last_hour(client, settings) -> None:
+    settings.LOGIN_IP_FAILURE_LIMIT = 3
+    user = UserFactory()
+    for name in ("a", "b", "c"):
+        sign_in(client, name, "wrong-password")
+    assert sign_in(client, user.username, TEST_PASSWORD).status_code == 429
+    AccessFailureLog.objects.update(attempt_time=timezone.now() - timedelta(minutes=61))
+    assert sign_in(client, user.username, TEST_PASSWORD).status_code == 302
+
+
+def test_the_limit_defaults_to_about_fifty_an_hour_and_is_configurable() -> None:
+    from tests.test_settings import PROD_ENV, run_manage
+
+    script = "from django.conf import settings as s; print(s.LOGIN_IP_FAILURE_LIMIT)"
+    default = run_manage("shell", "-c", script, env=PROD_ENV)
+    assert default.stdout.split()[-1] == "50", default.stderr
+    custom = run_manage(
+        "shell", "-c", script, env={**PROD_ENV, "CONVAI_ADMIN_LOGIN_IP_LIMIT": "20"}
+    )
+    assert custom.stdout.split()[-1] == "20", custom.stderr
