@@ -1,9 +1,9 @@
 from django.urls import include, path
 
-from accounts import views as account_views
-
 urlpatterns = [
-    path("", account_views.home, name="home"),
     path("", include("accounts.urls")),
+    path("", include("teams.urls")),
+    path("", include("keys.urls")),
+    path("", include("characters.urls")),
     path("sandbox/", include("sandbox.urls")),
 ]

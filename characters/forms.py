@@ -1,0 +1,370 @@
+"""Validation for the character pages.
+
+Forms validate what a member typed; services do the work. Voices and languages come from
+Convai's catalogues, except that a character's current value is always kept (and labelled)
+even when the catalogue does not know it or could not be loaded: a form never silently
+replaces what Convai holds. Long text is checked with a message, never cut (no `maxlength`
+on the widgets: a browser would truncate a paste without saying so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django import forms
+
+from keys.models import ApiKey
+
+from .catalogue import Catalogue, filter_voices
+from .selectors import SORTS
+
+NAME_MAX = 100
+BACKSTORY_MAX = 10_000
+ACTION_MAX = 100
+
+
+def key_choice_label(api_key: ApiKey) -> str:
+    return f"{api_key.label} (…{api_key.last_four})"
+
+
+class KeyChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return key_choice_label(obj)
+
+
+def voice_label(voice: Any) -> str:
+    gender = (voice.gender or "").strip().capitalize()
+    return f"{voice.name} · {gender}" if gender else voice.name
+
+
+def voice_choices(
+    catalogue: Catalogue,
+    *,
+    query: str = "",
+    languages: Iterable[str] = (),
+    keep: Iterable[str] = (),
+) -> tuple[list[tuple[str, Any]], int]:
+    """Grouped choices (section → voices) matching `query` and `languages`, with every value
+    in `keep` present (first, in "Current choice", when the filter or the catalogue lacks it).
+    Returns the choices and how many catalogue voices matched."""
+    matches = filter_voices(catalogue.voices, query=query, languages=list(languages))
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for voice in matches:
+        groups.setdefault(voice.section or "Other voices", []).append(
+            (voice.voice_value, voice_label(voice))
+        )
+    shown = {value for group in groups.values() for value, _ in group}
+    kept: list[tuple[str, str]] = []
+    for value in keep:
+        if not value or value in shown or value in {v for v, _ in kept}:
+            continue
+        known = catalogue.voice(value)
+        if known is not None:
+            kept.append((value, voice_label(known)))
+        elif catalogue.voices:
+            kept.append((value, f"{value} (current; not in Convai's voice list)"))
+        else:
+            kept.append((value, f"{value} (current)"))
+    choices: list[tuple[str, Any]] = []
+    if kept:
+        choices.append(("Current choice", kept))
+    choices.extend((section, voices) for section, voices in groups.items())
+    return choices, len(matches)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
+
+
+class CharacterForm(forms.Form):
+    """Create or edit a character. `current` is the record's editable fields (edit), whose
+    voice and languages stay valid whatever the catalogue says."""
+
+    name = forms.CharField(
+        label="Name",
+        help_text=f"Up to {NAME_MAX} characters. Shown to players and in Convai's playground.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    voice_type = forms.CharField(
+        label="Voice", widget=forms.Select, error_messages={"required": "Choose a voice."}
+    )
+    backstory = forms.CharField(
+        label="Backstory",
+        help_text=f"Who the character is and how they speak. Up to {BACKSTORY_MAX:,} characters.",
+        widget=forms.Textarea(attrs={"rows": 10, "data-count-max": BACKSTORY_MAX}),
+    )
+    actions = forms.CharField(
+        label="Actions",
+        required=False,
+        help_text="One action per line, e.g. “Wave” or “Open the door”. Leave empty for none.",
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+    )
+    language_codes = forms.MultipleChoiceField(
+        label="Languages",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The languages the character speaks. The voice list shows the voices that "
+        "speak at least one of them.",
+    )
+
+    def __init__(
+        self,
+        *args: Any,
+        catalogue: Catalogue,
+        current: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.catalogue = catalogue
+        self.current = current or {}
+        current_voice = str(self.current.get("voice_type") or "")
+        current_codes = [str(code) for code in self.current.get("language_codes") or []]
+
+        # Languages: the catalogue, plus the record's current codes it does not know.
+        known = {lang.lang_code for lang in catalogue.languages}
+        language_choices = [(lang.lang_code, lang.lang_name) for lang in catalogue.languages]
+        language_choices += [
+            (code, f"{code} (current; not in Convai's list)" if known else code)
+            for code in current_codes
+            if code not in known
+        ]
+        self.fields["language_codes"].choices = language_choices  # type: ignore[attr-defined]
+
+        # Voices: every catalogue voice validates; the widget starts filtered by the chosen
+        # languages (the picker refilters through htmx), always keeping the chosen value.
+        chosen_voice = str(self.data.get("voice_type", "") if self.is_bound else current_voice)
+        chosen_codes = (
+            self.data.getlist("language_codes")
+            if self.is_bound and hasattr(self.data, "getlist")
+            else current_codes
+        )
+        self.valid_voices = {v.voice_value for v in catalogue.voices} | (
+            {current_voice} if current_voice else set()
+        )
+        widget_choices, self.voice_match_count = voice_choices(
+            catalogue,
+            languages=chosen_codes,
+            keep=[v for v in (chosen_voice, current_voice) if v in self.valid_voices],
+        )
+        field = self.fields["voice_type"]
+        field.widget.choices = widget_choices
+        field.widget.attrs.update({"size": 10, "class": "voice-select"})
+        field.help_text = (
+            "Grouped by provider. Filtered by the chosen languages."
+            if catalogue.voices
+            else "Convai's voice list is not available right now; the current voice is kept."
+        )
+        if not self.is_bound and current_voice:
+            self.initial.setdefault("voice_type", current_voice)
+
+    def clean_name(self) -> str:
+        name = " ".join(self.cleaned_data["name"].split())
+        if not name:
+            raise forms.ValidationError("Give the character a name.")
+        if len(name) > NAME_MAX:
+            raise forms.ValidationError(
+                f"The name has {len(name)} characters; Convai allows up to {NAME_MAX}."
+            )
+        return name
+
+    def clean_voice_type(self) -> str:
+        value = str(self.cleaned_data.get("voice_type") or "")
+        if value not in self.valid_voices:
+            if not self.catalogue.voices:
+                raise forms.ValidationError(
+                    "Convai's voice list could not be loaded, so a voice cannot be chosen now. "
+                    "Try again in a moment."
+                )
+            raise forms.ValidationError("Choose one of Convai's voices from the list.")
+        return value
+
+    def clean_backstory(self) -> str:
+        backstory = self.cleaned_data["backstory"].replace("\r\n", "\n")
+        if len(backstory) > BACKSTORY_MAX:
+            raise forms.ValidationError(
+                f"The backstory has {len(backstory):,} characters; Convai allows up to "
+                f"{BACKSTORY_MAX:,}. Shorten it by {len(backstory) - BACKSTORY_MAX:,}."
+            )
+        return backstory
+
+    def clean_actions(self) -> list[str]:
+        actions = _lines(self.cleaned_data.get("actions") or "")
+        problems = [a for a in actions if "," in a]
+        if problems:
+            raise forms.ValidationError(
+                "Convai separates actions with commas, so an action cannot contain one: "
+                + "; ".join(f"“{a}”" for a in problems[:3])
+                + ". Put each action on its own line."
+            )
+        long = [a for a in actions if len(a) > ACTION_MAX]
+        if long:
+            raise forms.ValidationError(f"Keep each action under {ACTION_MAX} characters.")
+        unique: dict[str, str] = {}
+        for action in actions:
+            unique.setdefault(action.lower(), action)
+        return list(unique.values())
+
+    def clean_language_codes(self) -> list[str]:
+        return list(dict.fromkeys(self.cleaned_data.get("language_codes") or []))
+
+    def fields_data(self) -> dict[str, Any]:
+        """The edited fields, in the shape services take."""
+        data = self.cleaned_data
+        return {
+            "name": data["name"],
+            "voice_type": data["voice_type"],
+            "backstory": data["backstory"],
+            "actions": data["actions"],
+            "language_codes": data["language_codes"],
+        }
+
+
+def initial_from(fields: dict[str, Any]) -> dict[str, Any]:
+    """A record's editable fields as form initial data (actions one per line)."""
+    return {**fields, "actions": "\n".join(fields.get("actions") or [])}
+
+
+class CreateCharacterForm(CharacterForm):
+    api_key = KeyChoiceField(
+        label="Owned by",
+        queryset=ApiKey.objects.none(),
+        empty_label=None,
+        help_text="Which of your verified API keys owns the character on Convai. Teammates "
+        "work on it through this key, without seeing it.",
+    )
+
+    field_order = ["name", "voice_type", "language_codes", "backstory", "actions", "api_key"]
+
+    def __init__(self, *args: Any, api_keys: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["api_key"]
+        field.queryset = api_keys  # type: ignore[attr-defined]
+
+
+class EditCharacterForm(CharacterForm):
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+    field_order = ["name", "voice_type", "language_codes", "backstory", "actions"]
+
+
+class ImportFindForm(forms.Form):
+    api_key = KeyChoiceField(
+        label="With key",
+        queryset=ApiKey.objects.none(),
+        empty_label=None,
+        help_text="The key of the Convai account that owns the character.",
+    )
+    lookup = forms.CharField(
+        label="Convai character ID or exact name",
+        max_length=200,
+        help_text="The ID from Convai's playground (a long hexadecimal string), or the "
+        "character's name exactly as written there.",
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args: Any, api_keys: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["api_key"].queryset = api_keys  # type: ignore[attr-defined]
+
+    def clean_lookup(self) -> str:
+        return str(self.cleaned_data["lookup"]).strip()
+
+
+class ImportConfirmForm(forms.Form):
+    api_key = forms.UUIDField(widget=forms.HiddenInput)
+    convai_id = forms.CharField(max_length=64, widget=forms.HiddenInput)
+
+
+class AdoptForm(forms.Form):
+    api_key = forms.UUIDField(widget=forms.HiddenInput)
+    name = forms.CharField(max_length=NAME_MAX, widget=forms.HiddenInput)
+
+
+class CloneForm(forms.Form):
+    new_name = forms.CharField(
+        label="Name of the copy",
+        help_text=f"Up to {NAME_MAX} characters.",
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    include_kb = forms.BooleanField(
+        label="Also copy the knowledge bank",
+        required=False,
+        help_text="The documents the character draws on. Without it, the copy starts with "
+        "an empty knowledge bank.",
+    )
+
+    def clean_new_name(self) -> str:
+        name = " ".join(self.cleaned_data["new_name"].split())
+        if len(name) > NAME_MAX:
+            raise forms.ValidationError(
+                f"The name has {len(name)} characters; Convai allows up to {NAME_MAX}."
+            )
+        return name
+
+
+class DeleteForm(forms.Form):
+    confirm_name = forms.CharField(
+        label="Type the character's name to confirm",
+        strip=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+    overwrite_drift = forms.BooleanField(required=False, widget=forms.HiddenInput)
+
+
+class RebindForm(forms.Form):
+    api_key = forms.ChoiceField(label="New key")
+
+    def __init__(self, *args: Any, candidates: list[ApiKey], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["api_key"].choices = [  # type: ignore[attr-defined]
+            (str(k.pk), f"{key_choice_label(k)} · {k.owner.display_name}") for k in candidates
+        ]
+
+
+SORT_CHOICES = [
+    ("name", "Name, A to Z"),
+    ("-name", "Name, Z to A"),
+    ("-updated", "Recently edited"),
+    ("-synced", "Recently synced"),
+    ("-created", "Newest"),
+    ("created", "Oldest"),
+]
+assert all(value in SORTS for value, _ in SORT_CHOICES)
+
+
+class FilterForm(forms.Form):
+    """The list's search, filters and sort (a GET form; invalid values are ignored)."""
+
+    q = forms.CharField(
+        label="Search",
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "Name or backstory…", "autocomplete": "off"}
+        ),
+    )
+    voice = forms.ChoiceField(label="Voice", required=False)
+    language = forms.ChoiceField(label="Language", required=False)
+    key = forms.ChoiceField(label="Bound key", required=False)
+    unusable = forms.BooleanField(label="No usable key", required=False)
+    sort = forms.ChoiceField(label="Sort", required=False, choices=SORT_CHOICES)
+
+    def __init__(
+        self,
+        *args: Any,
+        voices: list[tuple[str, str]],
+        languages: list[tuple[str, str]],
+        keys: list[tuple[str, str]],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["voice"].choices = [("", "Any voice"), *voices]  # type: ignore[attr-defined]
+        self.fields["language"].choices = [("", "Any language"), *languages]  # type: ignore[attr-defined]
+        self.fields["key"].choices = [("", "Any key"), *keys]  # type: ignore[attr-defined]
+
+    def value(self, name: str) -> Any:
+        """The cleaned value, or the empty value when the field was invalid."""
+        if not hasattr(self, "cleaned_data"):
+            self.is_valid()
+        return self.cleaned_data.get(name) or self.fields[name].initial or ""

@@ -1,0 +1,124 @@
+"""The team's characters as the dashboard keeps them, and their revisions.
+
+A `Character` mirrors one remote Convai character for one team: the fields we edit, the key that
+owns it on Convai (`bound_key`), and `snapshot`, the whole last payload Convai returned (with
+secret-bearing values redacted), so drift, diffs and exports see everything, not only what we
+edit. `version` counts saves (optimistic concurrency: a form carries the version it was opened
+at). Deleting leaves a tombstone, so the page, the history and the audit stay readable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+# The fields a member edits, in the order pages show them.
+EDITABLE_FIELDS: tuple[str, ...] = ("name", "voice_type", "backstory", "actions", "language_codes")
+
+
+class Character(models.Model):
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="characters")
+    convai_id = models.CharField("Convai character ID", max_length=64)
+    name = models.CharField(max_length=100)
+    voice_type = models.CharField(max_length=100, blank=True)
+    backstory = models.TextField(blank=True)
+    actions = models.JSONField(default=list, blank=True)
+    language_codes = models.JSONField(default=list, blank=True)
+    bound_key = models.ForeignKey(
+        "keys.ApiKey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="characters",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    snapshot = models.JSONField(default=dict, blank=True)
+    version = models.PositiveIntegerField(default=1)
+    # Language codes chosen at creation that Convai has not accepted yet (the follow-up update
+    # failed): shown as a warning with a retry, never silently dropped.
+    pending_language_codes = models.JSONField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "convai_id"],
+                condition=Q(deleted_at__isnull=True),
+                name="one_live_character_per_team_and_convai_id",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["team", "deleted_at", "name"], name="character_team_name"),
+            models.Index(fields=["team", "deleted_at", "-updated_at"], name="character_team_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.convai_id})"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+    def editable(self) -> dict[str, Any]:
+        """The edited fields as plain data (what a form starts from, what a revision diffs)."""
+        return {
+            "name": self.name,
+            "voice_type": self.voice_type,
+            "backstory": self.backstory,
+            "actions": list(self.actions or []),
+            "language_codes": list(self.language_codes or []),
+        }
+
+
+class Revision(models.Model):
+    """One saved state of a character: after every create, update, import, sync, restore or
+    delete. `fields` are the edited fields, `snapshot` the remote payload at that moment."""
+
+    class Reason(models.TextChoices):
+        CREATED = "created", "Created"
+        IMPORTED = "imported", "Imported"
+        UPDATED = "updated", "Edited"
+        SYNCED = "synced", "Synced from Convai"
+        RESTORED = "restored", "Restored"
+        CLONED = "cloned", "Cloned"
+        COPIED = "copied", "Copied"
+        REBOUND = "rebound", "Rebound to another key"
+        DELETED = "deleted", "Deleted"
+
+    character = models.ForeignKey(Character, on_delete=models.CASCADE, related_name="revisions")
+    number = models.PositiveIntegerField()
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    fields = models.JSONField(default=dict)
+    snapshot = models.JSONField(default=dict, blank=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["character", "number"], name="one_revision_number_per_character"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.character_id} r{self.number} {self.reason}"

@@ -1,0 +1,884 @@
+"""Character operations: every Convai call, local write, revision and audit event lives here.
+
+Each function is named after the operation, takes the acting `Membership` (keyword-only) and
+explicit arguments, asks teams.policy again (a view is not the only caller) and acts on Convai
+through the character's bound key, server-side: the member never sees the key. That is the
+sharing.
+
+Rules that hold for every operation:
+- Nothing is stored locally for a Convai call that failed; the failure is recorded after the
+  fact with Convai's status and message. A write that timed out may have happened: it is
+  recorded with outcome `unknown`, and the message offers "Check Convai".
+- A remote success is never lost: the local record, its revision and the audit event commit
+  together; if that local write fails, the error names the Convai ID so "Check Convai" adopts it.
+- Before an update or a delete the remote state is compared with the last snapshot (drift:
+  someone edited it in Convai's playground); before an update the form's version is compared
+  with ours (conflict: a teammate saved meanwhile). Both stop the save and keep the input.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from audit.models import Outcome
+from audit.services import record
+from convai.client import ConvaiClient
+from convai.errors import ConvaiError, ConvaiTimeoutError
+from convai.types import CharacterDetails
+from convai_admin.errors import DomainError, NotFound
+from keys.models import ApiKey
+from keys.services import ApiKeyUnusable, client_for
+from teams import policy
+from teams.models import Membership
+
+from .models import EDITABLE_FIELDS, Character, Revision
+from .remote import (
+    FieldChange,
+    audit_changes,
+    differences,
+    fields_from_remote,
+    fields_from_snapshot,
+    redact,
+)
+
+TARGET_TYPE = "character"
+
+
+# --- Domain errors ------------------------------------------------------------------------------
+
+
+class CharacterError(DomainError):
+    """A character operation was refused or failed; the message says what to do next."""
+
+
+class CharacterNotFound(NotFound):
+    default_message = "That character does not exist in this team."
+
+
+class CharacterDeleted(CharacterError):
+    default_message = "This character was deleted; its page and history stay readable."
+
+
+class NoUsableKey(CharacterError):
+    default_message = (
+        "This character has no usable API key: the key that owns it was revoked or its owner "
+        "left the team. An Admin can rebind it to another member's key."
+    )
+
+
+class KeyNotUsable(CharacterError):
+    """The chosen key is not one of the actor's own verified, active keys."""
+
+    default_message = "Choose one of your own verified API keys."
+
+
+class ConvaiFailed(CharacterError):
+    """Convai refused or could not be reached; `maybe_happened` for a timed-out write."""
+
+    def __init__(
+        self, message: str, *, maybe_happened: bool = False, status: int | None = None
+    ) -> None:
+        self.maybe_happened = maybe_happened
+        self.status = status
+        super().__init__(message)
+
+
+class Drift(CharacterError):
+    """The remote character differs from our last snapshot (edited in Convai's playground)."""
+
+    def __init__(self, changes: list[FieldChange], remote: dict[str, Any]) -> None:
+        self.changes = changes
+        self.remote = remote
+        super().__init__(
+            "This character was changed in Convai since it was last saved here: "
+            + ", ".join(change.label for change in changes)
+            + ". Review the differences, then overwrite them or take Convai's version."
+        )
+
+
+class Conflict(CharacterError):
+    """A teammate saved the character after this form was opened."""
+
+    def __init__(self, character: Character, revision: Revision | None) -> None:
+        self.current = character.editable()
+        self.version = character.version
+        self.by = revision.created_by if revision is not None else None
+        self.at = revision.created_at if revision is not None else character.updated_at
+        who = self.by.display_name if self.by is not None else "Someone"
+        super().__init__(
+            f"{who} saved this character while you were editing it. Their version is shown "
+            "next to yours; your input is kept. Merge what you need and save again."
+        )
+
+
+class NotOwnedByKey(CharacterError):
+    """Get found it, but the key's list does not have it: a public character of someone else."""
+
+
+class AlreadyInTeam(CharacterError):
+    def __init__(self, character: Character) -> None:
+        self.character = character
+        super().__init__(f"“{character.name}” is already in this team.")
+
+
+class NameMismatch(CharacterError):
+    default_message = "Type the character's name exactly as shown to confirm the deletion."
+
+
+# --- Plumbing -----------------------------------------------------------------------------------
+
+
+def key_label(api_key: ApiKey | None) -> str:
+    return f"{api_key.label} (…{api_key.last_four})" if api_key is not None else ""
+
+
+@dataclass
+class _Call:
+    """What one operation tells the audit log about its Convai calls."""
+
+    api_key: ApiKey | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    def details(self, **extra: Any) -> dict[str, Any]:
+        return {
+            "key_used": key_label(self.api_key),
+            "duration_ms": round((time.perf_counter() - self.started) * 1000),
+            **extra,
+        }
+
+
+def _record(
+    action: str,
+    actor: Membership,
+    *,
+    character: Character | None = None,
+    convai_id: str = "",
+    label: str = "",
+    outcome: str = Outcome.SUCCESS,
+    details: dict[str, Any] | None = None,
+) -> None:
+    record(
+        action,
+        actor=actor.user,
+        team=actor.team,
+        target_type=TARGET_TYPE,
+        target_id=character.convai_id if character is not None else convai_id,
+        target_label=character.name if character is not None else label,
+        outcome=outcome,
+        details=details or {},
+    )
+
+
+@contextmanager
+def _convai(
+    action: str,
+    actor: Membership,
+    call: _Call,
+    *,
+    character: Character | None = None,
+    label: str = "",
+    write: bool = False,
+) -> Iterator[None]:
+    """Run Convai calls; a failure is recorded (`unknown` for a write that timed out) and
+    raised as ConvaiFailed with the client's user-facing message."""
+    try:
+        yield
+    except ConvaiTimeoutError as error:
+        outcome = Outcome.UNKNOWN if write else Outcome.FAILURE
+        _record(
+            action,
+            actor,
+            character=character,
+            label=label,
+            outcome=outcome,
+            details=call.details(convai_status=None, convai_message=error.message),
+        )
+        raise ConvaiFailed(error.message, maybe_happened=write) from None
+    except ConvaiError as error:
+        _record(
+            action,
+            actor,
+            character=character,
+            label=label,
+            outcome=Outcome.FAILURE,
+            details=call.details(
+                convai_status=error.status, convai_message=error.remote_message or error.message
+            ),
+        )
+        raise ConvaiFailed(error.message, status=error.status) from None
+
+
+def _authorized(
+    actor: Membership, action: str, character: Character | None = None, *, event: str = ""
+) -> None:
+    policy.authorize(
+        actor,
+        action,
+        character,
+        event=event or action,
+        target_type=TARGET_TYPE,
+        target_id=character.convai_id if character is not None else "",
+        target_label=character.name if character is not None else "",
+    )
+
+
+def _character(actor: Membership, character_id: int, *, live: bool = True) -> Character:
+    character = (
+        Character.objects.select_related("bound_key", "bound_key__owner", "created_by")
+        .filter(team=actor.team, pk=character_id)
+        .first()
+    )
+    if character is None:
+        raise CharacterNotFound()
+    if live and character.is_deleted:
+        raise CharacterDeleted()
+    return character
+
+
+def key_is_usable(character: Character) -> bool:
+    """The bound key is active and its owner is still in the character's team."""
+    api_key = character.bound_key
+    if api_key is None or not api_key.is_active:
+        return False
+    return Membership.objects.filter(team_id=character.team_id, user_id=api_key.owner_id).exists()
+
+
+def _bound_client(actor: Membership, character: Character, call: _Call) -> ConvaiClient:
+    if not key_is_usable(character):
+        raise NoUsableKey()
+    assert character.bound_key is not None
+    call.api_key = character.bound_key
+    try:
+        return client_for(character.bound_key, actor=actor.user)
+    except ApiKeyUnusable as error:
+        raise NoUsableKey(error.message) from None
+
+
+def _own_key(actor: Membership, api_key_id: UUID | str) -> ApiKey:
+    """One of the actor's own verified, active keys."""
+    try:
+        api_key = ApiKey.objects.get(
+            pk=api_key_id, owner=actor.user, revoked_at__isnull=True, verified_at__isnull=False
+        )
+    except (ApiKey.DoesNotExist, ValueError, TypeError, ValidationError):
+        raise KeyNotUsable() from None
+    return api_key
+
+
+def _own_client(actor: Membership, api_key: ApiKey, call: _Call) -> ConvaiClient:
+    call.api_key = api_key
+    try:
+        return client_for(api_key, actor=actor.user)
+    except ApiKeyUnusable as error:
+        raise KeyNotUsable(error.message) from None
+
+
+def _snapshot(details: CharacterDetails) -> dict[str, Any]:
+    snapshot: dict[str, Any] = redact(details.raw)
+    return snapshot
+
+
+def _revision(character: Character, reason: str, user: User | None, *, note: str = "") -> Revision:
+    return Revision.objects.create(
+        character=character,
+        number=character.version,
+        reason=reason,
+        fields=character.editable(),
+        snapshot=character.snapshot,
+        note=note[:200],
+        created_by=user,
+    )
+
+
+def _apply(character: Character, fields: dict[str, Any]) -> None:
+    for name in EDITABLE_FIELDS:
+        if name in fields and fields[name] is not None:
+            value = fields[name]
+            setattr(character, name, list(value) if isinstance(value, list) else value)
+
+
+def _local_write_failed(convai_id: str) -> CharacterError:
+    return CharacterError(
+        f"Convai saved the character (ID {convai_id}), but it could not be recorded here. "
+        "Use “Check Convai” to adopt it; nothing was lost."
+    )
+
+
+# --- Create ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A saved character, and what the user should know about how it went."""
+
+    character: Character
+    warnings: list[str] = field(default_factory=list)
+    changes: list[FieldChange] = field(default_factory=list)
+
+
+def create_character(
+    *,
+    actor: Membership,
+    api_key_id: UUID | str,
+    name: str,
+    voice_type: str,
+    backstory: str,
+    actions: list[str],
+    language_codes: list[str],
+) -> Saved:
+    """Create on Convai under one of the actor's keys, then set its languages (create takes
+    none), then read it back and store the record and its first revision."""
+    _authorized(actor, "character.create")
+    api_key = _own_key(actor, api_key_id)
+    call = _Call()
+    client = _own_client(actor, api_key, call)
+    with _convai("character.create", actor, call, label=name, write=True):
+        convai_id = client.create_character(name, voice_type, backstory, actions)
+    warnings = []
+    pending = None
+    if language_codes:
+        try:
+            client.update_character(convai_id, language_codes=language_codes)
+        except ConvaiError as error:
+            pending = list(language_codes)
+            warnings.append(
+                f"The character was created, but Convai did not take its languages "
+                f"({error.message}). Use “Retry languages” on its page."
+            )
+    details = _read_back(client, convai_id)
+    snapshot = (
+        _snapshot(details)
+        if details is not None
+        else {
+            "character_id": convai_id,
+            "character_name": name,
+            "voice_type": voice_type,
+            "backstory": backstory,
+            "character_actions": actions,
+        }
+    )
+    fields = {
+        "name": name,
+        "voice_type": voice_type,
+        "backstory": backstory,
+        "actions": actions,
+        "language_codes": [] if pending else language_codes,
+    }
+    if details is not None:
+        # What Convai holds is the truth (it gives a character a default language, say).
+        fields = {
+            **fields,
+            **{k: v for k, v in fields_from_remote(details).items() if v is not None},
+        }
+    character = _store_new(
+        actor,
+        convai_id=convai_id,
+        api_key=api_key,
+        fields=fields,
+        snapshot=snapshot,
+        reason=Revision.Reason.CREATED,
+        action="character.create",
+        call=call,
+        pending_language_codes=pending,
+    )
+    return Saved(character, warnings)
+
+
+def _read_back(client: ConvaiClient, convai_id: str) -> CharacterDetails | None:
+    try:
+        return client.get_character(convai_id)
+    except ConvaiError:
+        return None
+
+
+def _store_new(
+    actor: Membership,
+    *,
+    convai_id: str,
+    api_key: ApiKey,
+    fields: dict[str, Any],
+    snapshot: dict[str, Any],
+    reason: str,
+    action: str,
+    call: _Call,
+    pending_language_codes: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Character:
+    """The local half of a remote success: record, first revision and event, together."""
+    now = timezone.now()
+    character = Character(
+        team=actor.team,
+        convai_id=convai_id,
+        bound_key=api_key,
+        created_by=actor.user,
+        created_at=now,
+        updated_at=now,
+        synced_at=now,
+        snapshot=snapshot,
+        pending_language_codes=pending_language_codes,
+    )
+    _apply(character, fields)
+    try:
+        with transaction.atomic():
+            character.save(force_insert=True)
+            _revision(character, reason, actor.user)
+            _record(
+                action,
+                actor,
+                character=character,
+                details=call.details(
+                    fields={k: v for k, v in character.editable().items() if k != "backstory"},
+                    **(extra or {}),
+                ),
+            )
+    except IntegrityError:
+        existing = Character.objects.filter(
+            team=actor.team, convai_id=convai_id, deleted_at__isnull=True
+        ).first()
+        if existing is not None:
+            raise AlreadyInTeam(existing) from None
+        raise _local_write_failed(convai_id) from None
+    except DatabaseError:
+        # Convai holds it, we could not write it down: say which ID to adopt, never lose it.
+        raise _local_write_failed(convai_id) from None
+    return character
+
+
+# --- Update --------------------------------------------------------------------------------------
+
+
+def _drift(character: Character, remote: CharacterDetails) -> list[FieldChange]:
+    known = fields_from_snapshot(character.snapshot) or character.editable()
+    return differences(known, fields_from_remote(remote))
+
+
+def update_character(
+    *,
+    actor: Membership,
+    character_id: int,
+    expected_version: int,
+    fields: dict[str, Any],
+    overwrite_drift: bool = False,
+    reason: str = Revision.Reason.UPDATED,
+    action: str = "character.update",
+) -> Saved:
+    """Send only the changed fields, guarded against conflicts and drift, then read back."""
+    character = _character(actor, character_id)
+    _authorized(actor, "character.update", character, event=action)
+    if character.version != expected_version:
+        latest = character.revisions.select_related("created_by").first()
+        _record(
+            action,
+            actor,
+            character=character,
+            outcome=Outcome.FAILURE,
+            details={"reason": "conflict", "version": [expected_version, character.version]},
+        )
+        raise Conflict(character, latest)
+    changes = differences(character.editable(), fields)
+    if not changes:
+        return Saved(character)
+    if any(c.field == "language_codes" and not c.new for c in changes):
+        raise CharacterError("Choose at least one language: a Convai character always speaks one.")
+    call = _Call()
+    client = _bound_client(actor, character, call)
+    with _convai(action, actor, call, character=character):
+        remote = client.get_character(character.convai_id)
+    drift = _drift(character, remote)
+    if drift and not overwrite_drift:
+        raise Drift(drift, fields_from_remote(remote))
+    sent = {change.field: change.new for change in changes}
+    for change in drift:
+        # Overwriting means our version of every drifted field, not only the edited ones.
+        ours = fields.get(change.field)
+        sent.setdefault(change.field, ours if ours is not None else change.old)
+    with _convai(action, actor, call, character=character, write=True):
+        client.update_character(character.convai_id, **sent)
+    readback = _read_back(client, character.convai_id)
+    warnings = []
+    if readback is not None:
+        stored = fields_from_remote(readback)
+        unconfirmed = [c.label for c in differences(sent, stored, tuple(sent))]
+        if unconfirmed:
+            warnings.append(
+                "Convai did not store everything that was sent: "
+                + ", ".join(unconfirmed)
+                + " read back differently. The page shows what Convai holds now."
+            )
+    with transaction.atomic():
+        locked = Character.objects.select_for_update().get(pk=character.pk)
+        _apply(locked, sent)
+        if readback is not None:
+            _apply(locked, fields_from_remote(readback))
+            locked.snapshot = _snapshot(readback)
+        locked.version = locked.version + 1
+        locked.updated_at = locked.synced_at = timezone.now()
+        locked.save()
+        _revision(locked, reason, actor.user)
+        _record(
+            action,
+            actor,
+            character=locked,
+            details=call.details(
+                changes=audit_changes(changes),
+                **({"drift_overwritten": audit_changes(drift)} if drift else {}),
+                **({"unconfirmed": True} if warnings else {}),
+            ),
+        )
+    locked.bound_key = character.bound_key
+    return Saved(locked, warnings, changes)
+
+
+def take_remote_version(*, actor: Membership, character_id: int) -> Saved:
+    """Accept Convai's current state as ours (after a drift): a `synced` revision."""
+    character = _character(actor, character_id)
+    _authorized(actor, "character.sync", character, event="character.sync")
+    call = _Call()
+    client = _bound_client(actor, character, call)
+    with _convai("character.sync", actor, call, character=character):
+        remote = client.get_character(character.convai_id)
+    changes = differences(character.editable(), fields_from_remote(remote))
+    with transaction.atomic():
+        locked = Character.objects.select_for_update().get(pk=character.pk)
+        _apply(locked, fields_from_remote(remote))
+        locked.snapshot = _snapshot(remote)
+        locked.synced_at = timezone.now()
+        if changes:
+            locked.version += 1
+            locked.updated_at = locked.synced_at
+        locked.save()
+        if changes:
+            _revision(locked, Revision.Reason.SYNCED, actor.user)
+        _record(
+            "character.sync",
+            actor,
+            character=locked,
+            details=call.details(changes=audit_changes(changes)),
+        )
+    return Saved(locked, [], changes)
+
+
+def retry_language_codes(*, actor: Membership, character_id: int) -> Saved:
+    """Send the language codes that failed after a create again."""
+    character = _character(actor, character_id)
+    pending = list(character.pending_language_codes or [])
+    if not pending:
+        return Saved(character)
+    _authorized(actor, "character.update", character)
+    call = _Call()
+    client = _bound_client(actor, character, call)
+    with _convai("character.update", actor, call, character=character, write=True):
+        client.update_character(character.convai_id, language_codes=pending)
+    readback = _read_back(client, character.convai_id)
+    with transaction.atomic():
+        locked = Character.objects.select_for_update().get(pk=character.pk)
+        old = list(locked.language_codes)
+        locked.language_codes = pending
+        locked.pending_language_codes = None
+        if readback is not None:
+            locked.snapshot = _snapshot(readback)
+        locked.version += 1
+        locked.updated_at = timezone.now()
+        locked.save()
+        _revision(locked, Revision.Reason.UPDATED, actor.user, note="languages set after create")
+        _record(
+            "character.update",
+            actor,
+            character=locked,
+            details=call.details(changes={"language_codes": [old, pending]}),
+        )
+    return Saved(locked)
+
+
+# --- Get / import --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Found:
+    """A remote character found by ID or name, before importing it."""
+
+    details: CharacterDetails
+    api_key: ApiKey
+    owned: bool
+    existing: Character | None
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        return fields_from_remote(self.details)
+
+
+def find_remote(
+    *,
+    actor: Membership,
+    api_key_id: UUID | str,
+    convai_id: str = "",
+    name: str = "",
+) -> Found:
+    """Look a character up on Convai with one of the actor's keys (get), and tell whether the
+    key owns it (its list has it) and whether the team already has it."""
+    _authorized(actor, "character.import")
+    api_key = _own_key(actor, api_key_id)
+    call = _Call()
+    client = _own_client(actor, api_key, call)
+    label = convai_id or name
+    with _convai("character.import", actor, call, label=label):
+        details = client.get_character(convai_id or None, name=name or None)
+        owned_ids = {item.character_id for item in client.list_characters()}
+    existing = Character.objects.filter(
+        team=actor.team, convai_id=details.character_id, deleted_at__isnull=True
+    ).first()
+    return Found(details, api_key, details.character_id in owned_ids, existing)
+
+
+def import_character(*, actor: Membership, api_key_id: UUID | str, convai_id: str) -> Saved:
+    """Import a character the key owns into the team, with its first revision."""
+    found = find_remote(actor=actor, api_key_id=api_key_id, convai_id=convai_id)
+    call = _Call(api_key=found.api_key)
+    if not found.owned:
+        _record(
+            "character.import",
+            actor,
+            convai_id=found.details.character_id,
+            label=found.details.character_name,
+            outcome=Outcome.FAILURE,
+            details=call.details(reason="not owned by this key"),
+        )
+        raise NotOwnedByKey(
+            f"“{found.details.character_name}” is a public character of another Convai account: "
+            f"your key “{found.api_key.label}” can read it but not change it. Import a character "
+            "your own account owns (clone it in Convai first if you want a copy)."
+        )
+    if found.existing is not None:
+        raise AlreadyInTeam(found.existing)
+    character = _store_new(
+        actor,
+        convai_id=found.details.character_id,
+        api_key=found.api_key,
+        fields=found.fields,
+        snapshot=_snapshot(found.details),
+        reason=Revision.Reason.IMPORTED,
+        action="character.import",
+        call=call,
+    )
+    return Saved(character)
+
+
+def record_existing(
+    *, actor: Membership, api_key: ApiKey, details: CharacterDetails, origin_note: str = ""
+) -> Character:
+    """Store a character that Convai already holds under `api_key`, known from a payload we
+    did not fetch through the client ourselves (the demo bootstrap's sandbox characters)."""
+    _authorized(actor, "character.import")
+    return _store_new(
+        actor,
+        convai_id=details.character_id,
+        api_key=api_key,
+        fields=fields_from_remote(details),
+        snapshot=_snapshot(details),
+        reason=Revision.Reason.IMPORTED,
+        action="character.import",
+        call=_Call(api_key=api_key),
+        extra={"how": origin_note} if origin_note else None,
+    )
+
+
+def adopt_from_convai(*, actor: Membership, api_key_id: UUID | str, name: str) -> Saved:
+    """After a create or clone that timed out: look for it in the key's list (by name, not yet
+    in the team) and import the newest match."""
+    _authorized(actor, "character.import")
+    api_key = _own_key(actor, api_key_id)
+    call = _Call()
+    client = _own_client(actor, api_key, call)
+    with _convai("character.import", actor, call, label=name):
+        items = client.list_characters()
+    known = set(
+        Character.objects.filter(team=actor.team, deleted_at__isnull=True).values_list(
+            "convai_id", flat=True
+        )
+    )
+    matches = [i for i in items if i.character_name == name and i.character_id not in known]
+    if not matches:
+        raise CharacterError(
+            f"Convai has no character called “{name}” under “{api_key.label}” that is not "
+            "already in this team: the earlier attempt did not create it. You can try again."
+        )
+    newest = max(matches, key=lambda item: item.timestamp)
+    return import_character(actor=actor, api_key_id=api_key.pk, convai_id=newest.character_id)
+
+
+# --- Clone ---------------------------------------------------------------------------------------
+
+
+def clone_character(
+    *, actor: Membership, character_id: int, new_name: str, include_kb: bool = False
+) -> Saved:
+    """Copy on Convai under the character's bound key, name the copy, store it."""
+    source = _character(actor, character_id)
+    _authorized(actor, "character.clone", source)
+    call = _Call()
+    client = _bound_client(actor, source, call)
+    assert source.bound_key is not None
+    with _convai("character.clone", actor, call, character=source, write=True):
+        convai_id = client.clone_character(source.convai_id, include_kb=include_kb)
+    warnings = []
+    new_name = new_name.strip() or f"{source.name} (copy)"
+    try:
+        client.update_character(convai_id, name=new_name)
+    except ConvaiError as error:
+        warnings.append(f"The copy was made but could not be renamed ({error.message}).")
+        new_name = source.name
+    details = _read_back(client, convai_id)
+    fields = {**source.editable(), "name": new_name}
+    if details is not None:
+        fields = fields_from_remote(details)
+        if fields["backstory"] is None:
+            fields["backstory"] = source.backstory
+    character = _store_new(
+        actor,
+        convai_id=convai_id,
+        api_key=source.bound_key,
+        fields=fields,
+        snapshot=_snapshot(details) if details is not None else {"character_id": convai_id},
+        reason=Revision.Reason.CLONED,
+        action="character.clone",
+        call=call,
+        extra={"source": source.convai_id, "source_name": source.name, "kb": include_kb},
+    )
+    return Saved(character, warnings)
+
+
+# --- Delete --------------------------------------------------------------------------------------
+
+
+def remote_drift(*, actor: Membership, character_id: int) -> list[FieldChange]:
+    """The differences between Convai and our last snapshot, for a confirmation to show."""
+    character = _character(actor, character_id)
+    _authorized(actor, "character.view", character)
+    call = _Call()
+    client = _bound_client(actor, character, call)
+    with _convai("character.get", actor, call, character=character):
+        remote = client.get_character(character.convai_id)
+    return _drift(character, remote)
+
+
+def delete_character(
+    *,
+    actor: Membership,
+    character_id: int,
+    confirm_name: str,
+    overwrite_drift: bool = False,
+) -> Character:
+    """Delete on Convai (irreversible) and leave a tombstone here."""
+    character = _character(actor, character_id)
+    _authorized(actor, "character.delete", character)
+    if confirm_name.strip() != character.name:
+        raise NameMismatch()
+    call = _Call()
+    client = _bound_client(actor, character, call)
+    with _convai("character.delete", actor, call, character=character):
+        remote = client.get_character(character.convai_id)
+    drift = _drift(character, remote)
+    if drift and not overwrite_drift:
+        raise Drift(drift, fields_from_remote(remote))
+    with _convai("character.delete", actor, call, character=character, write=True):
+        client.delete_character(character.convai_id)
+    with transaction.atomic():
+        locked = Character.objects.select_for_update().get(pk=character.pk)
+        locked.deleted_at = timezone.now()
+        locked.deleted_by = actor.user
+        locked.snapshot = _snapshot(remote)
+        locked.version += 1
+        locked.save()
+        _revision(locked, Revision.Reason.DELETED, actor.user)
+        _record(
+            "character.delete",
+            actor,
+            character=locked,
+            details=call.details(
+                **({"drift_overwritten": audit_changes(drift)} if drift else {}),
+            ),
+        )
+    return locked
+
+
+# --- Rebind --------------------------------------------------------------------------------------
+
+
+def rebind_candidates(team_id: int) -> list[ApiKey]:
+    """Verified, active keys of the team's current members."""
+    members = Membership.objects.filter(team_id=team_id).values("user_id")
+    return list(
+        ApiKey.objects.filter(
+            owner_id__in=members, revoked_at__isnull=True, verified_at__isnull=False
+        )
+        .select_related("owner")
+        .order_by("owner__username", "label")
+    )
+
+
+def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID | str) -> Saved:
+    """Bind the character to another member's verified key, after checking that key reaches
+    it and its account owns it (get, then list)."""
+    character = _character(actor, character_id)
+    _authorized(actor, "character.rebind", character)
+    api_key = next(
+        (k for k in rebind_candidates(actor.team_id) if str(k.pk) == str(api_key_id)), None
+    )
+    if api_key is None:
+        raise KeyNotUsable("Choose a verified API key of a current member of this team.")
+    call = _Call(api_key=api_key)
+    try:
+        client = client_for(api_key, actor=actor.user)
+    except ApiKeyUnusable as error:
+        raise KeyNotUsable(error.message) from None
+    try:
+        with _convai("character.rebind", actor, call, character=character):
+            remote = client.get_character(character.convai_id)
+            owned = any(i.character_id == character.convai_id for i in client.list_characters())
+    except ConvaiFailed as error:
+        if (
+            error.status is not None
+            and 400 <= error.status < 500
+            and error.status not in (401, 429)
+        ):
+            raise KeyNotUsable(
+                f"“{api_key.label}” cannot reach this character on Convai ({error.message}). "
+                "Choose a key of the account that owns it."
+            ) from None
+        raise
+    if not owned:
+        _record(
+            "character.rebind",
+            actor,
+            character=character,
+            outcome=Outcome.FAILURE,
+            details=call.details(reason="key's account does not own it"),
+        )
+        raise KeyNotUsable(
+            f"“{api_key.label}” can read this character but its Convai account does not own "
+            "it, so edits would fail. Choose a key of the account that created it."
+        )
+    old = key_label(character.bound_key)
+    with transaction.atomic():
+        locked = Character.objects.select_for_update().get(pk=character.pk)
+        locked.bound_key = api_key
+        locked.snapshot = _snapshot(remote)
+        locked.synced_at = timezone.now()
+        locked.save(update_fields=["bound_key", "snapshot", "synced_at"])
+        _record(
+            "character.rebind",
+            actor,
+            character=locked,
+            details=call.details(bound_key=[old, key_label(api_key)]),
+        )
+    return Saved(locked)

@@ -1,0 +1,776 @@
+"""Character pages: list, create, detail, edit, import, clone, delete, rebind, sync, retry.
+
+Thin by design, like teams.views: `team_view` checks the policy floor, forms validate,
+`characters.services` does every Convai call, local write and audit event, and selectors read.
+Domain errors become form errors or messages, and everything the member typed is kept.
+Confirmations (clone, delete, rebind) are a partial in the shared dialog for htmx and a plain
+page without JavaScript.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from django.contrib import messages
+from django.core.cache import cache
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.timesince import timesince
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import reswap, retarget
+
+from convai_admin.htmx import render_page
+from keys.models import ApiKey
+from teams import policy
+from teams.decorators import team_view
+from teams.http import TeamRequest
+
+from . import selectors, services
+from .catalogue import Catalogue, load_catalogue
+from .forms import (
+    AdoptForm,
+    CloneForm,
+    CreateCharacterForm,
+    DeleteForm,
+    EditCharacterForm,
+    FilterForm,
+    ImportConfirmForm,
+    ImportFindForm,
+    RebindForm,
+    initial_from,
+    key_choice_label,
+    voice_choices,
+)
+from .models import EDITABLE_FIELDS, Character, Revision
+from .remote import FIELD_LABELS, FieldChange, differences
+
+PAGE_SIZE = 50
+VOICE_NAMES = "characters:voice-names"
+LANGUAGE_NAMES = "characters:language-names"
+NAMES_SECONDS = 24 * 60 * 60
+# Snapshot keys that are our edited fields: the detail page shows the others read-only.
+EDITED_SNAPSHOT_KEYS = {
+    "character_id",
+    "character_name",
+    "voice_type",
+    "backstory",
+    "character_actions",
+    "language_code",
+    "language_codes",
+}
+CONVAI_ID = re.compile(r"^[0-9a-fA-F-]{16,64}$")
+
+
+# --- Helpers -----------------------------------------------------------------------------------
+
+
+def _character(request: TeamRequest, character_id: int) -> Character:
+    """One character of this team (deleted ones included), with `key_usable`."""
+    character = selectors.team_character(request.team, character_id)
+    if character is None:
+        raise services.CharacterNotFound()
+    return character
+
+
+def _live(request: TeamRequest, character_id: int) -> Character | HttpResponse:
+    """A live character, or a redirect to its tombstone page with a message."""
+    character = _character(request, character_id)
+    if character.is_deleted:
+        messages.info(request, services.CharacterDeleted.default_message)
+        return redirect(_detail_url(request, character))
+    return character
+
+
+def _detail_url(request: TeamRequest, character: Character) -> str:
+    return reverse("characters:character-detail", args=[request.team.slug, character.pk])
+
+
+def _list_url(request: TeamRequest) -> str:
+    return reverse("characters:character-list", args=[request.team.slug])
+
+
+def _remember_names(catalogue: Catalogue) -> None:
+    """Keep the catalogue's display names where list and detail pages can read them without a
+    Convai call (they show raw values until a form has loaded the catalogue once)."""
+    if catalogue.voices:
+        cache.set(
+            VOICE_NAMES,
+            {v.voice_value: {"name": v.name, "gender": v.gender} for v in catalogue.voices},
+            NAMES_SECONDS,
+        )
+    if catalogue.languages:
+        cache.set(
+            LANGUAGE_NAMES,
+            {lang.lang_code: lang.lang_name for lang in catalogue.languages},
+            NAMES_SECONDS,
+        )
+
+
+def _names() -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+    return cache.get(VOICE_NAMES) or {}, cache.get(LANGUAGE_NAMES) or {}
+
+
+def _catalogue_key(
+    request: TeamRequest, *, character: Character | None = None, api_key_id: Any = None
+) -> ApiKey | None:
+    """The key to read the (account-independent) catalogues with: the one chosen in the form,
+    else the character's bound key when usable, else the member's first verified key."""
+    own = list(selectors.usable_keys_for(request.user))
+    if api_key_id:
+        chosen = next((k for k in own if str(k.pk) == str(api_key_id)), None)
+        if chosen is not None:
+            return chosen
+    if character is not None and getattr(character, "key_usable", False):
+        return character.bound_key
+    return own[0] if own else None
+
+
+def _catalogue(request: TeamRequest, **kwargs: Any) -> Catalogue:
+    catalogue = load_catalogue(_catalogue_key(request, **kwargs))
+    _remember_names(catalogue)
+    return catalogue
+
+
+def _display(field: str, value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) if value else "(none)"
+    if value in (None, ""):
+        return "(empty)"
+    return str(value)
+
+
+def _change_rows(changes: list[FieldChange], *, left: str, right: str) -> list[dict[str, Any]]:
+    """Field-by-field rows for a drift or conflict panel; text fields get a line diff."""
+    rows = []
+    for change in changes:
+        row: dict[str, Any] = {
+            "field": change.field,
+            "label": change.label,
+            "old": _display(change.field, change.old),
+            "new": _display(change.field, change.new),
+            "left": left,
+            "right": right,
+            "lines": [],
+        }
+        if change.is_text:
+            row["lines"] = _line_diff(str(change.old or ""), str(change.new or ""))
+        rows.append(row)
+    return rows
+
+
+def _line_diff(old: str, new: str) -> list[dict[str, str]]:
+    """A readable line diff: removed (-), added (+) and a little unchanged context."""
+    lines: list[dict[str, str]] = []
+    for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1):
+        if line.startswith(("---", "+++")):
+            continue
+        if line.startswith("@@"):
+            # "…" marks skipped unchanged lines (not before a hunk that starts at the top).
+            if lines or not line.startswith(("@@ -1,", "@@ -1 ", "@@ -0,")):
+                lines.append({"kind": "gap", "text": "…"})
+        elif line.startswith("-"):
+            lines.append({"kind": "del", "text": line[1:]})
+        elif line.startswith("+"):
+            lines.append({"kind": "add", "text": line[1:]})
+        else:
+            lines.append({"kind": "same", "text": line[1:]})
+    return lines
+
+
+def _snapshot_extras(snapshot: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(key, text, is_block) for the snapshot fields we do not edit."""
+    extras = []
+    for key in sorted(k for k in snapshot if k not in EDITED_SNAPSHOT_KEYS):
+        value = snapshot[key]
+        if isinstance(value, dict | list):
+            text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+            extras.append((key, text, True))
+        else:
+            extras.append((key, "—" if value in (None, "") else str(value), False))
+    return extras
+
+
+def _language_labels(codes: list[str], names: dict[str, str]) -> list[dict[str, str]]:
+    return [{"code": code, "name": names.get(code, code)} for code in codes or []]
+
+
+def _voice_info(value: str, names: dict[str, dict[str, str]]) -> dict[str, str]:
+    known = names.get(value) or {}
+    return {"value": value, "name": known.get("name", ""), "gender": known.get("gender", "")}
+
+
+def _ago(moment: datetime | None) -> str:
+    """ "just now", "5 minutes ago", "3 days ago" (one unit is enough in a table)."""
+    if moment is None:
+        return ""
+    if timezone.now() - moment < timedelta(minutes=1):
+        return "just now"
+    return f"{timesince(moment, depth=1)} ago"
+
+
+def _say_warnings(request: TeamRequest, saved: services.Saved) -> None:
+    for warning in saved.warnings:
+        messages.warning(request, warning)
+
+
+# --- List -------------------------------------------------------------------------------------
+
+
+@require_GET
+@team_view("character.view")
+def character_list(request: TeamRequest) -> HttpResponse:
+    """Search, filter, sort and page the team's characters; htmx swaps only the results."""
+    team = request.team
+    voice_names, language_names = _names()
+    facets = selectors.facet_values(team)
+    keys = list(selectors.team_bound_keys(team))
+    form = FilterForm(
+        request.GET,
+        voices=[(v, voice_names.get(v, {}).get("name") or v) for v in facets["voices"]],
+        languages=[(c, language_names.get(c, c)) for c in facets["languages"]],
+        keys=[(str(k.pk), f"{key_choice_label(k)} · {k.owner.display_name}") for k in keys],
+    )
+    filters = selectors.CharacterFilters(
+        q=str(form.value("q")).strip(),
+        voice=form.value("voice"),
+        language=form.value("language"),
+        key=form.value("key"),
+        unusable=bool(form.value("unusable")),
+        sort=form.value("sort") or selectors.DEFAULT_SORT,
+    )
+    filtered = any([filters.q, filters.voice, filters.language, filters.key, filters.unusable])
+    page = Paginator(selectors.team_characters(team, filters), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    actor = request.membership
+    rows = [
+        {
+            "character": c,
+            "voice": _voice_info(c.voice_type, voice_names),
+            "synced_ago": _ago(c.synced_at),
+            "languages": _language_labels(c.language_codes, language_names),
+            "can_delete": getattr(c, "key_usable", False)
+            and policy.may(actor, "character.delete", c),
+        }
+        for c in page.object_list
+    ]
+    context = {
+        "team": team,
+        "form": form,
+        "page": page,
+        "rows": rows,
+        "filtered": filtered,
+        # An unfiltered first page without rows: the team has no characters yet.
+        "team_has_characters": bool(rows) or filtered,
+        "has_usable_key": selectors.usable_keys_for(request.user).exists(),
+    }
+    return render_page(request, "characters/character_list.html", context, partial="results")
+
+
+# --- Create, import, adopt ---------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@team_view("character.create")
+def character_create(request: TeamRequest) -> HttpResponse:
+    api_keys = selectors.usable_keys_for(request.user)
+    has_keys = api_keys.exists()
+    chosen_key = request.POST.get("api_key") or request.GET.get("api_key")
+    catalogue = _catalogue(request, api_key_id=chosen_key) if has_keys else Catalogue()
+    form = CreateCharacterForm(
+        request.POST if request.method == "POST" else None,
+        catalogue=catalogue,
+        api_keys=api_keys,
+    )
+    adopt = None
+    if request.method == "POST" and has_keys and form.is_valid():
+        data = form.cleaned_data
+        try:
+            saved = services.create_character(
+                actor=request.membership, api_key_id=data["api_key"].pk, **form.fields_data()
+            )
+        except services.KeyNotUsable as error:
+            form.add_error("api_key", error.message)
+        except services.ConvaiFailed as error:
+            form.add_error(None, error.message)
+            if error.maybe_happened:
+                adopt = AdoptForm(initial={"api_key": data["api_key"].pk, "name": data["name"]})
+        except services.AlreadyInTeam as error:
+            form.add_error(None, error.message)
+        except services.CharacterError as error:
+            form.add_error(None, error.message)
+        else:
+            _say_warnings(request, saved)
+            messages.success(request, f"“{saved.character.name}” was created on Convai.")
+            return redirect(_detail_url(request, saved.character))
+    context = {
+        "team": request.team,
+        "form": form,
+        "catalogue": catalogue,
+        "has_keys": has_keys,
+        "adopt": adopt,
+        "mode": "create",
+    }
+    return render(request, "characters/character_form.html", context)
+
+
+@require_POST
+@team_view("character.import")
+def character_adopt(request: TeamRequest) -> HttpResponse:
+    """ "Check Convai" after a create or clone that timed out: adopt it if it was made."""
+    form = AdoptForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "That check could not be started: go back and try again.")
+        return redirect(_list_url(request))
+    try:
+        saved = services.adopt_from_convai(
+            actor=request.membership,
+            api_key_id=form.cleaned_data["api_key"],
+            name=form.cleaned_data["name"],
+        )
+    except services.AlreadyInTeam as error:
+        messages.info(request, error.message)
+        return redirect(_detail_url(request, error.character))
+    except services.CharacterError as error:
+        messages.error(request, error.message)
+        return redirect(_list_url(request))
+    messages.success(
+        request, f"Found “{saved.character.name}” on Convai: it was created and is now here."
+    )
+    return redirect(_detail_url(request, saved.character))
+
+
+@require_http_methods(["GET", "POST"])
+@team_view("character.import")
+def character_import(request: TeamRequest) -> HttpResponse:
+    """Find a character on Convai by ID or exact name, show it, then import it."""
+    api_keys = selectors.usable_keys_for(request.user)
+    found = None
+    step = request.POST.get("step", "find")
+    form = ImportFindForm(
+        request.POST if request.method == "POST" and step == "find" else None,
+        api_keys=api_keys,
+        initial={"lookup": request.GET.get("lookup", "")},
+    )
+    if request.method == "POST" and step == "import":
+        confirm = ImportConfirmForm(request.POST)
+        if confirm.is_valid():
+            try:
+                saved = services.import_character(
+                    actor=request.membership,
+                    api_key_id=confirm.cleaned_data["api_key"],
+                    convai_id=confirm.cleaned_data["convai_id"],
+                )
+            except services.AlreadyInTeam as error:
+                messages.info(request, error.message)
+                return redirect(_detail_url(request, error.character))
+            except services.CharacterError as error:
+                form.add_error(None, error.message)
+            else:
+                messages.success(request, f"Imported “{saved.character.name}” from Convai.")
+                return redirect(_detail_url(request, saved.character))
+        else:
+            form.add_error(None, "That import could not be read: look the character up again.")
+    elif request.method == "POST" and form.is_valid():
+        lookup = form.cleaned_data["lookup"]
+        by_id = bool(CONVAI_ID.match(lookup))
+        try:
+            found = services.find_remote(
+                actor=request.membership,
+                api_key_id=form.cleaned_data["api_key"].pk,
+                convai_id=lookup if by_id else "",
+                name="" if by_id else lookup,
+            )
+        except services.CharacterError as error:
+            form.add_error("lookup" if "not" in error.message.lower() else None, error.message)
+    voice_names, language_names = _names()
+    context = {
+        "team": request.team,
+        "form": form,
+        "has_keys": api_keys.exists(),
+        "found": found,
+        "found_fields": found.fields if found is not None else None,
+        "found_voice": _voice_info(found.details.voice_type, voice_names) if found else None,
+        "found_languages": (
+            _language_labels(found.details.language_codes, language_names) if found else []
+        ),
+        "confirm": (
+            ImportConfirmForm(
+                initial={"api_key": found.api_key.pk, "convai_id": found.details.character_id}
+            )
+            if found is not None
+            else None
+        ),
+    }
+    return render(request, "characters/character_import.html", context)
+
+
+@require_GET
+@team_view("character.update")
+def voice_options(request: TeamRequest) -> HttpResponse:
+    """The voice picker's options, filtered server-side by search text and languages."""
+    character = None
+    if request.GET.get("character", "").isdigit():
+        character = selectors.team_character(request.team, int(request.GET["character"]))
+    catalogue = _catalogue(
+        request, character=character, api_key_id=request.GET.get("api_key") or None
+    )
+    chosen = request.GET.get("voice_type", "")
+    current = character.voice_type if character is not None else ""
+    valid = {v.voice_value for v in catalogue.voices} | ({current} if current else set())
+    choices, matched = voice_choices(
+        catalogue,
+        query=request.GET.get("voice_q", ""),
+        languages=request.GET.getlist("language_codes"),
+        keep=[v for v in (chosen, current) if v in valid],
+    )
+    context = {
+        "choices": choices,
+        "matched": matched,
+        "total": len(catalogue.voices),
+        "chosen": chosen,
+        "catalogue": catalogue,
+    }
+    return render(request, "characters/voice_options.html", context)
+
+
+# --- Detail ------------------------------------------------------------------------------------
+
+
+@require_GET
+@team_view("character.view")
+def character_detail(request: TeamRequest, character_id: int) -> HttpResponse:
+    character = _character(request, character_id)
+    actor = request.membership
+    voice_names, language_names = _names()
+    live = not character.is_deleted
+    usable = bool(getattr(character, "key_usable", False)) and character.bound_key is not None
+    context = {
+        "team": request.team,
+        "character": character,
+        "voice": _voice_info(character.voice_type, voice_names),
+        "languages": _language_labels(character.language_codes, language_names),
+        "pending_languages": _language_labels(
+            character.pending_language_codes or [], language_names
+        ),
+        "revisions": list(selectors.recent_revisions(character)),
+        "snapshot_extras": _snapshot_extras(character.snapshot or {}),
+        "key_usable": usable,
+        "live": live,
+        "actions": {
+            "edit": live and usable and policy.may(actor, "character.update", character),
+            "clone": live and usable and policy.may(actor, "character.clone", character),
+            "delete": live and usable and policy.may(actor, "character.delete", character),
+            "rebind": live and policy.may(actor, "character.rebind", character),
+            "sync": live and usable and policy.may(actor, "character.sync", character),
+        },
+    }
+    return render(request, "characters/character_detail.html", context)
+
+
+# --- Edit, sync, retry languages ----------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@team_view("character.update")
+def character_edit(request: TeamRequest, character_id: int) -> HttpResponse:
+    character = _live(request, character_id)
+    if isinstance(character, HttpResponse):
+        return character
+    if not getattr(character, "key_usable", False):
+        messages.error(request, services.NoUsableKey.default_message)
+        return redirect(_detail_url(request, character))
+    catalogue = _catalogue(request, character=character)
+    current = character.editable()
+    drift: list[dict[str, Any]] = []
+    conflict: dict[str, Any] | None = None
+    if request.method == "POST":
+        form = EditCharacterForm(request.POST, catalogue=catalogue, current=current)
+        if form.is_valid():
+            yours = form.fields_data()
+            expected = form.cleaned_data["version"]
+            try:
+                saved = services.update_character(
+                    actor=request.membership,
+                    character_id=character.pk,
+                    expected_version=expected,
+                    fields=yours,
+                    overwrite_drift=request.POST.get("overwrite_drift") == "1",
+                )
+            except services.Drift as error:
+                # The panel above the form says it all, with the two ways forward.
+                drift = _change_rows(error.changes, left="Last saved here", right="In Convai now")
+            except services.Conflict as error:
+                conflict = _conflict(character, error, expected, yours)
+                data = request.POST.copy()
+                data["version"] = str(error.version)
+                # The panel above the form names who saved what; the input stays.
+                form = EditCharacterForm(data, catalogue=catalogue, current=error.current)
+                form.is_valid()
+            except services.CharacterError as error:
+                form.add_error(None, error.message)
+            else:
+                _say_warnings(request, saved)
+                if saved.changes:
+                    names = ", ".join(change.label.lower() for change in saved.changes)
+                    messages.success(request, f"Saved {names} of “{saved.character.name}”.")
+                else:
+                    messages.info(request, "Nothing changed, so nothing was sent to Convai.")
+                return redirect(_detail_url(request, saved.character))
+    else:
+        form = EditCharacterForm(
+            initial={**initial_from(current), "version": character.version},
+            catalogue=catalogue,
+            current=current,
+        )
+    context = {
+        "team": request.team,
+        "character": character,
+        "form": form,
+        "catalogue": catalogue,
+        "drift": drift,
+        "conflict": conflict,
+        "mode": "edit",
+    }
+    return render(request, "characters/character_form.html", context)
+
+
+def _conflict(
+    character: Character, error: services.Conflict, expected: int, yours: dict[str, Any]
+) -> dict[str, Any]:
+    """What the teammate changed since the version this form was opened at, field by field,
+    next to this member's input."""
+    base = (
+        Revision.objects.filter(character=character, number=expected)
+        .values_list("fields", flat=True)
+        .first()
+    )
+    theirs = error.current
+    changed = differences(base, theirs) if base else differences(yours, theirs)
+    fields = {c.field: _display(c.field, c.new) for c in changed}
+    return {
+        "by": error.by,
+        "at": error.at,
+        "ago": _ago(error.at),
+        "fields": fields,
+        "rows": [
+            {
+                "label": FIELD_LABELS[name],
+                "theirs": fields[name],
+                "yours": _display(name, yours.get(name)),
+            }
+            for name in EDITABLE_FIELDS
+            if name in fields
+        ],
+    }
+
+
+@require_POST
+@team_view("character.sync")
+def character_sync(request: TeamRequest, character_id: int) -> HttpResponse:
+    """Take Convai's version (after a drift): it becomes ours; then edit again."""
+    character = _live(request, character_id)
+    if isinstance(character, HttpResponse):
+        return character
+    try:
+        saved = services.take_remote_version(actor=request.membership, character_id=character.pk)
+    except services.CharacterError as error:
+        messages.error(request, error.message)
+        return redirect(_detail_url(request, character))
+    if saved.changes:
+        names = ", ".join(change.label.lower() for change in saved.changes)
+        messages.success(request, f"Took Convai's version ({names}). Review it and edit again.")
+    else:
+        messages.info(request, "Convai's version was already the one here.")
+    if request.POST.get("next") == "edit":
+        return redirect("characters:character-edit", request.team.slug, character.pk)
+    return redirect(_detail_url(request, character))
+
+
+@require_POST
+@team_view("character.update")
+def character_languages(request: TeamRequest, character_id: int) -> HttpResponse:
+    """Retry the language codes Convai did not take after a create."""
+    character = _live(request, character_id)
+    if isinstance(character, HttpResponse):
+        return character
+    try:
+        saved = services.retry_language_codes(actor=request.membership, character_id=character.pk)
+    except services.CharacterError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, f"Convai now has the languages of “{saved.character.name}”.")
+    return redirect(_detail_url(request, character))
+
+
+# --- Clone, delete, rebind (dialogs) -----------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@team_view("character.clone")
+def character_clone(request: TeamRequest, character_id: int) -> HttpResponse:
+    character = _live(request, character_id)
+    if isinstance(character, HttpResponse):
+        return character
+    form = CloneForm(
+        request.POST if request.method == "POST" else None,
+        initial={"new_name": f"{character.name} (copy)"[:100]},
+    )
+    adopt = None
+    if request.method == "POST" and form.is_valid():
+        name = form.cleaned_data["new_name"] or f"{character.name} (copy)"
+        try:
+            saved = services.clone_character(
+                actor=request.membership,
+                character_id=character.pk,
+                new_name=name,
+                include_kb=form.cleaned_data["include_kb"],
+            )
+        except services.ConvaiFailed as error:
+            form.add_error(None, error.message)
+            key = character.bound_key
+            if error.maybe_happened and key is not None and key.owner_id == request.user.pk:
+                adopt = AdoptForm(initial={"api_key": key.pk, "name": name})
+        except services.CharacterError as error:
+            form.add_error(None, error.message)
+        else:
+            _say_warnings(request, saved)
+            messages.success(request, f"“{saved.character.name}” is a copy of “{character.name}”.")
+            return redirect(_detail_url(request, saved.character))
+    context = {
+        "team": request.team,
+        "character": character,
+        "form": form,
+        "adopt": adopt,
+        "owner_is_you": character.bound_key is not None
+        and character.bound_key.owner_id == request.user.pk,
+    }
+    return render_page(request, "characters/character_clone.html", context, partial="confirm")
+
+
+@require_http_methods(["GET", "POST"])
+@team_view("character.delete")
+def character_delete(request: TeamRequest, character_id: int) -> HttpResponse:
+    """Type the name to confirm; the drift since the last save is shown first. From the list
+    (htmx, `?from=list`) the row leaves the table; otherwise the browser goes to the list."""
+    character = _live(request, character_id)
+    if isinstance(character, HttpResponse):
+        return character
+    from_list = request.GET.get("from") == "list" or request.POST.get("from") == "list"
+    allowed = policy.may(request.membership, "character.delete", character)
+    drift: list[dict[str, Any]] = []
+    drift_error = ""
+    form = DeleteForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        # Not allowed still goes to the service: the refusal is recorded where it is made.
+        try:
+            services.delete_character(
+                actor=request.membership,
+                character_id=character.pk,
+                confirm_name=form.cleaned_data["confirm_name"],
+                overwrite_drift=form.cleaned_data["overwrite_drift"],
+            )
+        except policy.NotAllowed as error:
+            form.add_error(None, error.message)
+        except services.NameMismatch as error:
+            form.add_error("confirm_name", error.message)
+        except services.Drift as error:
+            drift = _change_rows(error.changes, left="Last saved here", right="In Convai now")
+            data = request.POST.copy()
+            data["overwrite_drift"] = "1"
+            form = DeleteForm(data)
+            form.is_valid()
+            form.add_error(
+                None,
+                "Convai's copy changed since it was last saved here (below). Deleting removes "
+                "those changes too. Delete anyway?",
+            )
+        except services.CharacterError as error:
+            form.add_error(None, error.message)
+        else:
+            messages.success(
+                request,
+                f"“{character.name}” was deleted on Convai. Its page and history stay here.",
+            )
+            if request.htmx and from_list:
+                # The row swaps itself out; the message arrives out of band.
+                return HttpResponse(
+                    render_to_string("characters/_messages_oob.html", request=request)
+                )
+            return redirect(_list_url(request))
+    elif request.method != "POST" and allowed and getattr(character, "key_usable", False):
+        try:
+            changes = services.remote_drift(actor=request.membership, character_id=character.pk)
+        except services.CharacterError as error:
+            drift_error = error.message
+        else:
+            drift = _change_rows(changes, left="Last saved here", right="In Convai now")
+            if drift:
+                form = DeleteForm(initial={"overwrite_drift": True})
+    context = {
+        "team": request.team,
+        "character": character,
+        "form": form,
+        "allowed": allowed,
+        "key_usable": bool(getattr(character, "key_usable", False)),
+        "drift": drift,
+        "drift_error": drift_error,
+        "from_list": from_list,
+        "cancel_url": _detail_url(request, character),
+    }
+    response = render_page(request, "characters/character_delete.html", context, partial="confirm")
+    if request.htmx and request.method == "POST":
+        # An error answer goes back into the dialog, not into the row.
+        reswap(retarget(response, "#modal-content"), "innerHTML")
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@team_view("character.rebind")
+def character_rebind(request: TeamRequest, character_id: int) -> HttpResponse:
+    character = _live(request, character_id)
+    if isinstance(character, HttpResponse):
+        return character
+    candidates = [
+        k for k in services.rebind_candidates(request.team.pk) if k.pk != character.bound_key_id
+    ]
+    form = RebindForm(request.POST if request.method == "POST" else None, candidates=candidates)
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = services.rebind_character(
+                actor=request.membership,
+                character_id=character.pk,
+                api_key_id=UUID(form.cleaned_data["api_key"]),
+            )
+        except services.CharacterError as error:
+            form.add_error("api_key", error.message)
+        else:
+            key = saved.character.bound_key
+            messages.success(
+                request,
+                f"“{saved.character.name}” now works through {key_choice_label(key)}"
+                if key is not None
+                else "Rebound.",
+            )
+            return redirect(_detail_url(request, character))
+    context = {
+        "team": request.team,
+        "character": character,
+        "form": form,
+        "candidates": candidates,
+        "key_usable": bool(getattr(character, "key_usable", False)),
+        "cancel_url": _detail_url(request, character),
+    }
+    response = render_page(request, "characters/character_rebind.html", context, partial="confirm")
+    if request.htmx and request.method == "POST":
+        reswap(retarget(response, "#modal-content"), "innerHTML")
+    return response

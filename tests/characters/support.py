@@ -1,0 +1,101 @@
+"""Helpers for the character service tests (fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from audit.models import AuditEvent
+from characters.models import Character
+from characters.services import ConvaiFailed
+from convai.client import ConvaiClient
+from keys.models import ApiKey
+from sandbox.models import SandboxCharacter
+
+BACKSTORY = "Raymond Reddington is a criminal mastermind.\nHe surrenders to the FBI."
+
+
+@dataclass(frozen=True)
+class Key:
+    """A member's stored key, the plaintext the sandbox issued, and the sandbox label (faults
+    and revocation target a key by its sandbox label)."""
+
+    api_key: ApiKey
+    raw: str
+    sandbox_label: str
+
+    @property
+    def pk(self) -> Any:
+        return self.api_key.pk
+
+
+def remote(character: Character | str) -> SandboxCharacter:
+    """The sandbox's stored copy of a character."""
+    convai_id = character if isinstance(character, str) else character.convai_id
+    return SandboxCharacter.objects.get(character_id=convai_id)
+
+
+def events(action: str = "", **filters: Any) -> list[AuditEvent]:
+    """Audit events, oldest first."""
+    queryset = AuditEvent.objects.filter(target_type="character", **filters)
+    if action:
+        queryset = queryset.filter(action=action)
+    return list(queryset.order_by("id"))
+
+
+def all_audit_text() -> str:
+    return json.dumps(
+        [
+            [e.action, e.target_id, e.target_label, e.actor_label, e.details]
+            for e in AuditEvent.objects.all()
+        ]
+    )
+
+
+def assert_secret_absent(text: str, secret: str) -> None:
+    """Neither the key nor any 8-character run of it appears in `text`."""
+    assert secret not in text
+    for start in range(len(secret) - 7):
+        assert secret[start : start + 8] not in text, "a run of the key leaked"
+
+
+def expect_failure(call: Callable[[], object], settle: float = 0.6) -> ConvaiFailed:
+    """Run a call that times out; return its ConvaiFailed once the live server is done with it.
+
+    The traceback (and the transport error behind it) holds the timed-out socket open: dropped
+    and collected here, so the live server's thread sees it close while the test still runs,
+    then `settle` seconds let that thread finish (it must not touch the test database later)."""
+    try:
+        call()
+    except ConvaiFailed as error:
+        failure = error
+    else:
+        raise AssertionError("the call did not fail")
+    failure.__traceback__ = failure.__context__ = failure.__cause__ = None
+    gc.collect()
+    time.sleep(settle)
+    return failure
+
+
+def key_shown(event: AuditEvent, key: Key) -> bool:
+    """The event names the key used as its label and last four (under whatever detail name:
+    the audit log blanks a detail called `key`, so the name is not pinned here)."""
+    label = f"{key.api_key.label} (…{key.raw[-4:]})"
+    return label in event.details.values()
+
+
+def record_requests(monkeypatch: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Spy on the real client: every (path, JSON body) it sends from now on, still sent."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+    real_call = ConvaiClient._call
+
+    def spy(self: ConvaiClient, method: str, path: str, body: Any, **options: Any) -> Any:
+        sent.append((path, dict(body or {})))
+        return real_call(self, method, path, body, **options)
+
+    monkeypatch.setattr(ConvaiClient, "_call", spy)
+    return sent

@@ -1,0 +1,194 @@
+"""Role-by-view matrix for every character URL: anonymous, another team's owner, and each role.
+
+Expected statuses come from teams.policy (the shared helpers in tests.teams.test_role_matrix);
+a refused request must change nothing. Authorized writes may fail at Convai (no sandbox runs
+here: the client points at a closed port), which answers with a message, never a change.
+The finer rule of deletion (Admin+, or the Editor who created it) is tested below the matrix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from audit.models import AuditEvent, Outcome
+from characters.models import Character
+from keys.models import ApiKey
+from teams.models import Role
+from tests.factories import CharacterFactory, MembershipFactory
+from tests.teams.test_role_matrix import Endpoint, World, build_world, check_access, matrix_params
+
+pytestmark = pytest.mark.django_db
+
+
+def _with_character(world: World) -> None:
+    editor = world.members[Role.EDITOR]
+    api_key = ApiKey.objects.create(
+        owner=editor.user, label="Editor key", last_four="abcd", ciphertext=""
+    )
+    world.extra["character"] = CharacterFactory.create(
+        team=world.team, created_by=editor.user, bound_key=api_key, name="Matrix Mira"
+    )
+    world.extra["key"] = api_key
+
+
+def _one(world: World) -> dict[str, Any]:
+    return {"character_id": world.extra["character"].pk}
+
+
+def _state(world: World) -> tuple[Any, ...]:
+    character = Character.objects.get(pk=world.extra["character"].pk)
+    return (character.name, character.version, character.deleted_at, character.bound_key_id)
+
+
+def _changed(world: World) -> bool:
+    return _state(world) != ("Matrix Mira", 1, None, world.extra["key"].pk) or (
+        Character.objects.filter(team=world.team).count() != 1
+    )
+
+
+def _edit(world: World) -> dict[str, Any]:
+    return {
+        "name": "Renamed",
+        "voice_type": "MALE",
+        "backstory": "New",
+        "actions": "",
+        "language_codes": ["en-US"],
+        "version": 1,
+    }
+
+
+ANSWERS = (200, 302)
+CHARACTER_ENDPOINTS = [
+    Endpoint("characters:character-list", "get", "character.view"),
+    Endpoint("characters:character-list", "get", "character.view", htmx=True),
+    Endpoint("characters:character-detail", "get", "character.view", url_kwargs=_one),
+    Endpoint("characters:character-create", "get", "character.create"),
+    Endpoint(
+        "characters:character-create",
+        "post",
+        "character.create",
+        data=lambda w: {**_edit(w), "api_key": str(w.extra["key"].pk)},
+        ok=ANSWERS,
+        changed=_changed,
+    ),
+    Endpoint("characters:character-import", "get", "character.import"),
+    Endpoint(
+        "characters:character-adopt",
+        "post",
+        "character.import",
+        data=lambda w: {"name": "Matrix Mira", "api_key": str(w.extra["key"].pk)},
+        ok=ANSWERS,
+        changed=_changed,
+    ),
+    Endpoint("characters:voice-options", "get", "character.update", htmx=True),
+    Endpoint("characters:character-edit", "get", "character.update", url_kwargs=_one),
+    Endpoint(
+        "characters:character-edit",
+        "post",
+        "character.update",
+        url_kwargs=_one,
+        data=_edit,
+        ok=ANSWERS,
+        changed=_changed,
+    ),
+    Endpoint(
+        "characters:character-sync",
+        "post",
+        "character.sync",
+        url_kwargs=_one,
+        ok=ANSWERS,
+        changed=_changed,
+    ),
+    Endpoint(
+        "characters:character-languages",
+        "post",
+        "character.update",
+        url_kwargs=_one,
+        ok=ANSWERS,
+        changed=_changed,
+    ),
+    Endpoint("characters:character-clone", "get", "character.clone", url_kwargs=_one),
+    Endpoint("characters:character-clone", "get", "character.clone", url_kwargs=_one, htmx=True),
+    Endpoint(
+        "characters:character-clone",
+        "post",
+        "character.clone",
+        url_kwargs=_one,
+        data=lambda w: {"new_name": "Copy"},
+        ok=ANSWERS,
+        changed=_changed,
+    ),
+    Endpoint("characters:character-delete", "get", "character.delete", url_kwargs=_one),
+    Endpoint(
+        "characters:character-delete",
+        "post",
+        "character.delete",
+        url_kwargs=_one,
+        data=lambda w: {"confirm_name": "Matrix Mira"},
+        ok=ANSWERS,
+        changed=_changed,
+    ),
+    Endpoint("characters:character-rebind", "get", "character.rebind", url_kwargs=_one),
+    Endpoint(
+        "characters:character-rebind",
+        "post",
+        "character.rebind",
+        url_kwargs=_one,
+        data=lambda w: {"api_key": str(w.extra["key"].pk)},
+        ok=ANSWERS,
+        changed=_changed,
+    ),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "actor"), matrix_params(CHARACTER_ENDPOINTS))
+def test_character_endpoints_role_matrix(client: Client, endpoint: Endpoint, actor: str) -> None:
+    world = build_world(_with_character)
+    check_access(client, world, endpoint, actor)
+    if endpoint.method == "post":
+        # No Convai is reachable here: whatever the role, nothing changed.
+        assert not _changed(world), f"{endpoint} as {actor} changed the character"
+
+
+def test_matrix_covers_every_character_url() -> None:
+    from characters import urls
+
+    covered = {endpoint.url_name.split(":")[1] for endpoint in CHARACTER_ENDPOINTS}
+    assert {pattern.name for pattern in urls.urlpatterns} <= covered
+
+
+def test_another_teams_character_is_a_404(client: Client) -> None:
+    world = build_world(_with_character)
+    client.force_login(world.outsider.user)
+    url = reverse(
+        "characters:character-detail",
+        kwargs={"team_slug": world.other_team.slug, "character_id": world.extra["character"].pk},
+    )
+    assert client.get(url).status_code == 404
+
+
+@pytest.mark.parametrize(("creator", "allowed"), [(True, True), (False, False)])
+def test_an_editor_deletes_only_what_they_created(
+    client: Client, creator: bool, allowed: bool
+) -> None:
+    """The floor lets every Editor reach the page; the service refuses the Editor who did not
+    create it, once, and nothing changes."""
+    world = build_world(_with_character)
+    editor = (
+        world.members[Role.EDITOR]
+        if creator
+        else MembershipFactory.create(team=world.team, role=Role.EDITOR)
+    )
+    client.force_login(editor.user)
+    url = reverse(
+        "characters:character-delete",
+        kwargs={"team_slug": world.team.slug, "character_id": world.extra["character"].pk},
+    )
+    client.post(url, {"confirm_name": "Matrix Mira"})
+    denied = AuditEvent.objects.filter(action="character.delete", outcome=Outcome.DENIED)
+    assert denied.count() == (0 if allowed else 1)
+    assert not _changed(world)
