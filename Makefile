@@ -21,10 +21,18 @@ venv: $(VENV)/.installed
 .env: | $(VENV)/.installed
 	$(PY) scripts/init_env.py .env
 
+# Serves the product as people will meet it: DEBUG off (the product's own 403/404/500 pages),
+# static files collected into var/static and served by WhiteNoise. `DJANGO_DEBUG=1 make run`
+# gives Django's debug pages; the command line wins over an older .env that set DJANGO_DEBUG.
+# DJANGO_SECURE=0: runserver speaks plain http on $(HOST), so no HTTPS-only cookies or redirect.
 run: venv .env
-	@set -a && . ./.env && set +a && \
+	@debug="$${DJANGO_DEBUG:-0}" && umask 077 && \
+	set -a && . ./.env && set +a && \
+	export DJANGO_DEBUG="$$debug" DJANGO_SECURE=0 && \
 	export CONVAI_SANDBOX=1 CONVAI_API_BASE_URL="http://$(HOST):$(PORT)/sandbox" && \
+	$(PY) scripts/check_database.py && \
 	$(PY) manage.py migrate --noinput && \
+	$(PY) manage.py collectstatic --noinput --verbosity 0 && \
 	$(PY) manage.py bootstrap_demo --url "http://$(HOST):$(PORT)/" && \
 	$(PY) manage.py runserver "$(HOST):$(PORT)"
 

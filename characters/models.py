@@ -24,7 +24,7 @@ class Character(models.Model):
     team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="characters")
     convai_id = models.CharField("Convai character ID", max_length=64)
     name = models.CharField(max_length=100)
-    voice_type = models.CharField(max_length=100, blank=True)
+    voice_type = models.CharField(max_length=255, blank=True)
     backstory = models.TextField(blank=True)
     actions = models.JSONField(default=list, blank=True)
     language_codes = models.JSONField(default=list, blank=True)
@@ -65,7 +65,9 @@ class Character(models.Model):
         ]
         indexes = [
             models.Index(fields=["team", "deleted_at", "name"], name="character_team_name"),
-            models.Index(fields=["team", "deleted_at", "-updated_at"], name="character_team_recent"),
+            models.Index(
+                fields=["team", "deleted_at", "-updated_at"], name="character_team_recent"
+            ),
         ]
 
     def __str__(self) -> str:

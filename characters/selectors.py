@@ -29,7 +29,9 @@ DEFAULT_SORT = "name"
 def _usable() -> Exists:
     """The bound key is active and its owner is a member of the character's team."""
     return Exists(
-        Membership.objects.filter(team_id=OuterRef("team_id"), user_id=OuterRef("bound_key__owner_id"))
+        Membership.objects.filter(
+            team_id=OuterRef("team_id"), user_id=OuterRef("bound_key__owner_id")
+        )
     )
 
 
@@ -106,8 +108,9 @@ def usable_keys_for(user: User) -> QuerySet[ApiKey]:
     ).order_by("label")
 
 
-def characters_losing_key(*, team: Team | None = None, owner: User | None = None,
-                          api_key: ApiKey | None = None) -> int:
+def characters_losing_key(
+    *, team: Team | None = None, owner: User | None = None, api_key: ApiKey | None = None
+) -> int:
     """How many live characters become read-only if this key goes (or this owner leaves
     `team`): what the key and member dialogs warn about."""
     queryset = Character.objects.filter(deleted_at__isnull=True)

@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "accounts",
+    "teams",
+    "keys",
     "characters",
     "audit",
     "sandbox",
@@ -77,15 +79,19 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "convai_admin.middleware.RequestIDMiddleware",
+    "audit.context.AuditContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "convai_admin.middleware.NoStoreForSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "convai_admin.middleware.VaryOnHtmxMiddleware",
+    "convai_admin.middleware.HtmxRedirectMiddleware",
+    "convai_admin.errors.DomainErrorMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -103,7 +109,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "csp.context_processors.nonce",
-                "accounts.context_processors.navigation",
+                "teams.context_processors.navigation",
+                "keys.context_processors.api_keys",
             ],
             "builtins": ["template_partials.templatetags.partials"],
             "loaders": [
@@ -124,7 +131,11 @@ TEMPLATES = [
     }
 ]
 
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# var/ holds the SQLite database (every team's data, the audit log, encrypted keys) and the
+# collected static files: owner-only, like .env (0700; an older, world-readable one is fixed).
+VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+if VAR_DIR.stat().st_uid == os.getuid() and VAR_DIR.stat().st_mode & 0o077:
+    VAR_DIR.chmod(0o700)
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
@@ -138,11 +149,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20}
     )
+    # The database file, and the -journal/-wal files SQLite makes beside it later, are
+    # created owner-only (0600): hence the process umask. An existing file is tightened.
+    os.umask(0o077)
+    _sqlite_file = Path(str(DATABASES["default"]["NAME"]))
+    if (
+        _sqlite_file.is_file()
+        and _sqlite_file.stat().st_uid == os.getuid()
+        and _sqlite_file.stat().st_mode & 0o077
+    ):
+        _sqlite_file.chmod(0o600)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "accounts.limits.SignInLimitBackend",  # axes' lockout + the per-IP limit; see limits.py
     "django.contrib.auth.backends.ModelBackend",
 ]
 PASSWORD_HASHERS = [
@@ -160,8 +181,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "home"
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "teams:home"
 LOGOUT_REDIRECT_URL = None  # show "You are signed out" (registration/logged_out.html)
 
 # django-axes: lock a username + IP pair after 5 failures for 15 minutes.
@@ -172,6 +193,16 @@ AXES_CLIENT_IP_CALLABLE = "convai_admin.net.axes_client_ip"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+AXES_LOCKOUT_CALLABLE = "accounts.limits.locked_out_response"
+# One row per failed sign-in (IP, time): what the per-IP limit below counts.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# Password spraying: at most this many failed sign-ins from one IP, across usernames, per
+# window (0 turns the limit off). See accounts/limits.py for why this is not an axes setting.
+LOGIN_IP_FAILURE_LIMIT = int(os.environ.get("CONVAI_ADMIN_LOGIN_IP_LIMIT", "50"))
+LOGIN_IP_WINDOW_SECONDS = 60 * 60
+# Wrong current passwords at "Change password": limited like sign-in.
+PASSWORD_CHANGE_FAILURE_LIMIT = AXES_FAILURE_LIMIT
+PASSWORD_CHANGE_COOLOFF_SECONDS = int(AXES_COOLOFF_TIME * 60 * 60)
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -121,8 +122,10 @@ def api_key_revoke(request: AuthenticatedRequest, key_id: UUID) -> HttpResponse:
         template=REVOKE_PAGE,
         context={
             "api_key": api_key,
-            # Reverse relation: keys does not import characters.
-            "characters_read_only": api_key.characters.filter(deleted_at__isnull=True).count(),
+            # Through the app registry: keys does not import characters.
+            "characters_read_only": apps.get_model("characters", "Character")
+            ._default_manager.filter(bound_key=api_key, deleted_at__isnull=True)
+            .count(),
         },
         act=act,
         done_url=reverse("keys:list") + "#messages",

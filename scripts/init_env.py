@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import sys
 from datetime import UTC, datetime
@@ -18,13 +19,19 @@ def main(path: str) -> None:
     lines = [
         "# Development settings written by `make run`. Git-ignored; never commit this file.",
         f"DJANGO_SECRET_KEY={secrets.token_urlsafe(50)}",
-        "DJANGO_DEBUG=1",
+        "# DEBUG stays off, as in production; `DJANGO_DEBUG=1 make run` turns it on.",
         f"CONVAI_ADMIN_ENCRYPTION_KEYS={key_id}:{key}",
         "CONVAI_SANDBOX=1",
         f"CONVAI_ADMIN_DEMO_PASSWORD={secrets.token_urlsafe(12)}",
     ]
-    target.write_text("\n".join(lines) + "\n")
-    target.chmod(0o600)
+    # Created owner-only from the start (no window in which another user could read it).
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    # var/ will hold the database: owner-only as well.
+    var = target.resolve().parent / "var"
+    var.mkdir(mode=0o700, exist_ok=True)
+    var.chmod(0o700)
     print(f"Wrote {target} with a new secret key and encryption keyring.")
 
 

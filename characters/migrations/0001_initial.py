@@ -23,7 +23,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('convai_id', models.CharField(max_length=64, verbose_name='Convai character ID')),
                 ('name', models.CharField(max_length=100)),
-                ('voice_type', models.CharField(blank=True, max_length=100)),
+                ('voice_type', models.CharField(blank=True, max_length=255)),
                 ('backstory', models.TextField(blank=True)),
                 ('actions', models.JSONField(blank=True, default=list)),
                 ('language_codes', models.JSONField(blank=True, default=list)),

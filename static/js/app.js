@@ -168,35 +168,20 @@
     }
   });
 
+  // A redirected htmx request (an expired session sent to sign-in) needs nothing here: the
+  // server answers it with HX-Redirect (HtmxRedirectMiddleware) and htmx navigates.
   document.addEventListener("htmx:afterRequest", function (event) {
     setBusy(-1);
     var detail = event.detail || {};
-    var source = detail.elt;
-    // A successful submit from inside the dialog closes it, unless the answer was swapped
-    // back into the dialog (e.g. the form again, with errors).
-    if (detail.successful && isInsideModal(source) && !isInsideModal(detail.target)) {
+    // A successful hx-post from inside the dialog (the character dialogs) closes it, unless
+    // the answer was swapped back into the dialog (e.g. the form again, with errors).
+    if (detail.successful && isInsideModal(detail.elt) && !isInsideModal(detail.target)) {
       closeModal();
     }
   });
 
-  // A whole page where a fragment was expected means the request was redirected, e.g. to the
-  // sign-in page after the session expired: go there instead of nesting a page in the dialog.
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    var detail = event.detail || {};
-    var xhr = detail.xhr;
-    var body = xhr && typeof xhr.responseText === "string" ? xhr.responseText : "";
-    if (!detail.shouldSwap || !xhr || !xhr.responseURL || !/^\s*<!doctype html/i.test(body)) {
-      return;
-    }
-    var requested = detail.requestConfig && detail.requestConfig.path;
-    var redirected =
-      requested && new URL(xhr.responseURL).pathname !== new URL(requested, window.location.href).pathname;
-    if (redirected) {
-      detail.shouldSwap = false;
-      window.location.assign(xhr.responseURL);
-    }
-  });
-
+  // A confirmation loaded into the dialog opens it; an empty answer swapped into it (an
+  // action done, nothing left to show) closes it.
   document.addEventListener("htmx:afterSwap", function (event) {
     var content = modalContent();
     if (content && event.detail && event.detail.target === content) {
@@ -208,14 +193,14 @@
     }
   });
 
-  // A plain (non-htmx) form inside the dialog navigates away; close it so the page behind is
-  // what the user sees while the browser loads the answer.
+  // A plain form inside the dialog navigates away: close the dialog so the page behind is
+  // what the user sees while the browser loads the answer. htmx forms stay (see above).
   document.addEventListener("submit", function (event) {
     var form = event.target;
     if (!(form instanceof HTMLFormElement) || !isInsideModal(form) || event.defaultPrevented) {
       return;
     }
-    if (form.hasAttribute("hx-post") || form.hasAttribute("hx-get") || form.method === "dialog") {
+    if (form.hasAttribute("hx-post") || form.hasAttribute("hx-get")) {
       return;
     }
     closeModal();

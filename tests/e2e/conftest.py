@@ -64,8 +64,10 @@ class BrowserPage:
         self.goto("/accounts/login/")
         self.page.get_by_label("Username").fill(username)
         self.page.get_by_label("Password").fill(password)
-        self.page.get_by_role("button", name="Sign in").click()
-        self.page.wait_for_load_state("domcontentloaded")
+        # Wait for the answer to this submit, not for the load state of the page we are on
+        # (already "loaded": that would return at once, before the answer arrived).
+        with self.page.expect_navigation():
+            self.page.get_by_role("button", name="Sign in").click()
 
     def scroll_width(self) -> int:
         return int(self.page.evaluate("document.documentElement.scrollWidth"))
@@ -90,7 +92,7 @@ def open_page(browser: Any, live_server: Any) -> Iterator[Callable[..., BrowserP
 @pytest.fixture
 def owner(transactional_db: None) -> Any:
     """An Owner of a team, whose password is TEST_PASSWORD."""
-    from accounts.models import Role
+    from teams.models import Role
     from tests.factories import MembershipFactory
 
     return MembershipFactory.create(

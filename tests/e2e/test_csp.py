@@ -14,15 +14,15 @@ pytestmark = pytest.mark.e2e
 
 def test_no_csp_violations_on_the_main_pages(open_page: Any, owner: Any) -> None:
     browser_page = open_page()
-    browser_page.goto(reverse("login"))
+    browser_page.goto(reverse("accounts:login"))
     browser_page.sign_in(owner.user.username, TEST_PASSWORD)
     slug = owner.team.slug
     page = browser_page.page
     for path in (
-        reverse("team_overview", args=[slug]),
-        reverse("team_members", args=[slug]),
-        reverse("api_keys"),
-        reverse("password_change"),
+        reverse("teams:overview", args=[slug]),
+        reverse("teams:members", args=[slug]),
+        reverse("keys:list"),
+        reverse("accounts:password-change"),
         "/no-such-page/",
     ):
         browser_page.goto(path)
@@ -38,9 +38,11 @@ def test_no_csp_violations_on_the_main_pages(open_page: Any, owner: Any) -> None
 def test_violations_would_be_noticed(open_page: Any, owner: Any) -> None:
     """Guard the guard: an inline style really is refused, and the console says so."""
     browser_page = open_page()
-    browser_page.goto(reverse("login"))
-    browser_page.page.evaluate(
-        "document.body.insertAdjacentHTML('beforeend', '<p style=\"color: red\">x</p>')"
-    )
-    browser_page.page.wait_for_timeout(100)
+    browser_page.goto(reverse("accounts:login"))
+    page = browser_page.page
+    # Wait for the console message itself, not for an amount of time.
+    with page.expect_console_message(lambda m: "Content Security Policy" in m.text):
+        page.evaluate(
+            "document.body.insertAdjacentHTML('beforeend', '<p style=\"color: red\">x</p>')"
+        )
     assert browser_page.csp_violations

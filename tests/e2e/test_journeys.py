@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
+from playwright.sync_api import expect
 
-from accounts.models import Role
 from sandbox.services import create_sandbox_key
+from teams.models import Role
 from tests.e2e.conftest import DESKTOP, PHONE, BrowserPage
 from tests.factories import TEST_PASSWORD, MembershipFactory, UserFactory
 
@@ -81,7 +82,7 @@ def test_first_user_creates_the_first_team(open_page: Any, transactional_db: Non
     page = browser_page.page
 
     # With no team, signing in leads straight to creating one.
-    assert page.url == browser_page.base_url + reverse("team_create")
+    assert page.url == browser_page.base_url + reverse("teams:team-create")
     assert h1(browser_page) == "Welcome to Convai Admin, Ada Lindqvist"
     assert "Create your team" in page.inner_text("main")
     check_page(browser_page)
@@ -104,7 +105,7 @@ def test_first_user_creates_the_first_team(open_page: Any, transactional_db: Non
     check_page(browser_page)
 
     # Coming back later (home) lands on the team, not on "create your first team" again.
-    browser_page.goto(reverse("home"))
+    browser_page.goto(reverse("teams:home"))
     assert page.url.endswith("/t/northwind-xr/")
 
 
@@ -135,8 +136,8 @@ def test_invitation_link_signs_up_a_new_editor(open_page: Any, owner: Any) -> No
     assert "Owner" not in offered and "Editor" in offered
     page.get_by_label("Email (optional)").fill("sam@example.test")
     check_page(owner_page)
-    page.get_by_role("button", name="Create invitation link").click()
-    page.wait_for_load_state("domcontentloaded")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create invitation link").click()
 
     assert h1(owner_page) == "Invitation ready"
     assert "only time it is shown" in page.inner_text("main")
@@ -160,7 +161,7 @@ def test_invitation_link_signs_up_a_new_editor(open_page: Any, owner: Any) -> No
     new.get_by_label(re.compile(r"^Password\W*$")).fill(NEW_PASSWORD)
     new.get_by_label("Password again").fill(NEW_PASSWORD)
     new.get_by_role("button", name="Create account and join").click()
-    new.wait_for_url(f"**{reverse('team_overview', args=[owner.team.slug])}")
+    new.wait_for_url(f"**{reverse('teams:overview', args=[owner.team.slug])}")
 
     assert h1(newcomer) == "Northwind Studio"
     assert new.locator(".page-subtitle .badge-editor").inner_text() == "Editor"
@@ -170,7 +171,7 @@ def test_invitation_link_signs_up_a_new_editor(open_page: Any, owner: Any) -> No
     check_page(newcomer)
 
     # The owner now sees Sam among the members, as Editor.
-    owner_page.goto(reverse("team_members", args=[owner.team.slug]))
+    owner_page.goto(reverse("teams:members", args=[owner.team.slug]))
     row = member_row(owner_page, "Sam Rivera")
     assert row.count() == 1
     assert row.locator(".badge-editor").inner_text() == "Editor"
@@ -178,7 +179,7 @@ def test_invitation_link_signs_up_a_new_editor(open_page: Any, owner: Any) -> No
     check_page(owner_page)
 
     # And the invitation is listed as used, by Sam.
-    owner_page.goto(reverse("team_invitations", args=[owner.team.slug]))
+    owner_page.goto(reverse("teams:invitations", args=[owner.team.slug]))
     assert page.get_by_role("heading", name="No pending invitations").is_visible()
     used = page.locator("tbody tr").filter(has_text="sam@example.test")
     assert "Accepted" in used.inner_text() and "Sam Rivera" in used.inner_text()
@@ -203,7 +204,7 @@ def test_owner_demotes_then_removes_a_member(open_page: Any, owner: Any) -> None
     editor = MembershipFactory.create(
         team=owner.team, role=Role.EDITOR, user__first_name="Lee", user__last_name="Park"
     )
-    team_url = reverse("team_overview", args=[owner.team.slug])
+    team_url = reverse("teams:overview", args=[owner.team.slug])
 
     # Lee is signed in on their own machine.
     lee = open_page()
@@ -213,7 +214,7 @@ def test_owner_demotes_then_removes_a_member(open_page: Any, owner: Any) -> None
     owner_page = open_page()
     owner_page.sign_in(owner.user.username, TEST_PASSWORD)
     page = owner_page.page
-    owner_page.goto(reverse("team_members", args=[owner.team.slug]))
+    owner_page.goto(reverse("teams:members", args=[owner.team.slug]))
     row = member_row(owner_page, "Lee Park")
     assert row.locator(".badge-editor").inner_text() == "Editor"
 
@@ -234,7 +235,7 @@ def test_owner_demotes_then_removes_a_member(open_page: Any, owner: Any) -> None
     # Removal: the confirmation opens in the dialog, on the same page.
     row.get_by_role("link", name="Remove").click()
     page.wait_for_selector("#modal[open]")
-    assert page.url.endswith(reverse("team_members", args=[owner.team.slug]))
+    assert page.url.endswith(reverse("teams:members", args=[owner.team.slug]))
     dialog = page.locator("#modal")
     assert dialog.get_by_role("heading").inner_text() == "Remove Lee Park from Northwind Studio?"
     assert "loses access to this team right away" in dialog.inner_text()
@@ -255,8 +256,8 @@ def test_owner_demotes_then_removes_a_member(open_page: Any, owner: Any) -> None
     assert lee.page.locator(".team-switcher-name").inner_text() == ""
     check_page(lee)
     # Home no longer sends Lee to the team either: they are asked to start their own.
-    lee.goto(reverse("home"))
-    assert lee.page.url.endswith(reverse("team_create"))
+    lee.goto(reverse("teams:home"))
+    assert lee.page.url.endswith(reverse("teams:team-create"))
 
 
 # --- 4. Adding a Convai API key --------------------------------------------------------------
@@ -285,7 +286,7 @@ def test_add_api_key_then_a_wrong_one(open_page: Any, owner: Any, sandbox: str) 
 
     browser_page.sign_in(owner.user.username, TEST_PASSWORD)
     main_nav(browser_page).get_by_role("link", name="API keys").click()
-    page.wait_for_url(f"**{reverse('api_keys')}")
+    page.wait_for_url(f"**{reverse('keys:list')}")
     assert h1(browser_page) == "API keys"
     assert page.get_by_role("heading", name="No API keys yet").is_visible()
     check_page(browser_page)
@@ -318,7 +319,7 @@ def test_add_api_key_then_a_wrong_one(open_page: Any, owner: Any, sandbox: str) 
     check_page(browser_page)
 
     # Coming back later: still only the last four.
-    browser_page.goto(reverse("api_keys"))
+    browser_page.goto(reverse("keys:list"))
     assert_nothing_received_holds_a_key()
     assert page.locator("#key-list code").all_inner_texts() == [f"…{raw_key[-4:]}"]
 
@@ -335,34 +336,36 @@ def test_change_password_sign_out_and_back_in(open_page: Any, owner: Any) -> Non
 
     page.locator(".nav-user > summary").click()
     page.locator(".nav-user").get_by_role("link", name="Change password").click()
-    page.wait_for_url(f"**{reverse('password_change')}")
+    page.wait_for_url(f"**{reverse('accounts:password-change')}")
     assert h1(browser_page) == "Change password"
     page.get_by_label("Old password").fill(TEST_PASSWORD)
     page.get_by_label(re.compile(r"^New password\W*$")).fill(NEW_PASSWORD)
     page.get_by_label("New password confirmation").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Change password").click()
-    page.wait_for_url(f"**{reverse('password_change_done')}")
+    page.wait_for_url(f"**{reverse('accounts:password-change-done')}")
     assert h1(browser_page) == "Password changed"
     assert "still signed in on this device" in page.inner_text("main")
     check_page(browser_page, phone=False)
     # As the form promised, the other device is signed out.
-    other_device.goto(reverse("team_overview", args=[owner.team.slug]))
-    assert other_device.page.url.startswith(other_device.base_url + reverse("login") + "?next=")
+    other_device.goto(reverse("teams:overview", args=[owner.team.slug]))
+    assert other_device.page.url.startswith(
+        other_device.base_url + reverse("accounts:login") + "?next="
+    )
 
     page.locator(".nav-user > summary").click()
     page.locator(".nav-user").get_by_role("button", name="Sign out").click()
-    page.wait_for_url(f"**{reverse('logout')}")
+    page.wait_for_url(f"**{reverse('accounts:logout')}")
     # Signing out says so, with no navigation left, and offers to sign in again.
     assert h1(browser_page) == "You are signed out"
     assert page.locator(".topbar").count() == 0
     page.get_by_role("link", name="Sign in again").click()
-    page.wait_for_url(f"**{reverse('login')}")
+    page.wait_for_url(f"**{reverse('accounts:login')}")
 
     # The old password no longer works; the new one does.
     browser_page.sign_in(owner.user.username, TEST_PASSWORD)
     assert page.locator(".alert-error").count() == 1
     browser_page.sign_in(owner.user.username, NEW_PASSWORD)
-    assert page.url.endswith(reverse("team_overview", args=[owner.team.slug]))
+    assert page.url.endswith(reverse("teams:overview", args=[owner.team.slug]))
     assert h1(browser_page) == "Northwind Studio"
     check_page(browser_page, phone=False)
 
@@ -403,7 +406,7 @@ def tab_to(page: Any, matches: Any, limit: int = 30) -> dict[str, Any]:
 
 def test_sign_in_and_main_nav_with_the_keyboard_only(open_page: Any, owner: Any) -> None:
     browser_page = open_page()
-    browser_page.goto(reverse("login"))
+    browser_page.goto(reverse("accounts:login"))
     page = browser_page.page
 
     # The username field has focus on arrival (visibly); Tab goes through the form in
@@ -431,7 +434,7 @@ def test_sign_in_and_main_nav_with_the_keyboard_only(open_page: Any, owner: Any)
     # The user menu opens with Enter, and its links are reachable with Tab.
     tab_to(page, lambda f: f["tag"] == "summary" and owner.user.display_name in f["name"])
     page.keyboard.press("Enter")
-    assert page.locator(".nav-user[open]").count() == 1
+    expect(page.locator(".nav-user[open]")).to_have_count(1)
     assert tab(page)["name"] == "Change password"
     with page.expect_navigation():
         page.keyboard.press("Enter")
@@ -439,8 +442,8 @@ def test_sign_in_and_main_nav_with_the_keyboard_only(open_page: Any, owner: Any)
     # Escape closes an open menu and gives focus back to its summary.
     tab_to(page, lambda f: f["tag"] == "summary" and "Northwind Studio" in f["name"])
     page.keyboard.press("Enter")
-    assert page.locator(".team-switcher[open]").count() == 1
+    expect(page.locator(".team-switcher[open]")).to_have_count(1)
     page.keyboard.press("Escape")
-    assert page.locator(".team-switcher[open]").count() == 0
+    expect(page.locator(".team-switcher[open]")).to_have_count(0)
     assert page.evaluate(FOCUS_RING_JS)["tag"] == "summary"
     check_page(browser_page, phone=False)

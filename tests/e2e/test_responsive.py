@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from accounts.models import ApiKey
+from keys.models import ApiKey
 from tests.e2e.conftest import PHONE
 from tests.factories import TEST_PASSWORD, MembershipFactory
 
@@ -20,15 +20,15 @@ def test_no_horizontal_scroll_at_390px(open_page: Any, owner: Any) -> None:
         MembershipFactory.create(team=owner.team, user__first_name=f"Member{n}")
     ApiKey.objects.create(owner=owner.user, label="A rather long label for a key", last_four="abcd")
     browser_page = open_page(PHONE)
-    browser_page.goto(reverse("login"))
+    browser_page.goto(reverse("accounts:login"))
     assert browser_page.scroll_width() <= PHONE["width"], "login"
     browser_page.sign_in(owner.user.username, TEST_PASSWORD)
     slug = owner.team.slug
     for path in (
-        reverse("team_overview", args=[slug]),
-        reverse("team_members", args=[slug]),
-        reverse("api_keys"),
-        reverse("password_change"),
+        reverse("teams:overview", args=[slug]),
+        reverse("teams:members", args=[slug]),
+        reverse("keys:list"),
+        reverse("accounts:password-change"),
     ):
         browser_page.goto(path)
         assert browser_page.scroll_width() <= PHONE["width"], path
@@ -42,5 +42,5 @@ def test_compact_menu_at_390px(open_page: Any, owner: Any) -> None:
     page.get_by_label("Menu", exact=True).click()
     compact = page.get_by_role("navigation", name="Main (compact)")
     compact.get_by_role("link", name="Members").click()
-    page.wait_for_url(f"**{reverse('team_members', args=[owner.team.slug])}")
+    page.wait_for_url(f"**{reverse('teams:members', args=[owner.team.slug])}")
     assert page.get_by_role("heading", level=1).inner_text() == "Members"

@@ -74,7 +74,10 @@ class Command(BaseCommand):
             if not ApiKey.objects.filter(owner=user, revoked_at__isnull=True).exists():
                 self._give_sandbox_key(user)
             membership = Membership.objects.filter(user=user).select_related("team").first()
-            if membership is not None and not Character.objects.filter(team=membership.team).exists():
+            if (
+                membership is not None
+                and not Character.objects.filter(team=membership.team).exists()
+            ):
                 self._seed_characters(membership)
 
         url = options["url"]
