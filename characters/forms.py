@@ -334,7 +334,9 @@ assert all(value in SORTS for value, _ in SORT_CHOICES)
 
 
 class FilterForm(forms.Form):
-    """The list's search, filters and sort (a GET form; invalid values are ignored)."""
+    """The list's search, filters and sort (a GET form; invalid values are ignored). Voice,
+    language and key are free values: one that matches nothing filters to nothing, so
+    parsing needs no catalogue or facet query (an htmx refresh of the table does none)."""
 
     q = forms.CharField(
         label="Search",
@@ -344,24 +346,11 @@ class FilterForm(forms.Form):
             attrs={"type": "search", "placeholder": "Name or backstory…", "autocomplete": "off"}
         ),
     )
-    voice = forms.ChoiceField(label="Voice", required=False)
-    language = forms.ChoiceField(label="Language", required=False)
-    key = forms.ChoiceField(label="Bound key", required=False)
+    voice = forms.CharField(label="Voice", required=False, max_length=255)
+    language = forms.CharField(label="Language", required=False, max_length=40)
+    key = forms.CharField(label="Bound key", required=False, max_length=40)
     unusable = forms.BooleanField(label="No usable key", required=False)
     sort = forms.ChoiceField(label="Sort", required=False, choices=SORT_CHOICES)
-
-    def __init__(
-        self,
-        *args: Any,
-        voices: list[tuple[str, str]],
-        languages: list[tuple[str, str]],
-        keys: list[tuple[str, str]],
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.fields["voice"].choices = [("", "Any voice"), *voices]  # type: ignore[attr-defined]
-        self.fields["language"].choices = [("", "Any language"), *languages]  # type: ignore[attr-defined]
-        self.fields["key"].choices = [("", "Any key"), *keys]  # type: ignore[attr-defined]
 
     def value(self, name: str) -> Any:
         """The cleaned value, or the empty value when the field was invalid."""

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
+from django.core.cache import cache
+from django.core.paginator import Page, Paginator
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from accounts.models import User
@@ -51,10 +54,8 @@ class CharacterFilters:
     sort: str = DEFAULT_SORT
 
 
-def team_characters(team: Team, filters: CharacterFilters | None = None) -> QuerySet[Character]:
-    """The team's live characters, filtered and sorted."""
-    filters = filters or CharacterFilters()
-    queryset = with_key_state(Character.objects.filter(team=team, deleted_at__isnull=True))
+def _filtered(team: Team, filters: CharacterFilters) -> QuerySet[Character]:
+    queryset = Character.objects.filter(team=team, deleted_at__isnull=True)
     if filters.q:
         queryset = queryset.filter(Q(name__icontains=filters.q) | Q(backstory__icontains=filters.q))
     if filters.voice:
@@ -68,8 +69,29 @@ def team_characters(team: Team, filters: CharacterFilters | None = None) -> Quer
         except ValueError:
             queryset = queryset.none()  # a mangled key ID in a shared URL matches nothing
     if filters.unusable:
-        queryset = queryset.filter(Q(key_usable=False) | Q(bound_key__isnull=True))
+        queryset = queryset.annotate(
+            key_usable=_usable() & Q(bound_key__revoked_at__isnull=True)
+        ).filter(Q(key_usable=False) | Q(bound_key__isnull=True))
     return queryset.order_by(*SORTS.get(filters.sort, SORTS[DEFAULT_SORT]))
+
+
+def team_characters(team: Team, filters: CharacterFilters | None = None) -> QuerySet[Character]:
+    """The team's live characters, filtered and sorted, with their key state."""
+    return with_key_state(_filtered(team, filters or CharacterFilters()))
+
+
+def character_page(
+    team: Team, filters: CharacterFilters, page_number: str | int | None, per_page: int = 50
+) -> tuple[Page[int], list[Character]]:
+    """One page of the list in three cheap queries, whatever the page: count, the page's
+    primary keys (an index scan in the sort order, no row bodies), then those rows with
+    their key state — without the snapshot, which a list never shows."""
+    ids = _filtered(team, filters).values_list("pk", flat=True)
+    page = Paginator(ids, per_page).get_page(page_number)
+    wanted = list(page.object_list)
+    rows = with_key_state(Character.objects.filter(pk__in=wanted)).defer("snapshot")
+    by_pk = {character.pk: character for character in rows}
+    return page, [by_pk[pk] for pk in wanted if pk in by_pk]
 
 
 def team_character(team: Team, character_id: int) -> Character | None:
@@ -81,24 +103,38 @@ def recent_revisions(character: Character, limit: int = 20) -> QuerySet[Revision
     return character.revisions.select_related("created_by").order_by("-number")[:limit]
 
 
-def facet_values(team: Team) -> dict[str, list[str]]:
-    """The voices and languages in use, for the list's filters (two small queries)."""
+def facets_cache_key(team_id: int) -> str:
+    return f"characters:facets:{team_id}"
+
+
+def facet_values(team: Team) -> dict[str, list[Any]]:
+    """The voices, languages and keys in use, for the list's filters. Cached per team for a
+    minute (services drop it when they change a character; another process may show the
+    options a minute late, which filters nothing wrongly: a value in the URL still works)."""
+    key = facets_cache_key(team.pk)
+    cached: dict[str, list[Any]] | None = cache.get(key)
+    if cached is not None:
+        return cached
     live = Character.objects.filter(team=team, deleted_at__isnull=True)
     voices = sorted(v for v in live.values_list("voice_type", flat=True).distinct() if v)
     languages: set[str] = set()
     for codes in live.values_list("language_codes", flat=True).distinct():
         languages.update(codes or [])
-    return {"voices": voices, "languages": sorted(languages)}
+    keys = [
+        (str(pk), label, last_four, owner)
+        for pk, label, last_four, owner in team_bound_keys(team).values_list(
+            "pk", "label", "last_four", "owner__username"
+        )
+    ]
+    facets: dict[str, list[Any]] = {"voices": voices, "languages": sorted(languages), "keys": keys}
+    cache.set(key, facets, 60)
+    return facets
 
 
 def team_bound_keys(team: Team) -> QuerySet[ApiKey]:
     """The keys the team's live characters are bound to (the list's key filter)."""
-    return (
-        ApiKey.objects.filter(characters__team=team, characters__deleted_at__isnull=True)
-        .select_related("owner")
-        .distinct()
-        .order_by("label")
-    )
+    bound = Character.objects.filter(team=team, deleted_at__isnull=True, bound_key=OuterRef("pk"))
+    return ApiKey.objects.filter(Exists(bound)).select_related("owner").order_by("label")
 
 
 def usable_keys_for(user: User) -> QuerySet[ApiKey]:

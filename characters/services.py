@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
@@ -33,7 +34,7 @@ from accounts.models import User
 from audit.models import Outcome
 from audit.services import record
 from convai.client import ConvaiClient
-from convai.errors import ConvaiError, ConvaiTimeoutError
+from convai.errors import ConvaiError, ConvaiRequestError, ConvaiTimeoutError
 from convai.types import CharacterDetails
 from convai_admin.errors import DomainError, NotFound
 from keys.models import ApiKey
@@ -50,6 +51,7 @@ from .remote import (
     fields_from_snapshot,
     redact,
 )
+from .selectors import facets_cache_key
 
 TARGET_TYPE = "character"
 
@@ -135,6 +137,24 @@ class NameMismatch(CharacterError):
     default_message = "Type the character's name exactly as shown to confirm the deletion."
 
 
+class RemoteMissing(CharacterError):
+    """Convai no longer has the character (deleted there, behind our back). The record is
+    flagged, never deleted silently: a member who may delete it removes it from the team."""
+
+    default_message = (
+        "This character no longer exists on Convai: it was deleted there (perhaps in Convai's "
+        "playground), so it cannot be edited, cloned or deleted through Convai. Its page and "
+        "history stay here; use “Remove from this team” to take it off the list."
+    )
+
+
+class StillOnConvai(CharacterError):
+    default_message = (
+        "Convai has this character after all, so it was not removed here. It works again; "
+        "delete it on Convai through “Delete” if that is what you want."
+    )
+
+
 # --- Plumbing -----------------------------------------------------------------------------------
 
 
@@ -177,6 +197,42 @@ def _record(
         outcome=outcome,
         details=details or {},
     )
+    if outcome == Outcome.SUCCESS:
+        # The list's filter options (voices, languages, keys in use) may have changed.
+        team_id = actor.team_id
+        transaction.on_commit(lambda: cache.delete(facets_cache_key(team_id)))
+
+
+def _refused(
+    action: str,
+    actor: Membership,
+    error: CharacterError,
+    reason: str,
+    *,
+    character: Character | None = None,
+    label: str = "",
+    call: _Call | None = None,
+    **details: Any,
+) -> CharacterError:
+    """Record a refusal once, where it is made (after any rollback), and hand the error back
+    for the caller to raise."""
+    _record(
+        action,
+        actor,
+        character=character,
+        label=label,
+        outcome=Outcome.FAILURE,
+        details=(call or _Call()).details(reason=reason, **details),
+    )
+    return error
+
+
+def _flag_missing(character: Character) -> None:
+    if character.remote_missing_at is None:
+        character.remote_missing_at = timezone.now()
+        Character.objects.filter(pk=character.pk).update(
+            remote_missing_at=character.remote_missing_at
+        )
 
 
 @contextmanager
@@ -188,9 +244,14 @@ def _convai(
     character: Character | None = None,
     label: str = "",
     write: bool = False,
+    known: bool = False,
 ) -> Iterator[None]:
     """Run Convai calls; a failure is recorded (`unknown` for a write that timed out) and
-    raised as ConvaiFailed with the client's user-facing message."""
+    raised as ConvaiFailed with the client's user-facing message.
+
+    `known`: the calls read `character` by its Convai ID through its bound key, so a 400 means
+    Convai no longer has it (its documented answer for an unknown ID): the record is flagged
+    and RemoteMissing raised, instead of a ConvaiFailed that would repeat forever."""
     try:
         yield
     except ConvaiTimeoutError as error:
@@ -205,17 +266,30 @@ def _convai(
         )
         raise ConvaiFailed(error.message, maybe_happened=write) from None
     except ConvaiError as error:
+        convai = {
+            "convai_status": error.status,
+            "convai_message": error.remote_message or error.message,
+        }
+        if known and character is not None and _means_gone(error):
+            _flag_missing(character)
+            raise _refused(
+                action, actor, RemoteMissing(), "gone from Convai", character=character, call=call,
+                **convai,
+            ) from None
         _record(
             action,
             actor,
             character=character,
             label=label,
             outcome=Outcome.FAILURE,
-            details=call.details(
-                convai_status=error.status, convai_message=error.remote_message or error.message
-            ),
+            details=call.details(**convai),
         )
         raise ConvaiFailed(error.message, status=error.status) from None
+
+
+def _means_gone(error: ConvaiError) -> bool:
+    """Convai's answer to a get of an ID it does not have is a 400 (by status, not text)."""
+    return isinstance(error, ConvaiRequestError) and error.status == 400
 
 
 def _authorized(
@@ -253,34 +327,43 @@ def key_is_usable(character: Character) -> bool:
     return Membership.objects.filter(team_id=character.team_id, user_id=api_key.owner_id).exists()
 
 
-def _bound_client(actor: Membership, character: Character, call: _Call) -> ConvaiClient:
-    if not key_is_usable(character):
-        raise NoUsableKey()
-    assert character.bound_key is not None
+def _bound_client(
+    action: str, actor: Membership, character: Character, call: _Call
+) -> ConvaiClient:
+    """A client with the character's bound key; refused (and recorded) when it is not usable."""
     call.api_key = character.bound_key
+    if not key_is_usable(character):
+        raise _refused(action, actor, NoUsableKey(), "no usable key", character=character, call=call)
+    assert character.bound_key is not None
     try:
         return client_for(character.bound_key, actor=actor.user)
     except ApiKeyUnusable as error:
-        raise NoUsableKey(error.message) from None
+        raise _refused(
+            action, actor, NoUsableKey(error.message), "no usable key", character=character,
+            call=call,
+        ) from None
 
 
-def _own_key(actor: Membership, api_key_id: UUID | str) -> ApiKey:
-    """One of the actor's own verified, active keys."""
+def _own_key(action: str, actor: Membership, api_key_id: UUID | str, *, label: str) -> ApiKey:
+    """One of the actor's own verified, active keys; anything else is refused and recorded."""
     try:
-        api_key = ApiKey.objects.get(
+        return ApiKey.objects.get(
             pk=api_key_id, owner=actor.user, revoked_at__isnull=True, verified_at__isnull=False
         )
     except (ApiKey.DoesNotExist, ValueError, TypeError, ValidationError):
-        raise KeyNotUsable() from None
-    return api_key
+        raise _refused(action, actor, KeyNotUsable(), "key not usable", label=label) from None
 
 
-def _own_client(actor: Membership, api_key: ApiKey, call: _Call) -> ConvaiClient:
+def _own_client(
+    action: str, actor: Membership, api_key: ApiKey, call: _Call, *, label: str
+) -> ConvaiClient:
     call.api_key = api_key
     try:
         return client_for(api_key, actor=actor.user)
     except ApiKeyUnusable as error:
-        raise KeyNotUsable(error.message) from None
+        raise _refused(
+            action, actor, KeyNotUsable(error.message), "key not usable", label=label, call=call
+        ) from None
 
 
 def _snapshot(details: CharacterDetails) -> dict[str, Any]:
@@ -339,9 +422,9 @@ def create_character(
     """Create on Convai under one of the actor's keys, then set its languages (create takes
     none), then read it back and store the record and its first revision."""
     _authorized(actor, "character.create")
-    api_key = _own_key(actor, api_key_id)
+    api_key = _own_key("character.create", actor, api_key_id, label=name)
     call = _Call()
-    client = _own_client(actor, api_key, call)
+    client = _own_client("character.create", actor, api_key, call, label=name)
     with _convai("character.create", actor, call, label=name, write=True):
         convai_id = client.create_character(name, voice_type, backstory, actions)
     warnings = []
@@ -462,6 +545,41 @@ def _drift(character: Character, remote: CharacterDetails) -> list[FieldChange]:
     return differences(known, fields_from_remote(remote))
 
 
+def _drift_refused(
+    action: str,
+    actor: Membership,
+    character: Character,
+    call: _Call,
+    drift: list[FieldChange],
+    remote: CharacterDetails,
+) -> Drift:
+    """An update or delete stopped by drift: one failure naming the drifted fields."""
+    _refused(
+        action,
+        actor,
+        Drift(drift, fields_from_remote(remote)),
+        "drift",
+        character=character,
+        call=call,
+        drifted=[change.field for change in drift],
+        drift=audit_changes(drift),
+    )
+    return Drift(drift, fields_from_remote(remote))
+
+
+def _get_known(
+    action: str, actor: Membership, call: _Call, client: ConvaiClient, character: Character
+) -> CharacterDetails:
+    """Get a character we hold, by its Convai ID, through its bound key. Convai answering that
+    it has no such character flags the record (RemoteMissing); an answer clears the flag."""
+    with _convai(action, actor, call, character=character, known=True):
+        remote = client.get_character(character.convai_id)
+    if character.remote_missing_at is not None:
+        character.remote_missing_at = None
+        Character.objects.filter(pk=character.pk).update(remote_missing_at=None)
+    return remote
+
+
 def update_character(
     *,
     actor: Membership,
@@ -491,12 +609,11 @@ def update_character(
     if any(c.field == "language_codes" and not c.new for c in changes):
         raise CharacterError("Choose at least one language: a Convai character always speaks one.")
     call = _Call()
-    client = _bound_client(actor, character, call)
-    with _convai(action, actor, call, character=character):
-        remote = client.get_character(character.convai_id)
+    client = _bound_client(action, actor, character, call)
+    remote = _get_known(action, actor, call, client, character)
     drift = _drift(character, remote)
     if drift and not overwrite_drift:
-        raise Drift(drift, fields_from_remote(remote))
+        raise _drift_refused(action, actor, character, call, drift, remote)
     sent = {change.field: change.new for change in changes}
     for change in drift:
         # Overwriting means our version of every drifted field, not only the edited ones.
@@ -544,9 +661,8 @@ def take_remote_version(*, actor: Membership, character_id: int) -> Saved:
     character = _character(actor, character_id)
     _authorized(actor, "character.sync", character, event="character.sync")
     call = _Call()
-    client = _bound_client(actor, character, call)
-    with _convai("character.sync", actor, call, character=character):
-        remote = client.get_character(character.convai_id)
+    client = _bound_client("character.sync", actor, character, call)
+    remote = _get_known("character.sync", actor, call, client, character)
     changes = differences(character.editable(), fields_from_remote(remote))
     with transaction.atomic():
         locked = Character.objects.select_for_update().get(pk=character.pk)
@@ -576,7 +692,7 @@ def retry_language_codes(*, actor: Membership, character_id: int) -> Saved:
         return Saved(character)
     _authorized(actor, "character.update", character)
     call = _Call()
-    client = _bound_client(actor, character, call)
+    client = _bound_client("character.update", actor, character, call)
     with _convai("character.update", actor, call, character=character, write=True):
         client.update_character(character.convai_id, language_codes=pending)
     readback = _read_back(client, character.convai_id)
@@ -627,10 +743,10 @@ def find_remote(
     """Look a character up on Convai with one of the actor's keys (get), and tell whether the
     key owns it (its list has it) and whether the team already has it."""
     _authorized(actor, "character.import")
-    api_key = _own_key(actor, api_key_id)
-    call = _Call()
-    client = _own_client(actor, api_key, call)
     label = convai_id or name
+    api_key = _own_key("character.import", actor, api_key_id, label=label)
+    call = _Call()
+    client = _own_client("character.import", actor, api_key, call, label=label)
     with _convai("character.import", actor, call, label=label):
         details = client.get_character(convai_id or None, name=name or None)
         owned_ids = {item.character_id for item in client.list_characters()}
@@ -659,7 +775,14 @@ def import_character(*, actor: Membership, api_key_id: UUID | str, convai_id: st
             "your own account owns (clone it in Convai first if you want a copy)."
         )
     if found.existing is not None:
-        raise AlreadyInTeam(found.existing)
+        raise _refused(
+            "character.import",
+            actor,
+            AlreadyInTeam(found.existing),
+            "already in team",
+            character=found.existing,
+            call=call,
+        )
     character = _store_new(
         actor,
         convai_id=found.details.character_id,
@@ -696,9 +819,9 @@ def adopt_from_convai(*, actor: Membership, api_key_id: UUID | str, name: str) -
     """After a create or clone that timed out: look for it in the key's list (by name, not yet
     in the team) and import the newest match."""
     _authorized(actor, "character.import")
-    api_key = _own_key(actor, api_key_id)
+    api_key = _own_key("character.import", actor, api_key_id, label=name)
     call = _Call()
-    client = _own_client(actor, api_key, call)
+    client = _own_client("character.import", actor, api_key, call, label=name)
     with _convai("character.import", actor, call, label=name):
         items = client.list_characters()
     known = set(
@@ -726,7 +849,7 @@ def clone_character(
     source = _character(actor, character_id)
     _authorized(actor, "character.clone", source)
     call = _Call()
-    client = _bound_client(actor, source, call)
+    client = _bound_client("character.clone", actor, source, call)
     assert source.bound_key is not None
     with _convai("character.clone", actor, call, character=source, write=True):
         convai_id = client.clone_character(source.convai_id, include_kb=include_kb)
@@ -765,9 +888,8 @@ def remote_drift(*, actor: Membership, character_id: int) -> list[FieldChange]:
     character = _character(actor, character_id)
     _authorized(actor, "character.view", character)
     call = _Call()
-    client = _bound_client(actor, character, call)
-    with _convai("character.get", actor, call, character=character):
-        remote = client.get_character(character.convai_id)
+    client = _bound_client("character.get", actor, character, call)
+    remote = _get_known("character.get", actor, call, client, character)
     return _drift(character, remote)
 
 
@@ -782,14 +904,13 @@ def delete_character(
     character = _character(actor, character_id)
     _authorized(actor, "character.delete", character)
     if confirm_name.strip() != character.name:
-        raise NameMismatch()
+        raise _refused("character.delete", actor, NameMismatch(), "name mismatch", character=character)
     call = _Call()
-    client = _bound_client(actor, character, call)
-    with _convai("character.delete", actor, call, character=character):
-        remote = client.get_character(character.convai_id)
+    client = _bound_client("character.delete", actor, character, call)
+    remote = _get_known("character.delete", actor, call, client, character)
     drift = _drift(character, remote)
     if drift and not overwrite_drift:
-        raise Drift(drift, fields_from_remote(remote))
+        raise _drift_refused("character.delete", actor, character, call, drift, remote)
     with _convai("character.delete", actor, call, character=character, write=True):
         client.delete_character(character.convai_id)
     with transaction.atomic():

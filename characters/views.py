@@ -18,7 +18,6 @@ from uuid import UUID
 
 from django.contrib import messages
 from django.core.cache import cache
-from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -231,14 +230,7 @@ def character_list(request: TeamRequest) -> HttpResponse:
     """Search, filter, sort and page the team's characters; htmx swaps only the results."""
     team = request.team
     voice_names, language_names = _names()
-    facets = selectors.facet_values(team)
-    keys = list(selectors.team_bound_keys(team))
-    form = FilterForm(
-        request.GET,
-        voices=[(v, voice_names.get(v, {}).get("name") or v) for v in facets["voices"]],
-        languages=[(c, language_names.get(c, c)) for c in facets["languages"]],
-        keys=[(str(k.pk), f"{key_choice_label(k)} · {k.owner.display_name}") for k in keys],
-    )
+    form = FilterForm(request.GET)
     filters = selectors.CharacterFilters(
         q=str(form.value("q")).strip(),
         voice=form.value("voice"),
@@ -248,9 +240,7 @@ def character_list(request: TeamRequest) -> HttpResponse:
         sort=form.value("sort") or selectors.DEFAULT_SORT,
     )
     filtered = any([filters.q, filters.voice, filters.language, filters.key, filters.unusable])
-    page = Paginator(selectors.team_characters(team, filters), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    page, characters = selectors.character_page(team, filters, request.GET.get("page"), PAGE_SIZE)
     actor = request.membership
     rows = [
         {
@@ -261,7 +251,7 @@ def character_list(request: TeamRequest) -> HttpResponse:
             "can_delete": getattr(c, "key_usable", False)
             and policy.may(actor, "character.delete", c),
         }
-        for c in page.object_list
+        for c in characters
     ]
     context = {
         "team": team,
@@ -271,8 +261,20 @@ def character_list(request: TeamRequest) -> HttpResponse:
         "filtered": filtered,
         # An unfiltered first page without rows: the team has no characters yet.
         "team_has_characters": bool(rows) or filtered,
-        "has_usable_key": selectors.usable_keys_for(request.user).exists(),
     }
+    if not request.htmx:
+        # The filter bar exists only on the full page: an htmx refresh skips its queries.
+        facets = selectors.facet_values(team)
+        context["filter_options"] = {
+            "voice": [(v, voice_names.get(v, {}).get("name") or v) for v in facets["voices"]],
+            "language": [(c, language_names.get(c, c)) for c in facets["languages"]],
+            "key": [
+                (pk, f"{label} (…{last_four}) · {owner}")
+                for pk, label, last_four, owner in facets["keys"]
+            ],
+        }
+    if not request.htmx or not rows:
+        context["has_usable_key"] = selectors.usable_keys_for(request.user).exists()
     return render_page(request, "characters/character_list.html", context, partial="results")
 
 

@@ -21,7 +21,13 @@ PROD_ENV = {
 
 
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CONVAI_"))}
+    # Without DATABASE_URL too: these tests are about the default SQLite file (CI's PostgreSQL
+    # pass sets DATABASE_URL for the suite).
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "CONVAI_", "DATABASE_URL"))
+    }
     base["CONVAI_ADMIN_VAR_DIR"] = str(ROOT / "var")
     return subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -175,7 +181,13 @@ def old_database(tmp_path: Path) -> Path:
 
 
 def run_check_database(var: Path) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CONVAI_"))}
+    # Without DATABASE_URL too: these tests are about the default SQLite file (CI's PostgreSQL
+    # pass sets DATABASE_URL for the suite).
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "CONVAI_", "DATABASE_URL"))
+    }
     return subprocess.run(
         [sys.executable, "scripts/check_database.py"],
         cwd=ROOT,
