@@ -46,6 +46,9 @@ class Character(models.Model):
     # Language codes chosen at creation that Convai has not accepted yet (the follow-up update
     # failed): shown as a warning with a retry, never silently dropped.
     pending_language_codes = models.JSONField(null=True, blank=True)
+    # When Convai answered that it no longer has the character (deleted there, behind our back):
+    # it stays listed and readable until someone removes it from the team.
+    remote_missing_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     deleted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

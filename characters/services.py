@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from django.core.cache import cache
@@ -54,6 +54,7 @@ from .remote import (
 from .selectors import facets_cache_key
 
 TARGET_TYPE = "character"
+E = TypeVar("E", bound="CharacterError")
 
 
 # --- Domain errors ------------------------------------------------------------------------------
@@ -206,14 +207,14 @@ def _record(
 def _refused(
     action: str,
     actor: Membership,
-    error: CharacterError,
+    error: E,
     reason: str,
     *,
     character: Character | None = None,
     label: str = "",
     call: _Call | None = None,
     **details: Any,
-) -> CharacterError:
+) -> E:
     """Record a refusal once, where it is made (after any rollback), and hand the error back
     for the caller to raise."""
     _record(
@@ -233,6 +234,12 @@ def _flag_missing(character: Character) -> None:
         Character.objects.filter(pk=character.pk).update(
             remote_missing_at=character.remote_missing_at
         )
+
+
+def _flag_found(character: Character) -> None:
+    if character.remote_missing_at is not None:
+        character.remote_missing_at = None
+        Character.objects.filter(pk=character.pk).update(remote_missing_at=None)
 
 
 @contextmanager
@@ -266,14 +273,19 @@ def _convai(
         )
         raise ConvaiFailed(error.message, maybe_happened=write) from None
     except ConvaiError as error:
-        convai = {
+        convai: dict[str, Any] = {
             "convai_status": error.status,
             "convai_message": error.remote_message or error.message,
         }
         if known and character is not None and _means_gone(error):
             _flag_missing(character)
             raise _refused(
-                action, actor, RemoteMissing(), "gone from Convai", character=character, call=call,
+                action,
+                actor,
+                RemoteMissing(),
+                "gone from Convai",
+                character=character,
+                call=call,
                 **convai,
             ) from None
         _record(
@@ -333,13 +345,19 @@ def _bound_client(
     """A client with the character's bound key; refused (and recorded) when it is not usable."""
     call.api_key = character.bound_key
     if not key_is_usable(character):
-        raise _refused(action, actor, NoUsableKey(), "no usable key", character=character, call=call)
+        raise _refused(
+            action, actor, NoUsableKey(), "no usable key", character=character, call=call
+        )
     assert character.bound_key is not None
     try:
         return client_for(character.bound_key, actor=actor.user)
     except ApiKeyUnusable as error:
         raise _refused(
-            action, actor, NoUsableKey(error.message), "no usable key", character=character,
+            action,
+            actor,
+            NoUsableKey(error.message),
+            "no usable key",
+            character=character,
             call=call,
         ) from None
 
@@ -554,7 +572,7 @@ def _drift_refused(
     remote: CharacterDetails,
 ) -> Drift:
     """An update or delete stopped by drift: one failure naming the drifted fields."""
-    _refused(
+    return _refused(
         action,
         actor,
         Drift(drift, fields_from_remote(remote)),
@@ -564,7 +582,6 @@ def _drift_refused(
         drifted=[change.field for change in drift],
         drift=audit_changes(drift),
     )
-    return Drift(drift, fields_from_remote(remote))
 
 
 def _get_known(
@@ -574,9 +591,7 @@ def _get_known(
     it has no such character flags the record (RemoteMissing); an answer clears the flag."""
     with _convai(action, actor, call, character=character, known=True):
         remote = client.get_character(character.convai_id)
-    if character.remote_missing_at is not None:
-        character.remote_missing_at = None
-        Character.objects.filter(pk=character.pk).update(remote_missing_at=None)
+    _flag_found(character)
     return remote
 
 
@@ -852,7 +867,14 @@ def clone_character(
     client = _bound_client("character.clone", actor, source, call)
     assert source.bound_key is not None
     with _convai("character.clone", actor, call, character=source, write=True):
-        convai_id = client.clone_character(source.convai_id, include_kb=include_kb)
+        try:
+            convai_id = client.clone_character(source.convai_id, include_kb=include_kb)
+        except ConvaiRequestError as error:
+            if _means_gone(error):
+                # Convai's refusal to copy an ID it does not have: a get tells for sure (and
+                # raises RemoteMissing); if the get finds it, the clone's own error stands.
+                _get_known("character.clone", actor, call, client, source)
+            raise
     warnings = []
     new_name = new_name.strip() or f"{source.name} (copy)"
     try:
@@ -904,7 +926,9 @@ def delete_character(
     character = _character(actor, character_id)
     _authorized(actor, "character.delete", character)
     if confirm_name.strip() != character.name:
-        raise _refused("character.delete", actor, NameMismatch(), "name mismatch", character=character)
+        raise _refused(
+            "character.delete", actor, NameMismatch(), "name mismatch", character=character
+        )
     call = _Call()
     client = _bound_client("character.delete", actor, character, call)
     remote = _get_known("character.delete", actor, call, client, character)
@@ -928,6 +952,59 @@ def delete_character(
             details=call.details(
                 **({"drift_overwritten": audit_changes(drift)} if drift else {}),
             ),
+        )
+    return locked
+
+
+def remove_missing_character(*, actor: Membership, character_id: int) -> Character:
+    """Tombstone a character Convai no longer has, without asking Convai to delete it.
+
+    Only for a record flagged by Convai's own answer; when the bound key still works Convai
+    is asked once more, and a character it does have is not removed (the flag is cleared)."""
+    character = _character(actor, character_id)
+    _authorized(actor, "character.delete", character)
+    call = _Call(api_key=character.bound_key)
+    if character.remote_missing_at is None:
+        raise _refused(
+            "character.delete",
+            actor,
+            CharacterError(
+                "Convai still has this character as far as we know: delete it through "
+                "“Delete”, which deletes it on Convai too."
+            ),
+            "still on Convai",
+            character=character,
+        )
+    if key_is_usable(character):
+        client = _bound_client("character.delete", actor, character, call)
+        with _convai("character.delete", actor, call, character=character):
+            try:
+                client.get_character(character.convai_id)
+            except ConvaiRequestError as error:
+                if not _means_gone(error):
+                    raise
+            else:
+                _flag_found(character)
+                raise _refused(
+                    "character.delete",
+                    actor,
+                    StillOnConvai(),
+                    "still on Convai",
+                    character=character,
+                    call=call,
+                )
+    with transaction.atomic():
+        locked = Character.objects.select_for_update().get(pk=character.pk)
+        locked.deleted_at = timezone.now()
+        locked.deleted_by = actor.user
+        locked.version += 1
+        locked.save()
+        _revision(locked, Revision.Reason.DELETED, actor.user, note="already gone from Convai")
+        _record(
+            "character.delete",
+            actor,
+            character=locked,
+            details=call.details(remote="already gone"),
         )
     return locked
 
@@ -956,38 +1033,55 @@ def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID |
         (k for k in rebind_candidates(actor.team_id) if str(k.pk) == str(api_key_id)), None
     )
     if api_key is None:
-        raise KeyNotUsable("Choose a verified API key of a current member of this team.")
+        raise _refused(
+            "character.rebind",
+            actor,
+            KeyNotUsable("Choose a verified API key of a current member of this team."),
+            "key not usable",
+            character=character,
+        )
     call = _Call(api_key=api_key)
     try:
         client = client_for(api_key, actor=actor.user)
     except ApiKeyUnusable as error:
-        raise KeyNotUsable(error.message) from None
-    try:
-        with _convai("character.rebind", actor, call, character=character):
-            remote = client.get_character(character.convai_id)
-            owned = any(i.character_id == character.convai_id for i in client.list_characters())
-    except ConvaiFailed as error:
-        if (
-            error.status is not None
-            and 400 <= error.status < 500
-            and error.status not in (401, 429)
-        ):
-            raise KeyNotUsable(
-                f"“{api_key.label}” cannot reach this character on Convai ({error.message}). "
-                "Choose a key of the account that owns it."
-            ) from None
-        raise
-    if not owned:
-        _record(
+        raise _refused(
             "character.rebind",
             actor,
+            KeyNotUsable(error.message),
+            "key not usable",
             character=character,
-            outcome=Outcome.FAILURE,
-            details=call.details(reason="key's account does not own it"),
-        )
-        raise KeyNotUsable(
-            f"“{api_key.label}” can read this character but its Convai account does not own "
-            "it, so edits would fail. Choose a key of the account that created it."
+            call=call,
+        ) from None
+    with _convai("character.rebind", actor, call, character=character):
+        try:
+            remote = client.get_character(character.convai_id)
+        except ConvaiRequestError as error:
+            # Another account's key: Convai does not show it this character.
+            raise _refused(
+                "character.rebind",
+                actor,
+                KeyNotUsable(
+                    f"“{api_key.label}” cannot reach this character on Convai "
+                    f"({error.message}). Choose a key of the account that owns it."
+                ),
+                "key cannot reach it",
+                character=character,
+                call=call,
+                convai_status=error.status,
+                convai_message=error.remote_message or error.message,
+            ) from None
+        owned = any(i.character_id == character.convai_id for i in client.list_characters())
+    if not owned:
+        raise _refused(
+            "character.rebind",
+            actor,
+            KeyNotUsable(
+                f"“{api_key.label}” can read this character but its Convai account does not "
+                "own it, so edits would fail. Choose a key of the account that created it."
+            ),
+            "key's account does not own it",
+            character=character,
+            call=call,
         )
     old = key_label(character.bound_key)
     with transaction.atomic():
@@ -995,7 +1089,12 @@ def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID |
         locked.bound_key = api_key
         locked.snapshot = _snapshot(remote)
         locked.synced_at = timezone.now()
-        locked.save(update_fields=["bound_key", "snapshot", "synced_at"])
+        locked.remote_missing_at = None
+        locked.version += 1
+        locked.save(
+            update_fields=["bound_key", "snapshot", "synced_at", "remote_missing_at", "version"]
+        )
+        _revision(locked, Revision.Reason.REBOUND, actor.user, note=f"now {key_label(api_key)}")
         _record(
             "character.rebind",
             actor,

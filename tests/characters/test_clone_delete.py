@@ -116,7 +116,12 @@ def test_delete_needs_the_exact_name(character: Character, editor: Membership) -
     assert remote(character)
     character.refresh_from_db()
     assert character.deleted_at is None
-    assert events("character.delete") == []
+    # One refusal per attempt, recorded where the name was checked; Convai was not asked.
+    refusals = events("character.delete")
+    assert [(e.outcome, e.details["reason"]) for e in refusals] == [
+        (Outcome.FAILURE, "name mismatch")
+    ] * 3
+    assert {(e.target_id, e.target_label) for e in refusals} == {(character.convai_id, "Raymond")}
 
 
 def test_delete_leaves_a_readable_tombstone(
@@ -170,12 +175,17 @@ def test_delete_checks_drift_first(character: Character, editor: Membership) -> 
     assert remote(character)
     character.refresh_from_db()
     assert character.deleted_at is None
+    (refusal,) = events("character.delete")
+    assert (refusal.outcome, refusal.details["reason"]) == (Outcome.FAILURE, "drift")
+    assert refusal.details["drifted"] == ["backstory"]
+    assert refusal.target_id == character.convai_id
 
     services.delete_character(
         actor=editor, character_id=character.pk, confirm_name="Raymond", overwrite_drift=True
     )
     assert not SandboxCharacter.objects.exists()
-    (event,) = events("character.delete")
+    refusal_again, event = events("character.delete")
+    assert refusal_again.pk == refusal.pk and event.outcome == Outcome.SUCCESS
     assert event.details["drift_overwritten"] == {
         "backstory": [BACKSTORY, "Edited in the playground."]
     }

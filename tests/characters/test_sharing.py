@@ -10,7 +10,7 @@ import pytest
 
 from audit.models import Outcome
 from characters import selectors, services
-from characters.models import Character
+from characters.models import Character, Revision
 from characters.selectors import CharacterFilters
 from convai.client import ConvaiClient
 from keys.services import add_api_key, revoke_api_key
@@ -196,6 +196,41 @@ def test_an_admin_rebinds_to_another_members_key_of_the_same_account(
     edit(make_member(Role.EDITOR), character, name="Red")
     assert hits(colleague_key.raw) > before
     assert remote(character).character_name == "Red"
+
+
+def test_a_rebind_stores_a_revision_like_any_save(
+    character: Character,
+    owner: Membership,
+    owner_key: Key,
+    admin: Membership,
+    make_member: MakeMember,
+    add_key: AddKey,
+) -> None:
+    colleague = make_member(Role.EDITOR)
+    colleague_key = add_key(colleague, "Colleague key", account=ACCOUNT)
+    revoke_api_key(actor=owner.user, api_key_id=owner_key.pk)
+
+    saved = services.rebind_character(
+        actor=admin, character_id=character.pk, api_key_id=colleague_key.pk
+    )
+
+    character.refresh_from_db()
+    assert saved.character.version == character.version == 2
+    latest, first = character.revisions.all()
+    assert (first.number, first.reason) == (1, Revision.Reason.CREATED)
+    assert (latest.number, latest.reason) == (2, Revision.Reason.REBOUND)
+    assert latest.created_by_id == admin.user_id
+    assert latest.fields == character.editable()
+    assert latest.snapshot["character_id"] == character.convai_id
+    assert f"…{colleague_key.raw[-4:]}" in latest.note
+    # A form opened before the rebind is a conflict now, like after any other save.
+    with pytest.raises(services.Conflict):
+        services.update_character(
+            actor=admin,
+            character_id=character.pk,
+            expected_version=1,
+            fields={**character.editable(), "name": "Red"},
+        )
 
 
 @pytest.mark.parametrize("listing", [Listing.PUBLIC, Listing.UNLISTED])

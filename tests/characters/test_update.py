@@ -198,7 +198,16 @@ def test_a_remote_edit_is_drift_listing_the_fields_and_nothing_is_sent(
     character.refresh_from_db()
     assert (character.name, character.version) == ("Raymond", 1)
     assert remote(character).character_name == "Raymond"
-    assert events("character.update") == []
+    # One failure, recorded where the drift stopped the save, naming the drifted fields.
+    (event,) = events("character.update")
+    assert (event.outcome, event.target_id, event.target_label) == (
+        Outcome.FAILURE,
+        character.convai_id,
+        "Raymond",
+    )
+    assert event.details["reason"] == "drift"
+    assert sorted(event.details["drifted"]) == ["backstory", "voice_type"]
+    assert event.details["drift"]["backstory"] == [BACKSTORY, PLAYGROUND]
 
 
 def test_overwriting_drift_goes_through_and_is_recorded(
