@@ -5,11 +5,8 @@ page, a log line, an audit event, dumpdata output, or the database column."""
 from __future__ import annotations
 
 import io
-import json
-import logging
 import secrets
 import sys
-from collections.abc import Iterator
 
 import pytest
 from django.core.management import call_command
@@ -24,88 +21,18 @@ from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 from accounts.models import User
 from audit.models import AuditEvent
-from convai.client import close_thread_session
 from keys import services as key_services
 from keys.models import ApiKey
 from keys.services import add_api_key, client_for, revoke_api_key
-from sandbox.services import create_sandbox_key, revoke_sandbox_keys
-from tests.factories import UserFactory
-from tests.sandbox.support import _live_server_without_nagle  # noqa: F401  (fast live server)
-
-UNREACHABLE = "http://127.0.0.1:9/sandbox"  # nothing listens on the discard port
-
-
-def new_user() -> User:
-    user: User = UserFactory()  # type: ignore[assignment]
-    return user
-
-
-def assert_secret_absent(text: str, secret: str) -> None:
-    """Neither the key nor any 8-character run of it appears in `text`."""
-    assert secret not in text
-    for start in range(len(secret) - 7):
-        assert secret[start : start + 8] not in text, "a run of the key leaked"
-
-
-def audit_text() -> str:
-    return json.dumps(
-        [
-            [e.action, e.target_id, e.target_label, e.actor_label, e.details]
-            for e in AuditEvent.objects.all()
-        ]
-    )
-
-
-def raw_column(api_key_id: object) -> tuple[str, str]:
-    """Read the stored row with plain SQL, bypassing the ORM."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT ciphertext, encryption_key_id FROM keys_apikey WHERE id = %s",
-            [ApiKey._meta.pk.get_db_prep_value(api_key_id, connection)],
-        )
-        return cursor.fetchone()
-
-
-@pytest.fixture
-def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Capture every logger at DEBUG, including ones configured at a higher level."""
-    caplog.set_level(logging.DEBUG)
-    for name in list(logging.root.manager.loggerDict):
-        caplog.set_level(logging.DEBUG, logger=name)
-    yield caplog
-
-
-def assert_logs_clean(caplog: pytest.LogCaptureFixture, secret: str) -> None:
-    assert_secret_absent(caplog.text, secret)
-    for entry in caplog.records:
-        assert_secret_absent(entry.getMessage(), secret)
-        assert_secret_absent(repr(entry.args), secret)
-
-
-@pytest.fixture
-def sandbox(live_server, settings, transactional_db) -> Iterator[str]:
-    settings.CONVAI_API_BASE_URL = f"{live_server.url}/sandbox"
-    yield settings.CONVAI_API_BASE_URL
-    # Keep-alive connections must not outlive the test (the live server's threads share the
-    # test database connection only while a test runs).
-    close_thread_session()
-
-
-@pytest.fixture
-def sandbox_key(sandbox: str) -> str:
-    return create_sandbox_key("api-keys-test")
-
-
-@pytest.fixture
-def user(db: None) -> User:
-    return new_user()
-
-
-@pytest.fixture
-def member(client: Client, user: User) -> Client:
-    client.force_login(user)
-    return client
-
+from sandbox.services import revoke_sandbox_keys
+from tests.keys.support import (
+    UNREACHABLE,
+    assert_logs_clean,
+    assert_secret_absent,
+    audit_text,
+    new_user,
+    raw_column,
+)
 
 URL = reverse("keys:list")
 
