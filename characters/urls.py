@@ -18,6 +18,7 @@ urlpatterns = [
     path(ONE + "edit/", views.character_edit, name="character-edit"),
     path(ONE + "clone/", views.character_clone, name="character-clone"),
     path(ONE + "delete/", views.character_delete, name="character-delete"),
+    path(ONE + "remove/", views.character_remove, name="character-remove"),
     path(ONE + "rebind/", views.character_rebind, name="character-rebind"),
     path(ONE + "sync/", views.character_sync, name="character-sync"),
     path(ONE + "languages/", views.character_languages, name="character-languages"),

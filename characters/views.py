@@ -27,7 +27,7 @@ from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
-from convai_admin.htmx import render_page
+from convai_admin.htmx import confirm_or_act, render_page
 from keys.models import ApiKey
 from teams import policy
 from teams.decorators import team_view
@@ -471,6 +471,9 @@ def character_detail(request: TeamRequest, character_id: int) -> HttpResponse:
     voice_names, language_names = _names()
     live = not character.is_deleted
     usable = bool(getattr(character, "key_usable", False)) and character.bound_key is not None
+    # Gone from Convai: nothing can be done through Convai but checking again or removing it.
+    missing = live and character.remote_missing_at is not None
+    through_convai = live and usable and not missing
     context = {
         "team": request.team,
         "character": character,
@@ -483,12 +486,14 @@ def character_detail(request: TeamRequest, character_id: int) -> HttpResponse:
         "snapshot_extras": _snapshot_extras(character.snapshot or {}),
         "key_usable": usable,
         "live": live,
+        "missing": missing,
         "actions": {
-            "edit": live and usable and policy.may(actor, "character.update", character),
-            "clone": live and usable and policy.may(actor, "character.clone", character),
-            "delete": live and usable and policy.may(actor, "character.delete", character),
-            "rebind": live and policy.may(actor, "character.rebind", character),
+            "edit": through_convai and policy.may(actor, "character.update", character),
+            "clone": through_convai and policy.may(actor, "character.clone", character),
+            "delete": through_convai and policy.may(actor, "character.delete", character),
+            "rebind": live and not missing and policy.may(actor, "character.rebind", character),
             "sync": live and usable and policy.may(actor, "character.sync", character),
+            "remove": missing and policy.may(actor, "character.delete", character),
         },
     }
     return render(request, "characters/character_detail.html", context)
@@ -503,9 +508,12 @@ def character_edit(request: TeamRequest, character_id: int) -> HttpResponse:
     character = _live(request, character_id)
     if isinstance(character, HttpResponse):
         return character
-    if not getattr(character, "key_usable", False):
-        messages.error(request, services.NoUsableKey.default_message)
-        return redirect(_detail_url(request, character))
+    if request.method != "POST":
+        # Nothing to edit through Convai; a POST still goes to the service, which records it.
+        refusal = _cannot_edit(character)
+        if refusal:
+            messages.error(request, refusal)
+            return redirect(_detail_url(request, character))
     catalogue = _catalogue(request, character=character)
     current = character.editable()
     drift: list[dict[str, Any]] = []
@@ -559,6 +567,14 @@ def character_edit(request: TeamRequest, character_id: int) -> HttpResponse:
         "mode": "edit",
     }
     return render(request, "characters/character_form.html", context)
+
+
+def _cannot_edit(character: Character) -> str:
+    if character.remote_missing_at is not None:
+        return services.RemoteMissing.default_message
+    if not getattr(character, "key_usable", False):
+        return services.NoUsableKey.default_message
+    return ""
 
 
 def _conflict(
@@ -700,6 +716,8 @@ def character_delete(request: TeamRequest, character_id: int) -> HttpResponse:
             form.add_error(None, error.message)
         except services.NameMismatch as error:
             form.add_error("confirm_name", error.message)
+        except services.RemoteMissing:
+            character.remote_missing_at = timezone.now()  # the page offers the removal
         except services.Drift as error:
             drift = _change_rows(error.changes, left="Last saved here", right="In Convai now")
             data = request.POST.copy()
@@ -724,9 +742,16 @@ def character_delete(request: TeamRequest, character_id: int) -> HttpResponse:
                     render_to_string("characters/_messages_oob.html", request=request)
                 )
             return redirect(_list_url(request))
-    elif request.method != "POST" and allowed and getattr(character, "key_usable", False):
+    elif (
+        request.method != "POST"
+        and allowed
+        and getattr(character, "key_usable", False)
+        and character.remote_missing_at is None
+    ):
         try:
             changes = services.remote_drift(actor=request.membership, character_id=character.pk)
+        except services.RemoteMissing:
+            character.remote_missing_at = timezone.now()
         except services.CharacterError as error:
             drift_error = error.message
         else:
@@ -741,6 +766,7 @@ def character_delete(request: TeamRequest, character_id: int) -> HttpResponse:
         "key_usable": bool(getattr(character, "key_usable", False)),
         "drift": drift,
         "drift_error": drift_error,
+        "missing": character.remote_missing_at is not None,
         "from_list": from_list,
         "cancel_url": _detail_url(request, character),
     }
@@ -749,6 +775,29 @@ def character_delete(request: TeamRequest, character_id: int) -> HttpResponse:
         # An error answer goes back into the dialog, not into the row.
         reswap(retarget(response, "#modal-content"), "innerHTML")
     return response
+
+
+@require_http_methods(["GET", "POST"])
+@team_view("character.delete")
+def character_remove(request: TeamRequest, character_id: int) -> HttpResponse:
+    """Take a character Convai no longer has off the team's list (a tombstone; Convai is not
+    asked to delete anything)."""
+    character = _live(request, character_id)
+    if isinstance(character, HttpResponse):
+        return character
+
+    def remove() -> str:
+        services.remove_missing_character(actor=request.membership, character_id=character.pk)
+        return f"“{character.name}” was removed from this team. Its page and history stay here."
+
+    return confirm_or_act(
+        request,
+        template="characters/character_remove.html",
+        context={"team": request.team, "character": character},
+        act=remove,
+        done_url=_list_url(request),
+        failed_url=_detail_url(request, character),
+    )
 
 
 @require_http_methods(["GET", "POST"])

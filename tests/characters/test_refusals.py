@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
 from characters import services
@@ -269,3 +271,35 @@ def test_any_operation_without_a_usable_key_is_one_refusal(
     assert key_shown(event, editor_key)
     character.refresh_from_db()
     assert (character.version, character.deleted_at) == (1, None)
+
+
+def test_an_edit_posted_without_a_usable_key_is_refused_by_the_service(
+    create: Create, editor: Membership, editor_key: Key, client: Client
+) -> None:
+    """The page does not offer the form, but a posted edit (an open tab) still reaches the
+    service, which refuses it and records the refusal."""
+    character = create().character
+    revoke_api_key(actor=editor.user, api_key_id=editor_key.pk)
+    client.force_login(editor.user)
+    after = mark()
+
+    response = client.post(
+        reverse("characters:character-edit", args=[character.team.slug, character.pk]),
+        {
+            "name": "Red",
+            "voice_type": "MALE",
+            "backstory": BACKSTORY,
+            "actions": "",
+            "language_codes": character.language_codes,
+            "version": 1,
+        },
+    )
+
+    assert response.status_code == 200
+    assert "no usable API key" in response.content.decode()
+    assert_refused(
+        only_event("character.update", after),
+        "no usable key",
+        target_id=character.convai_id,
+        label="Raymond",
+    )

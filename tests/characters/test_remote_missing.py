@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
 from characters import services
@@ -21,6 +23,7 @@ from tests.characters.support import Key, events, key_shown, record_requests
 
 Create = Callable[..., services.Saved]
 MakeMember = Callable[..., Membership]
+HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
@@ -221,3 +224,69 @@ def test_removing_needs_the_delete_permission(
     assert (event.action, event.outcome) == ("character.delete", Outcome.DENIED)
     character.refresh_from_db()
     assert character.deleted_at is None
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+def _url(name: str, character: Character) -> str:
+    return reverse(f"characters:{name}", args=[character.team.slug, character.pk])
+
+
+def test_the_detail_page_shows_the_flag_and_offers_the_removal(
+    character: Character, editor: Membership, make_member: MakeMember, client: Client
+) -> None:
+    gone_from_convai(character)
+    client.force_login(editor.user)
+
+    # The delete dialog meets Convai's answer first, and offers the removal instead.
+    dialog = client.get(_url("character-delete", character), **HTMX).content.decode()
+    assert "no longer exists on Convai" in dialog
+    assert _url("character-remove", character) in dialog
+    assert "Delete on Convai" not in dialog
+
+    html = client.get(_url("character-detail", character)).content.decode()
+    assert "Gone from Convai" in html
+    assert "This character no longer exists on Convai." in html
+    assert "Remove from this team" in html and _url("character-remove", character) in html
+    assert "Check Convai again" in html
+    assert _url("character-edit", character) not in html
+    assert _url("character-clone", character) not in html
+
+    # A Viewer sees the flag but is not offered the removal.
+    client.force_login(make_member(Role.VIEWER).user)
+    html = client.get(_url("character-detail", character)).content.decode()
+    assert "This character no longer exists on Convai." in html
+    assert _url("character-remove", character) not in html
+
+
+def test_removing_through_the_dialog(
+    character: Character, editor: Membership, client: Client
+) -> None:
+    gone_from_convai(character)
+    Character.objects.filter(pk=character.pk).update(remote_missing_at="2026-01-01T00:00:00Z")
+    client.force_login(editor.user)
+
+    confirm = client.get(_url("character-remove", character), **HTMX)
+    assert confirm.status_code == 200
+    assert "Remove “Raymond” from this team?" in confirm.content.decode()
+
+    response = client.post(_url("character-remove", character), follow=True)
+
+    assert response.redirect_chain[-1][0] == reverse(
+        "characters:character-list", args=[character.team.slug]
+    )
+    assert "was removed from this team" in response.content.decode()
+    character.refresh_from_db()
+    assert character.deleted_at is not None
+    assert events("character.delete")[-1].details["remote"] == "already gone"
+
+
+def test_editing_a_character_gone_from_convai_says_so(
+    character: Character, editor: Membership, client: Client
+) -> None:
+    Character.objects.filter(pk=character.pk).update(remote_missing_at="2026-01-01T00:00:00Z")
+    client.force_login(editor.user)
+    response = client.get(_url("character-edit", character), follow=True)
+    assert response.redirect_chain[-1][0] == _url("character-detail", character)
+    assert "no longer exists on Convai" in response.content.decode()

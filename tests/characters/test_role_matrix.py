@@ -132,6 +132,15 @@ CHARACTER_ENDPOINTS = [
         ok=ANSWERS,
         changed=_changed,
     ),
+    Endpoint("characters:character-remove", "get", "character.delete", url_kwargs=_one),
+    Endpoint(
+        "characters:character-remove",
+        "post",
+        "character.delete",
+        url_kwargs=_one,
+        ok=ANSWERS,
+        changed=_changed,
+    ),
     Endpoint("characters:character-rebind", "get", "character.rebind", url_kwargs=_one),
     Endpoint(
         "characters:character-rebind",
