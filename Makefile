@@ -26,6 +26,7 @@ venv: $(VENV)/.installed
 # gives Django's debug pages; the command line wins over an older .env that set DJANGO_DEBUG.
 # DJANGO_SECURE=0: runserver speaks plain http on $(HOST), so no HTTPS-only cookies or redirect.
 run: venv .env
+	@$(PY) scripts/init_env.py .env
 	@debug="$${DJANGO_DEBUG:-0}" && umask 077 && \
 	set -a && . ./.env && set +a && \
 	export DJANGO_DEBUG="$$debug" DJANGO_SECURE=0 && \

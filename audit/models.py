@@ -23,6 +23,14 @@ class AuditChain(models.Model):
     scope = models.CharField(max_length=40, unique=True)
     seq = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)
+    # The last checkpoint written for this chain (every AUDIT_CHECKPOINT_EVERY events, and
+    # at least once a day while events arrive).
+    checkpoint_seq = models.BigIntegerField(default=0)
+    checkpoint_at = models.DateTimeField(null=True, blank=True)
+    # What the review page offers as filters, kept here so it never scans the event table:
+    # every action name seen in this chain, and every actor (user ID -> latest name).
+    actions = models.JSONField(default=list, blank=True)
+    actors = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"{self.scope} @ {self.seq}"
@@ -64,6 +72,8 @@ class AuditEvent(models.Model):
     seq = models.BigIntegerField()
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    # The audit key (CONVAI_ADMIN_AUDIT_KEYS) whose HMAC sealed this event; never the key.
+    key_id = models.CharField(max_length=40, default="", blank=True)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -72,7 +82,19 @@ class AuditEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["chain", "seq"], name="audit_chain_seq_unique")
         ]
-        indexes = [models.Index(fields=["team", "-id"], name="audit_team_recent")]
+        indexes = [
+            models.Index(fields=["team", "-id"], name="audit_team_recent"),
+            # The review page pages by id (keyset) inside a team; each filter it offers has an
+            # index that reads its rows newest first without sorting.
+            models.Index(fields=["team", "actor", "action", "-id"], name="audit_team_actor"),
+            models.Index(fields=["team", "action", "-id"], name="audit_team_action"),
+            models.Index(
+                fields=["team", "target_type", "target_id", "-id"], name="audit_team_target"
+            ),
+            models.Index(fields=["team", "outcome", "-id"], name="audit_team_outcome"),
+            # Date bounds become id bounds through this one (created_at rises with id in a chain).
+            models.Index(fields=["team", "created_at"], name="audit_team_created"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
@@ -84,3 +106,31 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise TypeError("Audit events are append-only.")
+
+
+class CheckpointKind(models.TextChoices):
+    PERIODIC = "periodic", "Every N events"
+    DAILY = "daily", "Daily"
+    MANUAL = "manual", "Requested"
+    PRUNE = "prune", "Prune anchor"
+
+
+class AuditCheckpoint(models.Model):
+    """A chain head at a moment, sealed with the audit key. The copy that counts is the one in
+    the server log (logger "convai_admin.audit.checkpoint"), kept outside the database; this
+    row lets the Verify button compare against it, and a `prune` row anchors what remains of
+    a chain after old events were deleted."""
+
+    created_at = models.DateTimeField()
+    kind = models.CharField(max_length=10, choices=CheckpointKind.choices)
+    scope = models.CharField(max_length=40)
+    seq = models.BigIntegerField()
+    hash = models.CharField(max_length=64)
+    key_id = models.CharField(max_length=40)
+    mac = models.CharField(max_length=64)
+
+    class Meta:
+        indexes = [models.Index(fields=["scope", "kind", "-seq"], name="audit_ckpt_scope")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.scope} @ {self.seq}"

@@ -7,21 +7,25 @@ breaks every later hash — `verify_chain` finds it.
 
 from __future__ import annotations
 
-import hashlib
+import ipaddress
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
+from .chain import GENESIS, Head, seal, verify_chain, write_checkpoint
 from .context import current
-from .models import AuditChain, AuditEvent, Outcome
+from .models import AuditChain, AuditEvent, CheckpointKind, Outcome
 
 if TYPE_CHECKING:
     from accounts.models import User
     from teams.models import Team
 
-GENESIS = "0" * 64
+__all__ = ["GENESIS", "chain_scope", "record", "verify_chain"]
 # Detail keys that must never carry a value into the log, whatever a caller passes.
 _SECRET_KEYS = {
     "password",
@@ -54,26 +58,14 @@ def chain_scope(team: Team | None) -> str:
     return f"team:{team.pk}" if team is not None else "global"
 
 
-def compute_hash(event: AuditEvent) -> str:
-    payload = {
-        "chain": event.chain,
-        "seq": event.seq,
-        "prev": event.prev_hash,
-        "created_at": event.created_at.isoformat(),
-        "team": event.team_id,
-        "actor": event.actor_id,
-        "actor_label": event.actor_label,
-        "ip": event.ip_address,
-        "user_agent": event.user_agent,
-        "request_id": event.request_id,
-        "origin": event.origin,
-        "action": event.action,
-        "target": [event.target_type, event.target_id, event.target_label],
-        "outcome": event.outcome,
-        "details": event.details,
-    }
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def _normal_ip(value: str | None) -> str | None:
+    """The spelling PostgreSQL's inet returns, so the seal survives the round trip."""
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
 
 
 def record(
@@ -102,7 +94,7 @@ def record(
         team=team,
         actor=actor,
         actor_label=label[:200],
-        ip_address=context.ip_address,
+        ip_address=_normal_ip(context.ip_address),
         user_agent=context.user_agent[:400],
         request_id=context.request_id[:64],
         origin=context.origin[:100],
@@ -114,36 +106,41 @@ def record(
         details=_scrub(dict(details or {})),
         chain=chain_scope(team),
     )
+    # Round-trip details through JSON so the seal covers what the database will return.
+    event.details = json.loads(json.dumps(event.details, default=str))
     with transaction.atomic():
-        head, _ = AuditChain.objects.get_or_create(scope=event.chain)
-        head = AuditChain.objects.select_for_update().get(pk=head.pk)
+        locked = AuditChain.objects.select_for_update()
+        head = locked.filter(scope=event.chain).first()
+        if head is None:  # a chain's first event (a concurrent first one is fine too)
+            head, _ = AuditChain.objects.get_or_create(scope=event.chain)
+            head = locked.get(pk=head.pk)
+        # Stamped under the lock: in a chain, time rises with seq and id (the review page
+        # turns date bounds into id bounds on that promise).
+        event.created_at = timezone.now()
         event.seq = head.seq + 1
         event.prev_hash = head.last_hash
-        # Round-trip details through JSON so the hash is computed on what the DB will return.
-        event.details = json.loads(json.dumps(event.details, default=str))
-        event.hash = compute_hash(event)
+        event.hash = seal(event)
         event.save()
         head.seq = event.seq
         head.last_hash = event.hash
-        head.save(update_fields=["seq", "last_hash"])
+        fields = ["seq", "last_hash"]
+        if action not in head.actions:
+            head.actions = sorted([*head.actions, action])
+            fields.append("actions")
+        if actor is not None and head.actors.get(str(actor.pk)) != event.actor_label:
+            head.actors = {**head.actors, str(actor.pk): event.actor_label}
+            fields.append("actors")
+        head.save(update_fields=fields)
+        _checkpoint_if_due(head)
     return event
 
 
-def verify_chain(scope: str) -> list[str]:
-    """Walk one chain in order; return a description of every break (empty when intact)."""
-    problems: list[str] = []
-    expected_prev = GENESIS
-    expected_seq = 1
-    for event in AuditEvent.objects.filter(chain=scope).order_by("seq").iterator():
-        if event.seq != expected_seq:
-            problems.append(f"{scope}: event(s) missing before seq {event.seq}")
-        if event.prev_hash != expected_prev:
-            problems.append(f"{scope}: seq {event.seq} does not follow its predecessor")
-        if compute_hash(event) != event.hash:
-            problems.append(f"{scope}: seq {event.seq} (id {event.pk}) was altered")
-        expected_prev = event.hash
-        expected_seq = event.seq + 1
-    head = AuditChain.objects.filter(scope=scope).first()
-    if head is not None and head.seq != expected_seq - 1:
-        problems.append(f"{scope}: the last {head.seq - expected_seq + 1} event(s) were removed")
-    return problems
+def _checkpoint_if_due(head: AuditChain) -> None:
+    """Every AUDIT_CHECKPOINT_EVERY events, on a chain's first event, and when the last one
+    is a day old (the `audit_checkpoint` command covers quiet days from cron)."""
+    every = settings.AUDIT_CHECKPOINT_EVERY
+    here = [Head(head.scope, head.seq, head.last_hash)]
+    if head.checkpoint_at is None or (every and head.seq - head.checkpoint_seq >= every):
+        write_checkpoint(here, kind=CheckpointKind.PERIODIC)
+    elif timezone.now() - head.checkpoint_at >= timedelta(days=1):
+        write_checkpoint(here, kind=CheckpointKind.DAILY)

@@ -50,6 +50,20 @@ if not ENCRYPTION_KEYS.strip() and not DEBUG:
         "active). Generate one with `python manage.py generate_encryption_key`."
     )
 
+# Audit chain keys (HMAC-SHA256), never stored in the database: "kid:base64key,kid2:base64key",
+# first entry seals new events, every entry verifies (rotation keeps old events verifiable).
+# DEBUG without it: a key derived from SECRET_KEY, with a warning (audit.W001).
+AUDIT_KEYS = os.environ.get("CONVAI_ADMIN_AUDIT_KEYS", "")
+if not AUDIT_KEYS.strip() and not DEBUG:
+    raise ImproperlyConfigured(
+        "CONVAI_ADMIN_AUDIT_KEYS is not set. It holds the secret that seals the audit log's "
+        "hash chain, as 'keyid:base64-32-byte-key' entries separated by commas (first one "
+        "active). Generate one with `python manage.py generate_audit_key`."
+    )
+# A checkpoint (the chain heads, one line on logger "convai_admin.audit.checkpoint") every
+# this many events per chain, and at least daily while events arrive.
+AUDIT_CHECKPOINT_EVERY = int(os.environ.get("CONVAI_ADMIN_AUDIT_CHECKPOINT_EVERY", "1000"))
+
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
@@ -293,5 +307,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
     "loggers": {
         "convai_admin.convai": {"level": os.environ.get("CONVAI_LOG_LEVEL", "INFO")},
+        # Checkpoints must reach the log whatever DJANGO_LOG_LEVEL says: they are the copy of
+        # the chain heads kept outside the database.
+        "convai_admin.audit.checkpoint": {"level": "INFO"},
     },
 }

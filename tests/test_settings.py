@@ -16,6 +16,7 @@ PROD_ENV = {
     "DJANGO_DEBUG": "0",
     "DJANGO_SECRET_KEY": "p" * 20 + "-Zq8#kL2$wR7!mN4^tY6&uI1*oP3(aS5)dF9_gH0",
     "CONVAI_ADMIN_ENCRYPTION_KEYS": "prod1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
+    "CONVAI_ADMIN_AUDIT_KEYS": "audit1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
     "DJANGO_ALLOWED_HOSTS": "admin.example.com",
 }
 
@@ -39,7 +40,9 @@ def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[s
     )
 
 
-@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "CONVAI_ADMIN_ENCRYPTION_KEYS"])
+@pytest.mark.parametrize(
+    "missing", ["DJANGO_SECRET_KEY", "CONVAI_ADMIN_ENCRYPTION_KEYS", "CONVAI_ADMIN_AUDIT_KEYS"]
+)
 def test_production_refuses_to_start_without_secrets(missing: str) -> None:
     env = {k: v for k, v in PROD_ENV.items() if k != missing}
     result = run_manage("check", env=env)
