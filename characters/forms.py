@@ -16,7 +16,7 @@ from django import forms
 
 from keys.models import ApiKey
 
-from .catalogue import Catalogue, filter_voices
+from .catalogue import Catalogue, display_names, filter_voices
 from .selectors import SORTS
 
 NAME_MAX = 100
@@ -34,8 +34,22 @@ class KeyChoiceField(forms.ModelChoiceField):
 
 
 def voice_label(voice: Any) -> str:
-    gender = (voice.gender or "").strip().capitalize()
-    return f"{voice.name} · {gender}" if gender else voice.name
+    return _named(voice.name, voice.gender)
+
+
+def _named(name: str, gender: str) -> str:
+    gender = (gender or "").strip().capitalize()
+    return f"{name} · {gender}" if gender else name
+
+
+def _current_voice_label(value: str, catalogue: Catalogue) -> str:
+    """A current voice the live catalogue lacks, named from the shipped tables when they know
+    it (a display name only: validity still comes from the live catalogue)."""
+    shown = display_names()[0].get(value)
+    name = _named(shown["name"], shown.get("gender", "")) if shown else value
+    if catalogue.voices:
+        return f"{name} (current; not in Convai's voice list)"
+    return f"{name} (current)"
 
 
 def voice_choices(
@@ -60,12 +74,9 @@ def voice_choices(
         if not value or value in shown or value in {v for v, _ in kept}:
             continue
         known = catalogue.voice(value)
-        if known is not None:
-            kept.append((value, voice_label(known)))
-        elif catalogue.voices:
-            kept.append((value, f"{value} (current; not in Convai's voice list)"))
-        else:
-            kept.append((value, f"{value} (current)"))
+        kept.append(
+            (value, voice_label(known) if known else _current_voice_label(value, catalogue))
+        )
     choices: list[tuple[str, Any]] = []
     if kept:
         choices.append(("Current choice", kept))
@@ -123,9 +134,15 @@ class CharacterForm(forms.Form):
 
         # Languages: the catalogue, plus the record's current codes it does not know.
         known = {lang.lang_code for lang in catalogue.languages}
+        shipped_names = display_names()[1]
         language_choices = [(lang.lang_code, lang.lang_name) for lang in catalogue.languages]
         language_choices += [
-            (code, f"{code} (current; not in Convai's list)" if known else code)
+            (
+                code,
+                f"{shipped_names.get(code, code)} (current; not in Convai's list)"
+                if known
+                else shipped_names.get(code, code),
+            )
             for code in current_codes
             if code not in known
         ]

@@ -17,7 +17,6 @@ from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
-from django.core.cache import cache
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -34,7 +33,7 @@ from teams.decorators import team_view
 from teams.http import TeamRequest
 
 from . import selectors, services
-from .catalogue import Catalogue, load_catalogue
+from .catalogue import Catalogue, LanguageNames, VoiceNames, display_names, load_catalogue
 from .forms import (
     AdoptForm,
     CloneForm,
@@ -53,9 +52,6 @@ from .models import EDITABLE_FIELDS, Character, Revision
 from .remote import FIELD_LABELS, FieldChange, differences
 
 PAGE_SIZE = 50
-VOICE_NAMES = "characters:voice-names"
-LANGUAGE_NAMES = "characters:language-names"
-NAMES_SECONDS = 24 * 60 * 60
 # Snapshot keys that are our edited fields: the detail page shows the others read-only.
 EDITED_SNAPSHOT_KEYS = {
     "character_id",
@@ -97,25 +93,9 @@ def _list_url(request: TeamRequest) -> str:
     return reverse("characters:character-list", args=[request.team.slug])
 
 
-def _remember_names(catalogue: Catalogue) -> None:
-    """Keep the catalogue's display names where list and detail pages can read them without a
-    Convai call (they show raw values until a form has loaded the catalogue once)."""
-    if catalogue.voices:
-        cache.set(
-            VOICE_NAMES,
-            {v.voice_value: {"name": v.name, "gender": v.gender} for v in catalogue.voices},
-            NAMES_SECONDS,
-        )
-    if catalogue.languages:
-        cache.set(
-            LANGUAGE_NAMES,
-            {lang.lang_code: lang.lang_name for lang in catalogue.languages},
-            NAMES_SECONDS,
-        )
-
-
-def _names() -> tuple[dict[str, dict[str, str]], dict[str, str]]:
-    return cache.get(VOICE_NAMES) or {}, cache.get(LANGUAGE_NAMES) or {}
+def _names(api_key: ApiKey | None = None) -> tuple[VoiceNames, LanguageNames]:
+    """Display names without a Convai call (catalogue.display_names)."""
+    return display_names(api_key)
 
 
 def _catalogue_key(
@@ -134,9 +114,7 @@ def _catalogue_key(
 
 
 def _catalogue(request: TeamRequest, **kwargs: Any) -> Catalogue:
-    catalogue = load_catalogue(_catalogue_key(request, **kwargs))
-    _remember_names(catalogue)
-    return catalogue
+    return load_catalogue(_catalogue_key(request, **kwargs))
 
 
 def _display(field: str, value: Any) -> str:
@@ -409,7 +387,7 @@ def character_import(request: TeamRequest) -> HttpResponse:
             )
         except services.CharacterError as error:
             form.add_error("lookup" if "not" in error.message.lower() else None, error.message)
-    voice_names, language_names = _names()
+    voice_names, language_names = _names(found.api_key if found is not None else None)
     context = {
         "team": request.team,
         "form": form,
@@ -468,9 +446,9 @@ def voice_options(request: TeamRequest) -> HttpResponse:
 def character_detail(request: TeamRequest, character_id: int) -> HttpResponse:
     character = _character(request, character_id)
     actor = request.membership
-    voice_names, language_names = _names()
     live = not character.is_deleted
     usable = bool(getattr(character, "key_usable", False)) and character.bound_key is not None
+    voice_names, language_names = _names(character.bound_key if usable else None)
     # Gone from Convai: nothing can be done through Convai but checking again or removing it.
     missing = live and character.remote_missing_at is not None
     through_convai = live and usable and not missing

@@ -243,6 +243,23 @@ class ConvaiClient:
     def list_languages(self) -> list[Language]:
         return self._catalogue("languages", "/tts/get_available_languages", _languages_from)
 
+    def cached_voices(self) -> list[Voice] | None:
+        """This key's voice list if it is in the cache, else None. Never asks Convai."""
+        return self._cached("voices", _voices_from)
+
+    def cached_languages(self) -> list[Language] | None:
+        """This key's language list if it is in the cache, else None. Never asks Convai."""
+        return self._cached("languages", _languages_from)
+
+    def _cached(self, kind: str, parse: Callable[[Any], list[T]]) -> list[T] | None:
+        payload = cache.get(catalogue_cache_key(kind, self.base_url, self._api_key))
+        if payload is None:
+            return None
+        try:
+            return parse(payload)
+        except ValueError:
+            return None
+
     def _catalogue(self, kind: str, path: str, parse: Callable[[Any], list[T]]) -> list[T]:
         """Cached per key for an hour. The raw JSON is cached (parsing is cheap, and a raw
         payload stays valid across code changes); only after it parsed, so a bad answer is
