@@ -26,6 +26,19 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
+    # The Convai account the key belongs to, as `/user/user-api-usage` last named it (never
+    # the key itself). Empty until a check could read it: the account is then "unknown".
+    account_name = models.CharField(max_length=200, blank=True, default="")
+    account_email = models.CharField(max_length=254, blank=True, default="")
+    # The identity keys are grouped by: the lower-cased email, else the name ("" = unknown).
+    convai_account = models.CharField(max_length=254, blank=True, default="", db_index=True)
+    plan_name = models.CharField(max_length=120, blank=True, default="")
+    plan_renews_at = models.DateTimeField(null=True, blank=True)
+    # {metric id: {"limit": number | None, "usage": number | None}} for every metric Convai
+    # sent (interactions, core-api, provider_pool_1, pixel_streaming, or a new one).
+    usage_metrics = models.JSONField(default=dict, blank=True)
+    usage_checked_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at"]
 
@@ -35,6 +48,15 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+    @property
+    def account_known(self) -> bool:
+        return bool(self.convai_account)
+
+    @property
+    def account_label(self) -> str:
+        """How the account is named on a page: its name, else its email, else ""."""
+        return self.account_name or self.account_email
 
     @property
     def encryption_context(self) -> bytes:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from django.db import transaction
+from django.db.models import CharField
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -22,9 +24,12 @@ from convai.client import ConvaiClient
 from convai.errors import (
     ConvaiAuthError,
     ConvaiError,
+    ConvaiProtocolError,
     ConvaiRateLimitError,
+    ConvaiRequestError,
     ConvaiUnavailableError,
 )
+from convai.types import AccountUsage
 from convai_admin.errors import DomainError, NotFound
 
 from . import crypto
@@ -69,6 +74,15 @@ class ApiKeyUnusable(ApiKeyError):
     """The key was revoked (its ciphertext wiped) or cannot be decrypted here."""
 
 
+@dataclass(frozen=True)
+class KeyCheck:
+    """A stored key Convai accepted; `usage_read` is False when its account and usage answer
+    could not be read (what was known before is kept)."""
+
+    api_key: ApiKey
+    usage_read: bool
+
+
 @sensitive_variables()
 def seal(api_key: ApiKey, raw_key: str) -> None:
     """Encrypt `raw_key` into `api_key` under the active key (does not save)."""
@@ -89,22 +103,124 @@ def reveal(api_key: ApiKey) -> str:
 
 
 @sensitive_variables()
-def _check_with_convai(raw_key: str) -> None:
-    """One cheap authenticated call (list characters). Translates Convai's errors into ours."""
+def _check_with_convai(raw_key: str) -> AccountUsage | None:
+    """The key check: `/user/user-api-usage`, cheap and read-only, which also names the Convai
+    account the key belongs to. None when Convai accepted the key but its answer could not be
+    read (the account is then unknown). Translates Convai's errors into ours."""
+    client = ConvaiClient(raw_key)
     try:
-        ConvaiClient(raw_key).list_characters()
+        return client.get_account_usage()
     except ConvaiAuthError:
-        raise ApiKeyRejected(
-            "Convai rejected this key. Check that you copied the whole key from your Convai "
-            "account and that it has not been deleted, then enter it again."
-        ) from None
+        raise _rejected() from None
+    except ConvaiProtocolError as exc:
+        if exc.status is not None and 200 <= exc.status < 300:
+            logger.info("Convai accepted a key but its account usage could not be read")
+            return None  # a 2xx: the key was accepted, only the body is unreadable
+        raise VerificationFailed(f"The key could not be verified: {exc.message}") from None
+    except ConvaiRequestError:
+        # Usage refused for another reason than the key (a 4xx other than 401, e.g. the
+        # endpoint moved): fall back to the previous check, which proves the key but names
+        # no account.
+        pass
     except (ConvaiUnavailableError, ConvaiRateLimitError) as exc:
-        raise VerificationUnavailable(
-            f"The key could not be verified: {exc.message} You can try again, or save it "
-            "without verifying and verify it later from this page."
-        ) from None
+        raise _unavailable(exc) from None
     except ConvaiError as exc:
         raise VerificationFailed(f"The key could not be verified: {exc.message}") from None
+    try:
+        client.list_characters()
+    except ConvaiAuthError:
+        raise _rejected() from None
+    except (ConvaiUnavailableError, ConvaiRateLimitError) as exc:
+        raise _unavailable(exc) from None
+    except ConvaiError as exc:
+        raise VerificationFailed(f"The key could not be verified: {exc.message}") from None
+    logger.info("Convai refused the account usage of a key it accepts; account unknown")
+    return None
+
+
+def _rejected() -> ApiKeyRejected:
+    return ApiKeyRejected(
+        "Convai rejected this key. Check that you copied the whole key from your Convai "
+        "account and that it has not been deleted, then enter it again."
+    )
+
+
+def _unavailable(exc: ConvaiError) -> VerificationUnavailable:
+    return VerificationUnavailable(
+        f"The key could not be verified: {exc.message} You can try again, or save it "
+        "without verifying and verify it later from this page."
+    )
+
+
+# Bounds for what Convai sends, so an odd answer cannot break a save (the columns' sizes).
+_MAX_METRICS = 20
+_MAX_METRIC_ID = 60
+
+
+def _clip(text: str, model_field: str) -> str:
+    """`text` cut to the column's size (a name longer than Convai's own is still saved)."""
+    column = ApiKey._meta.get_field(model_field)
+    limit = column.max_length if isinstance(column, CharField) else None
+    return text[:limit] if limit else text
+
+
+def _number(value: float | None) -> int | float | None:
+    """Whole numbers as ints (the JSON and the page read better); None stays None."""
+    if value is None:
+        return None
+    return int(value) if float(value).is_integer() else value
+
+
+def account_identity(name: str, email: str) -> str:
+    """What makes two keys "the same Convai account": the email (case-insensitive), or the
+    name when Convai sent no email; "" when neither is known."""
+    email = email.strip().lower()
+    return email or name.strip()
+
+
+def _account_fields(usage: AccountUsage) -> dict[str, Any]:
+    """The ApiKey columns a readable usage answer sets (all of them, so stale values go)."""
+    name = _clip(usage.account_name, "account_name")
+    email = _clip(usage.email, "account_email")
+    metrics = {
+        metric_id[:_MAX_METRIC_ID]: {
+            "limit": _number(metric.limit),
+            "usage": _number(metric.usage),
+        }
+        for metric_id, metric in list(usage.metrics.items())[:_MAX_METRICS]
+    }
+    return {
+        "account_name": name,
+        "account_email": email,
+        "convai_account": _clip(account_identity(name, email), "convai_account"),
+        "plan_name": _clip(usage.plan_name, "plan_name"),
+        "plan_renews_at": usage.renews_at,
+        "usage_metrics": metrics,
+    }
+
+
+def _account_details(api_key: ApiKey) -> dict[str, object]:
+    """Audit details naming the account: name, email (the member's own account; no secret)
+    and plan, or that the account is unknown."""
+    if not api_key.account_known:
+        return {"account": "unknown"}
+    return {
+        "account_name": api_key.account_name,
+        "account_email": api_key.account_email,
+        "plan": api_key.plan_name,
+    }
+
+
+def _apply_usage(api_key: ApiKey, usage: AccountUsage | None, now: datetime) -> list[str]:
+    """Copy a readable usage answer onto `api_key`; returns the fields changed. An unreadable
+    one (None) changes nothing: what was known before stays, with its own check time."""
+    if usage is None:
+        return []
+    fields = _account_fields(usage)
+    fields["usage_checked_at"] = now
+    for name, value in fields.items():
+        setattr(api_key, name, value)
+    return list(fields)
 
 
 def _failure_reason(error: ApiKeyError) -> str:
@@ -152,9 +268,10 @@ def add_api_key(
             "Keys cannot be stored right now: this server's encryption keyring is not set up. "
             "Ask your administrator to run `python manage.py check`."
         ) from None
+    usage: AccountUsage | None = None
     if not skip_verification:
         try:
-            _check_with_convai(raw_key)
+            usage = _check_with_convai(raw_key)
         except ApiKeyError as error:
             _record_key(
                 "api_key.added",
@@ -178,16 +295,18 @@ def add_api_key(
         created_at=now,
         verified_at=None if skip_verification else now,
     )
+    _apply_usage(api_key, usage, now)
     seal(api_key, raw_key)
+    details: dict[str, object] = {
+        "label": label,
+        "last_four": last_four,
+        "verified": not skip_verification,
+    }
+    if not skip_verification:
+        details.update(_account_details(api_key))
     with transaction.atomic():
         api_key.save(force_insert=True)
-        _record_key(
-            "api_key.added",
-            actor=actor,
-            api_key=api_key,
-            label=label,
-            details={"label": label, "last_four": last_four, "verified": not skip_verification},
-        )
+        _record_key("api_key.added", actor=actor, api_key=api_key, label=label, details=details)
     return api_key
 
 
@@ -235,15 +354,28 @@ def open_key(api_key: ApiKey, *, actor: User | None, action: str) -> str:
 
 
 @sensitive_variables()
-def verify_api_key(*, actor: User, api_key_id: UUID | str) -> ApiKey:
-    """Check a stored key against Convai again (e.g. one saved while Convai was down)."""
+def verify_api_key(*, actor: User, api_key_id: UUID | str) -> KeyCheck:
+    """Check a stored key against Convai again (e.g. one saved while Convai was down), and
+    learn its account, plan and usage on the way."""
+    return _check_stored_key(actor=actor, api_key_id=api_key_id, action="api_key.verified")
+
+
+@sensitive_variables()
+def refresh_api_key_usage(*, actor: User, api_key_id: UUID | str) -> KeyCheck:
+    """Ask Convai again for the account, plan and quota of a stored key ("Refresh usage").
+    A key Convai accepts is verified too."""
+    return _check_stored_key(actor=actor, api_key_id=api_key_id, action="api_key.usage_checked")
+
+
+@sensitive_variables()
+def _check_stored_key(*, actor: User, api_key_id: UUID | str, action: str) -> KeyCheck:
     api_key = _own_key(actor, api_key_id)
-    raw_key = open_key(api_key, actor=actor, action="api_key.verified")
+    raw_key = open_key(api_key, actor=actor, action=action)
     try:
-        _check_with_convai(raw_key)
+        usage = _check_with_convai(raw_key)
     except ApiKeyError as error:
         _record_key(
-            "api_key.verified",
+            action,
             actor=actor,
             api_key=api_key,
             label=api_key.label,
@@ -252,17 +384,27 @@ def verify_api_key(*, actor: User, api_key_id: UUID | str) -> ApiKey:
         )
         raise
     now = timezone.now()
+    api_key.verified_at = api_key.last_used_at = now
+    changed = ["verified_at", "last_used_at", *_apply_usage(api_key, usage, now)]
+    details: dict[str, object] = {"last_four": api_key.last_four, **_account_details(api_key)}
+    details["usage"] = "unreadable" if usage is None else usage_summary(api_key)
     with transaction.atomic():
-        ApiKey.objects.filter(pk=api_key.pk).update(verified_at=now, last_used_at=now)
-        api_key.verified_at = api_key.last_used_at = now
-        _record_key(
-            "api_key.verified",
-            actor=actor,
-            api_key=api_key,
-            label=api_key.label,
-            details={"last_four": api_key.last_four},
+        ApiKey.objects.filter(pk=api_key.pk).update(
+            **{name: getattr(api_key, name) for name in changed}
         )
-    return api_key
+        _record_key(action, actor=actor, api_key=api_key, label=api_key.label, details=details)
+    return KeyCheck(api_key=api_key, usage_read=usage is not None)
+
+
+def usage_summary(api_key: ApiKey) -> dict[str, object]:
+    """The two quotas the dashboard spends, as `{"interactions": "120/5000", ...}`, for
+    audit details (what the member saw when they checked)."""
+    summary: dict[str, object] = {}
+    for metric_id in ("interactions", "core-api"):
+        metric = api_key.usage_metrics.get(metric_id)
+        if isinstance(metric, dict):
+            summary[metric_id] = {"used": metric.get("usage"), "limit": metric.get("limit")}
+    return summary
 
 
 def mark_verified_without_call(api_key: ApiKey, *, reason: str) -> ApiKey:

@@ -14,6 +14,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -23,7 +24,7 @@ from convai_admin.http import AuthenticatedRequest
 from . import services
 from .forms import ApiKeyForm
 from .models import ApiKey
-from .selectors import api_keys_for
+from .selectors import account_groups, api_keys_for
 
 PAGE = "keys/api_keys.html"
 REVOKE_PAGE = "keys/api_key_revoke.html"
@@ -32,12 +33,49 @@ REVOKE_PAGE = "keys/api_key_revoke.html"
 def _render_page(
     request: AuthenticatedRequest, form: ApiKeyForm, *, offer_unverified: bool = False
 ) -> HttpResponse:
+    keys = list(api_keys_for(request.user))
     context: dict[str, Any] = {
         "form": form,
-        "api_keys": list(api_keys_for(request.user)),
+        "api_keys": keys,
+        "account_groups": account_groups(keys),
         "offer_unverified": offer_unverified,
+        "now": timezone.now(),
     }
     return render(request, PAGE, context)
+
+
+def _account_phrase(api_key: ApiKey) -> str:
+    """ "the Convai account “studio” (lead@studio.example.com), Professional plan" """
+    account = f"the Convai account “{api_key.account_label}”"
+    if api_key.account_name and api_key.account_email:
+        account += f" ({api_key.account_email})"
+    if api_key.plan_name:
+        account += f", {api_key.plan_name} plan"
+    return account
+
+
+def _report_check(request: AuthenticatedRequest, check: services.KeyCheck, done: str) -> None:
+    """The flash message after Convai accepted a stored key: whose account it is, or that
+    the account could not be read."""
+    api_key = check.api_key
+    named = f"“{api_key.label}” (…{api_key.last_four})"
+    if check.usage_read and api_key.account_known:
+        messages.success(request, f"{done} {named}: it belongs to {_account_phrase(api_key)}.")
+    elif check.usage_read:
+        messages.success(
+            request, f"{done} {named}. Convai did not say which account it belongs to."
+        )
+    else:
+        messages.warning(
+            request,
+            f"{done} {named}, but its account and usage answer could not be read"
+            + (
+                "; the figures shown are from the last check."
+                if api_key.usage_checked_at
+                else ", so its account shows as unknown."
+            )
+            + " Try “Refresh usage” later.",
+        )
 
 
 @login_required
@@ -75,11 +113,17 @@ def api_keys(request: AuthenticatedRequest) -> HttpResponse:
             f"Saved “{api_key.label}” (…{api_key.last_four}) without verifying it. Use "
             "“Verify” once Convai is reachable.",
         )
+    elif api_key.account_known:
+        messages.success(
+            request,
+            f"Convai accepted “{api_key.label}” (…{api_key.last_four}): it belongs to "
+            f"{_account_phrase(api_key)}. It is stored encrypted and ready to use.",
+        )
     else:
         messages.success(
             request,
             f"Convai accepted “{api_key.label}” (…{api_key.last_four}). It is stored encrypted "
-            "and ready to use.",
+            "and ready to use; its Convai account could not be read, so it shows as unknown.",
         )
     # The form posts to #add-key; land on the message instead of below it.
     return redirect(reverse("keys:list") + "#messages")
@@ -90,13 +134,28 @@ def api_keys(request: AuthenticatedRequest) -> HttpResponse:
 def api_key_verify(request: AuthenticatedRequest, key_id: UUID) -> HttpResponse:
     """Check a stored key against Convai again (e.g. one saved while Convai was down)."""
     try:
-        api_key = services.verify_api_key(actor=request.user, api_key_id=key_id)
+        check = services.verify_api_key(actor=request.user, api_key_id=key_id)
     except services.ApiKeyNotFound:
         raise
     except services.ApiKeyError as error:
         messages.error(request, error.message)
     else:
-        messages.success(request, f"Convai accepted “{api_key.label}” (…{api_key.last_four}).")
+        _report_check(request, check, "Convai accepted")
+    return redirect(reverse("keys:list") + "#messages")
+
+
+@login_required
+@require_POST
+def api_key_refresh_usage(request: AuthenticatedRequest, key_id: UUID) -> HttpResponse:
+    """Read the key's account, plan and quota from Convai again ("Refresh usage")."""
+    try:
+        check = services.refresh_api_key_usage(actor=request.user, api_key_id=key_id)
+    except services.ApiKeyNotFound:
+        raise
+    except services.ApiKeyError as error:
+        messages.error(request, error.message)
+    else:
+        _report_check(request, check, "Usage refreshed with")
     return redirect(reverse("keys:list") + "#messages")
 
 

@@ -103,7 +103,11 @@ def test_adding_a_valid_key_stores_only_ciphertext(
         "label": "Studio production",
         "last_four": sandbox_key[-4:],
         "verified": True,
+        "account_name": api_key.account_name,
+        "account_email": api_key.account_email,
+        "plan": "Free",
     }
+    assert api_key.account_name.startswith("api-keys-test-")
     assert_secret_absent(audit_text(), sandbox_key)
     assert_logs_clean(all_logs, sandbox_key)
 
