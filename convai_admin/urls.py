@@ -5,5 +5,6 @@ urlpatterns = [
     path("", include("teams.urls")),
     path("", include("keys.urls")),
     path("", include("characters.urls")),
+    path("", include("audit.urls")),
     path("sandbox/", include("sandbox.urls")),
 ]

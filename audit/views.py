@@ -1,0 +1,182 @@
+"""The audit log for a team's Admins and Owners: review, details, export, verify."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from teams import policy
+from teams.decorators import team_view
+from teams.http import TeamRequest
+
+from . import export
+from .chain import last_checkpoint, verify_scope
+from .forms import AuditFilterForm
+from .models import AuditEvent, Outcome
+from .selectors import (
+    TARGET_TYPES,
+    Criteria,
+    chain_of,
+    describe_changes,
+    events_matching,
+    page_of,
+)
+from .services import chain_scope, record
+
+TEMPLATE = "audit/audit_log.html"
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+def _filters(request: TeamRequest) -> tuple[AuditFilterForm, Criteria]:
+    chain = chain_of(request.team.pk)
+    form = AuditFilterForm(request.GET or None, chain=chain)
+    if form.is_bound and form.is_valid():
+        return form, form.criteria()
+    return form, Criteria(errors=["Some filters are not valid."] if form.is_bound else [])
+
+
+@require_GET
+@team_view("audit.review")
+def audit_log(request: TeamRequest) -> HttpResponse:
+    form, criteria = _filters(request)
+    events = events_matching(request.team.pk, criteria)
+    page = page_of(
+        events, after=_int(request.GET.get("after")), before=_int(request.GET.get("before"))
+    )
+    context: dict[str, Any] = {
+        "team": request.team,
+        "form": form,
+        "criteria": criteria,
+        "page": page,
+        "rows": [_row(event) for event in page.events],
+        "filtered": criteria.filtered,
+        "can_verify": policy.may(request.membership, "audit.verify"),
+        "can_export": policy.may(request.membership, "audit.export"),
+        "target_types": TARGET_TYPES,
+    }
+    htmx = getattr(request, "htmx", False)
+    name = (
+        f"{TEMPLATE}#results"
+        if htmx and request.headers.get("HX-Target") == "audit-results"
+        else TEMPLATE
+    )
+    response = render(request, name, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+def _row(event: AuditEvent) -> dict[str, Any]:
+    return {"event": event, "outcome_badge": OUTCOME_BADGES.get(event.outcome, "muted")}
+
+
+OUTCOME_BADGES: dict[str, str] = {
+    Outcome.SUCCESS.value: "success",
+    Outcome.FAILURE.value: "danger",
+    Outcome.DENIED.value: "warning",
+    Outcome.UNKNOWN.value: "muted",
+}
+
+
+@require_GET
+@team_view("audit.review")
+def audit_event(request: TeamRequest, event_id: int) -> HttpResponse:
+    event = AuditEvent.objects.filter(team=request.team, pk=event_id).first()
+    if event is None:
+        raise Http404("No such event in this team's log.")
+    htmx = getattr(request, "htmx", False)
+    if htmx and request.GET.get("collapsed"):
+        return HttpResponse("")
+    details = dict(event.details or {})
+    context = {
+        "team": request.team,
+        "event": event,
+        "outcome_badge": OUTCOME_BADGES.get(event.outcome, "muted"),
+        "changes": describe_changes(details),
+        "convai_status": details.get("convai_status"),
+        "convai_message": details.get("convai_message"),
+        "key_used": details.get("key_used") or details.get("last_four"),
+        "duration_ms": details.get("duration_ms"),
+        "other_details": {
+            k: v
+            for k, v in sorted(details.items())
+            if k not in {"changes", "convai_status", "convai_message", "key_used", "duration_ms"}
+            and not (isinstance(v, list) and len(v) == 2)
+        },
+    }
+    name = "audit/audit_event.html#detail" if htmx else "audit/audit_event.html"
+    response = render(request, name, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
+
+
+@require_GET
+@team_view("audit.export")
+def audit_export(request: TeamRequest, fmt: str) -> HttpResponse:
+    _form, criteria = _filters(request)
+    if criteria.errors:
+        return HttpResponse("The filters are not valid.", status=400, content_type="text/plain")
+    exported = record(
+        "audit.exported",
+        actor=request.user,
+        team=request.team,
+        target_type="audit",
+        target_label=f"{fmt} export",
+        details={"format": fmt, "filters": request.GET.urlencode()[:500]},
+    )
+    # Everything up to the export's own event, which is the proof it happened.
+    events = events_matching(request.team.pk, criteria).filter(id__lt=exported.pk)
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    if fmt == "csv":
+        body, content_type = export.csv_rows(events), "text/csv; charset=utf-8"
+    else:
+        body, content_type = export.jsonl(events), "application/x-ndjson"
+    response = StreamingHttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = (
+        f'attachment; filename="audit-{request.team.slug}-{stamp}.{fmt}"'
+    )
+    response["Cache-Control"] = "no-store"
+    response["X-Accel-Buffering"] = "no"  # let a proxy pass the first bytes on at once
+    # team_view's signature says HttpResponse; a streaming response serves the same caller.
+    return cast(HttpResponse, response)
+
+
+@require_POST
+@team_view("audit.verify")
+def audit_verify(request: TeamRequest) -> HttpResponse:
+    scope = chain_scope(request.team)
+    report = verify_scope(scope)
+    record(
+        "audit.verified",
+        actor=request.user,
+        team=request.team,
+        target_type="audit",
+        target_label=scope,
+        outcome=Outcome.SUCCESS if report.intact else Outcome.FAILURE,
+        details={
+            "events": report.events,
+            "last_seq": report.last_seq,
+            "problems": len(report.problems),
+        },
+    )
+    context = {
+        "team": request.team,
+        "report": report,
+        "problems": report.problems[:20],
+        "more_problems": max(0, len(report.problems) - 20),
+        "checkpoint": last_checkpoint(scope),
+    }
+    htmx = getattr(request, "htmx", False)
+    return render(
+        request, "audit/audit_verify.html#result" if htmx else "audit/audit_verify.html", context
+    )
