@@ -12,11 +12,13 @@ from __future__ import annotations
 import difflib
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
+from django.forms import Form
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -199,6 +201,60 @@ def _say_warnings(request: TeamRequest, saved: services.Saved) -> None:
         messages.warning(request, warning)
 
 
+def _to_new(request: TeamRequest, saved: services.Saved, message: str) -> HttpResponse:
+    """After a character came into the team: its warnings, `message`, and its page."""
+    _say_warnings(request, saved)
+    messages.success(request, message)
+    return redirect(_detail_url(request, saved.character))
+
+
+def _to_existing(request: TeamRequest, error: services.AlreadyInTeam) -> HttpResponse:
+    """The team has it already: say so and show the one it has."""
+    messages.info(request, error.message)
+    return redirect(_detail_url(request, error.character))
+
+
+def _made_on_convai(
+    request: TeamRequest,
+    form: Form,
+    make: Callable[[], services.Saved],
+    *,
+    success: Callable[[Character], str],
+    name: str,
+    own_key: ApiKey | None,
+    key_field: str | None = None,
+) -> tuple[HttpResponse | None, AdoptForm | None]:
+    """Run a create or a clone: on success, the way to the new character; on failure, the
+    message on the form (the input stays), and "Check Convai" when the write timed out and may
+    have happened under one of the member's own keys (`own_key`). `key_field` takes a refusal
+    of the chosen key."""
+    try:
+        saved = make()
+    except services.KeyNotUsable as error:
+        form.add_error(key_field, error.message)
+    except services.ConvaiFailed as error:
+        form.add_error(None, error.message)
+        if error.maybe_happened and own_key is not None:
+            return None, AdoptForm(initial={"api_key": own_key.pk, "name": name})
+    except services.CharacterError as error:
+        form.add_error(None, error.message)
+    else:
+        return _to_new(request, saved, success(saved.character)), None
+    return None, None
+
+
+def _changed_names(saved: services.Saved) -> str:
+    return ", ".join(change.label.lower() for change in saved.changes)
+
+
+def _answer_in_dialog(request: TeamRequest, response: HttpResponse) -> HttpResponse:
+    """An htmx POST answered with the form again (an error) goes back into the dialog, not
+    into the element that would have taken the success."""
+    if request.htmx and request.method == "POST":
+        reswap(retarget(response, "#modal-content"), "innerHTML")
+    return response
+
+
 # --- List -------------------------------------------------------------------------------------
 
 _PK = 987654321  # a stand-in ID: reversed once per page, replaced per row
@@ -288,25 +344,20 @@ def character_create(request: TeamRequest) -> HttpResponse:
     )
     adopt = None
     if request.method == "POST" and has_keys and form.is_valid():
-        data = form.cleaned_data
-        try:
-            saved = services.create_character(
-                actor=request.membership, api_key_id=data["api_key"].pk, **form.fields_data()
-            )
-        except services.KeyNotUsable as error:
-            form.add_error("api_key", error.message)
-        except services.ConvaiFailed as error:
-            form.add_error(None, error.message)
-            if error.maybe_happened:
-                adopt = AdoptForm(initial={"api_key": data["api_key"].pk, "name": data["name"]})
-        except services.AlreadyInTeam as error:
-            form.add_error(None, error.message)
-        except services.CharacterError as error:
-            form.add_error(None, error.message)
-        else:
-            _say_warnings(request, saved)
-            messages.success(request, f"“{saved.character.name}” was created on Convai.")
-            return redirect(_detail_url(request, saved.character))
+        api_key = form.cleaned_data["api_key"]
+        done, adopt = _made_on_convai(
+            request,
+            form,
+            lambda: services.create_character(
+                actor=request.membership, api_key_id=api_key.pk, **form.fields_data()
+            ),
+            success=lambda character: f"“{character.name}” was created on Convai.",
+            name=form.cleaned_data["name"],
+            own_key=api_key,
+            key_field="api_key",
+        )
+        if done is not None:
+            return done
     context = {
         "team": request.team,
         "form": form,
@@ -333,15 +384,13 @@ def character_adopt(request: TeamRequest) -> HttpResponse:
             name=form.cleaned_data["name"],
         )
     except services.AlreadyInTeam as error:
-        messages.info(request, error.message)
-        return redirect(_detail_url(request, error.character))
+        return _to_existing(request, error)
     except services.CharacterError as error:
         messages.error(request, error.message)
         return redirect(_list_url(request))
-    messages.success(
-        request, f"Found “{saved.character.name}” on Convai: it was created and is now here."
+    return _to_new(
+        request, saved, f"Found “{saved.character.name}” on Convai: it was created and is now here."
     )
-    return redirect(_detail_url(request, saved.character))
 
 
 @require_http_methods(["GET", "POST"])
@@ -366,13 +415,11 @@ def character_import(request: TeamRequest) -> HttpResponse:
                     convai_id=confirm.cleaned_data["convai_id"],
                 )
             except services.AlreadyInTeam as error:
-                messages.info(request, error.message)
-                return redirect(_detail_url(request, error.character))
+                return _to_existing(request, error)
             except services.CharacterError as error:
                 form.add_error(None, error.message)
             else:
-                messages.success(request, f"Imported “{saved.character.name}” from Convai.")
-                return redirect(_detail_url(request, saved.character))
+                return _to_new(request, saved, f"Imported “{saved.character.name}” from Convai.")
         else:
             form.add_error(None, "That import could not be read: look the character up again.")
     elif request.method == "POST" and form.is_valid():
@@ -524,8 +571,9 @@ def character_edit(request: TeamRequest, character_id: int) -> HttpResponse:
             else:
                 _say_warnings(request, saved)
                 if saved.changes:
-                    names = ", ".join(change.label.lower() for change in saved.changes)
-                    messages.success(request, f"Saved {names} of “{saved.character.name}”.")
+                    messages.success(
+                        request, f"Saved {_changed_names(saved)} of “{saved.character.name}”."
+                    )
                 else:
                     messages.info(request, "Nothing changed, so nothing was sent to Convai.")
                 return redirect(_detail_url(request, saved.character))
@@ -598,8 +646,9 @@ def character_sync(request: TeamRequest, character_id: int) -> HttpResponse:
         messages.error(request, error.message)
         return redirect(_detail_url(request, character))
     if saved.changes:
-        names = ", ".join(change.label.lower() for change in saved.changes)
-        messages.success(request, f"Took Convai's version ({names}). Review it and edit again.")
+        messages.success(
+            request, f"Took Convai's version ({_changed_names(saved)}). Review it and edit again."
+        )
     else:
         messages.info(request, "Convai's version was already the one here.")
     if request.POST.get("next") == "edit":
@@ -637,33 +686,31 @@ def character_clone(request: TeamRequest, character_id: int) -> HttpResponse:
         initial={"new_name": f"{character.name} (copy)"[:100]},
     )
     adopt = None
+    key = character.bound_key
+    owner_is_you = key is not None and key.owner_id == request.user.pk
     if request.method == "POST" and form.is_valid():
         name = form.cleaned_data["new_name"] or f"{character.name} (copy)"
-        try:
-            saved = services.clone_character(
+        done, adopt = _made_on_convai(
+            request,
+            form,
+            lambda: services.clone_character(
                 actor=request.membership,
                 character_id=character.pk,
                 new_name=name,
                 include_kb=form.cleaned_data["include_kb"],
-            )
-        except services.ConvaiFailed as error:
-            form.add_error(None, error.message)
-            key = character.bound_key
-            if error.maybe_happened and key is not None and key.owner_id == request.user.pk:
-                adopt = AdoptForm(initial={"api_key": key.pk, "name": name})
-        except services.CharacterError as error:
-            form.add_error(None, error.message)
-        else:
-            _say_warnings(request, saved)
-            messages.success(request, f"“{saved.character.name}” is a copy of “{character.name}”.")
-            return redirect(_detail_url(request, saved.character))
+            ),
+            success=lambda made: f"“{made.name}” is a copy of “{character.name}”.",
+            name=name,
+            own_key=key if owner_is_you else None,
+        )
+        if done is not None:
+            return done
     context = {
         "team": request.team,
         "character": character,
         "form": form,
         "adopt": adopt,
-        "owner_is_you": character.bound_key is not None
-        and character.bound_key.owner_id == request.user.pk,
+        "owner_is_you": owner_is_you,
     }
     return render_page(request, "characters/character_clone.html", context, partial="confirm")
 
@@ -748,11 +795,10 @@ def character_delete(request: TeamRequest, character_id: int) -> HttpResponse:
         "from_list": from_list,
         "cancel_url": _detail_url(request, character),
     }
-    response = render_page(request, "characters/character_delete.html", context, partial="confirm")
-    if request.htmx and request.method == "POST":
-        # An error answer goes back into the dialog, not into the row.
-        reswap(retarget(response, "#modal-content"), "innerHTML")
-    return response
+    return _answer_in_dialog(
+        request,
+        render_page(request, "characters/character_delete.html", context, partial="confirm"),
+    )
 
 
 @require_http_methods(["GET", "POST"])
@@ -814,7 +860,7 @@ def character_rebind(request: TeamRequest, character_id: int) -> HttpResponse:
         "key_usable": bool(getattr(character, "key_usable", False)),
         "cancel_url": _detail_url(request, character),
     }
-    response = render_page(request, "characters/character_rebind.html", context, partial="confirm")
-    if request.htmx and request.method == "POST":
-        reswap(retarget(response, "#modal-content"), "innerHTML")
-    return response
+    return _answer_in_dialog(
+        request,
+        render_page(request, "characters/character_rebind.html", context, partial="confirm"),
+    )
