@@ -25,6 +25,7 @@ venv: $(VENV)/.installed
 # static files collected into var/static and served by WhiteNoise. `DJANGO_DEBUG=1 make run`
 # gives Django's debug pages; the command line wins over an older .env that set DJANGO_DEBUG.
 # DJANGO_SECURE=0: runserver speaks plain http on $(HOST), so no HTTPS-only cookies or redirect.
+# The background worker (import all, sync all) runs beside the web server and stops with it.
 run: venv .env
 	@$(PY) scripts/init_env.py .env
 	@debug="$${DJANGO_DEBUG:-0}" && umask 077 && \
@@ -35,7 +36,9 @@ run: venv .env
 	$(PY) manage.py migrate --noinput && \
 	$(PY) manage.py collectstatic --noinput --verbosity 0 && \
 	$(PY) manage.py bootstrap_demo --url "http://$(HOST):$(PORT)/" && \
-	$(PY) manage.py runserver "$(HOST):$(PORT)"
+	{ $(PY) manage.py db_worker --no-reload --no-startup-delay --verbosity 0 & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(PY) manage.py runserver "$(HOST):$(PORT)"; }
 
 lint: venv
 	$(BIN)/ruff check .

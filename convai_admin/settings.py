@@ -85,8 +85,11 @@ INSTALLED_APPS = [
     "teams",
     "keys",
     "characters",
+    "jobs",
     "audit",
     "sandbox",
+    "django_tasks",
+    "django_tasks_db",
 ]
 
 MIDDLEWARE = [
@@ -287,6 +290,19 @@ CONVAI_RETRY_BACKOFF = float(os.environ.get("CONVAI_RETRY_BACKOFF", "0.5"))
 CONVAI_CATALOGUE_CACHE_SECONDS = 60 * 60
 # The offline emulator of the Convai API, served under /sandbox/. Never on unless asked for.
 CONVAI_SANDBOX = env_bool("CONVAI_SANDBOX", False)
+
+# Background jobs (import all, sync all): Django's tasks API (the django-tasks backport) stored
+# in the database (django-tasks-db); `manage.py db_worker` runs them (`make run` starts it).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+# Convai calls a job makes at once (a thread pool, one keep-alive session per thread).
+CONVAI_JOB_CONCURRENCY = int(os.environ.get("CONVAI_JOB_CONCURRENCY", "8"))
+# Retries of a job's reads (429 honouring Retry-After up to CONVAI_JOB_MAX_RETRY_WAIT seconds,
+# 5xx and connection errors with backoff); writes are never retried.
+CONVAI_JOB_READ_RETRIES = int(os.environ.get("CONVAI_JOB_READ_RETRIES", "4"))
+CONVAI_JOB_MAX_RETRY_WAIT = float(os.environ.get("CONVAI_JOB_MAX_RETRY_WAIT", "60"))
+# A running job whose worker has not written a heartbeat for this long is shown "interrupted"
+# (the worker died) and can be resumed.
+JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "60"))
 
 INVITATION_VALID_DAYS = 7
 

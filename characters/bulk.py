@@ -1,0 +1,631 @@
+"""Bulk character operations that run in the background: import all of a key, sync all of a
+team. The preview and the start run in a request; the task bodies run in the worker
+(`manage.py db_worker`) through jobs.services.run_job, which owns the job's state.
+
+How a task body works: the worker's thread keeps the database; a pool of
+CONVAI_JOB_CONCURRENCY threads only makes Convai reads (one `get` per character). Each pool
+thread talks through its own keep-alive session (the client's sessions are per thread). Reads
+are retried by the client (429 with a short Retry-After, 5xx and connection errors, with
+backoff, CONVAI_JOB_READ_RETRIES times) and here once more for a longer Retry-After, up to
+CONVAI_JOB_MAX_RETRY_WAIT seconds; nothing is written to Convai. At most twice the
+concurrency is in flight, so a cancel stops within a second and memory stays flat.
+
+Every character's result is stored with the job item in one transaction: the character, its
+revision, its audit event (origin "task <kind> #<id>") and the item's result commit together,
+so a worker killed in the middle leaves no half-recorded character, and a resumed job does not
+redo an item that is done.
+
+The same characters in two jobs: a sync writes a character only if its version is still the one
+it had when the sync read it (a teammate's save meanwhile wins, the item says "skipped"); an
+import that finds the character already in the team (another job, a teammate) skips it — the
+database's one-live-character-per-team constraint decides. Jobs themselves are one at a time per
+key (import) and per team (sync): see jobs/services.py.
+
+Private helpers of characters.services used here (`_store_new`, `_record`, `_own_key`,
+`_snapshot`, `_revision`, `_flag_missing`, `_flag_found`, `_Call`, `_means_gone`) are wrapped
+below, in one place, so that they can move to a public name in services.py later.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+from uuid import UUID
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django_tasks import task
+from django_tasks.base import Task
+
+from audit.models import Outcome
+from convai.client import ConvaiClient, thread_session
+from convai.errors import ConvaiError, ConvaiRateLimitError
+from convai.types import CharacterDetails
+from jobs import services as jobs
+from jobs.models import Job, JobItem
+from keys import selectors as key_selectors
+from keys.models import ApiKey
+from keys.services import ApiKeyUnusable, client_for
+from teams.models import Membership, Team
+
+from . import services
+from .models import Character, Revision
+from .remote import audit_changes, differences, fields_from_remote, fields_from_snapshot
+from .selectors import with_key_state
+
+logger = logging.getLogger("convai_admin.jobs")
+R = TypeVar("R")
+
+
+# --- Wrappers over characters.services internals (candidates for public names there) -----------
+
+
+def call_for(api_key: ApiKey | None) -> services._Call:
+    return services._Call(api_key=api_key)
+
+
+def record_event(
+    action: str,
+    actor: Membership,
+    *,
+    character: Character | None = None,
+    convai_id: str = "",
+    label: str = "",
+    outcome: str = Outcome.SUCCESS,
+    details: dict[str, Any] | None = None,
+) -> None:
+    services._record(
+        action,
+        actor,
+        character=character,
+        convai_id=convai_id,
+        label=label,
+        outcome=outcome,
+        details=details,
+    )
+
+
+def own_key(action: str, actor: Membership, api_key_id: UUID | str, *, label: str) -> ApiKey:
+    return services._own_key(action, actor, api_key_id, label=label)
+
+
+def store_imported(
+    actor: Membership, api_key: ApiKey, details: CharacterDetails, call: services._Call, job: Job
+) -> Character:
+    return services._store_new(
+        actor,
+        convai_id=details.character_id,
+        api_key=api_key,
+        fields=fields_from_remote(details),
+        snapshot=services._snapshot(details),
+        reason=Revision.Reason.IMPORTED,
+        action="character.import",
+        call=call,
+        extra={"job": job.pk},
+    )
+
+
+# --- Job clients and the pool -------------------------------------------------------------------
+
+
+def job_client(api_key: ApiKey, actor: Membership) -> ConvaiClient:
+    """A client for a job: the key opened once (in the worker's thread), reads retried more
+    patiently than a page would. Its session is whichever thread calls it: each pool thread
+    has its own."""
+    client = client_for(api_key, actor=actor.user)
+    client.read_retries = settings.CONVAI_JOB_READ_RETRIES
+    return client
+
+
+def get_patiently(client: ConvaiClient, convai_id: str) -> CharacterDetails:
+    """`get`, waiting out a 429's Retry-After longer than the client would inside a page (up to
+    CONVAI_JOB_MAX_RETRY_WAIT seconds in all)."""
+    waited = 0.0
+    while True:
+        try:
+            return client.get_character(convai_id)
+        except ConvaiRateLimitError as error:
+            pause = error.retry_after
+            if pause is None or waited + pause > settings.CONVAI_JOB_MAX_RETRY_WAIT:
+                raise
+            time.sleep(pause)
+            waited += pause
+
+
+@dataclass
+class Fetched:
+    """What a pool thread brings back for one item."""
+
+    value: Any = None
+    error: BaseException | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+
+def run_pooled(
+    run: jobs.JobRun,
+    work: Iterable[tuple[JobItem, Callable[[], Any]]],
+    handle: Callable[[JobItem, Fetched], None],
+) -> None:
+    """Run each item's Convai call in the pool and `handle` its result in this thread, in
+    completion order, while asking the job whether to stop."""
+    concurrency = max(1, settings.CONVAI_JOB_CONCURRENCY)
+    sessions: set[requests.Session] = set()
+
+    def call(fetch: Callable[[], Any]) -> Fetched:
+        sessions.add(thread_session())
+        result = Fetched()
+        try:
+            result.value = fetch()
+        except Exception as error:  # handled per item by the caller
+            result.error = error
+        return result
+
+    pending: Iterator[tuple[JobItem, Callable[[], Any]]] = iter(work)
+    exhausted = False
+    in_flight: dict[Future[Fetched], JobItem] = {}
+    pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"job-{run.job.pk}")
+    try:
+        while True:
+            while not exhausted and len(in_flight) < 2 * concurrency and not run.should_stop():
+                try:
+                    item, fetch = next(pending)
+                except StopIteration:
+                    exhausted = True
+                    break
+                in_flight[pool.submit(call, fetch)] = item
+            if not in_flight:
+                break
+            finished, _ = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
+            for future in finished:
+                item = in_flight.pop(future)
+                if not run.lost:
+                    handle(item, future.result())
+            if run.should_stop():
+                exhausted = True  # take no more; those in flight are still stored
+                if run.lost:
+                    for future in list(in_flight):
+                        future.cancel()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        for session in sessions:
+            session.close()
+
+
+class _Discard(Exception):
+    """The job item could not be recorded (another run has it): undo the character too."""
+
+
+def _store(run: jobs.JobRun, item: JobItem, state: str, message: str, **extra: Any) -> None:
+    if not run.record_item(item, state, message, **extra):
+        raise _Discard()
+
+
+def _failure(error: BaseException) -> tuple[str, dict[str, Any]]:
+    """The item's message (Convai's, as the client words it) and the audit details."""
+    if isinstance(error, ConvaiError):
+        return error.message, {
+            "convai_status": error.status,
+            "convai_message": error.remote_message or error.message,
+        }
+    logger.error("Job item failed unexpectedly", exc_info=error)
+    return "An unexpected error stopped this item.", {"error": type(error).__name__}
+
+
+# --- Import all of a key ------------------------------------------------------------------------
+
+
+class PreviewStatus:
+    NEW = "new"
+    HERE = "here"
+    CHANGED = "changed"
+    ELSEWHERE = "elsewhere"
+
+
+@dataclass(frozen=True)
+class PreviewRow:
+    convai_id: str
+    name: str
+    voice_type: str
+    status: str
+    character_id: int | None = None
+    changed_fields: tuple[str, ...] = ()
+
+    @property
+    def selectable(self) -> bool:
+        return self.status in (PreviewStatus.NEW, PreviewStatus.ELSEWHERE)
+
+    @property
+    def checked(self) -> bool:
+        return self.status == PreviewStatus.NEW
+
+
+@dataclass(frozen=True)
+class ImportPreview:
+    api_key: ApiKey
+    rows: list[PreviewRow]
+    quota_remaining: int | None = None
+    quota_checked_at: datetime | None = None
+
+    def count(self, status: str) -> int:
+        return sum(1 for row in self.rows if row.status == status)
+
+    @property
+    def new(self) -> int:
+        return self.count(PreviewStatus.NEW)
+
+    @property
+    def here(self) -> int:
+        return self.count(PreviewStatus.HERE)
+
+    @property
+    def changed(self) -> int:
+        return self.count(PreviewStatus.CHANGED)
+
+    @property
+    def elsewhere(self) -> int:
+        return self.count(PreviewStatus.ELSEWHERE)
+
+    @property
+    def selectable(self) -> int:
+        return sum(1 for row in self.rows if row.selectable)
+
+
+def _key_characters(actor: Membership, api_key: ApiKey) -> list[CharacterDetails]:
+    """The key's characters (one `list` call), failures recorded like any import's."""
+    call = call_for(api_key)
+    try:
+        client = job_client(api_key, actor)
+    except ApiKeyUnusable as error:
+        raise services.KeyNotUsable(error.message) from None
+    with services._convai("character.import", actor, call, label=key_label(api_key)):
+        return client.list_characters()
+
+
+def key_label(api_key: ApiKey) -> str:
+    return services.key_label(api_key)
+
+
+def quota_of(api_key: ApiKey) -> tuple[int | None, datetime | None]:
+    """The key's account's core-API calls left as last read (keys.selectors), if known."""
+    remaining = getattr(key_selectors, "core_api_remaining", None)
+    if remaining is None:
+        return None, None
+    return remaining(api_key), getattr(api_key, "usage_checked_at", None)
+
+
+def preview_import(*, actor: Membership, api_key_id: UUID | str) -> ImportPreview:
+    """What importing everything of one of my keys would do: each of the key's characters is
+    new, already here (unchanged or changed in Convai since our snapshot), or in another team
+    (never named)."""
+    services._authorized(actor, "character.import")
+    api_key = own_key("character.import", actor, api_key_id, label="import all")
+    remote = _key_characters(actor, api_key)
+    ids = [item.character_id for item in remote]
+    ours = {
+        character.convai_id: character
+        for character in Character.objects.filter(
+            team=actor.team, deleted_at__isnull=True, convai_id__in=ids
+        ).only("pk", "convai_id", "snapshot", "name", "voice_type", "actions", "language_codes")
+    }
+    elsewhere = set(
+        Character.objects.filter(deleted_at__isnull=True, convai_id__in=ids)
+        .exclude(team=actor.team)
+        .values_list("convai_id", flat=True)
+    )
+    rows = []
+    for item in remote:
+        mine = ours.get(item.character_id)
+        if mine is not None:
+            known = fields_from_snapshot(mine.snapshot) or mine.editable()
+            changes = differences(known, fields_from_remote(item))
+            rows.append(
+                PreviewRow(
+                    item.character_id,
+                    item.character_name,
+                    item.voice_type,
+                    PreviewStatus.CHANGED if changes else PreviewStatus.HERE,
+                    mine.pk,
+                    tuple(change.label for change in changes),
+                )
+            )
+        else:
+            status = (
+                PreviewStatus.ELSEWHERE if item.character_id in elsewhere else PreviewStatus.NEW
+            )
+            rows.append(PreviewRow(item.character_id, item.character_name, item.voice_type, status))
+    order = {PreviewStatus.NEW: 0, PreviewStatus.ELSEWHERE: 1, PreviewStatus.CHANGED: 2}
+    rows.sort(key=lambda row: (order.get(row.status, 3), row.name.casefold(), row.convai_id))
+    remaining, checked_at = quota_of(api_key)
+    return ImportPreview(api_key, rows, remaining, checked_at)
+
+
+def start_import_all(
+    *, actor: Membership, api_key_id: UUID | str, convai_ids: Iterable[str]
+) -> Job:
+    """Queue the import of the chosen characters of one of my keys. The key's list is read
+    again, so only characters the key owns and the team does not have are queued."""
+    services._authorized(actor, "character.import")
+    api_key = own_key("character.import", actor, api_key_id, label="import all")
+    chosen = set(convai_ids)
+    if not chosen:
+        raise services.CharacterError("Choose at least one character to import.")
+    present = set(
+        Character.objects.filter(team=actor.team, deleted_at__isnull=True).values_list(
+            "convai_id", flat=True
+        )
+    )
+    items = [
+        jobs.NewItem(label=item.character_name or item.character_id, target_id=item.character_id)
+        for item in _key_characters(actor, api_key)
+        if item.character_id in chosen and item.character_id not in present
+    ]
+    if not items:
+        raise services.CharacterError(
+            "None of the chosen characters can be imported any more: they are already in this "
+            "team or no longer under this key."
+        )
+    return jobs.start_job(
+        actor=actor,
+        kind=Job.Kind.IMPORT_ALL,
+        scope=jobs.key_scope(api_key),
+        task=import_all,
+        items=items,
+        api_key=api_key,
+        params={"chosen": len(chosen)},
+    )
+
+
+def _import_body(run: jobs.JobRun) -> None:
+    job, actor = run.job, run.actor
+    services._authorized(actor, "character.import")
+    if job.api_key_id is None:
+        raise jobs.JobError("The API key of this import was deleted.")
+    api_key = own_key("character.import", actor, job.api_key_id, label=job.key_label)
+    try:
+        client = job_client(api_key, actor)
+    except ApiKeyUnusable as error:
+        raise jobs.JobError(error.message) from None
+
+    def work() -> Iterator[tuple[JobItem, Callable[[], CharacterDetails]]]:
+        for item in list(run.pending()):
+            yield item, partial(get_patiently, client, item.target_id)
+
+    def handle(item: JobItem, fetched: Fetched) -> None:
+        call = call_for(api_key)
+        call.started = fetched.started
+        if fetched.error is not None:
+            message, details = _failure(fetched.error)
+            with transaction.atomic():
+                record_event(
+                    "character.import",
+                    actor,
+                    convai_id=item.target_id,
+                    label=item.label,
+                    outcome=Outcome.FAILURE,
+                    details=call.details(job=job.pk, **details),
+                )
+                run.record_item(item, JobItem.State.FAILED, message)
+            return
+        try:
+            with transaction.atomic():
+                character = store_imported(actor, api_key, fetched.value, call, job)
+                _store(run, item, JobItem.State.DONE, "Imported", local_id=character.pk)
+        except services.AlreadyInTeam as error:
+            run.record_item(
+                item,
+                JobItem.State.SKIPPED,
+                "Already in this team (imported meanwhile).",
+                local_id=error.character.pk,
+            )
+        except services.CharacterError as error:
+            run.record_item(item, JobItem.State.FAILED, error.message)
+        except _Discard:
+            pass
+
+    run_pooled(run, work(), handle)
+
+
+@task()
+def import_all(job_id: int) -> str:
+    """Import the characters a job lists (one `get` each) into its team."""
+    return jobs.run_job(job_id, _import_body)
+
+
+# --- Sync all of a team -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncKey:
+    """One key a sync reads through: how many characters, and its account's quota left."""
+
+    api_key: ApiKey | None
+    characters: int
+    usable: bool
+    quota_remaining: int | None = None
+    quota_checked_at: datetime | None = None
+
+
+def sync_plan(team: Team) -> list[SyncKey]:
+    """What a sync of every character will read, per bound key (one `get` per character)."""
+    counts: dict[Any, int] = {}
+    usable: dict[Any, bool] = {}
+    columns = ("bound_key_id", "key_usable")  # key_usable: with_key_state's annotation
+    live = with_key_state(Character.objects.filter(team=team, deleted_at__isnull=True))
+    for key_id, key_usable in live.order_by().values_list(*columns):
+        counts[key_id] = counts.get(key_id, 0) + 1
+        usable[key_id] = bool(key_usable) and key_id is not None
+    keys = ApiKey.objects.in_bulk([k for k in counts if k is not None])
+    rows = []
+    for key_id, number in counts.items():
+        api_key = keys.get(key_id)
+        remaining, checked_at = quota_of(api_key) if api_key is not None else (None, None)
+        rows.append(SyncKey(api_key, number, usable[key_id], remaining, checked_at))
+    rows.sort(key=lambda row: (not row.usable, row.api_key.label if row.api_key else ""))
+    return rows
+
+
+def start_sync_all(*, actor: Membership) -> Job:
+    """Queue a sync of every live character of the team from Convai."""
+    services._authorized(actor, "character.sync")
+    characters = list(
+        Character.objects.filter(team=actor.team, deleted_at__isnull=True)
+        .order_by("name", "pk")
+        .values_list("pk", "name", "convai_id")
+    )
+    if not characters:
+        raise services.CharacterError("This team has no characters to sync yet.")
+    return jobs.start_job(
+        actor=actor,
+        kind=Job.Kind.SYNC_ALL,
+        scope=jobs.sync_scope(actor.team_id),
+        task=sync_all,
+        items=[jobs.NewItem(name, convai_id, pk) for pk, name, convai_id in characters],
+    )
+
+
+def _sync_body(run: jobs.JobRun) -> None:
+    job, actor = run.job, run.actor
+    services._authorized(actor, "character.sync")
+    characters = {
+        character.pk: character
+        for character in with_key_state(Character.objects.filter(team_id=job.team_id))
+    }
+    clients: dict[Any, ConvaiClient | str] = {}
+    seen_versions: dict[int, int] = {}
+
+    def client_of(character: Character) -> ConvaiClient | str:
+        """The bound key's client, or why there is none (an item message)."""
+        if not getattr(character, "key_usable", False) or character.bound_key is None:
+            return services.NoUsableKey.default_message
+        key_id = character.bound_key_id
+        if key_id not in clients:
+            try:
+                clients[key_id] = job_client(character.bound_key, actor)
+            except ApiKeyUnusable as error:
+                clients[key_id] = error.message
+        return clients[key_id]
+
+    def work() -> Iterator[tuple[JobItem, Callable[[], CharacterDetails]]]:
+        for item in list(run.pending()):
+            character = characters.get(item.local_id or 0)
+            if character is None or character.is_deleted:
+                run.record_item(item, JobItem.State.SKIPPED, "Deleted here since the job began.")
+                continue
+            client = client_of(character)
+            if isinstance(client, str):
+                record_event(
+                    "character.sync",
+                    actor,
+                    character=character,
+                    outcome=Outcome.FAILURE,
+                    details=call_for(character.bound_key).details(
+                        reason="no usable key", job=job.pk
+                    ),
+                )
+                run.record_item(item, JobItem.State.SKIPPED, client)
+                continue
+            seen_versions[character.pk] = character.version
+            yield item, partial(get_patiently, client, character.convai_id)
+
+    def handle(item: JobItem, fetched: Fetched) -> None:
+        character = characters[item.local_id or 0]
+        call = call_for(character.bound_key)
+        call.started = fetched.started
+        if fetched.error is not None:
+            error = fetched.error
+            message, details = _failure(error)
+            gone = isinstance(error, ConvaiError) and services._means_gone(error)
+            with transaction.atomic():
+                if gone:
+                    services._flag_missing(character)
+                    message = services.RemoteMissing.default_message
+                record_event(
+                    "character.sync",
+                    actor,
+                    character=character,
+                    outcome=Outcome.FAILURE,
+                    details=call.details(
+                        job=job.pk, **({"reason": "gone from Convai"} if gone else {}), **details
+                    ),
+                )
+                run.record_item(item, JobItem.State.FAILED, message)
+            return
+        remote: CharacterDetails = fetched.value
+        try:
+            with transaction.atomic():
+                _sync_one(run, item, character, remote, call, seen_versions[character.pk])
+        except _Discard:
+            pass
+
+    run_pooled(run, work(), handle)
+
+
+def _sync_one(
+    run: jobs.JobRun,
+    item: JobItem,
+    character: Character,
+    remote: CharacterDetails,
+    call: services._Call,
+    seen_version: int,
+) -> None:
+    """Take Convai's version of one character if it changed (a `synced` revision), as
+    services.take_remote_version does, unless a teammate saved it while the job read it."""
+    locked = Character.objects.select_for_update().get(pk=character.pk)
+    if locked.is_deleted:
+        _store(run, item, JobItem.State.SKIPPED, "Deleted here while the job ran.")
+        return
+    if locked.version != seen_version:
+        _store(
+            run,
+            item,
+            JobItem.State.SKIPPED,
+            "Saved here while the job read it from Convai; sync it again to compare.",
+        )
+        return
+    if locked.remote_missing_at is not None:
+        locked.remote_missing_at = None
+    changes = differences(locked.editable(), fields_from_remote(remote))
+    snapshot = services._snapshot(remote)
+    changed = bool(changes) or snapshot != locked.snapshot
+    locked.snapshot = snapshot
+    locked.synced_at = timezone.now()
+    if changed:
+        services._apply(locked, fields_from_remote(remote))
+        locked.version += 1
+        locked.updated_at = locked.synced_at
+    locked.save()
+    if changed:
+        services._revision(
+            locked, Revision.Reason.SYNCED, run.actor.user, note=f"job #{run.job.pk}"
+        )
+    record_event(
+        "character.sync",
+        run.actor,
+        character=locked,
+        details=call.details(changes=audit_changes(changes), job=run.job.pk),
+    )
+    if not changed:
+        message = "No changes."
+    elif changes:
+        message = "Updated: " + ", ".join(change.label for change in changes) + "."
+    else:
+        message = "Updated: other Convai fields."
+    _store(run, item, JobItem.State.DONE, message, local_id=locked.pk)
+
+
+@task()
+def sync_all(job_id: int) -> str:
+    """Sync the characters a job lists from Convai (one `get` each)."""
+    return jobs.run_job(job_id, _sync_body)
+
+
+# What resumes each kind of job (the job pages look it up by kind).
+TASKS: dict[str, Task[[int], str]] = {Job.Kind.IMPORT_ALL: import_all, Job.Kind.SYNC_ALL: sync_all}

@@ -1,0 +1,459 @@
+"""Starting, running, cancelling and resuming background jobs; the progress API task bodies use.
+
+A job is started from a page (`start_job`): its row, one item per thing to work on, the queued
+task (django-tasks-db, the same database) and the audit event commit together. A worker runs the
+task, which calls `run_job(job_id, body)`: the job is claimed, `body(run)` works through
+`run.pending()` and reports each item with `run.record_item(...)`; between items it asks
+`run.should_stop()`, which also writes the heartbeat and sees a cancel request.
+
+Concurrency (two jobs, two workers, a dead worker):
+- One active (queued or running) job per scope, enforced by a partial unique constraint
+  (`one_active_job_per_scope`): an import holds "key:<key id>" (whatever the team), a sync
+  holds "sync:<team id>". A second job on the same scope is refused with a link to the first
+  (`JobBusy`), never queued behind it.
+- Every run has a number (`Job.runs`); the worker's writes are conditional on "still running,
+  still my run", so a worker that was declared dead and then wakes up stops at its next item
+  instead of working beside the resumed run. An item is counted once: its update is
+  conditional on it still being pending.
+- A running job whose heartbeat is older than JOB_STALE_SECONDS is shown "interrupted" and may
+  be resumed: re-queued, it works only through the items still pending.
+The task bodies guard the characters themselves (see characters/bulk.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from audit.context import audit_context
+from audit.models import Outcome
+from audit.services import record
+from convai_admin.errors import DomainError, NotFound
+from keys.models import ApiKey
+from teams import policy
+from teams.models import Membership
+
+from .models import Job, JobItem
+
+logger = logging.getLogger("convai_admin.jobs")
+
+TARGET_TYPE = "job"
+# What a member needs to start (and so to resume) each kind of job.
+START_ACTIONS: dict[str, str] = {
+    Job.Kind.IMPORT_ALL: "character.import",
+    Job.Kind.SYNC_ALL: "character.sync",
+}
+# How often a running job writes its heartbeat and looks for a cancel request, at most.
+CHECK_EVERY_SECONDS = 0.5
+
+
+class _Enqueueable(Protocol):
+    """A django-tasks Task taking the job's ID (characters.bulk defines them)."""
+
+    def enqueue(self, job_id: int) -> Any: ...
+
+
+# --- Errors ------------------------------------------------------------------------------------
+
+
+class JobError(DomainError):
+    """A job could not be started, cancelled or resumed; the message says why."""
+
+
+class JobNotFound(NotFound):
+    default_message = "That job does not exist in this team."
+
+
+class JobBusy(JobError):
+    """Another job already works on this key or these characters."""
+
+    def __init__(self, active: Job | None) -> None:
+        self.active = active
+        what = "this key" if active is None or active.scope.startswith("key:") else "them"
+        who = ""
+        if active is not None and active.created_by is not None:
+            who = f", started by {active.created_by.display_name}"
+        number = f" (#{active.pk}{who})" if active is not None else ""
+        super().__init__(
+            f"Another job is already working on {what}{number}. Wait for it to finish or "
+            "cancel it, then start again."
+        )
+
+
+class JobNotResumable(JobError):
+    default_message = "Only an interrupted job can be resumed."
+
+
+class JobFinished(JobError):
+    default_message = "This job has already finished."
+
+
+# --- Starting ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewItem:
+    label: str
+    target_id: str = ""
+    local_id: int | None = None
+
+
+def key_scope(api_key: ApiKey) -> str:
+    return f"key:{api_key.pk}"
+
+
+def sync_scope(team_id: int) -> str:
+    return f"sync:{team_id}"
+
+
+def _key_label(api_key: ApiKey | None) -> str:
+    return f"{api_key.label} (…{api_key.last_four})" if api_key is not None else ""
+
+
+def _record(
+    action: str,
+    job: Job,
+    *,
+    actor: Any = None,
+    outcome: str = Outcome.SUCCESS,
+    details: dict[str, Any] | None = None,
+) -> None:
+    record(
+        action,
+        actor=actor,
+        team=job.team,
+        target_type=TARGET_TYPE,
+        target_id=job.pk or "",
+        target_label=f"{job.get_kind_display()} #{job.pk}" if job.pk else job.get_kind_display(),
+        outcome=outcome,
+        details={"kind": job.kind, **(details or {})},
+    )
+
+
+def active_job(scope: str) -> Job | None:
+    return (
+        Job.objects.select_related("created_by")
+        .filter(scope=scope, state__in=Job.ACTIVE_STATES)
+        .first()
+    )
+
+
+def reap_stale(scope: str | None = None, *, team_id: int | None = None) -> int:
+    """Store "interrupted" for running jobs whose worker stopped writing (frees their scope)."""
+    cutoff = timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS)
+    stale = Job.objects.filter(state=Job.State.RUNNING, heartbeat_at__lt=cutoff)
+    if scope is not None:
+        stale = stale.filter(scope=scope)
+    if team_id is not None:
+        stale = stale.filter(team_id=team_id)
+    return stale.update(state=Job.State.INTERRUPTED)
+
+
+def start_job(
+    *,
+    actor: Membership,
+    kind: str,
+    scope: str,
+    task: _Enqueueable,
+    items: Sequence[NewItem],
+    api_key: ApiKey | None = None,
+    params: dict[str, Any] | None = None,
+) -> Job:
+    """Create the job and its items, queue its task and audit it, all or nothing. Raises
+    JobBusy when another job holds the scope (recorded as a refused `job.start`)."""
+    policy.authorize(actor, START_ACTIONS[kind], event="job.start", target_type=TARGET_TYPE)
+    job = Job(
+        team=actor.team,
+        kind=kind,
+        scope=scope,
+        api_key=api_key,
+        key_label=_key_label(api_key),
+        created_by=actor.user,
+        total=len(items),
+        params=params or {},
+    )
+    try:
+        with transaction.atomic():
+            reap_stale(scope)
+            job.save(force_insert=True)
+            JobItem.objects.bulk_create(
+                [
+                    JobItem(
+                        job=job,
+                        ordinal=number,
+                        label=item.label[:200],
+                        target_id=item.target_id,
+                        local_id=item.local_id,
+                    )
+                    for number, item in enumerate(items, start=1)
+                ],
+                batch_size=500,
+            )
+            result = task.enqueue(job.pk)
+            job.task_id = str(result.id)
+            job.save(update_fields=["task_id"])
+            _record(
+                "job.start",
+                job,
+                actor=actor.user,
+                details={
+                    "items": job.total,
+                    "key_used": job.key_label,
+                    "concurrency": settings.CONVAI_JOB_CONCURRENCY,
+                    **(params or {}),
+                },
+            )
+    except IntegrityError:
+        busy = active_job(scope)
+        job.pk = None
+        _record(
+            "job.start",
+            job,
+            actor=actor.user,
+            outcome=Outcome.FAILURE,
+            details={"reason": "busy", "active_job": busy.pk if busy else None},
+        )
+        raise JobBusy(busy) from None
+    return job
+
+
+# --- Cancelling and resuming --------------------------------------------------------------------
+
+
+def _job(actor: Membership, job_id: int) -> Job:
+    job = Job.objects.select_related("created_by").filter(team=actor.team, pk=job_id).first()
+    if job is None:
+        raise JobNotFound()
+    return job
+
+
+def cancel_job(*, actor: Membership, job_id: int) -> Job:
+    """Ask a job to stop. A queued or interrupted one stops at once; a running one stops
+    between items (its worker sees the request within a second) and keeps what it did."""
+    job = _job(actor, job_id)
+    policy.authorize(
+        actor, "job.cancel", target_type=TARGET_TYPE, target_id=job.pk, event="job.cancel"
+    )
+    now = timezone.now()
+    with transaction.atomic():
+        locked = Job.objects.select_for_update().get(pk=job.pk)
+        if locked.is_finished:
+            raise JobFinished()
+        locked.cancel_requested_at = locked.cancel_requested_at or now
+        locked.cancel_requested_by = actor.user
+        fields = ["cancel_requested_at", "cancel_requested_by"]
+        if locked.state != Job.State.RUNNING or locked.is_stale:
+            locked.state = Job.State.CANCELLED
+            locked.finished_at = now
+            fields += ["state", "finished_at"]
+        locked.save(update_fields=fields)
+        _record(
+            "job.cancel",
+            locked,
+            actor=actor.user,
+            details={"state": locked.state, **counts(locked)},
+        )
+    return locked
+
+
+def resume_job(*, actor: Membership, job_id: int, task: _Enqueueable) -> Job:
+    """Queue an interrupted job again: it works through the items still pending."""
+    job = _job(actor, job_id)
+    policy.authorize(
+        actor,
+        START_ACTIONS[job.kind],
+        target_type=TARGET_TYPE,
+        target_id=job.pk,
+        event="job.resume",
+    )
+    try:
+        with transaction.atomic():
+            locked = Job.objects.select_for_update().get(pk=job.pk)
+            if not locked.can_resume:
+                raise JobNotResumable()
+            locked.state = Job.State.QUEUED
+            locked.message = ""
+            locked.cancel_requested_at = None
+            locked.save(update_fields=["state", "message", "cancel_requested_at"])
+            result = task.enqueue(locked.pk)
+            locked.task_id = str(result.id)
+            locked.save(update_fields=["task_id"])
+            _record(
+                "job.resume",
+                locked,
+                actor=actor.user,
+                details={"pending": locked.total - locked.processed, **counts(locked)},
+            )
+    except IntegrityError:
+        raise JobBusy(active_job(job.scope)) from None
+    return locked
+
+
+def counts(job: Job) -> dict[str, int]:
+    return {"total": job.total, "done": job.done, "skipped": job.skipped, "failed": job.failed}
+
+
+# --- Running (inside the worker) ----------------------------------------------------------------
+
+
+class LostJob(Exception):
+    """This run no longer owns the job (declared dead and resumed, or cancelled while queued)."""
+
+
+@dataclass
+class JobRun:
+    """What a task body gets: the job, the acting membership, and the progress API."""
+
+    job: Job
+    actor: Membership
+    number: int
+    cancelled: bool = False
+    lost: bool = False
+    _checked: float = field(default_factory=time.monotonic)
+
+    def pending(self) -> QuerySet[JobItem]:
+        """The items still to do, in order (a resumed job skips what it already did)."""
+        return self.job.items.filter(state=JobItem.State.PENDING).order_by("ordinal")
+
+    def _mine(self) -> QuerySet[Job]:
+        return Job.objects.filter(pk=self.job.pk, state=Job.State.RUNNING, runs=self.number)
+
+    def record_item(
+        self, item: JobItem, state: str, message: str = "", *, local_id: int | None = None
+    ) -> bool:
+        """Store one item's result and count it; False if the item was already counted (by
+        an earlier run) or this run lost the job (then `lost` is set)."""
+        now = timezone.now()
+        counter = {
+            JobItem.State.DONE: "done",
+            JobItem.State.SKIPPED: "skipped",
+            JobItem.State.FAILED: "failed",
+        }[JobItem.State(state)]
+        values: dict[str, Any] = {"state": state, "message": message[:2000], "finished_at": now}
+        if local_id is not None:
+            values["local_id"] = local_id
+        with transaction.atomic():
+            if not self._mine().update(**{counter: F(counter) + 1, "heartbeat_at": now}):
+                self.lost = True
+                transaction.set_rollback(True)
+                return False
+            changed = JobItem.objects.filter(pk=item.pk, state=JobItem.State.PENDING).update(
+                **values
+            )
+            if not changed:
+                transaction.set_rollback(True)
+                return False
+        setattr(self.job, counter, getattr(self.job, counter) + 1)
+        item.state, item.message = state, values["message"]
+        return True
+
+    def should_stop(self, *, force: bool = False) -> bool:
+        """Write the heartbeat and look for a cancel request, at most every half second.
+        True when the body should stop taking new items (cancelled, or the job was lost)."""
+        if self.cancelled or self.lost:
+            return True
+        now = time.monotonic()
+        if not force and now - self._checked < CHECK_EVERY_SECONDS:
+            return False
+        self._checked = now
+        if not self._mine().update(heartbeat_at=timezone.now()):
+            self.lost = True
+            return True
+        cancel = Job.objects.filter(pk=self.job.pk).values_list("cancel_requested_at", flat=True)
+        if cancel.first() is not None:
+            self.cancelled = True
+        return self.cancelled
+
+
+def _claim(job_id: int) -> tuple[Job, int] | None:
+    with transaction.atomic():
+        job = (
+            Job.objects.select_for_update()
+            .select_related("team", "created_by", "api_key")
+            .filter(pk=job_id)
+            .first()
+        )
+        if job is None or job.state != Job.State.QUEUED:
+            return None  # cancelled before it started, or already run
+        now = timezone.now()
+        job.state = Job.State.RUNNING
+        job.started_at = job.started_at or now
+        job.heartbeat_at = now
+        job.runs += 1
+        job.save(update_fields=["state", "started_at", "heartbeat_at", "runs"])
+        return job, job.runs
+
+
+def _finish(run: JobRun, state: str, message: str = "") -> None:
+    now = timezone.now()
+    job = run.job
+    with transaction.atomic():
+        if not run._mine().update(state=state, finished_at=now, heartbeat_at=now, message=message):
+            return  # another run owns it now: it will finish it
+        job.refresh_from_db(fields=["done", "skipped", "failed", "cancel_requested_at"])
+        job.state, job.finished_at, job.message = state, now, message
+        _record(
+            "job.finish",
+            job,
+            actor=job.created_by,
+            outcome=Outcome.FAILURE if state == Job.State.FAILED else Outcome.SUCCESS,
+            details={
+                "state": state,
+                **counts(job),
+                "duration_ms": round((now - (job.started_at or now)).total_seconds() * 1000),
+                **({"message": message} if message else {}),
+            },
+        )
+
+
+def run_job(job_id: int, body: Callable[[JobRun], None]) -> str:
+    """Claim the job, run `body` with the progress API, and finish it: done, cancelled, or
+    failed with a message (a body raising JobError says why; anything else is logged). Returns
+    the final state (what the task result stores)."""
+    claimed = _claim(job_id)
+    if claimed is None:
+        return "skipped"
+    job, number = claimed
+    with audit_context(origin=job.origin):
+        actor = (
+            Membership.objects.select_related("team", "user")
+            .filter(team_id=job.team_id, user=job.created_by)
+            .first()
+            if job.created_by is not None
+            else None
+        )
+        run = JobRun(job=job, actor=actor, number=number) if actor is not None else None
+        if run is None:
+            stub = JobRun(job=job, actor=Membership(team=job.team), number=number)
+            _finish(stub, Job.State.FAILED, "The member who started this job left the team.")
+            return Job.State.FAILED
+        try:
+            body(run)
+        except DomainError as error:  # JobError, or a refusal the body did not expect
+            _finish(run, Job.State.FAILED, error.message)
+            return Job.State.FAILED
+        except Exception:
+            logger.exception("Job %s stopped by an unexpected error", job_id)
+            _finish(run, Job.State.FAILED, "The job stopped because of an unexpected error.")
+            raise
+        if run.lost:
+            return "lost"
+        state = Job.State.CANCELLED if run.cancelled and run.pending().exists() else Job.State.DONE
+        _finish(run, state)
+        return state
+
+
+def items_for(job: Job, states: Iterable[str] | None = None) -> QuerySet[JobItem]:
+    items = job.items.all()
+    if states is not None:
+        items = items.filter(state__in=list(states))
+    return items.order_by("ordinal")
