@@ -67,9 +67,22 @@ class Character(models.Model):
             )
         ]
         indexes = [
-            models.Index(fields=["team", "deleted_at", "name"], name="character_team_name"),
+            # Partial on live rows and ending with the ID, so a page in any list order is a
+            # walk of the index that stops after 50 rows (a search included), not a sort.
             models.Index(
-                fields=["team", "deleted_at", "-updated_at"], name="character_team_recent"
+                fields=["team", "name", "id"],
+                condition=Q(deleted_at__isnull=True),
+                name="character_live_name",
+            ),
+            models.Index(
+                fields=["team", "-updated_at", "-id"],
+                condition=Q(deleted_at__isnull=True),
+                name="character_live_recent",
+            ),
+            models.Index(
+                fields=["team", "voice_type"],
+                condition=Q(deleted_at__isnull=True),
+                name="character_live_voice",
             ),
         ]
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from functools import cached_property
+from typing import Any, cast
 from uuid import UUID
 
 from django.core.cache import cache
@@ -57,7 +58,9 @@ class CharacterFilters:
 def _filtered(team: Team, filters: CharacterFilters) -> QuerySet[Character]:
     queryset = Character.objects.filter(team=team, deleted_at__isnull=True)
     if filters.q:
-        queryset = queryset.filter(Q(name__icontains=filters.q) | Q(backstory__icontains=filters.q))
+        queryset = queryset.filter(
+            Q(name__search_contains=filters.q) | Q(backstory__search_contains=filters.q)
+        )
     if filters.voice:
         queryset = queryset.filter(voice_type=filters.voice)
     if filters.language:
@@ -80,6 +83,24 @@ def team_characters(team: Team, filters: CharacterFilters | None = None) -> Quer
     return with_key_state(_filtered(team, filters or CharacterFilters()))
 
 
+SEARCH_COUNT_CAP = 1000
+
+
+class SearchPaginator(Paginator):
+    """A search counts its matches up to SEARCH_COUNT_CAP (+1, to know there are more): an
+    exact count of a word in half of 10,000 backstories reads every one of them, for a number
+    nobody pages through. Like GitHub's "1,000+ results"; filters keep exact counts."""
+
+    @cached_property
+    def count(self) -> int:
+        matches = cast("QuerySet[Character]", self.object_list)
+        return matches.order_by()[: SEARCH_COUNT_CAP + 1].count()  # no sort to count
+
+    @property
+    def capped(self) -> bool:
+        return self.count > SEARCH_COUNT_CAP
+
+
 def character_page(
     team: Team, filters: CharacterFilters, page_number: str | int | None, per_page: int = 50
 ) -> tuple[Page[int], list[Character]]:
@@ -87,7 +108,8 @@ def character_page(
     primary keys (an index scan in the sort order, no row bodies), then those rows with
     their key state — without the snapshot, which a list never shows."""
     ids = _filtered(team, filters).values_list("pk", flat=True)
-    page = Paginator(ids, per_page).get_page(page_number)
+    paginator = (SearchPaginator if filters.q else Paginator)(ids, per_page)
+    page = paginator.get_page(page_number)
     wanted = list(page.object_list)
     rows = with_key_state(Character.objects.filter(pk__in=wanted)).defer("snapshot")
     by_pk = {character.pk: character for character in rows}

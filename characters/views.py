@@ -187,6 +187,10 @@ def _voice_info(value: str, names: dict[str, dict[str, str]]) -> dict[str, str]:
     return {"value": value, "name": known.get("name", ""), "gender": known.get("gender", "")}
 
 
+def _local(moment: datetime) -> datetime:
+    return timezone.localtime(moment)
+
+
 def _ago(moment: datetime | None) -> str:
     """ "just now", "5 minutes ago", "3 days ago" (one unit is enough in a table)."""
     if moment is None:
@@ -296,6 +300,9 @@ def character_list(request: TeamRequest) -> HttpResponse:
             "urls": {name: pattern.format(pk=c.pk) for name, pattern in link.items()},
             "voice": _voice_info(c.voice_type, voice_names),
             "synced_ago": _ago(c.synced_at),
+            # Formatted here: the date filter was a tenth of the list's render time.
+            "synced_iso": c.synced_at.isoformat() if c.synced_at else "",
+            "synced_title": _local(c.synced_at).strftime("%-d %b %Y, %H:%M") if c.synced_at else "",
             "languages": _language_labels(c.language_codes, language_names),
             "can_delete": getattr(c, "key_usable", False)
             and policy.may(actor, "character.delete", c),
