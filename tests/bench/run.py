@@ -195,6 +195,8 @@ def run_all(argv: list[str] | None = None) -> int:
         from tests.bench import characters
 
         status |= characters.main(rest)
+    if args.only is None:  # the audit log at a million events (tests/bench/audit.py)
+        status |= __import__("tests.bench.audit", fromlist=["main"]).main(rest)
     return status
 
 

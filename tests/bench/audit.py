@@ -1,0 +1,264 @@
+"""The audit log benchmark (issue 9): a million events in one team.
+
+`python -m tests.bench.audit [--events N] [--postgres [URL]] [--sqlite-only]` (also run by
+`make bench`). For each database (SQLite in a temporary directory; PostgreSQL when --postgres
+is given or BENCH_POSTGRES is set, in a dedicated database `bench_audit` created and dropped
+here — no other database is touched), separate worker processes:
+
+1. seed: migrate, a team with an Owner, `audit_seed --events N` (bulk, valid chain), ANALYZE;
+2. pages: median render of the first page and of a filtered page (actor + action + date
+   range), through Django's test Client with DEBUG off, after a warm-up;
+3. export: the JSON Lines export of every event, streamed and consumed: rows/s, time to first
+   bytes, and the worker's peak RSS (a fresh process, so the figure is the export's);
+4. verify: `audit_verify` over the whole table: seconds and peak RSS.
+
+Goals: pages < 50 ms median, export > 50,000 rows/s under 150 MB, verify < 60 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import resource
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_DATABASE = "bench_audit"
+DEFAULT_POSTGRES = f"postgres://postgres@127.0.0.1:5432/{PG_DATABASE}"
+TEAM = "bench"
+ROUNDS = 30
+
+
+def _key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def environment(database_url: str, workdir: Path) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CONVAI_"))}
+    return {
+        **base,
+        "DJANGO_SETTINGS_MODULE": "convai_admin.settings",
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECURE": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "testserver",
+        "CONVAI_ADMIN_ENCRYPTION_KEYS": f"bench:{_key()}",
+        "CONVAI_ADMIN_AUDIT_KEYS": f"bench:{_key()}",
+        "CONVAI_ADMIN_PLAIN_STATIC": "1",
+        "CONVAI_ADMIN_VAR_DIR": str(workdir),
+        "DATABASE_URL": database_url,
+        "DJANGO_LOG_LEVEL": "WARNING",
+    }
+
+
+def run_worker(step: str, env: dict[str, str], events: int) -> dict[str, Any]:
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.bench.audit", "--worker", step, "--events", str(events)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"worker {step} failed:\n{result.stdout}\n{result.stderr}")
+    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- workers (Django here) ----------------------------------------------------------------------
+
+
+def worker(step: str, events: int) -> dict[str, Any]:
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.urls import reverse
+
+    from teams.models import Membership, Role, Team
+
+    if step == "seed":
+        call_command("migrate", verbosity=0, interactive=False)
+        from accounts.models import User
+
+        team = Team.objects.create(name="Bench", slug=TEAM)
+        owner = User.objects.create(username="bench-owner", first_name="Bench")
+        Membership.objects.create(team=team, user=owner, role=Role.OWNER)
+        started = time.perf_counter()
+        call_command("audit_seed", team=TEAM, events=events, i_know=True, verbosity=0)
+        seeded = time.perf_counter() - started
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        return {"seed_s": seeded}
+
+    team = Team.objects.get(slug=TEAM)
+    client = Client()
+    client.force_login(Membership.objects.get(team=team, role=Role.OWNER).user)
+
+    if step == "pages":
+        from accounts.models import User
+
+        actor = User.objects.get(username="auditor3")
+        log = reverse("audit:log", args=[TEAM])
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        today = timezone.now().date()
+        # A quarter, from half a year ago: the page has to skip the newer events.
+        since, until = today - timedelta(days=270), today - timedelta(days=180)
+        filtered = (
+            f"{log}?actor={actor.pk}&action=character.delete"
+            f"&since={since.isoformat()}&until={until.isoformat()}"
+        )
+        urls = {"first page": log, "filtered (actor+action+dates)": filtered}
+        timings: dict[str, list[float]] = {name: [] for name in urls}
+        for url in urls.values():
+            for _ in range(5):  # warm-up
+                assert client.get(url).status_code == 200
+        for _ in range(ROUNDS):
+            for name, url in urls.items():
+                started = time.perf_counter()
+                response = client.get(url)
+                timings[name].append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200
+        rows = client.get(filtered).content.count(b'class="audit-more"')
+        return {
+            "pages": {name: statistics.median(values) for name, values in timings.items()},
+            "filtered_rows": rows,
+        }
+
+    if step == "export":
+        url = reverse("audit:export-jsonl", args=[TEAM])
+        started = time.perf_counter()
+        response = client.get(url)
+        first = None
+        lines = 0
+        for chunk in response.streaming_content:
+            if first is None:
+                first = time.perf_counter() - started
+            lines += chunk.count(b"\n")
+        elapsed = time.perf_counter() - started
+        return {
+            "rows": lines,
+            "export_s": elapsed,
+            "rows_per_s": lines / elapsed,
+            "first_bytes_ms": (first or 0) * 1000,
+            "rss_mb": peak_rss_mb(),
+        }
+
+    if step == "verify":
+        import io
+
+        started = time.perf_counter()
+        call_command("audit_verify", stdout=io.StringIO(), stderr=io.StringIO())
+        return {"verify_s": time.perf_counter() - started, "rss_mb": peak_rss_mb()}
+    raise SystemExit(f"unknown step {step}")
+
+
+# --- the orchestrator -----------------------------------------------------------------------
+
+
+def _pg(url: str, sql: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql)
+
+
+def bench(name: str, database_url: str, events: int) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="convai-audit-bench-"))
+    env = environment(database_url, workdir)
+    results: dict[str, Any] = {"db": name}
+    try:
+        for step in ("seed", "pages", "export", "verify"):
+            print(f"  {name}: {step}...", file=sys.stderr, flush=True)
+            results[step] = run_worker(step, env, events)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def report(all_results: list[dict[str, Any]], events: int) -> None:
+    print(f"## Audit log at {events:,} events\n")
+    print(f"- Machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}")
+    print(f"- Python {platform.python_version()} on {platform.system()} {platform.release()}")
+    print("- Command: `python -m tests.bench.audit --postgres`\n")
+    print(
+        "| database | seed (s) | first page p50 (ms) | filtered page p50 (ms) | export rows/s "
+        "| export first bytes (ms) | export peak RSS (MB) | audit_verify (s) | verify RSS (MB) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in all_results:
+        pages = r["pages"]["pages"]
+        print(
+            f"| {r['db']} | {r['seed']['seed_s']:.0f} | {pages['first page']:.1f} "
+            f"| {pages['filtered (actor+action+dates)']:.1f} | {r['export']['rows_per_s']:,.0f} "
+            f"| {r['export']['first_bytes_ms']:.0f} | {r['export']['rss_mb']:.0f} "
+            f"| {r['verify']['verify_s']:.1f} | {r['verify']['rss_mb']:.0f} |"
+        )
+    print(f"\nLoad average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.audit", description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--postgres", nargs="?", const=DEFAULT_POSTGRES, default=None)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args, _ = parser.parse_known_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.events)))
+        return 0
+    postgres = args.postgres or os.environ.get("BENCH_POSTGRES")
+    results = []
+    tmp = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    try:
+        results.append(bench("SQLite", f"sqlite:///{tmp / 'audit.sqlite3'}", args.events))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if postgres:
+        parts = urlsplit(postgres)
+        url = urlunsplit(parts._replace(path=f"/{PG_DATABASE}"))
+        _pg(url, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
+        _pg(url, f"CREATE DATABASE {PG_DATABASE}")
+        try:
+            results.append(bench("PostgreSQL", url, args.events))
+        finally:
+            _pg(url, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
+    report(results, args.events)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
