@@ -101,17 +101,37 @@ class SearchPaginator(Paginator):
         return self.count > SEARCH_COUNT_CAP
 
 
+LIST_COLUMNS = (
+    "team_id",
+    "name",
+    "voice_type",
+    "language_codes",
+    "pending_language_codes",
+    "synced_at",
+    "created_by__username",
+    "created_by__first_name",
+    "created_by__last_name",
+    "bound_key__label",
+    "bound_key__last_four",
+    "bound_key__revoked_at",
+    "bound_key__owner__username",
+    "bound_key__owner__first_name",
+    "bound_key__owner__last_name",
+)
+
+
 def character_page(
     team: Team, filters: CharacterFilters, page_number: str | int | None, per_page: int = 50
 ) -> tuple[Page[int], list[Character]]:
     """One page of the list in three cheap queries, whatever the page: count, the page's
     primary keys (an index scan in the sort order, no row bodies), then those rows with
-    their key state — without the snapshot, which a list never shows."""
+    their key state, reading only the columns a row shows (a list never needs the snapshot
+    or the backstory, nor a key's usage figures: instantiating them was a third of the page)."""
     ids = _filtered(team, filters).values_list("pk", flat=True)
     paginator = (SearchPaginator if filters.q else Paginator)(ids, per_page)
     page = paginator.get_page(page_number)
     wanted = list(page.object_list)
-    rows = with_key_state(Character.objects.filter(pk__in=wanted)).defer("snapshot")
+    rows = with_key_state(Character.objects.filter(pk__in=wanted)).only(*LIST_COLUMNS)
     by_pk = {character.pk: character for character in rows}
     return page, [by_pk[pk] for pk in wanted if pk in by_pk]
 

@@ -24,6 +24,8 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
@@ -275,6 +277,66 @@ def _row_links(team_slug: str) -> dict[str, str]:
     }
 
 
+def _options(choices: list[tuple[str, str]], current: str) -> SafeString:
+    """A filter select's <option>s, escaped. Built here rather than in a template loop: a
+    team's few hundred voices made the loop a third of the list page's render time."""
+    return format_html_join(
+        "",
+        '<option value="{}"{}>{}</option>',
+        (
+            (value, mark_safe(" selected") if value == current else "", label)
+            for value, label in choices
+        ),
+    )
+
+
+def _list_rows(
+    request: TeamRequest,
+    characters: list[Character],
+    voice_names: VoiceNames,
+    language_names: LanguageNames,
+) -> list[dict[str, Any]]:
+    """Each row as plain values: the template only prints them. Dictionary lookups are the
+    template engine's fast path; attribute chains on models (c.bound_key.owner.display_name)
+    were most of the list's render time."""
+    link = _row_links(request.team.slug)
+    may_clone = request.can.clone_character
+    rows = []
+    for c in characters:
+        usable = bool(getattr(c, "key_usable", False))
+        key = c.bound_key
+        urls = {name: pattern.format(pk=c.pk) for name, pattern in link.items()}
+        rows.append(
+            {
+                "pk": c.pk,
+                "name": c.name,
+                "url": urls["detail"],
+                "pending": bool(c.pending_language_codes),
+                "voice_name": (voice_names.get(c.voice_type) or {}).get("name", ""),
+                "voice_type": c.voice_type,
+                "languages": _language_labels(c.language_codes, language_names),
+                "key_label": key.label if key is not None else "",
+                "key_last_four": key.last_four if key is not None else "",
+                "key_owner": key.owner.display_name if key is not None else "",
+                "unusable": not usable,
+                "synced_ago": _ago(c.synced_at),
+                # Formatted here: the date filter was a tenth of the list's render time.
+                "synced_iso": c.synced_at.isoformat() if c.synced_at else "",
+                "synced_title": (
+                    _local(c.synced_at).strftime("%-d %b %Y, %H:%M") if c.synced_at else ""
+                ),
+                "created_by": c.created_by.display_name if c.created_by else "—",
+                "clone_url": urls["clone"] if usable and may_clone else "",
+                "delete_url": (
+                    urls["delete"]
+                    if usable and policy.may(request.membership, "character.delete", c)
+                    else ""
+                ),
+            }
+        )
+    return rows
+
+
 @require_GET
 @team_view("character.view")
 def character_list(request: TeamRequest) -> HttpResponse:
@@ -292,23 +354,7 @@ def character_list(request: TeamRequest) -> HttpResponse:
     )
     filtered = any([filters.q, filters.voice, filters.language, filters.key, filters.unusable])
     page, characters = selectors.character_page(team, filters, request.GET.get("page"), PAGE_SIZE)
-    actor = request.membership
-    link = _row_links(team.slug)
-    rows = [
-        {
-            "character": c,
-            "urls": {name: pattern.format(pk=c.pk) for name, pattern in link.items()},
-            "voice": _voice_info(c.voice_type, voice_names),
-            "synced_ago": _ago(c.synced_at),
-            # Formatted here: the date filter was a tenth of the list's render time.
-            "synced_iso": c.synced_at.isoformat() if c.synced_at else "",
-            "synced_title": _local(c.synced_at).strftime("%-d %b %Y, %H:%M") if c.synced_at else "",
-            "languages": _language_labels(c.language_codes, language_names),
-            "can_delete": getattr(c, "key_usable", False)
-            and policy.may(actor, "character.delete", c),
-        }
-        for c in characters
-    ]
+    rows = _list_rows(request, characters, voice_names, language_names)
     context = {
         "team": team,
         "form": form,
@@ -322,12 +368,20 @@ def character_list(request: TeamRequest) -> HttpResponse:
         # The filter bar exists only on the full page: an htmx refresh skips its queries.
         facets = selectors.facet_values(team)
         context["filter_options"] = {
-            "voice": [(v, voice_names.get(v, {}).get("name") or v) for v in facets["voices"]],
-            "language": [(c, language_names.get(c, c)) for c in facets["languages"]],
-            "key": [
-                (pk, f"{label} (…{last_four}) · {owner}")
-                for pk, label, last_four, owner in facets["keys"]
-            ],
+            "voice": _options(
+                [(v, voice_names.get(v, {}).get("name") or v) for v in facets["voices"]],
+                filters.voice,
+            ),
+            "language": _options(
+                [(c, language_names.get(c, c)) for c in facets["languages"]], filters.language
+            ),
+            "key": _options(
+                [
+                    (pk, f"{label} (…{last_four}) · {owner}")
+                    for pk, label, last_four, owner in facets["keys"]
+                ],
+                filters.key,
+            ),
         }
     if not request.htmx or not rows:
         context["has_usable_key"] = selectors.usable_keys_for(request.user).exists()

@@ -116,6 +116,8 @@ def worker_environment(workdir: Path, database_url: str) -> dict[str, str]:
             "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
             "CONVAI_ADMIN_ENCRYPTION_KEYS": "bench:"
             + base64.urlsafe_b64encode(os.urandom(32)).decode("ascii"),
+            "CONVAI_ADMIN_AUDIT_KEYS": "bench:"
+            + base64.urlsafe_b64encode(os.urandom(32)).decode("ascii"),
             "DJANGO_SECURE": "0",  # the test Client speaks plain HTTP
             "DJANGO_ALLOWED_HOSTS": "testserver",
             "CONVAI_ADMIN_PLAIN_STATIC": "1",  # no collectstatic manifest in a temp dir
