@@ -16,7 +16,6 @@ from accounts.models import User
 from teams import services
 from teams.models import Membership, Role
 from tests.factories import MembershipFactory, UserFactory
-from tests.teams.test_role_matrix import fast_password_hashing  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

@@ -41,12 +41,6 @@ from tests.factories import MembershipFactory, TeamFactory
 ACTORS = ("anonymous", "outsider", "viewer", "editor", "admin", "owner")
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings: Any) -> None:
-    """Argon2 is deliberately slow; a world holds seven users."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass
 class World:
     """One team with a member of every role, a target member and a pending invitation, and

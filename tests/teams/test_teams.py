@@ -10,7 +10,6 @@ from audit.models import AuditEvent, Outcome
 from teams import policy, services
 from teams.models import Membership, Role, Team
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
-from tests.teams.test_role_matrix import fast_password_hashing  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 

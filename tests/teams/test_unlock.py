@@ -14,7 +14,6 @@ from django.urls import reverse
 from audit.models import AuditEvent, Outcome
 from teams.models import Membership, Role, Team
 from tests.factories import TEST_PASSWORD, MembershipFactory
-from tests.teams.test_role_matrix import fast_password_hashing  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
