@@ -22,6 +22,7 @@ The task bodies guard the characters themselves (see characters/bulk.py).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -305,6 +306,13 @@ def counts(job: Job) -> dict[str, int]:
 # --- Running (inside the worker) ----------------------------------------------------------------
 
 
+_COUNTERS = {
+    JobItem.State.DONE: "done",
+    JobItem.State.SKIPPED: "skipped",
+    JobItem.State.FAILED: "failed",
+}
+
+
 class LostJob(Exception):
     """This run no longer owns the job (declared dead and resumed, or cancelled while queued)."""
 
@@ -319,6 +327,7 @@ class JobRun:
     cancelled: bool = False
     lost: bool = False
     _checked: float = field(default_factory=time.monotonic)
+    _unflushed: dict[str, int] = field(default_factory=dict)
 
     def pending(self) -> QuerySet[JobItem]:
         """The items still to do, in order (a resumed job skips what it already did)."""
@@ -330,31 +339,51 @@ class JobRun:
     def record_item(
         self, item: JobItem, state: str, message: str = "", *, local_id: int | None = None
     ) -> bool:
-        """Store one item's result and count it; False if the item was already counted (by
-        an earlier run) or this run lost the job (then `lost` is set)."""
-        now = timezone.now()
-        counter = {
-            JobItem.State.DONE: "done",
-            JobItem.State.SKIPPED: "skipped",
-            JobItem.State.FAILED: "failed",
-        }[JobItem.State(state)]
-        values: dict[str, Any] = {"state": state, "message": message[:2000], "finished_at": now}
+        """Store one item's result; False if it was already stored (by an earlier run) or
+        this run lost the job (then `lost` is set).
+
+        Inside a transaction (a batch of results: see characters.bulk.run_pooled) the job's
+        totals are written by `flush()` at its end, once; outside one, at once."""
+        if self.lost:
+            return False
+        counter = _COUNTERS[JobItem.State(state)]
+        values: dict[str, Any] = {
+            "state": state,
+            "message": message[:2000],
+            "finished_at": timezone.now(),
+        }
         if local_id is not None:
             values["local_id"] = local_id
-        with transaction.atomic():
-            if not self._mine().update(**{counter: F(counter) + 1, "heartbeat_at": now}):
-                self.lost = True
-                transaction.set_rollback(True)
-                return False
-            changed = JobItem.objects.filter(pk=item.pk, state=JobItem.State.PENDING).update(
-                **values
-            )
-            if not changed:
-                transaction.set_rollback(True)
-                return False
-        setattr(self.job, counter, getattr(self.job, counter) + 1)
+        alone = not transaction.get_connection().in_atomic_block
+        try:
+            with transaction.atomic():
+                pending = JobItem.objects.filter(pk=item.pk, state=JobItem.State.PENDING)
+                if not pending.update(**values):
+                    return False
+                self._unflushed[counter] = self._unflushed.get(counter, 0) + 1
+                if alone:
+                    self.flush()
+        except LostJob:
+            return False
         item.state, item.message = state, values["message"]
         return True
+
+    def flush(self) -> None:
+        """Add the results stored since the last flush to the job's totals, with a heartbeat.
+        Raises LostJob (and sets `lost`) when another run owns the job now: the caller's
+        transaction must roll back."""
+        counts = dict(self._unflushed)
+        self._unflushed.clear()
+        increments = {name: F(name) + number for name, number in counts.items()}
+        if not self._mine().update(heartbeat_at=timezone.now(), **increments):
+            self.lost = True
+            raise LostJob()
+        for name, number in counts.items():
+            setattr(self.job, name, getattr(self.job, name) + number)
+
+    def discard(self) -> None:
+        """Forget the unflushed results (their transaction rolled back)."""
+        self._unflushed.clear()
 
     def should_stop(self, *, force: bool = False) -> bool:
         """Write the heartbeat and look for a cancel request, at most every half second.
@@ -445,6 +474,9 @@ def run_job(job_id: int, body: Callable[[JobRun], None]) -> str:
             logger.exception("Job %s stopped by an unexpected error", job_id)
             _finish(run, Job.State.FAILED, "The job stopped because of an unexpected error.")
             raise
+        if run._unflushed:
+            with contextlib.suppress(LostJob):
+                run.flush()
         if run.lost:
             return "lost"
         state = Job.State.CANCELLED if run.cancelled and run.pending().exists() else Job.State.DONE

@@ -191,6 +191,7 @@ def run_all(argv: list[str] | None = None) -> int:
             print(f"The client benchmark failed: {type(error).__name__}: {error}\n")
             status = 1
         print()
+    status |= 0 if args.only else subprocess.call([sys.executable, "-m", "tests.bench.jobs"])
     if args.only != "client":
         from tests.bench import characters
 

@@ -143,7 +143,7 @@ def test_a_worker_declared_dead_that_wakes_up_stops_instead_of_working_beside_th
     stale_run = jobs.JobRun(job=first[0], actor=editor, number=first[1])
     item = job.items.first()
     assert stale_run.record_item(item, JobItem.State.FAILED, "late") is False
-    assert stale_run.lost and stale_run.should_stop()
+    assert stale_run.should_stop(force=True) and stale_run.lost
     job = fresh(job)
     assert (job.done, job.failed) == (2, 0)
 
