@@ -407,19 +407,23 @@ def usage_summary(api_key: ApiKey) -> dict[str, object]:
     return summary
 
 
-def mark_verified_without_call(api_key: ApiKey, *, reason: str) -> ApiKey:
+def mark_verified_without_call(
+    api_key: ApiKey, *, reason: str, usage: AccountUsage | None = None
+) -> ApiKey:
     """Mark a key verified that is valid by construction (the built-in sandbox issued it in
-    this process, before any server could answer a verification call). Audited with why."""
+    this process, before any server could answer a verification call). Audited with why.
+    `usage`, when the issuer could say it, stores the account the key belongs to."""
     now = timezone.now()
     with transaction.atomic():
-        ApiKey.objects.filter(pk=api_key.pk).update(verified_at=now)
         api_key.verified_at = now
+        changed = _apply_usage(api_key, usage, now)
+        api_key.save(update_fields=["verified_at", *changed])
         _record_key(
             "api_key.verified",
             actor=api_key.owner,
             api_key=api_key,
             label=api_key.label,
-            details={"last_four": api_key.last_four, "how": reason},
+            details={"last_four": api_key.last_four, "how": reason, **_account_details(api_key)},
         )
     return api_key
 

@@ -5,6 +5,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from .decorators import CURRENT_TEAM_SESSION_KEY
+from .policy import Can
 from .selectors import memberships_for
 
 
@@ -26,5 +27,8 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         "nav_membership": nav_membership,
         "current_membership": current,
         "current_team": current.team if current is not None else None,
-        "can": getattr(request, "can", None),
+        # On pages outside a team (API keys) the navigation still answers for the team it
+        # shows, so the same links appear everywhere.
+        "can": getattr(request, "can", None)
+        or (Can(nav_membership) if nav_membership is not None else None),
     }

@@ -16,7 +16,7 @@ from accounts.models import User
 from audit.context import audit_context
 from characters.models import Character
 from characters.services import record_existing
-from convai.types import CharacterDetails
+from convai.types import AccountUsage, CharacterDetails
 from keys.models import ApiKey
 from teams.models import Membership
 from teams.services import create_team
@@ -94,8 +94,21 @@ class Command(BaseCommand):
 
         raw = create_sandbox_key(label="demo", account="Demo Studio")
         api_key = add_api_key(actor=user, label="Sandbox key", raw_key=raw, skip_verification=True)
-        mark_verified_without_call(api_key, reason="issued by the built-in sandbox")
+        mark_verified_without_call(
+            api_key, reason="issued by the built-in sandbox", usage=self._sandbox_usage(raw)
+        )
         self._sandbox_raw_key = raw
+
+    @staticmethod
+    def _sandbox_usage(raw: str) -> AccountUsage | None:
+        """What /user/user-api-usage would answer for this key (the server is not up yet)."""
+        from sandbox import emulator
+        from sandbox.services import authenticate
+
+        sandbox_key = authenticate(raw)
+        if sandbox_key is None:
+            return None
+        return AccountUsage.from_payload(emulator.account_usage(sandbox_key, {}))
 
     def _seed_characters(self, membership: Membership) -> None:
         """A few characters, so a new user sees the product working. They are created in the
@@ -125,7 +138,9 @@ class Command(BaseCommand):
                 raw_key=raw,
                 skip_verification=True,
             )
-            mark_verified_without_call(api_key, reason="issued by the built-in sandbox")
+            mark_verified_without_call(
+                api_key, reason="issued by the built-in sandbox", usage=self._sandbox_usage(raw)
+            )
         for name, voice, backstory, actions in DEMO_CHARACTERS:
             created = emulator.create(
                 sandbox_key,
