@@ -12,7 +12,6 @@ from accounts.models import User
 from convai.client import close_thread_session
 from sandbox.services import create_sandbox_key
 from tests.keys.support import new_user
-from tests.sandbox.support import _live_server_without_nagle  # noqa: F401  (fast live server)
 
 
 @pytest.fixture

@@ -11,10 +11,6 @@ from django.core.cache import cache
 from convai.client import ConvaiClient
 from sandbox.models import SandboxKey
 from sandbox.services import create_sandbox_key, hash_key
-from tests.conftest import _live_server_without_nagle
-
-# Re-exported: it used to live here, and other test modules import it from here.
-__all__ = ["_live_server_without_nagle"]
 
 
 @pytest.fixture
