@@ -395,7 +395,8 @@ def report(
     )
     print(
         f"- Data: {args.characters:,} characters, {args.characters * args.revisions:,} revisions "
-        f"(seed_characters: {seeded:.1f} s; migrate: {migrated:.1f} s), then VACUUM ANALYZE (ANALYZE on SQLite)"
+        f"(seed_characters: {seeded:.1f} s; migrate: {migrated:.1f} s), "
+        "then VACUUM ANALYZE (ANALYZE on SQLite)"
     )
     print(
         f"- Median of {args.rounds} interleaved rounds after {args.warmup} warm-up rounds; "
