@@ -15,6 +15,7 @@ from typing import Any
 from django import forms
 
 from keys.models import ApiKey
+from keys.selectors import same_account
 
 from .catalogue import Catalogue, display_names, filter_voices
 from .selectors import SORTS
@@ -332,10 +333,23 @@ class DeleteForm(forms.Form):
 class RebindForm(forms.Form):
     api_key = forms.ChoiceField(label="New key")
 
-    def __init__(self, *args: Any, candidates: list[ApiKey], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        candidates: list[ApiKey],
+        current: ApiKey | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
+
+        def label(k: ApiKey) -> str:
+            text = f"{key_choice_label(k)} · {k.owner.display_name}"
+            if current is not None and same_account(k, current):
+                text += " · same Convai account"
+            return text
+
         self.fields["api_key"].choices = [  # type: ignore[attr-defined]
-            (str(k.pk), f"{key_choice_label(k)} · {k.owner.display_name}") for k in candidates
+            (str(k.pk), label(k)) for k in candidates
         ]
 
 

@@ -38,10 +38,12 @@ from convai.errors import ConvaiError, ConvaiRequestError, ConvaiTimeoutError
 from convai.types import CharacterDetails
 from convai_admin.errors import DomainError, NotFound
 from keys.models import ApiKey
+from keys.selectors import keys_by_account
 from keys.services import ApiKeyUnusable, client_for
 from teams import policy
 from teams.models import Membership
 
+from .history import restorable_fields, snapshot_changes
 from .models import EDITABLE_FIELDS, Character, Revision
 from .remote import (
     FieldChange,
@@ -604,8 +606,13 @@ def update_character(
     overwrite_drift: bool = False,
     reason: str = Revision.Reason.UPDATED,
     action: str = "character.update",
+    note: str = "",
+    extra: dict[str, Any] | None = None,
 ) -> Saved:
-    """Send only the changed fields, guarded against conflicts and drift, then read back."""
+    """Send only the changed fields, guarded against conflicts and drift, then read back.
+
+    `reason`, `action`, `note` and `extra` (audit details) name what kind of save it is: a
+    restore is an update like any other, told apart in the history and the audit log."""
     character = _character(actor, character_id)
     _authorized(actor, "character.update", character, event=action)
     if character.version != expected_version:
@@ -656,7 +663,7 @@ def update_character(
         locked.version = locked.version + 1
         locked.updated_at = locked.synced_at = timezone.now()
         locked.save()
-        _revision(locked, reason, actor.user)
+        _revision(locked, reason, actor.user, note=note)
         _record(
             action,
             actor,
@@ -665,6 +672,7 @@ def update_character(
                 changes=audit_changes(changes),
                 **({"drift_overwritten": audit_changes(drift)} if drift else {}),
                 **({"unconfirmed": True} if warnings else {}),
+                **(extra or {}),
             ),
         )
     locked.bound_key = character.bound_key
@@ -672,17 +680,22 @@ def update_character(
 
 
 def take_remote_version(*, actor: Membership, character_id: int) -> Saved:
-    """Accept Convai's current state as ours (after a drift): a `synced` revision."""
+    """Sync from Convai: get the character and make Convai's state ours. A `synced` revision
+    is stored only when something changed — an edited field, or any other field of the
+    snapshot (compared as JSON); `Saved.changes` lists them (empty: already in step). A
+    character Convai no longer has is flagged (RemoteMissing), never deleted here."""
     character = _character(actor, character_id)
     _authorized(actor, "character.sync", character, event="character.sync")
     call = _Call()
     client = _bound_client("character.sync", actor, character, call)
     remote = _get_known("character.sync", actor, call, client, character)
-    changes = differences(character.editable(), fields_from_remote(remote))
+    snapshot = _snapshot(remote)
+    changes: list[FieldChange] = differences(character.editable(), fields_from_remote(remote))
+    changes += snapshot_changes(character.snapshot or {}, snapshot)
     with transaction.atomic():
         locked = Character.objects.select_for_update().get(pk=character.pk)
         _apply(locked, fields_from_remote(remote))
-        locked.snapshot = _snapshot(remote)
+        locked.snapshot = snapshot
         locked.synced_at = timezone.now()
         if changes:
             locked.version += 1
@@ -694,9 +707,41 @@ def take_remote_version(*, actor: Membership, character_id: int) -> Saved:
             "character.sync",
             actor,
             character=locked,
-            details=call.details(changes=audit_changes(changes)),
+            details=call.details(
+                changes=audit_changes(changes), **({} if changes else {"in_step": True})
+            ),
         )
+    locked.bound_key = character.bound_key
     return Saved(locked, [], changes)
+
+
+def restore_revision(
+    *,
+    actor: Membership,
+    character_id: int,
+    number: int,
+    expected_version: int,
+    overwrite_drift: bool = False,
+) -> Saved:
+    """Put an earlier revision's fields back: an ordinary update through the conflict and
+    drift guard (Conflict, Drift), stored as a `restored` revision and a `character.restore`
+    event that name the version restored. Nothing to change is no save at all."""
+    character = _character(actor, character_id)
+    _authorized(actor, "character.restore", character)
+    revision = Revision.objects.filter(character=character, number=number).first()
+    if revision is None:
+        raise CharacterError(f"This character has no version {number}.")
+    return update_character(
+        actor=actor,
+        character_id=character.pk,
+        expected_version=expected_version,
+        fields=restorable_fields(revision),
+        overwrite_drift=overwrite_drift,
+        reason=Revision.Reason.RESTORED,
+        action="character.restore",
+        note=f"version {number}",
+        extra={"restored_from": number},
+    )
 
 
 def retry_language_codes(*, actor: Membership, character_id: int) -> Saved:
@@ -1012,16 +1057,18 @@ def remove_missing_character(*, actor: Membership, character_id: int) -> Charact
 # --- Rebind --------------------------------------------------------------------------------------
 
 
-def rebind_candidates(team_id: int) -> list[ApiKey]:
-    """Verified, active keys of the team's current members."""
+def rebind_candidates(team_id: int, current: ApiKey | None = None) -> list[ApiKey]:
+    """Verified, active keys of the team's current members; with `current` (the bound key),
+    those of its Convai account first (keys.selectors.keys_by_account)."""
     members = Membership.objects.filter(team_id=team_id).values("user_id")
-    return list(
+    candidates = (
         ApiKey.objects.filter(
             owner_id__in=members, revoked_at__isnull=True, verified_at__isnull=False
         )
         .select_related("owner")
         .order_by("owner__username", "label")
     )
+    return keys_by_account(candidates, current)
 
 
 def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID | str) -> Saved:

@@ -22,4 +22,11 @@ urlpatterns = [
     path(ONE + "rebind/", views.character_rebind, name="character-rebind"),
     path(ONE + "sync/", views.character_sync, name="character-sync"),
     path(ONE + "languages/", views.character_languages, name="character-languages"),
+    path(ONE + "history/", views.character_history, name="character-history"),
+    path(ONE + "compare/", views.character_compare, name="character-compare"),
+    path(
+        ONE + "versions/<int:number>/restore/",
+        views.character_restore,
+        name="character-restore",
+    ),
 ]

@@ -9,7 +9,6 @@ page without JavaScript.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from teams import policy
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
-from . import selectors, services
+from . import history, selectors, services
 from .catalogue import Catalogue, LanguageNames, VoiceNames, display_names, load_catalogue
 from .forms import (
     AdoptForm,
@@ -53,19 +52,10 @@ from .forms import (
     voice_choices,
 )
 from .models import EDITABLE_FIELDS, Character, Revision
-from .remote import FIELD_LABELS, FieldChange, differences
+from .remote import FIELD_LABELS, differences
 
 PAGE_SIZE = 50
-# Snapshot keys that are our edited fields: the detail page shows the others read-only.
-EDITED_SNAPSHOT_KEYS = {
-    "character_id",
-    "character_name",
-    "voice_type",
-    "backstory",
-    "character_actions",
-    "language_code",
-    "language_codes",
-}
+DETAIL_HISTORY_SIZE = 5  # the latest revisions on the detail page; "Full history" pages 20
 CONVAI_ID = re.compile(r"^[0-9a-fA-F-]{16,64}$")
 
 
@@ -122,55 +112,16 @@ def _catalogue(request: TeamRequest, **kwargs: Any) -> Catalogue:
 
 
 def _display(field: str, value: Any) -> str:
-    if isinstance(value, list):
-        return ", ".join(str(v) for v in value) if value else "(none)"
-    if value in (None, ""):
-        return "(empty)"
-    return str(value)
+    return history.display(value)
 
 
-def _change_rows(changes: list[FieldChange], *, left: str, right: str) -> list[dict[str, Any]]:
-    """Field-by-field rows for a drift or conflict panel; text fields get a line diff."""
-    rows = []
-    for change in changes:
-        row: dict[str, Any] = {
-            "field": change.field,
-            "label": change.label,
-            "old": _display(change.field, change.old),
-            "new": _display(change.field, change.new),
-            "left": left,
-            "right": right,
-            "lines": [],
-        }
-        if change.is_text:
-            row["lines"] = _line_diff(str(change.old or ""), str(change.new or ""))
-        rows.append(row)
-    return rows
-
-
-def _line_diff(old: str, new: str) -> list[dict[str, str]]:
-    """A readable line diff: removed (-), added (+) and a little unchanged context."""
-    lines: list[dict[str, str]] = []
-    for line in difflib.unified_diff(old.splitlines(), new.splitlines(), lineterm="", n=1):
-        if line.startswith(("---", "+++")):
-            continue
-        if line.startswith("@@"):
-            # "…" marks skipped unchanged lines (not before a hunk that starts at the top).
-            if lines or not line.startswith(("@@ -1,", "@@ -1 ", "@@ -0,")):
-                lines.append({"kind": "gap", "text": "…"})
-        elif line.startswith("-"):
-            lines.append({"kind": "del", "text": line[1:]})
-        elif line.startswith("+"):
-            lines.append({"kind": "add", "text": line[1:]})
-        else:
-            lines.append({"kind": "same", "text": line[1:]})
-    return lines
+_change_rows = history.change_rows
 
 
 def _snapshot_extras(snapshot: dict[str, Any]) -> list[tuple[str, str, bool]]:
     """(key, text, is_block) for the snapshot fields we do not edit."""
     extras = []
-    for key in sorted(k for k in snapshot if k not in EDITED_SNAPSHOT_KEYS):
+    for key in sorted(k for k in snapshot if k not in history.EDITED_SNAPSHOT_KEYS):
         value = snapshot[key]
         if isinstance(value, dict | list):
             text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
@@ -568,7 +519,8 @@ def character_detail(request: TeamRequest, character_id: int) -> HttpResponse:
         "pending_languages": _language_labels(
             character.pending_language_codes or [], language_names
         ),
-        "revisions": list(selectors.recent_revisions(character)),
+        "history": history.history_page(character, per_page=DETAIL_HISTORY_SIZE),
+        "audit_events": history.audit_events(character),
         "snapshot_extras": _snapshot_extras(character.snapshot or {}),
         "key_usable": usable,
         "live": live,
@@ -579,6 +531,7 @@ def character_detail(request: TeamRequest, character_id: int) -> HttpResponse:
             "delete": through_convai and policy.may(actor, "character.delete", character),
             "rebind": live and not missing and policy.may(actor, "character.rebind", character),
             "sync": live and usable and policy.may(actor, "character.sync", character),
+            "restore": through_convai and policy.may(actor, "character.restore", character),
             "remove": missing and policy.may(actor, "character.delete", character),
         },
     }
@@ -697,24 +650,178 @@ def _conflict(
 @require_POST
 @team_view("character.sync")
 def character_sync(request: TeamRequest, character_id: int) -> HttpResponse:
-    """Take Convai's version (after a drift): it becomes ours; then edit again."""
+    """Sync from Convai: get it, keep Convai's version here, and say what changed (a revision
+    only when something did). Also "Take Convai's version" after a drift on the edit form."""
     character = _live(request, character_id)
     if isinstance(character, HttpResponse):
         return character
     try:
         saved = services.take_remote_version(actor=request.membership, character_id=character.pk)
+    except services.RemoteMissing as error:
+        messages.error(request, error.message)
+        return redirect(_detail_url(request, character))
     except services.CharacterError as error:
         messages.error(request, error.message)
         return redirect(_detail_url(request, character))
+    name = saved.character.name
     if saved.changes:
         messages.success(
-            request, f"Took Convai's version ({_changed_names(saved)}). Review it and edit again."
+            request,
+            f"Synced “{name}” from Convai. Changed there: {_changed_names(saved)}. "
+            f"Stored as version {saved.character.version}.",
         )
     else:
-        messages.info(request, "Convai's version was already the one here.")
+        messages.info(request, f"“{name}” is already in step with Convai: nothing changed.")
     if request.POST.get("next") == "edit":
         return redirect("characters:character-edit", request.team.slug, character.pk)
     return redirect(_detail_url(request, character))
+
+
+# --- History, compare, restore ------------------------------------------------------------------
+
+
+def _history_context(request: TeamRequest, character: Character) -> dict[str, Any]:
+    live = not character.is_deleted
+    usable = bool(getattr(character, "key_usable", False)) and character.bound_key is not None
+    through_convai = live and usable and character.remote_missing_at is None
+    return {
+        "team": request.team,
+        "character": character,
+        "live": live,
+        "actions": {
+            "restore": through_convai
+            and policy.may(request.membership, "character.restore", character),
+        },
+    }
+
+
+@require_GET
+@team_view("character.view")
+def character_history(request: TeamRequest, character_id: int) -> HttpResponse:
+    """Every revision, newest first, 20 a page, each with its diff against the one before."""
+    character = _character(request, character_id)
+    context = {
+        **_history_context(request, character),
+        "history": history.history_page(character, request.GET.get("page")),
+    }
+    return render_page(request, "characters/character_history.html", context, partial="entries")
+
+
+def _number(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
+
+
+@require_GET
+@team_view("character.view")
+def character_compare(request: TeamRequest, character_id: int) -> HttpResponse:
+    """Any two revisions side by side (a plain GET form; htmx swaps only the result)."""
+    character = _character(request, character_id)
+    numbers = history.revision_numbers(character)
+    first = _number(request.GET.get("a"))
+    second = _number(request.GET.get("b"))
+    if first is None and second is None and numbers:
+        # Opened without a choice: the latest change (the version before the current one).
+        second = numbers[0]
+        first = numbers[1] if len(numbers) > 1 else numbers[0]
+    comparison = None
+    error = ""
+    if first is not None and second is not None:
+        comparison = history.compare(character, first, second)
+        if comparison is None:
+            error = "Choose two versions this character has."
+    elif request.GET:
+        error = "Choose two versions to compare."
+    context = {
+        **_history_context(request, character),
+        "numbers": numbers,
+        "first": first,
+        "second": second,
+        "comparison": comparison,
+        "error": error,
+    }
+    return render_page(request, "characters/character_compare.html", context, partial="result")
+
+
+@require_http_methods(["GET", "POST"])
+@team_view("character.restore")
+def character_restore(request: TeamRequest, character_id: int, number: int) -> HttpResponse:
+    """Confirm, then put version `number` back through Convai: an ordinary update, guarded
+    against conflicts and drift like an edit; what will change is shown first."""
+    character = _live(request, character_id)
+    if isinstance(character, HttpResponse):
+        return character
+    revision = (
+        Revision.objects.filter(character=character, number=number)
+        .select_related("created_by")
+        .first()
+    )
+    if revision is None:
+        raise services.CharacterNotFound("This character has no such version.")
+    expected = _number(request.POST.get("version")) or character.version
+    overwrite = request.POST.get("overwrite_drift") == "1"
+    drift: list[dict[str, Any]] = []
+    error = ""
+    conflict_by = ""
+    refusal = _cannot_edit(character)
+    if request.method == "POST" and not refusal:
+        try:
+            saved = services.restore_revision(
+                actor=request.membership,
+                character_id=character.pk,
+                number=number,
+                expected_version=expected,
+                overwrite_drift=overwrite,
+            )
+        except services.Drift as failure:
+            drift = _change_rows(failure.changes, left="Last saved here", right="In Convai now")
+            overwrite = True
+        except services.Conflict as failure:
+            # A teammate saved meanwhile: show the restore against their version, ask again.
+            conflict_by = failure.by.display_name if failure.by is not None else "Someone"
+            character = _character(request, character_id)
+            expected = failure.version
+            overwrite = False
+        except services.RemoteMissing as failure:
+            refusal = failure.message
+            character.remote_missing_at = timezone.now()
+        except services.CharacterError as failure:
+            error = failure.message
+        else:
+            _say_warnings(request, saved)
+            if saved.changes:
+                messages.success(
+                    request,
+                    f"Restored version {number} of “{saved.character.name}” "
+                    f"({_changed_names(saved)}). It is now version {saved.character.version}.",
+                )
+            else:
+                messages.info(
+                    request, f"Version {number} is what “{saved.character.name}” is already."
+                )
+            return redirect(_detail_url(request, saved.character))
+    else:
+        expected = character.version
+    changes = history.restore_changes(character, revision)
+    context = {
+        "team": request.team,
+        "character": character,
+        "revision": revision,
+        "rows": _change_rows(changes, left="Now", right=f"Version {number}"),
+        "version": expected,
+        "overwrite": overwrite,
+        "drift": drift,
+        "error": error,
+        "refusal": refusal,
+        "conflict_by": conflict_by,
+        "cancel_url": _detail_url(request, character),
+    }
+    return _answer_in_dialog(
+        request,
+        render_page(request, "characters/character_restore.html", context, partial="confirm"),
+    )
 
 
 @require_POST
@@ -892,9 +999,15 @@ def character_rebind(request: TeamRequest, character_id: int) -> HttpResponse:
     if isinstance(character, HttpResponse):
         return character
     candidates = [
-        k for k in services.rebind_candidates(request.team.pk) if k.pk != character.bound_key_id
+        k
+        for k in services.rebind_candidates(request.team.pk, character.bound_key)
+        if k.pk != character.bound_key_id
     ]
-    form = RebindForm(request.POST if request.method == "POST" else None, candidates=candidates)
+    form = RebindForm(
+        request.POST if request.method == "POST" else None,
+        candidates=candidates,
+        current=character.bound_key,
+    )
     if request.method == "POST" and form.is_valid():
         try:
             saved = services.rebind_character(

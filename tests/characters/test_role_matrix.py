@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from characters.models import Character
+from characters.models import Character, Revision
 from keys.models import ApiKey
 from teams.models import Role
 from tests.factories import CharacterFactory, MembershipFactory
@@ -33,10 +33,21 @@ def _with_character(world: World) -> None:
         team=world.team, created_by=editor.user, bound_key=api_key, name="Matrix Mira"
     )
     world.extra["key"] = api_key
+    # An earlier version to restore (history, compare and restore need one).
+    Revision.objects.create(
+        character=world.extra["character"],
+        number=1,
+        reason=Revision.Reason.CREATED,
+        fields={**world.extra["character"].editable(), "name": "Older Mira"},
+    )
 
 
 def _one(world: World) -> dict[str, Any]:
     return {"character_id": world.extra["character"].pk}
+
+
+def _version(world: World) -> dict[str, Any]:
+    return {"character_id": world.extra["character"].pk, "number": 1}
 
 
 def _state(world: World) -> tuple[Any, ...]:
@@ -148,6 +159,26 @@ CHARACTER_ENDPOINTS = [
         "character.rebind",
         url_kwargs=_one,
         data=lambda w: {"api_key": str(w.extra["key"].pk)},
+        ok=ANSWERS,
+        changed=_changed,
+    ),
+    Endpoint("characters:character-history", "get", "character.view", url_kwargs=_one),
+    Endpoint("characters:character-compare", "get", "character.view", url_kwargs=_one),
+    Endpoint("characters:character-compare", "get", "character.view", url_kwargs=_one, htmx=True),
+    Endpoint("characters:character-restore", "get", "character.restore", url_kwargs=_version),
+    Endpoint(
+        "characters:character-restore",
+        "get",
+        "character.restore",
+        url_kwargs=_version,
+        htmx=True,
+    ),
+    Endpoint(
+        "characters:character-restore",
+        "post",
+        "character.restore",
+        url_kwargs=_version,
+        data=lambda w: {"version": 1},
         ok=ANSWERS,
         changed=_changed,
     ),
