@@ -57,6 +57,12 @@ class Character(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    # Lineage of a "Copy to another key": the character (and its revision number) this one
+    # was copied from. The original lists its copies through `copies`.
+    copied_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="copies"
+    )
+    copied_from_revision = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", include("keys.urls")),
     path("", include("characters.urls")),
     path("", include("characters.urls_jobs")),
+    path("", include("characters.urls_bundles")),
     path("", include("audit.urls")),
     path("sandbox/", include("sandbox.urls")),
 ]

@@ -1,0 +1,239 @@
+"""Bundle pages: export (the list's selection, or one character), import (upload, preview,
+confirm: a background job), and "Copy to another key". Thin: the services in
+characters.bundles and characters.copying decide, audit and talk to Convai."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django import forms
+from django.contrib import messages
+from django.http import HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods
+
+from convai_admin.htmx import render_page
+from jobs import services as jobs
+from teams.decorators import team_view
+from teams.http import TeamRequest
+
+from . import bundles, copying, selectors, services
+from .forms import FilterForm
+from .models import Character
+
+# The form's other fields and the multipart framing, on top of the file itself.
+_UPLOAD_OVERHEAD = 64 * 1024
+
+
+class BundleUploadForm(forms.Form):
+    bundle = forms.FileField(
+        label="Bundle file",
+        help_text="A .json bundle exported from Convai Admin.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
+    )
+    key = forms.ChoiceField(
+        label="Import with your key",
+        help_text="Characters its Convai account owns are updated; the others are created "
+        "under it.",
+    )
+
+    def __init__(self, *args: Any, keys: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        key = self.fields["key"]
+        assert isinstance(key, forms.ChoiceField)
+        key.choices = [(str(k.pk), f"{k.label} (…{k.last_four})") for k in keys]
+        if len(keys) == 1:
+            self.fields["key"].initial = str(keys[0].pk)
+
+
+class CopyForm(forms.Form):
+    key = forms.ChoiceField(label="Copy to your key")
+
+    def __init__(self, *args: Any, keys: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        key = self.fields["key"]
+        assert isinstance(key, forms.ChoiceField)
+        key.choices = [(str(k.pk), _key_choice(k)) for k in keys]
+
+
+def _key_choice(api_key: Any) -> str:
+    """ "Production (…1a2b) · Studio account": the account a copy will land in."""
+    account = str(getattr(api_key, "account_label", "") or "")
+    label = f"{api_key.label} (…{api_key.last_four})"
+    return f"{label} · {account}" if account else label
+
+
+def _attachment(export: bundles.Export) -> HttpResponse:
+    response = StreamingHttpResponse(export.chunks, content_type="application/json; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+    response["X-Bundle-Count"] = str(export.count)
+    response["Cache-Control"] = "no-store"
+    response["X-Accel-Buffering"] = "no"
+    # team_view's signature says HttpResponse; a streaming response serves the same caller.
+    return cast(HttpResponse, response)
+
+
+@require_GET
+@team_view("character.export")
+def export_list(request: TeamRequest) -> HttpResponse:
+    """The list's current selection (same query parameters as the list page) as a bundle."""
+    form = FilterForm(request.GET)
+    filters = selectors.CharacterFilters(
+        q=str(form.value("q")).strip(),
+        voice=form.value("voice"),
+        language=form.value("language"),
+        key=form.value("key"),
+        unusable=bool(form.value("unusable")),
+    )
+    return _attachment(bundles.export_characters(actor=request.membership, filters=filters))
+
+
+@require_GET
+@team_view("character.export")
+def export_one(request: TeamRequest, character_id: int) -> HttpResponse:
+    export = bundles.export_characters(actor=request.membership, character_id=character_id)
+    return _attachment(export)
+
+
+@require_http_methods(["GET", "POST"])
+@team_view("character.import")
+def import_bundle(request: TeamRequest) -> HttpResponse:
+    """Upload a bundle and choose the key; a valid file goes on to its preview."""
+    keys = list(selectors.usable_keys_for(request.user))
+    form = BundleUploadForm(keys=keys)
+    error = ""
+    if request.method == "POST":
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > bundles.max_bytes() + _UPLOAD_OVERHEAD:
+            # Refused on its announced size, before Django reads the body.
+            error = bundles._too_large(length).message
+        else:
+            form = BundleUploadForm(request.POST, request.FILES, keys=keys)
+            if form.is_valid():
+                upload = form.cleaned_data["bundle"]
+                try:
+                    bundle = bundles.read_upload(upload)
+                except bundles.BundleInvalid as error:
+                    form.add_error("bundle", error.message)
+                else:
+                    upload.seek(0)
+                    token = bundles.save_upload(
+                        actor=request.membership,
+                        data=b"".join(upload.chunks()),
+                        filename=upload.name or "bundle.json",
+                    )
+                    count = len(bundle.characters)
+                    messages.success(
+                        request, f"The bundle is valid: {count} character{'s' * (count != 1)}."
+                    )
+                    url = reverse("bundles:preview", args=[request.team.slug, token])
+                    return redirect(f"{url}?key={form.cleaned_data['key']}")
+    context = {
+        "team": request.team,
+        "form": form,
+        "api_keys": keys,
+        "max_mb": _max_mb(),
+        "error": error,
+    }
+    return render_page(request, "characters/bundles/import.html", context, partial="upload")
+
+
+def _max_mb() -> str:
+    return f"{bundles.max_bytes() / (1024 * 1024):g} MB"
+
+
+@require_http_methods(["GET", "POST"])
+@team_view("character.import")
+def preview(request: TeamRequest, token: str) -> HttpResponse:
+    """GET: what the bundle would do with the chosen key. POST: start the job."""
+    keys = list(selectors.usable_keys_for(request.user))
+    key_id = request.POST.get("key") or request.GET.get("key") or (str(keys[0].pk) if keys else "")
+    if request.method == "POST":
+        if request.POST.get("discard"):
+            bundles.discard_upload(actor=request.membership, token=token)
+            messages.info(request, "The uploaded bundle was discarded. Nothing was imported.")
+            return redirect("characters:character-list", request.team.slug)
+        try:
+            job = bundles.start_bundle_import(
+                actor=request.membership,
+                api_key_id=key_id,
+                token=token,
+                skip=set(request.POST.getlist("offered")) - set(request.POST.getlist("take")),
+            )
+        except jobs.JobBusy as error:
+            messages.error(request, error.message)
+            if error.active is not None and error.active.team_id == request.team.pk:
+                return redirect("jobs:job-detail", request.team.slug, error.active.pk)
+            return redirect(f"{request.path}?key={key_id}")
+        except services.CharacterError as error:
+            messages.error(request, error.message)
+            return redirect(f"{request.path}?key={key_id}")
+        messages.success(
+            request, f"Importing the bundle: {job.total} character{'s' * (job.total != 1)}."
+        )
+        return redirect("jobs:job-detail", request.team.slug, job.pk)
+    context: dict[str, Any] = {
+        "team": request.team,
+        "token": token,
+        "api_keys": keys,
+        "key_id": key_id,
+    }
+    try:
+        bundle, filename = bundles.load_upload(actor=request.membership, token=token)
+    except services.CharacterError as error:
+        messages.error(request, error.message)
+        return redirect("bundles:import", request.team.slug)
+    context.update(bundle=bundle, filename=filename)
+    if key_id:
+        try:
+            result = bundles.preview_bundle(
+                actor=request.membership, api_key_id=key_id, bundle=bundle
+            )
+        except services.CharacterError as error:
+            context["error"] = error.message
+        else:
+            context["preview"] = result
+            context["active"] = jobs.active_job(jobs.key_scope(result.api_key))
+    return render_page(request, "characters/bundles/preview.html", context, partial="preview")
+
+
+@require_http_methods(["GET", "POST"])
+@team_view("character.copy")
+def copy(request: TeamRequest, character_id: int) -> HttpResponse:
+    """Copy to another key: a dialog (or a page without JavaScript), then the copy's page."""
+    character = selectors.team_character(request.team, character_id)
+    if character is None:
+        raise services.CharacterNotFound()
+    detail = reverse("characters:character-detail", args=[request.team.slug, character.pk])
+    if character.is_deleted:
+        messages.error(request, services.CharacterDeleted.default_message)
+        return redirect(detail)
+    keys = copying.copy_targets(request.membership, character)
+    form = CopyForm(request.POST if request.method == "POST" else None, keys=keys)
+    if request.method == "POST" and form.is_valid():
+        try:
+            saved = copying.copy_character(
+                actor=request.membership,
+                character_id=character.pk,
+                api_key_id=form.cleaned_data["key"],
+            )
+        except services.CharacterError as error:
+            form.add_error(None, error.message)
+        else:
+            made: Character = saved.character
+            messages.success(
+                request,
+                f"“{made.name}” was copied to “{made.bound_key.label if made.bound_key else ''}” "
+                f"from revision {made.copied_from_revision}.",
+            )
+            for warning in saved.warnings:
+                messages.warning(request, warning)
+            url = reverse("characters:character-detail", args=[request.team.slug, made.pk])
+            if getattr(request, "htmx", False):
+                response = HttpResponse(status=204)
+                response["HX-Redirect"] = url
+                return response
+            return redirect(url)
+    context = {"team": request.team, "character": character, "form": form, "api_keys": keys}
+    return render_page(request, "characters/bundles/copy.html", context, partial="confirm")
