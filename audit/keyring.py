@@ -10,17 +10,16 @@ warns); settings refuse to start without the ring when DEBUG is off.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
+from convai_admin.keyring import decode_key, parse_entries
+
 MIN_KEY_BYTES = 32
 DEV_KEY_ID = "dev"
 
@@ -46,14 +45,11 @@ class AuditKeyring:
 
 
 def _decode(encoded: str, key_id: str) -> bytes:
-    text = encoded.strip().replace("-", "+").replace("_", "/")
-    text += "=" * (-len(text) % 4)
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
+    raw = decode_key(encoded)
+    if raw is None:
         raise AuditKeyringError(
             f"Audit key {key_id!r} in CONVAI_ADMIN_AUDIT_KEYS is not valid base64."
-        ) from None
+        )
     if len(raw) < MIN_KEY_BYTES:
         raise AuditKeyringError(
             f"Audit key {key_id!r} in CONVAI_ADMIN_AUDIT_KEYS is {len(raw)} bytes; "
@@ -63,26 +59,8 @@ def _decode(encoded: str, key_id: str) -> bytes:
 
 
 def parse_audit_keys(spec: str) -> AuditKeyring:
-    keys: dict[str, bytes] = {}
-    for position, entry in enumerate((spec or "").split(","), start=1):
-        entry = entry.strip()
-        if not entry:
-            raise AuditKeyringError(f"CONVAI_ADMIN_AUDIT_KEYS entry {position} is empty.")
-        key_id, sep, encoded = entry.partition(":")
-        key_id = key_id.strip()
-        if not sep or not encoded.strip():
-            raise AuditKeyringError(
-                f"CONVAI_ADMIN_AUDIT_KEYS entry {position} is not in the form 'keyid:base64key'."
-            )
-        if not KEY_ID_PATTERN.match(key_id):
-            raise AuditKeyringError(
-                f"CONVAI_ADMIN_AUDIT_KEYS entry {position} has an invalid key ID: use 1-40 "
-                "letters, digits, '.', '_' or '-'."
-            )
-        if key_id in keys:
-            raise AuditKeyringError(f"Key ID {key_id!r} appears twice in CONVAI_ADMIN_AUDIT_KEYS.")
-        keys[key_id] = _decode(encoded, key_id)
-    return AuditKeyring(keys=keys)
+    entries = parse_entries(spec, name="CONVAI_ADMIN_AUDIT_KEYS", error=AuditKeyringError)
+    return AuditKeyring(keys={key_id: _decode(encoded, key_id) for key_id, encoded in entries})
 
 
 @lru_cache(maxsize=8)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,11 +26,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
 
+from convai_admin.keyring import KEY_ID_PATTERN, decode_key, parse_entries
+
 FORMAT_VERSION = "v1"
 KEY_BYTES = 32
 NONCE_BYTES = 12
 TAG_BYTES = 16
-KEY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
 
 
 class KeyringError(ImproperlyConfigured):
@@ -71,15 +71,9 @@ class Keyring:
 
 
 def _decode_key(encoded: str, key_id: str) -> bytes:
-    """Accept standard or URL-safe base64, with or without padding."""
-    text = encoded.strip().replace("-", "+").replace("_", "/")
-    text += "=" * (-len(text) % 4)
-    try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise KeyringError(
-            f"Encryption key {key_id!r} in ENCRYPTION_KEYS is not valid base64."
-        ) from None
+    raw = decode_key(encoded)
+    if raw is None:
+        raise KeyringError(f"Encryption key {key_id!r} in ENCRYPTION_KEYS is not valid base64.")
     if len(raw) != KEY_BYTES:
         raise KeyringError(
             f"Encryption key {key_id!r} in ENCRYPTION_KEYS decodes to {len(raw)} bytes; "
@@ -91,33 +85,14 @@ def _decode_key(encoded: str, key_id: str) -> bytes:
 
 def parse_keyring(spec: str) -> Keyring:
     """Parse "kid:base64key,kid2:base64key" (first entry active)."""
-    entries = [entry.strip() for entry in (spec or "").split(",")]
-    if not any(entries):
+    if not (spec or "").strip(", "):
         raise KeyringError(
             "ENCRYPTION_KEYS (CONVAI_ADMIN_ENCRYPTION_KEYS) is empty: stored Convai API keys "
             "cannot be encrypted or read. Generate an entry with "
             "`python manage.py generate_encryption_key`."
         )
-    keys: dict[str, bytes] = {}
-    for position, entry in enumerate(entries, start=1):
-        if not entry:
-            raise KeyringError(f"ENCRYPTION_KEYS entry {position} is empty (stray comma?).")
-        key_id, sep, encoded = entry.partition(":")
-        key_id = key_id.strip()
-        # The entry itself is never quoted: a missing separator may mean it is a bare key.
-        if not sep or not encoded.strip():
-            raise KeyringError(
-                f"ENCRYPTION_KEYS entry {position} is not in the form 'keyid:base64key'."
-            )
-        if not KEY_ID_PATTERN.match(key_id):
-            raise KeyringError(
-                f"ENCRYPTION_KEYS entry {position} has an invalid key ID: use 1-40 letters, "
-                "digits, '.', '_' or '-', starting with a letter or digit."
-            )
-        if key_id in keys:
-            raise KeyringError(f"Key ID {key_id!r} appears twice in ENCRYPTION_KEYS.")
-        keys[key_id] = _decode_key(encoded, key_id)
-    return Keyring(keys=keys)
+    entries = parse_entries(spec, name="ENCRYPTION_KEYS", error=KeyringError)
+    return Keyring(keys={key_id: _decode_key(encoded, key_id) for key_id, encoded in entries})
 
 
 _cached: tuple[str, Keyring] | None = None

@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.keyring import KEY_ID_PATTERN, generate_entry
+from audit.keyring import generate_entry
+from convai_admin.keyring import KEY_ID_PATTERN
 
 
 class Command(BaseCommand):
