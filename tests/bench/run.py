@@ -198,6 +198,7 @@ def run_all(argv: list[str] | None = None) -> int:
         status |= characters.main(rest)
     if args.only is None:  # the audit log at a million events (tests/bench/audit.py)
         status |= __import__("tests.bench.audit", fromlist=["main"]).main(rest)
+    status |= 0 if args.only else subprocess.call([sys.executable, "-m", "tests.bench.bundles"])
     return status
 
 
