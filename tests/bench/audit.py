@@ -1,9 +1,9 @@
 """The audit log benchmark (issue 9): a million events in one team.
 
-`python -m tests.bench.audit [--events N] [--postgres [URL]] [--sqlite-only]` (also run by
-`make bench`). For each database (SQLite in a temporary directory; PostgreSQL when --postgres
-is given or BENCH_POSTGRES is set, in a dedicated database `bench_audit` created and dropped
-here — no other database is touched), separate worker processes:
+`python -m tests.bench.audit [--events N] [--postgres [URL]]` (also run by `make bench`).
+For each database (SQLite in a temporary directory; PostgreSQL when --postgres is given or
+BENCH_POSTGRES is set, in a dedicated database `bench_audit` created and dropped here — no
+other database is touched), separate worker processes:
 
 1. seed: migrate, a team with an Owner, `audit_seed --events N` (bulk, valid chain), ANALYZE;
 2. pages: median render of the first page and of a filtered page (actor + action + date
@@ -13,6 +13,10 @@ here — no other database is touched), separate worker processes:
 4. verify: `audit_verify` over the whole table: seconds and peak RSS.
 
 Goals: pages < 50 ms median, export > 50,000 rows/s under 150 MB, verify < 60 s.
+
+The seed takes minutes; to time some steps again against databases seeded earlier,
+`--keep DIR` seeds into DIR/audit.sqlite3 (and `bench_audit`) and leaves them, then
+`--reuse DIR --steps export` runs just those steps (drop `bench_audit` when done).
 """
 
 from __future__ import annotations
@@ -43,6 +47,14 @@ ROUNDS = 30
 
 def _key() -> str:
     return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _stable_key(database_url: str) -> str:
+    """A benchmark-only audit key derived from the database URL, so a kept database verifies
+    when a later run reuses it."""
+    import hashlib
+
+    return base64.b64encode(hashlib.sha256(f"bench:{database_url}".encode()).digest()).decode()
 
 
 def environment(database_url: str, workdir: Path) -> dict[str, str]:
@@ -187,12 +199,17 @@ def _pg(url: str, sql: str) -> None:
         conn.execute(sql)
 
 
-def bench(name: str, database_url: str, events: int) -> dict[str, Any]:
+STEPS = ("seed", "pages", "export", "verify")
+
+
+def bench(name: str, database_url: str, events: int, steps: tuple[str, ...]) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="convai-audit-bench-"))
     env = environment(database_url, workdir)
+    # The same audit key across runs against a kept database (its events are sealed with it).
+    env["CONVAI_ADMIN_AUDIT_KEYS"] = f"bench:{_stable_key(database_url)}"
     results: dict[str, Any] = {"db": name}
     try:
-        for step in ("seed", "pages", "export", "verify"):
+        for step in steps:
             print(f"  {name}: {step}...", file=sys.stderr, flush=True)
             results[step] = run_worker(step, env, events)
     finally:
@@ -221,6 +238,9 @@ def report(all_results: list[dict[str, Any]], events: int) -> None:
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in all_results:
+        if not {"seed", "pages", "verify"} <= r.keys():
+            print(json.dumps(r))
+            continue
         pages = r["pages"]["pages"]
         print(
             f"| {r['db']} | {r['seed']['seed_s']:.0f} | {pages['first page']:.1f} "
@@ -236,26 +256,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--postgres", nargs="?", const=DEFAULT_POSTGRES, default=None)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--keep", metavar="DIR", help="seed into DIR and keep the databases")
+    parser.add_argument("--reuse", metavar="DIR", help="use the databases kept by --keep DIR")
+    parser.add_argument(
+        "--steps", default=",".join(STEPS), help="comma-separated, of " + str(STEPS)
+    )
+    parser.add_argument("--sqlite-only", action="store_true")
     args, _ = parser.parse_known_args(argv)
     if args.worker:
         print(json.dumps(worker(args.worker, args.events)))
         return 0
-    postgres = args.postgres or os.environ.get("BENCH_POSTGRES")
+    steps = tuple(s for s in STEPS if s in args.steps.split(","))
+    kept = args.keep or args.reuse
+    if args.reuse:
+        steps = tuple(s for s in steps if s != "seed")
+    postgres = None if args.sqlite_only else args.postgres or os.environ.get("BENCH_POSTGRES")
     results = []
-    tmp = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    if kept:
+        tmp = Path(kept)
+        tmp.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
     try:
-        results.append(bench("SQLite", f"sqlite:///{tmp / 'audit.sqlite3'}", args.events))
+        url = f"sqlite:///{tmp / 'audit.sqlite3'}"
+        if "seed" in steps:
+            (tmp / "audit.sqlite3").unlink(missing_ok=True)
+        results.append(bench("SQLite", url, args.events, steps))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not kept:
+            shutil.rmtree(tmp, ignore_errors=True)
     if postgres:
         parts = urlsplit(postgres)
         url = urlunsplit(parts._replace(path=f"/{PG_DATABASE}"))
-        _pg(url, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
-        _pg(url, f"CREATE DATABASE {PG_DATABASE}")
-        try:
-            results.append(bench("PostgreSQL", url, args.events))
-        finally:
+        if "seed" in steps:
             _pg(url, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
+            _pg(url, f"CREATE DATABASE {PG_DATABASE}")
+        try:
+            results.append(bench("PostgreSQL", url, args.events, steps))
+        finally:
+            if not kept:
+                _pg(url, f"DROP DATABASE IF EXISTS {PG_DATABASE}")
     report(results, args.events)
     return 0
 
