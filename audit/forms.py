@@ -33,6 +33,8 @@ class AuditFilterForm(forms.Form):
         choices=[("", "Any target"), *TARGET_TYPES.items()],
     )
     target = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
+    # From a member's row: what they did and what was done to them (user ID).
+    member = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
     outcome = forms.ChoiceField(
         label="Outcome", required=False, choices=[("", "Any outcome"), *Outcome.choices]
     )
@@ -62,6 +64,7 @@ class AuditFilterForm(forms.Form):
         data = self.cleaned_data
         criteria = Criteria(
             actor_ids=[data["actor"]] if data.get("actor") is not None else [],
+            member_id=data.get("member"),
             actions=[data["action"]] if data.get("action") else [],
             outcome=data.get("outcome") or "",
             target_type=data.get("target_type") or "",

@@ -43,6 +43,10 @@ class Criteria:
     """What to show, from the filter fields and the search box's qualifiers together."""
 
     actor_ids: list[int] = field(default_factory=list)
+    # A member (user ID): the events they performed and the events about them (their
+    # membership of this team, their account).
+    member_id: int | None = None
+    member_memberships: list[int] = field(default_factory=list)  # theirs in this team
     actor_names: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
     action_prefixes: list[str] = field(default_factory=list)
@@ -59,6 +63,7 @@ class Criteria:
         return any(
             (
                 self.actor_ids,
+                self.member_id is not None,
                 self.actor_names,
                 self.actions,
                 self.action_prefixes,
@@ -150,6 +155,8 @@ def _first_id_from(team_id: int, moment: datetime) -> Coalesce:
 def events_matching(team_id: int, criteria: Criteria) -> QuerySet[AuditEvent]:
     """The team's events that match, newest first (one query when evaluated)."""
     events = AuditEvent.objects.filter(team_id=team_id)
+    if criteria.member_id is not None:
+        events = events.filter(_by_or_about(criteria.member_id, criteria.member_memberships))
     if criteria.actor_ids:
         events = events.filter(actor_id__in=criteria.actor_ids)
     if criteria.actor_names:
@@ -180,6 +187,17 @@ def events_matching(team_id: int, criteria: Criteria) -> QuerySet[AuditEvent]:
     for word in criteria.text:
         events = events.filter(target_label__icontains=word)
     return events.order_by("-id")
+
+
+def _by_or_about(user_id: int, memberships: list[int]) -> Q:
+    """Events by the user, about their account, or about their membership of the team (the
+    membership's ID is what member events name; a removed membership's row is gone, so events
+    about an earlier membership of a returning member match by the account only)."""
+    return (
+        Q(actor_id=user_id)
+        | Q(target_type="user", target_id=str(user_id))
+        | Q(target_type="membership", target_id__in=[str(pk) for pk in memberships])
+    )
 
 
 @dataclass

@@ -42,7 +42,14 @@ def _filters(request: TeamRequest) -> tuple[AuditFilterForm, Criteria]:
     chain = chain_of(request.team.pk)
     form = AuditFilterForm(request.GET or None, chain=chain)
     if form.is_bound and form.is_valid():
-        return form, form.criteria()
+        criteria = form.criteria()
+        if criteria.member_id is not None:
+            criteria.member_memberships = list(
+                request.team.memberships.filter(user_id=criteria.member_id).values_list(
+                    "pk", flat=True
+                )
+            )
+        return form, criteria
     return form, Criteria(errors=["Some filters are not valid."] if form.is_bound else [])
 
 
@@ -64,6 +71,7 @@ def audit_log(request: TeamRequest) -> HttpResponse:
         "can_verify": policy.may(request.membership, "audit.verify"),
         "can_export": policy.may(request.membership, "audit.export"),
         "target_types": TARGET_TYPES,
+        "member_label": _member_label(form, criteria),
     }
     htmx = getattr(request, "htmx", False)
     name = (
@@ -76,6 +84,13 @@ def audit_log(request: TeamRequest) -> HttpResponse:
     return response
 
 
+def _member_label(form: AuditFilterForm, criteria: Criteria) -> str:
+    if criteria.member_id is None:
+        return ""
+    names = dict(cast(Any, form.fields["actor"]).choices)
+    return str(names.get(criteria.member_id) or f"user #{criteria.member_id}")
+
+
 def _row(event: AuditEvent) -> dict[str, Any]:
     return {"event": event, "outcome_badge": OUTCOME_BADGES.get(event.outcome, "muted")}
 
@@ -84,7 +99,8 @@ OUTCOME_BADGES: dict[str, str] = {
     Outcome.SUCCESS.value: "success",
     Outcome.FAILURE.value: "danger",
     Outcome.DENIED.value: "warning",
-    Outcome.UNKNOWN.value: "muted",
+    # A write Convai never answered (timeout): it may or may not have happened remotely.
+    Outcome.UNKNOWN.value: "unknown",
 }
 
 

@@ -256,6 +256,57 @@ def test_verify_button_shows_the_result_and_the_last_checkpoint(
 def test_links_from_members_and_character_pages(client: Client, team, admin) -> None:
     client.force_login(admin.user)
     body = client.get(reverse("teams:members", args=[team.slug])).content.decode()
-    assert f"{reverse('audit:log', args=[team.slug])}?actor={admin.user.pk}" in body
-    response = client.get(log_url(team, actor=admin.user.pk))
+    assert f"{reverse('audit:log', args=[team.slug])}?member={admin.user.pk}" in body
+    response = client.get(log_url(team, member=admin.user.pk))
     assert response.status_code == 200 and not response.context["criteria"].errors
+
+
+def test_a_members_link_shows_what_they_did_and_what_was_done_to_them(
+    client: Client, team, admin
+) -> None:
+    member = MembershipFactory.create(team=team, role=Role.EDITOR)
+    seed(team, 1, actor=member.user, label="By the member")
+    record(
+        "member.role_changed",
+        actor=admin.user,
+        team=team,
+        target_type="membership",
+        target_id=member.pk,
+        target_label=member.user.display_name,
+        details={"role_change": ["viewer", "editor"]},
+    )
+    record(
+        "member.unlocked",
+        actor=admin.user,
+        team=team,
+        target_type="user",
+        target_id=member.user.pk,
+        target_label=member.user.display_name,
+    )
+    seed(team, 1, actor=admin.user, label="Unrelated")
+    client.force_login(admin.user)
+    response = client.get(log_url(team, member=member.user.pk))
+    actions = [row["event"].action for row in response.context["rows"]]
+    assert actions == ["member.unlocked", "member.role_changed", "character.update"]
+    body = response.content.decode()
+    assert "what was done to their membership or account" in body
+    assert f"?actor={member.user.pk}" in body  # the narrower link: only what they did
+    only_theirs = client.get(log_url(team, actor=member.user.pk))
+    assert [r["event"].target_label for r in only_theirs.context["rows"]] == ["By the member"]
+
+
+def test_a_timed_out_write_is_shown_apart_and_can_be_filtered(client: Client, team, admin) -> None:
+    seed(team, 2)
+    seed(team, 1, outcome=Outcome.UNKNOWN, label="Timed out")
+    seed(team, 1, outcome=Outcome.FAILURE, label="Failed")
+    client.force_login(admin.user)
+    body = client.get(log_url(team)).content.decode()
+    assert body.count("badge badge-unknown") == 1
+    assert "may or may not have happened" in body
+    response = client.get(log_url(team, q="outcome:unknown"))
+    assert [r["event"].target_label for r in response.context["rows"]] == ["Timed out"]
+    response = client.get(log_url(team, outcome="unknown"))
+    assert [r["event"].target_label for r in response.context["rows"]] == ["Timed out"]
+    event = AuditEvent.objects.get(team=team, outcome=Outcome.UNKNOWN)
+    detail = client.get(reverse("audit:event", args=[team.slug, event.pk])).content.decode()
+    assert "badge-unknown" in detail and "may or may not have happened" in detail
