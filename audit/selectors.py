@@ -234,6 +234,14 @@ def page_of(events: QuerySet[AuditEvent], *, after: int | None, before: int | No
     )
 
 
+def last_verification(team_id: int) -> AuditEvent | None:
+    """The team's last Verify (its own event: when, who, the result), shown beside the button
+    so nobody needs to re-run a long check to see where the log stood."""
+    return (
+        AuditEvent.objects.filter(team_id=team_id, action="audit.verified").order_by("-id").first()
+    )
+
+
 def chain_of(team_id: int) -> AuditChain | None:
     return AuditChain.objects.filter(scope=f"team:{team_id}").first()
 

@@ -24,6 +24,7 @@ from .selectors import (
     chain_of,
     describe_changes,
     events_matching,
+    last_verification,
     page_of,
 )
 from .services import chain_scope, record
@@ -61,6 +62,9 @@ def audit_log(request: TeamRequest) -> HttpResponse:
     page = page_of(
         events, after=_int(request.GET.get("after")), before=_int(request.GET.get("before"))
     )
+    htmx_results = (
+        getattr(request, "htmx", False) and request.headers.get("HX-Target") == "audit-results"
+    )
     context: dict[str, Any] = {
         "team": request.team,
         "form": form,
@@ -72,13 +76,9 @@ def audit_log(request: TeamRequest) -> HttpResponse:
         "can_export": policy.may(request.membership, "audit.export"),
         "target_types": TARGET_TYPES,
         "member_label": _member_label(form, criteria),
+        "last_verified": last_verification(request.team.pk) if not htmx_results else None,
     }
-    htmx = getattr(request, "htmx", False)
-    name = (
-        f"{TEMPLATE}#results"
-        if htmx and request.headers.get("HX-Target") == "audit-results"
-        else TEMPLATE
-    )
+    name = f"{TEMPLATE}#results" if htmx_results else TEMPLATE
     response = render(request, name, context)
     patch_vary_headers(response, ["HX-Request"])
     return response

@@ -251,6 +251,9 @@ def test_verify_button_shows_the_result_and_the_last_checkpoint(
         .values_list("outcome", flat=True)
     )
     assert outcomes == [Outcome.SUCCESS, Outcome.FAILURE]
+    # The page shows the last result beside the button, without re-running the check.
+    page = client.get(log_url(team)).content.decode()
+    assert "Last verified" in page and "problem" in page
 
 
 def test_links_from_members_and_character_pages(client: Client, team, admin) -> None:
