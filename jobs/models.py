@@ -124,6 +124,19 @@ class Job(models.Model):
         return self.shown_state in (Job.State.QUEUED, Job.State.RUNNING, Job.State.INTERRUPTED)
 
     @property
+    def duration_text(self) -> str:
+        """How long it ran, from its first start to its end ("4.9 s", "3 min 12 s")."""
+        if self.started_at is None or self.finished_at is None:
+            return ""
+        seconds = max(0.0, (self.finished_at - self.started_at).total_seconds())
+        if seconds < 60:
+            return f"{seconds:.1f} s"
+        minutes, rest = divmod(round(seconds), 60)
+        return (
+            f"{minutes} min {rest} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+        )
+
+    @property
     def origin(self) -> str:
         """The audit origin of everything the job does."""
         return f"task {self.kind} #{self.pk}"
