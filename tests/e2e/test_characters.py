@@ -547,7 +547,9 @@ def test_rebind_after_the_key_is_revoked(
     expect(choice).to_contain_text(f"Sam's desk (…{sam_raw[-4:]}) · Sam Rivera")
     expect(choice).not_to_contain_text("Lee's laptop")
     fits_phone(browser_page)
-    choice.select_option(label=f"Sam's desk (…{sam_raw[-4:]}) · Sam Rivera")
+    # The label may carry "· same Convai account": pick the option by its text, not all of it.
+    sam = choice.locator("option", has_text=f"Sam's desk (…{sam_raw[-4:]}) · Sam Rivera")
+    choice.select_option(value=sam.get_attribute("value"))
     box.get_by_role("button", name="Rebind", exact=True).click()
 
     arrived(browser_page, detail_url(character))

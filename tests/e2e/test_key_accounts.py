@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from keys.services import add_api_key
 from sandbox.services import configure_sandbox_account, create_sandbox_key
-from tests.e2e.conftest import DESKTOP, PHONE, browser, open_page, owner  # noqa: F401
+from tests.e2e.conftest import DESKTOP, PHONE
 from tests.factories import TEST_PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -19,11 +19,13 @@ pytestmark = pytest.mark.e2e
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280px", "390px"])
 def test_accounts_and_quotas_fit_and_refresh_from_the_page(
-    open_page: Any,  # noqa: F811
-    owner: Any,  # noqa: F811
-    sandbox: str,
+    open_page: Any,
+    owner: Any,
+    live_server: Any,
+    settings: Any,
     viewport: dict[str, int],
 ) -> None:
+    settings.CONVAI_API_BASE_URL = f"{live_server.url}/sandbox"
     configure_sandbox_account(
         "Lighthouse Studio",
         email="maya@lighthouse.example.com",
