@@ -152,6 +152,18 @@ def _first_id_from(team_id: int, moment: datetime) -> Coalesce:
     return Coalesce(Subquery(first), NO_ID)
 
 
+def id_bound_before(team_id: int, day: date) -> int:
+    """The id of the team's first event on or after `day` (NO_ID if none): every event of the
+    team before that day has a smaller id."""
+    first = (
+        AuditEvent.objects.filter(team_id=team_id, created_at__gte=_midnight(day))
+        .order_by("created_at")
+        .values_list("id", flat=True)
+        .first()
+    )
+    return NO_ID if first is None else first
+
+
 def events_matching(team_id: int, criteria: Criteria) -> QuerySet[AuditEvent]:
     """The team's events that match, newest first (one query when evaluated)."""
     events = AuditEvent.objects.filter(team_id=team_id)

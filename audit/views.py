@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any, cast
 
 from django.http import Http404, HttpResponse, StreamingHttpResponse
@@ -24,6 +26,7 @@ from .selectors import (
     chain_of,
     describe_changes,
     events_matching,
+    id_bound_before,
     last_verification,
     page_of,
 )
@@ -150,13 +153,19 @@ def audit_export(request: TeamRequest, fmt: str) -> HttpResponse:
         target_label=f"{fmt} export",
         details={"format": fmt, "filters": request.GET.urlencode()[:500]},
     )
-    # Everything up to the export's own event, which is the proof it happened.
-    events = events_matching(request.team.pk, criteria).filter(id__lt=exported.pk)
+    # Everything up to the export's own event, which is the proof it happened. The upper id
+    # bound is one number handed to the export's keyset batches, not a second `id <` filter:
+    # SQLite would keep the looser of two bounds and rescan from the top for every batch.
+    below = exported.pk
+    if criteria.until is not None:
+        below = min(below, id_bound_before(request.team.pk, criteria.until + timedelta(days=1)))
+        criteria = replace(criteria, until=None)
+    events = events_matching(request.team.pk, criteria)
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     if fmt == "csv":
-        body, content_type = export.csv_rows(events), "text/csv; charset=utf-8"
+        body, content_type = export.csv_rows(events, below=below), "text/csv; charset=utf-8"
     else:
-        body, content_type = export.jsonl(events), "application/x-ndjson"
+        body, content_type = export.jsonl(events, below=below), "application/x-ndjson"
     response = StreamingHttpResponse(body, content_type=content_type)
     response["Content-Disposition"] = (
         f'attachment; filename="audit-{request.team.slug}-{stamp}.{fmt}"'

@@ -98,11 +98,42 @@ def test_first_bytes_come_from_the_first_batch_alone(team, monkeypatch) -> None:
     assert "LIMIT 2" in queries[0]["sql"]
 
 
-def test_a_whole_second_keeps_its_spelling(team) -> None:
-    """created_at with no microseconds: isoformat() omits them, and so must the export."""
-    from audit.export import _created
+def test_a_whole_second_keeps_its_spelling(
+    client: Client, team, admin, tmp_path, monkeypatch
+) -> None:
+    """created_at with no microseconds: isoformat() omits them, and so must the export (the
+    seal covers that spelling)."""
+    import audit.services
 
     moment = datetime(2026, 11, 26, 10, 53, 22, tzinfo=UTC)
-    assert _created("2026-11-26 10:53:22") == iso(moment)
-    assert _created("2026-11-26 10:53:22.000100") == iso(moment.replace(microsecond=100))
-    assert _created(moment) == iso(moment)
+    monkeypatch.setattr(audit.services.timezone, "now", lambda: moment)
+    seed(team, 1)
+    monkeypatch.undo()
+    client.force_login(admin.user)
+    for url in ("audit:export-jsonl", "audit:export-csv"):
+        body = b"".join(client.get(reverse(url, args=[team.slug])).streaming_content).decode()
+        assert "2026-11-26T10:53:22+00:00" in body
+    lines = b"".join(
+        client.get(reverse("audit:export-jsonl", args=[team.slug])).streaming_content
+    ).decode()
+    path = tmp_path / "audit.jsonl"
+    path.write_text(lines)
+    call_command("audit_verify", "--export", str(path), stdout=io.StringIO())
+
+
+def test_a_date_range_export_holds_that_range_only(
+    client: Client, team, admin, monkeypatch
+) -> None:
+    import audit.services
+
+    monkeypatch.setattr(export, "CHUNK", 2)
+    for day in (1, 2, 2, 2, 3):
+        moment = datetime(2026, 11, day, 12, 0, 0, 5, tzinfo=UTC)
+        monkeypatch.setattr(audit.services.timezone, "now", lambda m=moment: m)
+        seed(team, 1)
+    monkeypatch.undo()
+    client.force_login(admin.user)
+    url = reverse("audit:export-jsonl", args=[team.slug])
+    body = b"".join(client.get(url + "?since=2026-11-02&until=2026-11-02").streaming_content)
+    rows = [json.loads(line) for line in body.decode().splitlines()]
+    assert [r["created_at"][:10] for r in rows] == ["2026-11-02"] * 3
