@@ -109,25 +109,47 @@ def _batches(events: QuerySet[AuditEvent], below: int | None) -> Iterator[list[t
         last = found[-1][0]
 
 
-def _sqlite_lines(events: QuerySet[AuditEvent], below: int | None) -> Iterator[bytes]:
-    """On SQLite the database writes each line (json_object, in C): fetching one text per row
-    instead of twenty values is what the export's speed comes down to there."""
+_PG_ISO = (
+    "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS')"
+    " || CASE WHEN extract(microseconds FROM %(expressions)s)::bigint %%%% 1000000 = 0"
+    " THEN '' ELSE to_char(%(expressions)s AT TIME ZONE 'UTC', '.US') END || '+00:00'"
+)
+
+
+def _db_lines(events: QuerySet[AuditEvent], below: int | None) -> Iterator[bytes] | None:
+    """The database writes each line (json_object / json_build_object, in C): fetching one
+    text per row instead of twenty values is what the export's speed comes down to. None on
+    a database without a JSON builder we know."""
+    vendor = connections[events.db].vendor
+    builder = {"sqlite": "json_object", "postgresql": "json_build_object"}.get(vendor)
+    if builder is None:
+        return None
     pairs: list[Any] = []
     for name in COLUMNS:
-        if name == "created_at":
+        if name == "created_at" and vendor == "sqlite":
+            # Stored as `YYYY-MM-DD HH:MM:SS[.ffffff]` in UTC: iso() but the T and the offset.
             value: Any = Concat(
                 Replace(Cast("created_at", TextField()), Value(" "), Value("T")),
                 Value("+00:00"),
                 output_field=TextField(),
             )
-        elif name == "details":
+        elif name == "created_at":
+            # iso(): microseconds only when there are some, as datetime.isoformat() does.
+            value = Func(F("created_at"), template=_PG_ISO, output_field=TextField())
+        elif name == "details" and vendor == "sqlite":
             value = Func(F("details"), function="json", output_field=TextField())
         else:
             value = F(name)
         pairs += [Value(name), value]
-    rows = events.annotate(
-        line=Func(*pairs, function="json_object", output_field=TextField())
-    ).values_list("id", "line")
+    return _line_batches(events, pairs, builder, below)
+
+
+def _line_batches(
+    events: QuerySet[AuditEvent], pairs: list[Any], builder: str, below: int | None
+) -> Iterator[bytes]:
+    rows = events.annotate(line=Cast(Func(*pairs, function=builder), TextField())).values_list(
+        "id", "line"
+    )
     connection = connections[events.db]
     last = below
     while True:
@@ -149,8 +171,9 @@ def _sqlite_lines(events: QuerySet[AuditEvent], below: int | None) -> Iterator[b
 def jsonl(events: QuerySet[AuditEvent], *, below: int | None = None) -> Iterator[bytes]:
     """One JSON object per line: COLUMNS as keys, details as an object. The line is assembled
     from pre-escaped pieces (json.dumps of a dict per row cost half the export's time)."""
-    if connections[events.db].vendor == "sqlite":
-        yield from _sqlite_lines(events, below)
+    prebuilt = _db_lines(events, below)
+    if prebuilt is not None:
+        yield from prebuilt
         return
     enc = encode_basestring_ascii
     for batch in _batches(events, below):
