@@ -1,0 +1,701 @@
+"""Every action of the product records exactly the expected audit event (issue 9, "Complete").
+
+One table, walked in order (each step builds on the previous ones): the action, then the
+events it must add — action, outcome, actor, target (type, id, label), key used where a key
+was used — and nothing else. Character, key and job actions go through the real services and
+the live sandbox over HTTP; sign-in, sign-out and the audit page through the test client.
+No event may carry a secret (a raw key, a password, an invitation token)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from accounts.models import User
+from audit.models import AuditEvent
+from characters import bulk
+from characters import services as characters
+from characters.models import Character
+from jobs import services as jobs
+from jobs.models import Job
+from keys import services as keys
+from sandbox.models import SandboxCharacter
+from teams import services as teams
+from teams.models import Invitation, Membership, Role, Team
+from tests.characters.conftest import add_key, sandbox
+from tests.characters.support import BACKSTORY, Key
+from tests.factories import TEST_PASSWORD, MembershipFactory, UserFactory
+from tests.jobs.support import run_worker, seed_remote
+
+__all__ = ["add_key", "sandbox"]  # fixtures used here
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ANY = object()  # a field this row does not pin (e.g. a generated ID checked elsewhere)
+
+
+@dataclass
+class Expect:
+    action: str
+    actor: str | None  # a World attribute naming the acting user (None: no actor)
+    target_type: str
+    target_id: Any = ANY  # a value, a callable of the world, or ANY
+    target_label: Any = ANY
+    outcome: Any = "success"
+    key_used: str | None = None  # a World attribute naming the Key whose label + last four
+    team: bool = True  # in the world's team chain (False: the global chain)
+
+
+@dataclass
+class World:
+    client: Client
+    add_key: Callable[..., Key]
+    team: Team
+    owner: Membership
+    admin: Membership
+    editor: Membership
+    viewer: Membership
+    stash: dict[str, Any] = field(default_factory=dict)
+
+    def user(self, name: str) -> User:
+        value = getattr(self, name, None) or self.stash[name]
+        return value.user if isinstance(value, Membership) else value
+
+
+def key_used(key: Key) -> str:
+    return characters.key_label(key.api_key)
+
+
+# --- the actions ---------------------------------------------------------------------------
+
+
+def sign_in(w: World) -> None:
+    user = w.editor.user
+    assert w.client.post(
+        reverse("accounts:login"), {"username": user.username, "password": TEST_PASSWORD}
+    ).status_code in (302, 303)
+
+
+def sign_in_wrong(w: World) -> None:
+    w.client.post(
+        reverse("accounts:login"), {"username": w.viewer.user.username, "password": "wrong"}
+    )
+
+
+def lock_out(w: World) -> None:
+    # Four more failures reach the limit of five (the step before was the first); the fifth
+    # is recorded as the lockout, then as a failed sign-in.
+    for _ in range(4):
+        w.client.post(
+            reverse("accounts:login"), {"username": w.viewer.user.username, "password": "wrong"}
+        )
+
+
+def sign_out(w: World) -> None:
+    w.client.post(reverse("accounts:logout"))
+
+
+def change_password(w: World) -> None:
+    from accounts import services as accounts
+
+    accounts.change_password(actor=w.editor.user, new_password="A new long passphrase 42")
+
+
+def change_password_refused(w: World) -> None:
+    from accounts import services as accounts
+
+    accounts.record_password_change_refused(actor=w.editor.user, reason="wrong current password")
+
+
+def create_team(w: World) -> None:
+    w.stash["other_team"] = teams.create_team(actor=w.owner.user, name="Second studio")
+
+
+def rename_team(w: World) -> None:
+    teams.rename_team(actor=w.owner, name="Renamed studio")
+
+
+def invite(w: World) -> None:
+    created = teams.create_invitation(actor=w.admin, role=Role.EDITOR, email="new@example.com")
+    w.stash["invitation"] = created.invitation
+    w.stash["token"] = created.token
+
+
+def revoke_invitation(w: World) -> None:
+    teams.revoke_invitation(actor=w.admin, invitation_id=w.stash["invitation"].pk)
+
+
+def accept_revoked(w: World) -> None:
+    w.stash["newcomer"] = UserFactory.create(username="newcomer")
+    with pytest.raises(Exception):  # noqa: B017 — whichever domain error; the event is the point
+        teams.accept_invitation(actor=w.stash["newcomer"], token=w.stash["token"])
+
+
+def accept(w: World) -> None:
+    created = teams.create_invitation(actor=w.admin, role=Role.VIEWER)
+    w.stash["invitation2"] = created.invitation
+    w.stash["newcomer_membership"] = teams.accept_invitation(
+        actor=w.stash["newcomer"], token=created.token
+    )
+
+
+def change_role(w: World) -> None:
+    teams.change_member_role(
+        actor=w.admin, membership_id=w.stash["newcomer_membership"].pk, role=Role.EDITOR
+    )
+
+
+def unlock(w: World) -> None:
+    teams.unlock_member(actor=w.admin, membership_id=w.viewer.pk)
+
+
+def remove(w: World) -> None:
+    w.stash["removed_pk"] = w.stash["newcomer_membership"].pk
+    teams.remove_member(actor=w.admin, membership_id=w.stash["newcomer_membership"].pk)
+
+
+def leave(w: World) -> None:
+    w.stash["leaver"] = MembershipFactory.create(team=w.team, role=Role.VIEWER)
+    w.stash["leaver_pk"] = w.stash["leaver"].pk
+    teams.leave_team(actor=w.stash["leaver"])
+
+
+def add_editor_key(w: World) -> None:
+    w.stash["editor_key"] = w.add_key(w.editor, "Editor key")
+
+
+def add_admin_key(w: World) -> None:
+    # Same sandbox account as the editor's key: it can reach the editor's characters (rebind).
+    from sandbox.models import SandboxKey
+    from sandbox.services import hash_key
+
+    account = SandboxKey.objects.get(key_hash=hash_key(w.stash["editor_key"].raw)).account
+    w.stash["admin_key"] = w.add_key(w.admin, "Admin key", account=account.name)
+
+
+def verify_key(w: World) -> None:
+    keys.verify_api_key(actor=w.editor.user, api_key_id=w.stash["editor_key"].pk)
+
+
+def refresh_usage(w: World) -> None:
+    keys.refresh_api_key_usage(actor=w.editor.user, api_key_id=w.stash["editor_key"].pk)
+
+
+def create_character(w: World) -> None:
+    saved = characters.create_character(
+        actor=w.editor,
+        api_key_id=w.stash["editor_key"].pk,
+        name="Raymond",
+        voice_type="MALE",
+        backstory=BACKSTORY,
+        actions=["Wave"],
+        language_codes=[],
+    )
+    w.stash["character"] = saved.character
+
+
+def character(w: World) -> Character:
+    found: Character = w.stash["character"]
+    found.refresh_from_db()
+    return found
+
+
+def update_character(w: World) -> None:
+    c = character(w)
+    characters.update_character(
+        actor=w.editor,
+        character_id=c.pk,
+        expected_version=c.version,
+        fields={"backstory": "A new backstory."},
+    )
+
+
+def drift_overwrite(w: World) -> None:
+    c = character(w)
+    SandboxCharacter.objects.filter(character_id=c.convai_id).update(
+        backstory="Edited in the playground."
+    )
+    characters.update_character(
+        actor=w.editor,
+        character_id=c.pk,
+        expected_version=c.version,
+        fields={"backstory": "Ours again."},
+        overwrite_drift=True,
+    )
+
+
+def timed_out_update(w: World) -> None:
+    """Convai does not answer in time: the write may have happened, the outcome is unknown."""
+    from convai.client import ConvaiClient
+    from sandbox.services import clear_faults, set_fault
+
+    monkeypatch: pytest.MonkeyPatch = w.stash["monkeypatch"]
+    real_update = ConvaiClient.update_character
+    label = w.stash["editor_key"].sandbox_label
+
+    def slow_update(self: ConvaiClient, *args: Any, **kwargs: Any) -> None:
+        self.timeout = (2.0, 0.2)
+        set_fault(key_label=label, latency_ms=500)
+        real_update(self, *args, **kwargs)
+
+    c = character(w)
+    with monkeypatch.context() as patch:
+        patch.setattr(ConvaiClient, "update_character", slow_update)
+        with pytest.raises(characters.CharacterError):
+            characters.update_character(
+                actor=w.editor,
+                character_id=c.pk,
+                expected_version=c.version,
+                fields={"backstory": "Sent, never confirmed."},
+            )
+    clear_faults(key_label=label)
+
+
+def sync(w: World) -> None:
+    c = character(w)
+    SandboxCharacter.objects.filter(character_id=c.convai_id).update(character_name="Ray")
+    characters.take_remote_version(actor=w.editor, character_id=c.pk)
+
+
+def restore(w: World) -> None:
+    c = character(w)
+    characters.restore_revision(
+        actor=w.editor, character_id=c.pk, number=1, expected_version=c.version
+    )
+
+
+def clone(w: World) -> None:
+    saved = characters.clone_character(
+        actor=w.editor, character_id=character(w).pk, new_name="Raymond copy"
+    )
+    w.stash["clone"] = saved.character
+
+
+def rebind(w: World) -> None:
+    characters.rebind_character(
+        actor=w.admin, character_id=character(w).pk, api_key_id=w.stash["admin_key"].pk
+    )
+
+
+def import_one(w: World) -> None:
+    remote = seed_remote(w.stash["editor_key"], 1, prefix="Imported")[0]
+    w.stash["imported_id"] = remote.character_id
+    characters.import_character(
+        actor=w.editor, api_key_id=w.stash["editor_key"].pk, convai_id=remote.character_id
+    )
+
+
+def delete_clone(w: World) -> None:
+    clone = w.stash["clone"]
+    characters.delete_character(actor=w.editor, character_id=clone.pk, confirm_name=clone.name)
+
+
+def start_and_finish_job(w: World) -> None:
+    remote = seed_remote(w.stash["editor_key"], 2, prefix="Batch")
+    job = bulk.start_import_all(
+        actor=w.editor,
+        api_key_id=w.stash["editor_key"].pk,
+        convai_ids=[c.character_id for c in remote],
+    )
+    w.stash["job"] = job
+    run_worker()
+
+
+def start_and_cancel_job(w: World) -> None:
+    remote = seed_remote(w.stash["editor_key"], 2, prefix="Later")
+    job = bulk.start_import_all(
+        actor=w.editor,
+        api_key_id=w.stash["editor_key"].pk,
+        convai_ids=[c.character_id for c in remote],
+    )
+    w.stash["job2"] = job
+    jobs.cancel_job(actor=w.editor, job_id=job.pk)
+
+
+def revoke_key(w: World) -> None:
+    keys.revoke_api_key(actor=w.admin.user, api_key_id=w.stash["admin_key"].pk)
+
+
+def audit_export(w: World) -> None:
+    w.client.force_login(w.admin.user)
+    response = w.client.get(reverse("audit:export-jsonl", args=[w.team.slug]))
+    b"".join(response.streaming_content)
+
+
+def audit_verify(w: World) -> None:
+    w.client.post(reverse("audit:verify", args=[w.team.slug]))
+
+
+def job_id(name: str) -> Callable[[World], str]:
+    return lambda w: str(w.stash[name].pk)
+
+
+def pk_of(name: str) -> Callable[[World], str]:
+    return lambda w: str(w.stash[name].pk)
+
+
+def convai_id(name: str) -> Callable[[World], str]:
+    return lambda w: w.stash[name].convai_id
+
+
+E = Expect
+STEPS: list[tuple[str, Callable[[World], None], list[Expect]]] = [
+    # Accounts (the global chain: no team)
+    ("sign in", sign_in, [E("auth.sign_in", "editor", "user", team=False)]),
+    ("sign out", sign_out, [E("auth.sign_out", "editor", "user", team=False)]),
+    (
+        "sign in, wrong password",
+        sign_in_wrong,
+        [E("auth.sign_in", None, "user", "", ANY, "failure", team=False)],
+    ),
+    (
+        "lockout after five failures",
+        lock_out,
+        [E("auth.sign_in", None, "user", "", ANY, "failure", team=False)] * 3
+        + [
+            E("auth.lockout", None, "user", "", ANY, "denied", team=False),
+            E("auth.sign_in", None, "user", "", ANY, "failure", team=False),
+        ],
+    ),
+    (
+        "password change",
+        change_password,
+        [E("account.password_changed", "editor", "user", team=False)],
+    ),
+    (
+        "password change refused",
+        change_password_refused,
+        [E("account.password_changed", "editor", "user", outcome="failure", team=False)],
+    ),
+    # Teams, invitations, members
+    # In the new team's own chain.
+    ("team create", create_team, [E("team.created", "owner", "team", pk_of("other_team"))]),
+    ("team rename", rename_team, [E("team.renamed", "owner", "team", target_label=ANY)]),
+    ("invitation create", invite, [E("invitation.created", "admin", "invitation")]),
+    ("invitation revoke", revoke_invitation, [E("invitation.revoked", "admin", "invitation")]),
+    (
+        "invitation refused (revoked)",
+        accept_revoked,
+        [E("invitation.refused", "newcomer", "invitation", outcome="denied")],
+    ),
+    (
+        "invitation accept",
+        accept,
+        [
+            E("invitation.created", "admin", "invitation"),
+            E("invitation.accepted", "newcomer", "invitation"),
+        ],
+    ),
+    (
+        "member role change",
+        change_role,
+        [
+            E(
+                "member.role_changed",
+                "admin",
+                "membership",
+                lambda w: str(w.stash["newcomer_membership"].pk),
+            )
+        ],
+    ),
+    (
+        "member unlock",
+        unlock,
+        [E("member.unlocked", "admin", "membership", lambda w: str(w.viewer.pk))],
+    ),
+    (
+        "member remove",
+        remove,
+        [E("member.removed", "admin", "membership", lambda w: str(w.stash["removed_pk"]))],
+    ),
+    (
+        "member leave",
+        leave,
+        [E("member.left", "leaver", "membership", lambda w: str(w.stash["leaver_pk"]))],
+    ),
+    # API keys (personal: the key's events carry no team)
+    (
+        "api key added (verified, usage checked)",
+        add_editor_key,
+        [E("api_key.added", "editor", "api_key", team=False, key_used="editor_key")],
+    ),
+    (
+        "second api key added",
+        add_admin_key,
+        [E("api_key.added", "admin", "api_key", team=False, key_used="admin_key")],
+    ),
+    (
+        "api key verified",
+        verify_key,
+        [E("api_key.verified", "editor", "api_key", team=False, key_used="editor_key")],
+    ),
+    (
+        "api key usage checked",
+        refresh_usage,
+        [E("api_key.usage_checked", "editor", "api_key", team=False, key_used="editor_key")],
+    ),
+    # Characters
+    (
+        "character create",
+        create_character,
+        [
+            E(
+                "character.create",
+                "editor",
+                "character",
+                convai_id("character"),
+                "Raymond",
+                key_used="editor_key",
+            )
+        ],
+    ),
+    (
+        "character update",
+        update_character,
+        [
+            E(
+                "character.update",
+                "editor",
+                "character",
+                convai_id("character"),
+                "Raymond",
+                key_used="editor_key",
+            )
+        ],
+    ),
+    (
+        "drift overwrite",
+        drift_overwrite,
+        [
+            E(
+                "character.update",
+                "editor",
+                "character",
+                convai_id("character"),
+                "Raymond",
+                key_used="editor_key",
+            )
+        ],
+    ),
+    (
+        "character update timed out",
+        timed_out_update,
+        [
+            E(
+                "character.update",
+                "editor",
+                "character",
+                convai_id("character"),
+                "Raymond",
+                outcome="unknown",
+                key_used="editor_key",
+            )
+        ],
+    ),
+    (
+        "character sync",
+        sync,
+        [
+            E(
+                "character.sync",
+                "editor",
+                "character",
+                convai_id("character"),
+                "Ray",
+                key_used="editor_key",
+            )
+        ],
+    ),
+    (
+        "character restore",
+        restore,
+        [
+            E(
+                "character.restore",
+                "editor",
+                "character",
+                convai_id("character"),
+                ANY,
+                key_used="editor_key",
+            )
+        ],
+    ),
+    (
+        "character clone",
+        clone,
+        [E("character.clone", "editor", "character", convai_id("clone"), key_used="editor_key")],
+    ),
+    (
+        "character rebind",
+        rebind,
+        [
+            E(
+                "character.rebind",
+                "admin",
+                "character",
+                convai_id("character"),
+                key_used="admin_key",
+            )
+        ],
+    ),
+    (
+        "character import",
+        import_one,
+        [
+            E(
+                "character.import",
+                "editor",
+                "character",
+                lambda w: w.stash["imported_id"],
+                "Imported 001",
+                key_used="editor_key",
+            )
+        ],
+    ),
+    (
+        "character delete",
+        delete_clone,
+        [
+            E(
+                "character.delete",
+                "editor",
+                "character",
+                convai_id("clone"),
+                "Raymond copy",
+                key_used="editor_key",
+            )
+        ],
+    ),
+    # Jobs
+    (
+        "job start and finish",
+        start_and_finish_job,
+        [E("job.start", "editor", "job", job_id("job"))]
+        # One event per item; its outcome is the item's (the sandbox may answer 500 when the
+        # in-memory test database is busy with the worker), the job's events are the point.
+        + [E("character.import", "editor", "character", outcome=ANY, key_used="editor_key")] * 2
+        + [E("job.finish", "editor", "job", job_id("job"))],
+    ),
+    (
+        "job start and cancel",
+        start_and_cancel_job,
+        [
+            E("job.start", "editor", "job", job_id("job2")),
+            E("job.cancel", "editor", "job", job_id("job2")),
+        ],
+    ),
+    (
+        "api key revoked",
+        revoke_key,
+        [E("api_key.revoked", "admin", "api_key", team=False, key_used="admin_key")],
+    ),
+    # The audit log itself
+    (
+        "audit export",
+        audit_export,
+        [E("auth.sign_in", "admin", "user", team=False), E("audit.exported", "admin", "audit")],
+    ),
+    ("audit verify", audit_verify, [E("audit.verified", "admin", "audit")]),
+]
+
+
+def _value(expected: Any, world: World) -> Any:
+    return expected(world) if callable(expected) else expected
+
+
+def _compare(world: World, expect: Expect, event: AuditEvent | None) -> list[str]:
+    if event is None:
+        return [f"missing {expect.action}"]
+    got: dict[str, Any] = {
+        "action": event.action,
+        "outcome": event.outcome,
+        "actor": event.actor_id,
+        "target_type": event.target_type,
+        "team": event.team_id is not None,
+    }
+    want: dict[str, Any] = {
+        "action": expect.action,
+        "outcome": expect.outcome,
+        "actor": world.user(expect.actor).pk if expect.actor else None,
+        "target_type": expect.target_type,
+        "team": expect.team,
+    }
+    if expect.target_id is not ANY:
+        got["target_id"], want["target_id"] = event.target_id, _value(expect.target_id, world)
+    if expect.target_label is not ANY:
+        got["target_label"] = event.target_label
+        want["target_label"] = _value(expect.target_label, world)
+    if expect.key_used:
+        details = event.details or {}
+        if event.target_type == "api_key":  # a key's own events: its label and last four
+            got["key_used"] = f"{event.target_label} (…{details.get('last_four')})"
+        else:
+            got["key_used"] = details.get("key_used")
+        want["key_used"] = key_used(world.stash[expect.key_used])
+    if event.actor_id is not None:
+        got["actor_label"], want["actor_label"] = event.actor_label, ANY
+    return [
+        f"{name}: expected {want[name]!r}, got {got.get(name)!r} ({event.action} {event.details})"
+        for name in want
+        if want[name] is not ANY and got.get(name) != want[name]
+    ]
+
+
+def test_every_action_records_exactly_the_expected_event(
+    client: Client, add_key: Callable[..., Key], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.CONVAI_JOB_CONCURRENCY = 1
+    team = Team.objects.create(name="Studio", slug="studio")
+    roles = {r: MembershipFactory.create(team=team, role=r) for r in Role}
+    world = World(
+        client=client,
+        add_key=add_key,
+        team=team,
+        owner=roles[Role.OWNER],
+        admin=roles[Role.ADMIN],
+        editor=roles[Role.EDITOR],
+        viewer=roles[Role.VIEWER],
+        stash={"monkeypatch": monkeypatch},
+    )
+    problems: list[str] = []
+    for name, act, expected in STEPS:
+        mark = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+        act(world)
+        events = list(AuditEvent.objects.filter(id__gt=mark).order_by("id"))
+        # Only the events of this world (the other team and accounts count, others not).
+        for index, expect in enumerate(expected):
+            event = events[index] if index < len(events) else None
+            for problem in _compare(world, expect, event):
+                problems.append(f"{name}: {problem}")
+        for extra in events[len(expected) :]:
+            problems.append(
+                f"{name}: unexpected {extra.action} ({extra.outcome}) on "
+                f"{extra.target_type} {extra.target_id!r} {extra.target_label!r}"
+            )
+    assert not problems, "\n".join(problems)
+
+
+def test_no_event_carries_a_secret(client: Client, add_key: Callable[..., Key]) -> None:
+    """Keys, a password and an invitation token go through the services; none reaches the log."""
+    team = Team.objects.create(name="Studio", slug="studio")
+    admin = MembershipFactory.create(team=team, role=Role.ADMIN)
+    key = add_key(admin, "Main key")
+    keys.verify_api_key(actor=admin.user, api_key_id=key.pk)
+    created = teams.create_invitation(actor=admin, role=Role.VIEWER)
+    from accounts import services as accounts
+
+    accounts.change_password(actor=admin.user, new_password="Correct horse battery 99")
+    client.post(reverse("accounts:login"), {"username": admin.user.username, "password": "bad"})
+    everything = json.dumps(
+        list(AuditEvent.objects.values()), default=str, ensure_ascii=False
+    ).lower()
+    for secret in (key.raw, created.token, "correct horse battery 99", TEST_PASSWORD):
+        assert secret.lower() not in everything
+    assert Invitation.objects.filter(pk=created.invitation.pk).exists()
+    assert Job.objects.count() == 0
