@@ -313,3 +313,17 @@ def test_a_timed_out_write_is_shown_apart_and_can_be_filtered(client: Client, te
     event = AuditEvent.objects.get(team=team, outcome=Outcome.UNKNOWN)
     detail = client.get(reverse("audit:event", args=[team.slug, event.pk])).content.decode()
     assert "badge-unknown" in detail and "may or may not have happened" in detail
+
+
+def test_the_export_links_follow_the_filter_after_an_htmx_search(
+    client: Client, team, admin
+) -> None:
+    seed(team, 2)
+    client.force_login(admin.user)
+    body = client.get(
+        log_url(team, q="outcome:failure"), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="audit-results"
+    ).content.decode()
+    assert 'id="audit-exports" class="audit-exports" hx-swap-oob="true"' in body
+    assert "export.csv?q=outcome%3Afailure" in body
+    full = client.get(log_url(team)).content.decode()
+    assert "hx-swap-oob" not in full.split('id="audit-results"')[0]
