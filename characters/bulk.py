@@ -47,7 +47,7 @@ from django_tasks import task
 from django_tasks.base import Task
 
 from audit.models import Outcome
-from convai.client import ConvaiClient, thread_session
+from convai.client import MAX_RETRY_WAIT_SECONDS, ConvaiClient, thread_session
 from convai.errors import ConvaiError, ConvaiRateLimitError
 from convai.types import CharacterDetails
 from jobs import services as jobs
@@ -126,6 +126,10 @@ def job_client(api_key: ApiKey, actor: Membership) -> ConvaiClient:
     return client
 
 
+def wait_out(seconds: float) -> None:
+    time.sleep(seconds)
+
+
 def get_patiently(client: ConvaiClient, convai_id: str) -> CharacterDetails:
     """`get`, waiting out a 429's Retry-After longer than the client would inside a page (up to
     CONVAI_JOB_MAX_RETRY_WAIT seconds in all)."""
@@ -135,9 +139,13 @@ def get_patiently(client: ConvaiClient, convai_id: str) -> CharacterDetails:
             return client.get_character(convai_id)
         except ConvaiRateLimitError as error:
             pause = error.retry_after
-            if pause is None or waited + pause > settings.CONVAI_JOB_MAX_RETRY_WAIT:
+            if (
+                pause is None
+                or pause <= MAX_RETRY_WAIT_SECONDS  # short ones: the client's retries had them
+                or waited + pause > settings.CONVAI_JOB_MAX_RETRY_WAIT
+            ):
                 raise
-            time.sleep(pause)
+            wait_out(pause)
             waited += pause
 
 

@@ -13,6 +13,7 @@ from django.urls import reverse
 from audit.models import AuditEvent
 from characters import bulk
 from characters.models import Character, Revision
+from convai.errors import ConvaiRateLimitError
 from jobs.models import Job, JobItem
 from sandbox.models import SandboxCharacter
 from sandbox.services import set_fault
@@ -20,6 +21,7 @@ from teams.models import Membership, Role
 from tests.characters.support import Key, record_requests
 from tests.factories import MembershipFactory, TeamFactory
 from tests.jobs.support import fresh, run_worker, seed_remote
+from tests.sandbox.support import hits
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -74,6 +76,8 @@ def test_preview_sorts_the_keys_characters_into_new_here_changed_and_elsewhere(
     assert page.status_code == 200
     assert "In another team" in html and "Rival Studio" not in html
     assert html.count('name="convai_id"') == 2
+    # The key's remaining core-API quota (as last read) is shown before anything starts.
+    assert "core-API call" in html and "this job makes 2" in html
 
 
 def test_import_all_imports_the_chosen_characters_with_backstories(
@@ -152,34 +156,52 @@ def test_a_fault_in_the_middle_finishes_what_it_can_and_reports_the_rest(
     assert all(event.details.get("convai_status") in (400, 503) for event in failures)
 
 
-def test_rate_limits_are_waited_out(
-    editor: Membership, editor_key: Key, settings: Any, monkeypatch: pytest.MonkeyPatch
+def test_reads_are_retried_on_429_and_then_reported(
+    editor: Membership, editor_key: Key, settings: Any
 ) -> None:
-    """A 429 with Retry-After: the job waits (the client for short waits, the job for longer
-    ones) and carries on."""
+    """Convai keeps answering 429: each get is retried CONVAI_JOB_READ_RETRIES times (the
+    Retry-After of 0 s honoured), then the item fails with Convai's words; nothing is stored."""
+    settings.CONVAI_JOB_READ_RETRIES = 2
     remote = seed_remote(editor_key, 3)
     job = bulk.start_import_all(
         actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
     )
     set_fault(key_label=editor_key.sandbox_label, rate_limit=True, retry_after=0)
-    sleeps: list[float] = []
-    calls = {"n": 0}
-    real_get = bulk.ConvaiClient.get_character
-
-    def flaky_get(self: Any, *args: Any, **kwargs: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            from sandbox.services import clear_faults
-
-            clear_faults(key_label=editor_key.sandbox_label)
-        return real_get(self, *args, **kwargs)
-
-    monkeypatch.setattr(bulk.ConvaiClient, "get_character", flaky_get)
-    monkeypatch.setattr(bulk.time, "sleep", lambda s: sleeps.append(s))
-    settings.CONVAI_JOB_CONCURRENCY = 1
+    before = hits(editor_key.raw)
     run_worker()
     job = fresh(job)
-    assert (job.done, job.failed) == (3, 0)
+    assert (job.state, job.done, job.failed) == ("done", 0, 3)
+    assert hits(editor_key.raw) - before == 3 * (1 + 2)
+    assert all("rate limiting" in item.message for item in job.items.all())
+    assert not Character.objects.filter(team=editor.team).exists()
+
+
+def test_a_long_retry_after_is_waited_out_by_the_job(
+    editor: Membership, editor_key: Key, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """A Retry-After longer than a page would wait (5 s): the job waits it out and carries
+    on; one longer than CONVAI_JOB_MAX_RETRY_WAIT fails that item."""
+    settings.CONVAI_JOB_CONCURRENCY = 1
+    remote = seed_remote(editor_key, 2)
+    job = bulk.start_import_all(
+        actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
+    )
+    real_get = bulk.ConvaiClient.get_character
+    answers = iter([7.0, None, 600.0])
+
+    def limited(self: Any, convai_id: str) -> Any:
+        retry_after = next(answers, None)
+        if retry_after is not None:
+            raise ConvaiRateLimitError("Convai is rate limiting requests.", retry_after=retry_after)
+        return real_get(self, convai_id)
+
+    waits: list[float] = []
+    monkeypatch.setattr(bulk.ConvaiClient, "get_character", limited)
+    monkeypatch.setattr(bulk, "wait_out", waits.append)
+    run_worker()
+    job = fresh(job)
+    assert (job.done, job.failed) == (1, 1) and waits == [7.0]
+    assert "rate limiting" in job.items.get(state="failed").message
 
 
 def test_sync_all_stores_revisions_only_for_changed_characters(

@@ -1,0 +1,80 @@
+"""Import all from a key in a real browser: choose the key's characters in the preview, start
+the job, watch the progress bar (htmx polling) reach 100 % while the real worker loop runs the
+task, then see the same finished state on a 390 px phone, without horizontal scrolling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from playwright.sync_api import expect
+
+from convai.client import close_thread_session
+from jobs.models import Job
+from keys.services import add_api_key
+from sandbox import services as sandbox_services
+from sandbox.models import SandboxKey
+from sandbox.services import clear_faults, create_sandbox_key, hash_key
+from tests.characters.support import Key
+from tests.e2e.conftest import PHONE, BrowserPage
+from tests.factories import TEST_PASSWORD
+from tests.jobs.support import run_worker, seed_remote
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def sandbox(live_server: Any, settings: Any, transactional_db: None) -> Iterator[str]:
+    settings.CONVAI_API_BASE_URL = f"{live_server.url}/sandbox"
+    settings.CONVAI_RETRY_BACKOFF = 0
+    yield str(settings.CONVAI_API_BASE_URL)
+    clear_faults(everything=True)
+    close_thread_session()
+
+
+def _authenticate_read_only(raw_key: str) -> SandboxKey | None:
+    if not raw_key:
+        return None
+    return SandboxKey.objects.select_related("account").filter(key_hash=hash_key(raw_key)).first()
+
+
+def test_import_all_progress_reaches_100_percent(
+    sandbox: str, owner: Any, open_page: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Test-only: here the live server's threads have their own connections to the in-memory
+    # test database, and two connections to it cannot write at once (SQLite's shared cache
+    # answers "table is locked" instead of waiting, as a database file does). The worker
+    # writes while the sandbox answers its gets, so the sandbox's request counters are off.
+    monkeypatch.setattr(sandbox_services, "count_core_api_call", lambda key: None)
+    monkeypatch.setattr(sandbox_services, "authenticate", _authenticate_read_only)
+    raw = create_sandbox_key("e2e-jobs")
+    api_key = add_api_key(actor=owner.user, label="Studio key", raw_key=raw)
+    remote = seed_remote(Key(api_key, raw, "e2e-jobs"), 6, "Keeper")
+    browser: BrowserPage = open_page()
+    page = browser.page
+    browser.sign_in(owner.user.username, TEST_PASSWORD)
+    browser.goto(reverse("characters:character-list", args=[owner.team.slug]))
+    page.get_by_role("link", name="Import all from a key").click()
+    expect(page.get_by_role("heading", name="6 characters under “Studio key”")).to_be_visible()
+    page.get_by_label(remote[0].character_name).uncheck()
+    page.get_by_role("button", name="Import the chosen characters").click()
+    expect(page.locator("#job-progress")).to_have_attribute("data-state", "queued")
+
+    run_worker()  # the real worker loop, in this process; the page polls every second
+
+    expect(page.locator("#job-progress")).to_have_attribute("data-state", "done", timeout=8000)
+    expect(page.locator("progress")).to_have_attribute("value", "5")
+    expect(page.get_by_text("5 of 5 (100 %)")).to_be_visible()
+    expect(page.locator(".job-items tbody tr")).to_have_count(5)
+    job = Job.objects.get()
+    assert job.done == 5
+
+    phone = open_page(PHONE)
+    phone.sign_in(owner.user.username, TEST_PASSWORD)
+    phone.goto(reverse("jobs:job-detail", args=[owner.team.slug, job.pk]))
+    expect(phone.page.get_by_text("5 of 5 (100 %)")).to_be_visible()
+    assert phone.scroll_width() <= 390
+    for visited in (browser, phone):
+        assert visited.csp_violations == [] and visited.script_errors == []
