@@ -36,7 +36,7 @@ run: venv .env
 	$(PY) manage.py migrate --noinput && \
 	$(PY) manage.py collectstatic --noinput --verbosity 0 && \
 	$(PY) manage.py bootstrap_demo --url "http://$(HOST):$(PORT)/" && \
-	{ $(PY) manage.py db_worker --no-reload --no-startup-delay --verbosity 0 & worker=$$!; \
+	{ $(PY) manage.py db_worker --no-reload --no-startup-delay & worker=$$!; \
 	  trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver "$(HOST):$(PORT)"; }
 
