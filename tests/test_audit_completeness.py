@@ -270,6 +270,19 @@ def restore(w: World) -> None:
     )
 
 
+def viewer_update_denied(w: World) -> None:
+    c = character(w)
+    with pytest.raises(Exception):  # noqa: B017 — the policy's refusal; the event is the point
+        characters.update_character(
+            actor=w.viewer, character_id=c.pk, expected_version=c.version, fields={"name": "X"}
+        )
+
+
+def viewer_role_change_denied(w: World) -> None:
+    with pytest.raises(Exception):  # noqa: B017
+        teams.change_member_role(actor=w.viewer, membership_id=w.editor.pk, role=Role.ADMIN)
+
+
 def clone(w: World) -> None:
     saved = characters.clone_character(
         actor=w.editor, character_id=character(w).pk, new_name="Raymond copy"
@@ -525,6 +538,24 @@ STEPS: list[tuple[str, Callable[[World], None], list[Expect]]] = [
                 key_used="editor_key",
             )
         ],
+    ),
+    (
+        "a Viewer's update, refused by the policy",
+        viewer_update_denied,
+        [
+            E(
+                "character.update",
+                "viewer",
+                "character",
+                convai_id("character"),
+                outcome="denied",
+            )
+        ],
+    ),
+    (
+        "a Viewer's role change, refused by the policy",
+        viewer_role_change_denied,
+        [E("member.role_changed", "viewer", ANY, outcome="denied")],
     ),
     (
         "character clone",
