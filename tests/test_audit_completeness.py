@@ -1,4 +1,6 @@
-"""Every action of the product records exactly the expected audit event (issue 9, "Complete").
+"""Every action of the product records exactly the expected audit event (issue 9, "Complete"):
+accounts, teams, invitations, members, keys, characters (with copy to another key and
+bundles), jobs, policy refusals and the audit log itself.
 
 One table, walked in order (each step builds on the previous ones): the action, then the
 events it must add — action, outcome, actor, target (type, id, label), key used where a key
@@ -309,6 +311,42 @@ def delete_clone(w: World) -> None:
     characters.delete_character(actor=w.editor, character_id=clone.pk, confirm_name=clone.name)
 
 
+def add_second_editor_key(w: World) -> None:
+    w.stash["editor_key2"] = w.add_key(w.editor, "Production key")  # another Convai account
+
+
+def copy_to_another_key(w: World) -> None:
+    from characters import copying
+
+    saved = copying.copy_character(
+        actor=w.editor, character_id=character(w).pk, api_key_id=w.stash["editor_key2"].pk
+    )
+    w.stash["copy"] = saved.character
+
+
+def bundle_export(w: World) -> None:
+    from characters import bundles
+
+    exported = bundles.export_characters(actor=w.editor)
+    w.stash["bundle"] = b"".join(exported.chunks)
+
+
+def bundle_import(w: World) -> None:
+    from characters import bundles
+
+    document = json.loads(w.stash["bundle"])
+    raymond = next(c for c in document["characters"] if c["convai_id"] == character(w).convai_id)
+    raymond["backstory"] = "Changed in the bundle."
+    document["characters"] = [raymond]
+    data = json.dumps(document).encode()
+    token = bundles.save_upload(actor=w.editor, data=data, filename="studio.json")
+    job = bundles.start_bundle_import(
+        actor=w.editor, api_key_id=w.stash["editor_key"].pk, token=token
+    )
+    w.stash["bundle_job"] = job
+    run_worker()
+
+
 def start_and_finish_job(w: World) -> None:
     remote = seed_remote(w.stash["editor_key"], 2, prefix="Batch")
     job = bulk.start_import_all(
@@ -601,6 +639,49 @@ STEPS: list[tuple[str, Callable[[World], None], list[Expect]]] = [
                 "Raymond copy",
                 key_used="editor_key",
             )
+        ],
+    ),
+    # Copy to another key, bundles
+    (
+        "second key of another account",
+        add_second_editor_key,
+        [E("api_key.added", "editor", "api_key", team=False, key_used="editor_key2")],
+    ),
+    (
+        "copy to another key",
+        copy_to_another_key,
+        [
+            E("character.create", "editor", "character", convai_id("copy"), key_used="editor_key2"),
+            E(
+                "character.copy",
+                "editor",
+                "character",
+                convai_id("character"),
+                key_used="editor_key2",
+            ),
+        ],
+    ),
+    (
+        "bundle export",
+        bundle_export,
+        [E("character.export", "editor", "team", lambda w: w.team.slug)],
+    ),
+    # The update goes through the character's bound key: the Admin's since the rebind.
+    (
+        "bundle import",
+        bundle_import,
+        [
+            E("job.start", "editor", "job", job_id("bundle_job")),
+            E("character.import_bundle", "editor", "job", job_id("bundle_job")),
+            E(
+                "character.update",
+                "editor",
+                "character",
+                convai_id("character"),
+                key_used="admin_key",
+            ),
+            E("character.import_bundle", "editor", "job", job_id("bundle_job")),
+            E("job.finish", "editor", "job", job_id("bundle_job")),
         ],
     ),
     # Jobs
