@@ -406,7 +406,9 @@ class JobRun:
 def _claim(job_id: int) -> tuple[Job, int] | None:
     with transaction.atomic():
         job = (
-            Job.objects.select_for_update()
+            # Lock the job row only: PostgreSQL refuses FOR UPDATE on the nullable side of the
+            # outer joins that select_related makes for created_by and api_key.
+            Job.objects.select_for_update(of=("self",))
             .select_related("team", "created_by", "api_key")
             .filter(pk=job_id)
             .first()

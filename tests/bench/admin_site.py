@@ -34,6 +34,9 @@ class CharacterAdmin(CharacterModelAdmin):
     list_filter = ("voice_type",)
     list_per_page = 50
     ordering = ("name", "pk")  # the product's default sort, so both show the same rows
+    # Foreign keys to big tables as ID inputs, as any admin of this model would set them: a
+    # <select> of 10,000 characters for the lineage field would measure nothing useful.
+    raw_id_fields = ("copied_from", "bound_key", "created_by", "deleted_by", "team")
 
     # The team whose characters are shown: an admin in a multi-team install has to scope its
     # rows the same way, and this lets it use the same (team, deleted_at, name) index.

@@ -100,10 +100,11 @@ def test_a_killed_worker_leaves_an_interrupted_job_that_resumes_without_redoing_
         after_items(patch, 4, die)
         run_worker()  # the worker loop notes the task's crash; our job knows nothing of it
     job = fresh(job)
-    # The fourth character was being stored when the process died: its transaction (the
-    # character, its revision, its audit event and the item's result) never committed.
-    assert job.state == Job.State.RUNNING and job.done == 3
-    assert Character.objects.filter(team=editor.team).count() == 3
+    # The process died while storing the fourth character: the transaction it was in (which
+    # may hold more than one result: writes that arrive together are batched) never
+    # committed. What did commit is consistent: as many characters as items done.
+    assert job.state == Job.State.RUNNING and job.done <= 3
+    assert Character.objects.filter(team=editor.team).count() == job.done
     assert job.shown_state == Job.State.RUNNING  # its heartbeat is still fresh
     done_before = set(job.items.filter(state="done").values_list("target_id", flat=True))
 
@@ -125,7 +126,7 @@ def test_a_killed_worker_leaves_an_interrupted_job_that_resumes_without_redoing_
     job = fresh(job)
     assert (job.state, job.done, job.failed, job.runs) == ("done", 10, 0, 2)
     fetched = {body["charID"] for path, body in sent if path == "/character/get"}
-    assert len(fetched) == 7 and not fetched & done_before
+    assert len(fetched) == 10 - len(done_before) and not fetched & done_before
     assert Character.objects.filter(team=editor.team).count() == 10
     assert AuditEvent.objects.filter(action="job.resume", target_id=str(job.pk)).count() == 1
     assert AuditEvent.objects.filter(action="character.import").count() == 10
