@@ -21,9 +21,10 @@ import that finds the character already in the team (another job, a teammate) sk
 database's one-live-character-per-team constraint decides. Jobs themselves are one at a time per
 key (import) and per team (sync): see jobs/services.py.
 
-Private helpers of characters.services used here (`_store_new`, `_record`, `_own_key`,
-`_snapshot`, `_revision`, `_flag_missing`, `_flag_found`, `_Call`, `_means_gone`) are wrapped
-below, in one place, so that they can move to a public name in services.py later.
+Everything a character's record, revision and event need goes through characters.services'
+public functions: a job's import stores a character as an import does (store_new_character),
+its sync takes Convai's state as "Sync from Convai" does (apply_remote_state, with the version
+guard), and its failures are recorded as a page's are (record_convai_failure).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from uuid import UUID
 import requests
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
 from django_tasks import task
 from django_tasks.base import Task
 
@@ -59,59 +59,11 @@ from teams.models import Membership, Team
 
 from . import services
 from .models import Character, Revision
-from .remote import audit_changes, differences, fields_from_remote, fields_from_snapshot
+from .remote import differences, fields_from_remote, fields_from_snapshot
 from .selectors import with_key_state
 
 logger = logging.getLogger("convai_admin.jobs")
 SWITCH_INTERVAL = 0.0005  # seconds; see run_pooled
-
-
-# --- Wrappers over characters.services internals (candidates for public names there) -----------
-
-
-def call_for(api_key: ApiKey | None) -> services._Call:
-    return services._Call(api_key=api_key)
-
-
-def record_event(
-    action: str,
-    actor: Membership,
-    *,
-    character: Character | None = None,
-    convai_id: str = "",
-    label: str = "",
-    outcome: str = Outcome.SUCCESS,
-    details: dict[str, Any] | None = None,
-) -> None:
-    services._record(
-        action,
-        actor,
-        character=character,
-        convai_id=convai_id,
-        label=label,
-        outcome=outcome,
-        details=details,
-    )
-
-
-def own_key(action: str, actor: Membership, api_key_id: UUID | str, *, label: str) -> ApiKey:
-    return services._own_key(action, actor, api_key_id, label=label)
-
-
-def store_imported(
-    actor: Membership, api_key: ApiKey, details: CharacterDetails, call: services._Call, job: Job
-) -> Character:
-    return services._store_new(
-        actor,
-        convai_id=details.character_id,
-        api_key=api_key,
-        fields=fields_from_remote(details),
-        snapshot=services._snapshot(details),
-        reason=Revision.Reason.IMPORTED,
-        action="character.import",
-        call=call,
-        extra={"job": job.pk},
-    )
 
 
 # --- Job clients and the pool -------------------------------------------------------------------
@@ -236,15 +188,41 @@ def _store(run: jobs.JobRun, item: JobItem, state: str, message: str, **extra: A
         raise _Discard()
 
 
-def _failure(error: BaseException) -> tuple[str, dict[str, Any]]:
-    """The item's message (Convai's, as the client words it) and the audit details."""
+def _failed(
+    action: str,
+    actor: Membership,
+    error: BaseException,
+    call: services.ConvaiCall,
+    *,
+    character: Character | None = None,
+    item: JobItem,
+    job: Job,
+) -> str:
+    """Record an item's failed read as a page's would be (a character Convai no longer has is
+    flagged) and return the item's message (Convai's, as the client words it)."""
     if isinstance(error, ConvaiError):
-        return error.message, {
-            "convai_status": error.status,
-            "convai_message": error.remote_message or error.message,
-        }
+        return services.record_convai_failure(
+            action,
+            actor,
+            error,
+            call=call,
+            character=character,
+            convai_id=item.target_id,
+            label=item.label,
+            known=character is not None,
+            job=job.pk,
+        ).message
     logger.error("Job item failed unexpectedly", exc_info=error)
-    return "An unexpected error stopped this item.", {"error": type(error).__name__}
+    services.record_character_event(
+        action,
+        actor,
+        character=character,
+        convai_id=item.target_id,
+        label=item.label,
+        outcome=Outcome.FAILURE,
+        details=call.details(job=job.pk, error=type(error).__name__),
+    )
+    return "An unexpected error stopped this item."
 
 
 # --- Import all of a key ------------------------------------------------------------------------
@@ -308,12 +286,12 @@ class ImportPreview:
 
 def _key_characters(actor: Membership, api_key: ApiKey) -> list[CharacterDetails]:
     """The key's characters (one `list` call), failures recorded like any import's."""
-    call = call_for(api_key)
+    call = services.ConvaiCall(api_key=api_key)
     try:
         client = job_client(api_key, actor)
     except ApiKeyUnusable as error:
         raise services.KeyNotUsable(error.message) from None
-    with services._convai("character.import", actor, call, label=key_label(api_key)):
+    with services.convai_calls("character.import", actor, call, label=key_label(api_key)):
         return client.list_characters()
 
 
@@ -333,8 +311,8 @@ def preview_import(*, actor: Membership, api_key_id: UUID | str) -> ImportPrevie
     """What importing everything of one of my keys would do: each of the key's characters is
     new, already here (unchanged or changed in Convai since our snapshot), or in another team
     (never named)."""
-    services._authorized(actor, "character.import")
-    api_key = own_key("character.import", actor, api_key_id, label="import all")
+    services.authorize(actor, "character.import")
+    api_key = services.own_key("character.import", actor, api_key_id, label="import all")
     remote = _key_characters(actor, api_key)
     ids = [item.character_id for item in remote]
     ours = {
@@ -380,8 +358,8 @@ def start_import_all(
 ) -> Job:
     """Queue the import of the chosen characters of one of my keys. The key's list is read
     again, so only characters the key owns and the team does not have are queued."""
-    services._authorized(actor, "character.import")
-    api_key = own_key("character.import", actor, api_key_id, label="import all")
+    services.authorize(actor, "character.import")
+    api_key = services.own_key("character.import", actor, api_key_id, label="import all")
     chosen = set(convai_ids)
     if not chosen:
         raise services.CharacterError("Choose at least one character to import.")
@@ -413,10 +391,10 @@ def start_import_all(
 
 def _import_body(run: jobs.JobRun) -> None:
     job, actor = run.job, run.actor
-    services._authorized(actor, "character.import")
+    services.authorize(actor, "character.import")
     if job.api_key_id is None:
         raise jobs.JobError("The API key of this import was deleted.")
-    api_key = own_key("character.import", actor, job.api_key_id, label=job.key_label)
+    api_key = services.own_key("character.import", actor, job.api_key_id, label=job.key_label)
     try:
         client = job_client(api_key, actor)
     except ApiKeyUnusable as error:
@@ -427,24 +405,28 @@ def _import_body(run: jobs.JobRun) -> None:
             yield item, partial(get_patiently, client, item.target_id)
 
     def handle(item: JobItem, fetched: Fetched) -> None:
-        call = call_for(api_key)
-        call.started = fetched.started
+        call = services.ConvaiCall(api_key=api_key, started=fetched.started)
         if fetched.error is not None:
-            message, details = _failure(fetched.error)
             with transaction.atomic():
-                record_event(
-                    "character.import",
-                    actor,
-                    convai_id=item.target_id,
-                    label=item.label,
-                    outcome=Outcome.FAILURE,
-                    details=call.details(job=job.pk, **details),
+                message = _failed(
+                    "character.import", actor, fetched.error, call, item=item, job=job
                 )
                 run.record_item(item, JobItem.State.FAILED, message)
             return
+        details: CharacterDetails = fetched.value
         try:
             with transaction.atomic():
-                character = store_imported(actor, api_key, fetched.value, call, job)
+                character = services.store_new_character(
+                    actor=actor,
+                    convai_id=details.character_id,
+                    api_key=api_key,
+                    fields=fields_from_remote(details),
+                    snapshot=services.snapshot_of(details),
+                    reason=Revision.Reason.IMPORTED,
+                    action="character.import",
+                    call=call,
+                    extra={"job": job.pk},
+                )
                 _store(run, item, JobItem.State.DONE, "Imported", local_id=character.pk)
         except services.AlreadyInTeam as error:
             run.record_item(
@@ -502,7 +484,7 @@ def sync_plan(team: Team) -> list[SyncKey]:
 
 def start_sync_all(*, actor: Membership) -> Job:
     """Queue a sync of every live character of the team from Convai."""
-    services._authorized(actor, "character.sync")
+    services.authorize(actor, "character.sync")
     characters = list(
         Character.objects.filter(team=actor.team, deleted_at__isnull=True)
         .order_by("name", "pk")
@@ -521,7 +503,7 @@ def start_sync_all(*, actor: Membership) -> Job:
 
 def _sync_body(run: jobs.JobRun) -> None:
     job, actor = run.job, run.actor
-    services._authorized(actor, "character.sync")
+    services.authorize(actor, "character.sync")
     characters = {
         character.pk: character
         for character in with_key_state(Character.objects.filter(team_id=job.team_id))
@@ -549,14 +531,14 @@ def _sync_body(run: jobs.JobRun) -> None:
                 continue
             client = client_of(character)
             if isinstance(client, str):
-                record_event(
+                services.refuse(
                     "character.sync",
                     actor,
+                    services.NoUsableKey(client),
+                    "no usable key",
                     character=character,
-                    outcome=Outcome.FAILURE,
-                    details=call_for(character.bound_key).details(
-                        reason="no usable key", job=job.pk
-                    ),
+                    call=services.ConvaiCall(api_key=character.bound_key),
+                    job=job.pk,
                 )
                 run.record_item(item, JobItem.State.SKIPPED, client)
                 continue
@@ -565,24 +547,17 @@ def _sync_body(run: jobs.JobRun) -> None:
 
     def handle(item: JobItem, fetched: Fetched) -> None:
         character = characters[item.local_id or 0]
-        call = call_for(character.bound_key)
-        call.started = fetched.started
+        call = services.ConvaiCall(api_key=character.bound_key, started=fetched.started)
         if fetched.error is not None:
-            error = fetched.error
-            message, details = _failure(error)
-            gone = isinstance(error, ConvaiError) and services._means_gone(error)
             with transaction.atomic():
-                if gone:
-                    services._flag_missing(character)
-                    message = services.RemoteMissing.default_message
-                record_event(
+                message = _failed(
                     "character.sync",
                     actor,
+                    fetched.error,
+                    call,
                     character=character,
-                    outcome=Outcome.FAILURE,
-                    details=call.details(
-                        job=job.pk, **({"reason": "gone from Convai"} if gone else {}), **details
-                    ),
+                    item=item,
+                    job=job,
                 )
                 run.record_item(item, JobItem.State.FAILED, message)
             return
@@ -601,32 +576,24 @@ def _sync_one(
     item: JobItem,
     character: Character,
     remote: CharacterDetails,
-    call: services._Call,
+    call: services.ConvaiCall,
     seen_version: int,
 ) -> None:
-    """Take Convai's version of one character if it changed (a `synced` revision), as
-    services.take_remote_version does, unless a teammate saved it while the job read it."""
-    if not differences(character.editable(), fields_from_remote(remote)) and (
-        services._snapshot(remote) == character.snapshot
-    ):
-        # Unchanged (the common case): one conditional update, no lock, no revision.
-        unchanged = Character.objects.filter(
-            pk=character.pk, version=seen_version, deleted_at__isnull=True
-        )
-        if unchanged.update(synced_at=timezone.now(), remote_missing_at=None):
-            record_event(
-                "character.sync",
-                run.actor,
-                character=character,
-                details=call.details(changes={}, job=run.job.pk),
-            )
-            _store(run, item, JobItem.State.DONE, "No changes.", local_id=character.pk)
-            return
-    locked = Character.objects.select_for_update().get(pk=character.pk)
-    if locked.is_deleted:
+    """Take Convai's version of one character as "Sync from Convai" does, unless a teammate
+    saved it while the job read it, and store the item's result with it."""
+    synced = services.apply_remote_state(
+        actor=run.actor,
+        character=character,
+        remote=remote,
+        call=call,
+        expected_version=seen_version,
+        note=f"job #{run.job.pk}",
+        extra={"job": run.job.pk},
+    )
+    if synced.outcome == services.SyncResult.DELETED:
         _store(run, item, JobItem.State.SKIPPED, "Deleted here while the job ran.")
         return
-    if locked.version != seen_version:
+    if synced.outcome == services.SyncResult.SAVED_MEANWHILE:
         _store(
             run,
             item,
@@ -634,35 +601,13 @@ def _sync_one(
             "Saved here while the job read it from Convai; sync it again to compare.",
         )
         return
-    if locked.remote_missing_at is not None:
-        locked.remote_missing_at = None
-    changes = differences(locked.editable(), fields_from_remote(remote))
-    snapshot = services._snapshot(remote)
-    changed = bool(changes) or snapshot != locked.snapshot
-    locked.snapshot = snapshot
-    locked.synced_at = timezone.now()
-    if changed:
-        services._apply(locked, fields_from_remote(remote))
-        locked.version += 1
-        locked.updated_at = locked.synced_at
-    locked.save()
-    if changed:
-        services._revision(
-            locked, Revision.Reason.SYNCED, run.actor.user, note=f"job #{run.job.pk}"
-        )
-    record_event(
-        "character.sync",
-        run.actor,
-        character=locked,
-        details=call.details(changes=audit_changes(changes), job=run.job.pk),
-    )
-    if not changed:
+    if synced.outcome == services.SyncResult.IN_STEP:
         message = "No changes."
-    elif changes:
-        message = "Updated: " + ", ".join(change.label for change in changes) + "."
+    elif synced.field_changes:
+        message = "Updated: " + ", ".join(change.label for change in synced.field_changes) + "."
     else:
         message = "Updated: other Convai fields."
-    _store(run, item, JobItem.State.DONE, message, local_id=locked.pk)
+    _store(run, item, JobItem.State.DONE, message, local_id=character.pk)
 
 
 @task()

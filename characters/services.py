@@ -19,7 +19,7 @@ Rules that hold for every operation:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -162,12 +162,14 @@ class StillOnConvai(CharacterError):
 
 
 def key_label(api_key: ApiKey | None) -> str:
+    """How a key is named in messages and audit details: its label and last four characters."""
     return f"{api_key.label} (…{api_key.last_four})" if api_key is not None else ""
 
 
 @dataclass
-class _Call:
-    """What one operation tells the audit log about its Convai calls."""
+class ConvaiCall:
+    """What one operation tells the audit log about its Convai calls: the key used and how
+    long it took (set `started` when the calls ran elsewhere, in a job's pool)."""
 
     api_key: ApiKey | None = None
     started: float = field(default_factory=time.perf_counter)
@@ -180,7 +182,7 @@ class _Call:
         }
 
 
-def _record(
+def record_character_event(
     action: str,
     actor: Membership,
     *,
@@ -190,6 +192,9 @@ def _record(
     outcome: str = Outcome.SUCCESS,
     details: dict[str, Any] | None = None,
 ) -> None:
+    """Record one character event for the actor's team (target: the character, or a Convai ID
+    and label when there is no record). Call it inside the transaction of the change it
+    describes; a failure, after the rollback. A success refreshes the list's filter options."""
     record(
         action,
         actor=actor.user,
@@ -206,7 +211,7 @@ def _record(
         transaction.on_commit(lambda: cache.delete(facets_cache_key(team_id)))
 
 
-def _refused(
+def refuse(
     action: str,
     actor: Membership,
     error: E,
@@ -214,18 +219,18 @@ def _refused(
     *,
     character: Character | None = None,
     label: str = "",
-    call: _Call | None = None,
+    call: ConvaiCall | None = None,
     **details: Any,
 ) -> E:
     """Record a refusal once, where it is made (after any rollback), and hand the error back
     for the caller to raise."""
-    _record(
+    record_character_event(
         action,
         actor,
         character=character,
         label=label,
         outcome=Outcome.FAILURE,
-        details=(call or _Call()).details(reason=reason, **details),
+        details=(call or ConvaiCall()).details(reason=reason, **details),
     )
     return error
 
@@ -245,10 +250,10 @@ def _flag_found(character: Character) -> None:
 
 
 @contextmanager
-def _convai(
+def convai_calls(
     action: str,
     actor: Membership,
-    call: _Call,
+    call: ConvaiCall,
     *,
     character: Character | None = None,
     label: str = "",
@@ -256,59 +261,95 @@ def _convai(
     known: bool = False,
 ) -> Iterator[None]:
     """Run Convai calls; a failure is recorded (`unknown` for a write that timed out) and
-    raised as ConvaiFailed with the client's user-facing message.
+    raised as ConvaiFailed with the client's user-facing message (see record_convai_failure).
 
     `known`: the calls read `character` by its Convai ID through its bound key, so a 400 means
     Convai no longer has it (its documented answer for an unknown ID): the record is flagged
     and RemoteMissing raised, instead of a ConvaiFailed that would repeat forever."""
     try:
         yield
-    except ConvaiTimeoutError as error:
-        outcome = Outcome.UNKNOWN if write else Outcome.FAILURE
-        _record(
-            action,
-            actor,
-            character=character,
-            label=label,
-            outcome=outcome,
-            details=call.details(convai_status=None, convai_message=error.message),
-        )
-        raise ConvaiFailed(error.message, maybe_happened=write) from None
     except ConvaiError as error:
-        convai: dict[str, Any] = {
-            "convai_status": error.status,
-            "convai_message": error.remote_message or error.message,
-        }
-        if known and character is not None and _means_gone(error):
-            _flag_missing(character)
-            raise _refused(
-                action,
-                actor,
-                RemoteMissing(),
-                "gone from Convai",
-                character=character,
-                call=call,
-                **convai,
-            ) from None
-        _record(
+        raise record_convai_failure(
+            action,
+            actor,
+            error,
+            call=call,
+            character=character,
+            label=label,
+            write=write,
+            known=known,
+        ) from None
+
+
+def record_convai_failure(
+    action: str,
+    actor: Membership,
+    error: ConvaiError,
+    *,
+    call: ConvaiCall,
+    character: Character | None = None,
+    convai_id: str = "",
+    label: str = "",
+    write: bool = False,
+    known: bool = False,
+    **extra: Any,
+) -> CharacterError:
+    """Record one failed Convai call and hand back the domain error to raise (or whose message
+    to show): the one place that decides what a failure means.
+
+    A write that timed out may have happened (outcome `unknown`, `maybe_happened`). With
+    `known` (a get of a character we hold, through its bound key), a 400 means Convai no longer
+    has it: the record is flagged and the error is RemoteMissing. `extra` goes into the audit
+    details (a job's ID, say)."""
+    if isinstance(error, ConvaiTimeoutError):
+        record_character_event(
             action,
             actor,
             character=character,
+            convai_id=convai_id,
             label=label,
-            outcome=Outcome.FAILURE,
-            details=call.details(**convai),
+            outcome=Outcome.UNKNOWN if write else Outcome.FAILURE,
+            details=call.details(convai_status=None, convai_message=error.message, **extra),
         )
-        raise ConvaiFailed(error.message, status=error.status) from None
+        return ConvaiFailed(error.message, maybe_happened=write)
+    convai: dict[str, Any] = {
+        "convai_status": error.status,
+        "convai_message": error.remote_message or error.message,
+    }
+    if known and character is not None and means_gone(error):
+        _flag_missing(character)
+        return refuse(
+            action,
+            actor,
+            RemoteMissing(),
+            "gone from Convai",
+            character=character,
+            call=call,
+            **convai,
+            **extra,
+        )
+    record_character_event(
+        action,
+        actor,
+        character=character,
+        convai_id=convai_id,
+        label=label,
+        outcome=Outcome.FAILURE,
+        details=call.details(**convai, **extra),
+    )
+    return ConvaiFailed(error.message, status=error.status)
 
 
-def _means_gone(error: ConvaiError) -> bool:
+def means_gone(error: ConvaiError) -> bool:
     """Convai's answer to a get of an ID it does not have is a 400 (by status, not text)."""
     return isinstance(error, ConvaiRequestError) and error.status == 400
 
 
-def _authorized(
+def authorize(
     actor: Membership, action: str, character: Character | None = None, *, event: str = ""
 ) -> None:
+    """Ask teams.policy again (a view is not the only caller); a refusal is recorded there, as
+    `event` (the action by default), and raised."""
     policy.authorize(
         actor,
         action,
@@ -320,7 +361,9 @@ def _authorized(
     )
 
 
-def _character(actor: Membership, character_id: int, *, live: bool = True) -> Character:
+def character_for(actor: Membership, character_id: int, *, live: bool = True) -> Character:
+    """The actor's team's character (CharacterNotFound otherwise: another team's is invisible);
+    a deleted one only with `live=False`."""
     character = (
         Character.objects.select_related("bound_key", "bound_key__owner", "created_by")
         .filter(team=actor.team, pk=character_id)
@@ -342,19 +385,17 @@ def key_is_usable(character: Character) -> bool:
 
 
 def _bound_client(
-    action: str, actor: Membership, character: Character, call: _Call
+    action: str, actor: Membership, character: Character, call: ConvaiCall
 ) -> ConvaiClient:
     """A client with the character's bound key; refused (and recorded) when it is not usable."""
     call.api_key = character.bound_key
     if not key_is_usable(character):
-        raise _refused(
-            action, actor, NoUsableKey(), "no usable key", character=character, call=call
-        )
+        raise refuse(action, actor, NoUsableKey(), "no usable key", character=character, call=call)
     assert character.bound_key is not None
     try:
         return client_for(character.bound_key, actor=actor.user)
     except ApiKeyUnusable as error:
-        raise _refused(
+        raise refuse(
             action,
             actor,
             NoUsableKey(error.message),
@@ -364,29 +405,32 @@ def _bound_client(
         ) from None
 
 
-def _own_key(action: str, actor: Membership, api_key_id: UUID | str, *, label: str) -> ApiKey:
+def own_key(action: str, actor: Membership, api_key_id: UUID | str, *, label: str) -> ApiKey:
     """One of the actor's own verified, active keys; anything else is refused and recorded."""
     try:
         return ApiKey.objects.get(
             pk=api_key_id, owner=actor.user, revoked_at__isnull=True, verified_at__isnull=False
         )
     except (ApiKey.DoesNotExist, ValueError, TypeError, ValidationError):
-        raise _refused(action, actor, KeyNotUsable(), "key not usable", label=label) from None
+        raise refuse(action, actor, KeyNotUsable(), "key not usable", label=label) from None
 
 
-def _own_client(
-    action: str, actor: Membership, api_key: ApiKey, call: _Call, *, label: str
+def own_client(
+    action: str, actor: Membership, api_key: ApiKey, call: ConvaiCall, *, label: str
 ) -> ConvaiClient:
+    """A client with one of the actor's own keys (from own_key); refused and recorded when the
+    key cannot be opened."""
     call.api_key = api_key
     try:
         return client_for(api_key, actor=actor.user)
     except ApiKeyUnusable as error:
-        raise _refused(
+        raise refuse(
             action, actor, KeyNotUsable(error.message), "key not usable", label=label, call=call
         ) from None
 
 
-def _snapshot(details: CharacterDetails) -> dict[str, Any]:
+def snapshot_of(details: CharacterDetails) -> dict[str, Any]:
+    """The whole remote payload as we keep it: third-party secrets redacted."""
     snapshot: dict[str, Any] = redact(details.raw)
     return snapshot
 
@@ -441,83 +485,119 @@ def create_character(
 ) -> Saved:
     """Create on Convai under one of the actor's keys, then set its languages (create takes
     none), then read it back and store the record and its first revision."""
-    _authorized(actor, "character.create")
-    api_key = _own_key("character.create", actor, api_key_id, label=name)
-    call = _Call()
-    client = _own_client("character.create", actor, api_key, call, label=name)
-    with _convai("character.create", actor, call, label=name, write=True):
-        convai_id = client.create_character(name, voice_type, backstory, actions)
-    warnings = []
-    pending = None
-    if language_codes:
-        try:
-            client.update_character(convai_id, language_codes=language_codes)
-        except ConvaiError as error:
-            pending = list(language_codes)
-            warnings.append(
-                f"The character was created, but Convai did not take its languages "
-                f"({error.message}). Use “Retry languages” on its page."
-            )
-    details = _read_back(client, convai_id)
-    snapshot = (
-        _snapshot(details)
-        if details is not None
-        else {
-            "character_id": convai_id,
-            "character_name": name,
-            "voice_type": voice_type,
-            "backstory": backstory,
-            "character_actions": actions,
-        }
-    )
+    authorize(actor, "character.create")
+    api_key = own_key("character.create", actor, api_key_id, label=name)
+    call = ConvaiCall()
+    client = own_client("character.create", actor, api_key, call, label=name)
     fields = {
         "name": name,
         "voice_type": voice_type,
         "backstory": backstory,
         "actions": actions,
-        "language_codes": [] if pending else language_codes,
+        "language_codes": language_codes,
     }
-    if details is not None:
-        # What Convai holds is the truth (it gives a character a default language, say).
-        fields = {
-            **fields,
-            **{k: v for k, v in fields_from_remote(details).items() if v is not None},
-        }
-    character = _store_new(
-        actor,
-        convai_id=convai_id,
+    created = create_on_convai("character.create", actor, call, client, fields, label=name)
+    character = store_new_character(
+        actor=actor,
+        convai_id=created.convai_id,
         api_key=api_key,
-        fields=fields,
-        snapshot=snapshot,
+        fields=created.fields,
+        snapshot=created.snapshot,
         reason=Revision.Reason.CREATED,
         action="character.create",
         call=call,
-        pending_language_codes=pending,
+        pending_language_codes=created.pending_language_codes,
     )
-    return Saved(character, warnings)
+    return Saved(character, created.warnings)
 
 
-def _read_back(client: ConvaiClient, convai_id: str) -> CharacterDetails | None:
+@dataclass(frozen=True)
+class Created:
+    """A character Convai created, before it is stored here (store_new_character)."""
+
+    convai_id: str
+    fields: dict[str, Any]
+    snapshot: dict[str, Any]
+    pending_language_codes: list[str] | None
+    warnings: list[str]
+
+
+def create_on_convai(
+    action: str,
+    actor: Membership,
+    call: ConvaiCall,
+    client: ConvaiClient,
+    fields: dict[str, Any],
+    *,
+    character: Character | None = None,
+    label: str = "",
+    what: str = "character",
+) -> Created:
+    """Create on Convai (a create, or a copy to another key), then set its languages (create
+    takes none), then read it back: what Convai holds is the truth (it gives a character a
+    default language, say). Languages Convai refused are kept as pending, with a warning."""
+    with convai_calls(action, actor, call, character=character, label=label, write=True):
+        convai_id = client.create_character(
+            fields["name"], fields["voice_type"], fields["backstory"], fields["actions"]
+        )
+    warnings = []
+    pending = None
+    if fields["language_codes"]:
+        try:
+            client.update_character(convai_id, language_codes=fields["language_codes"])
+        except ConvaiError as error:
+            pending = list(fields["language_codes"])
+            warnings.append(
+                f"The {what} was created, but Convai did not take its languages "
+                f"({error.message}). Use “Retry languages” on its page."
+            )
+    details = read_back(client, convai_id)
+    stored = {**fields, "language_codes": [] if pending else fields["language_codes"]}
+    if details is None:
+        snapshot: dict[str, Any] = {
+            "character_id": convai_id,
+            "character_name": fields["name"],
+            "voice_type": fields["voice_type"],
+            "backstory": fields["backstory"],
+            "character_actions": fields["actions"],
+        }
+    else:
+        snapshot = snapshot_of(details)
+        stored.update({k: v for k, v in fields_from_remote(details).items() if v is not None})
+    return Created(convai_id, stored, snapshot, pending, warnings)
+
+
+def read_back(client: ConvaiClient, convai_id: str) -> CharacterDetails | None:
+    """Get after a write; None when Convai does not answer (the write itself went through)."""
     try:
         return client.get_character(convai_id)
     except ConvaiError:
         return None
 
 
-def _store_new(
-    actor: Membership,
+def store_new_character(
     *,
+    actor: Membership,
     convai_id: str,
     api_key: ApiKey,
     fields: dict[str, Any],
     snapshot: dict[str, Any],
     reason: str,
     action: str,
-    call: _Call,
+    call: ConvaiCall,
     pending_language_codes: list[str] | None = None,
     extra: dict[str, Any] | None = None,
+    note: str = "",
+    copied_from: Character | None = None,
+    copied_from_revision: int | None = None,
+    also: Callable[[Character], None] | None = None,
 ) -> Character:
-    """The local half of a remote success: record, first revision and event, together."""
+    """The local half of a remote success (create, import, clone, copy, a job's import): the
+    record, its first revision (`reason`, `note`) and the `action` event (its editable fields
+    but the backstory, and `extra`) commit together, with whatever `also` records about it.
+
+    The team already having that Convai ID raises AlreadyInTeam; any other local failure names
+    the Convai ID so "Check Convai" adopts it: a remote success is never lost."""
     now = timezone.now()
     character = Character(
         team=actor.team,
@@ -529,13 +609,15 @@ def _store_new(
         synced_at=now,
         snapshot=snapshot,
         pending_language_codes=pending_language_codes,
+        copied_from=copied_from,
+        copied_from_revision=copied_from_revision,
     )
     _apply(character, fields)
     try:
         with transaction.atomic():
             character.save(force_insert=True)
-            _revision(character, reason, actor.user)
-            _record(
+            _revision(character, reason, actor.user, note=note)
+            record_character_event(
                 action,
                 actor,
                 character=character,
@@ -544,6 +626,8 @@ def _store_new(
                     **(extra or {}),
                 ),
             )
+            if also is not None:
+                also(character)
     except IntegrityError:
         existing = Character.objects.filter(
             team=actor.team, convai_id=convai_id, deleted_at__isnull=True
@@ -569,12 +653,12 @@ def _drift_refused(
     action: str,
     actor: Membership,
     character: Character,
-    call: _Call,
+    call: ConvaiCall,
     drift: list[FieldChange],
     remote: CharacterDetails,
 ) -> Drift:
     """An update or delete stopped by drift: one failure naming the drifted fields."""
-    return _refused(
+    return refuse(
         action,
         actor,
         Drift(drift, fields_from_remote(remote)),
@@ -587,11 +671,11 @@ def _drift_refused(
 
 
 def _get_known(
-    action: str, actor: Membership, call: _Call, client: ConvaiClient, character: Character
+    action: str, actor: Membership, call: ConvaiCall, client: ConvaiClient, character: Character
 ) -> CharacterDetails:
     """Get a character we hold, by its Convai ID, through its bound key. Convai answering that
     it has no such character flags the record (RemoteMissing); an answer clears the flag."""
-    with _convai(action, actor, call, character=character, known=True):
+    with convai_calls(action, actor, call, character=character, known=True):
         remote = client.get_character(character.convai_id)
     _flag_found(character)
     return remote
@@ -613,11 +697,11 @@ def update_character(
 
     `reason`, `action`, `note` and `extra` (audit details) name what kind of save it is: a
     restore is an update like any other, told apart in the history and the audit log."""
-    character = _character(actor, character_id)
-    _authorized(actor, "character.update", character, event=action)
+    character = character_for(actor, character_id)
+    authorize(actor, "character.update", character, event=action)
     if character.version != expected_version:
         latest = character.revisions.select_related("created_by").first()
-        _record(
+        record_character_event(
             action,
             actor,
             character=character,
@@ -630,7 +714,7 @@ def update_character(
         return Saved(character)
     if any(c.field == "language_codes" and not c.new for c in changes):
         raise CharacterError("Choose at least one language: a Convai character always speaks one.")
-    call = _Call()
+    call = ConvaiCall()
     client = _bound_client(action, actor, character, call)
     remote = _get_known(action, actor, call, client, character)
     drift = _drift(character, remote)
@@ -641,9 +725,9 @@ def update_character(
         # Overwriting means our version of every drifted field, not only the edited ones.
         ours = fields.get(change.field)
         sent.setdefault(change.field, ours if ours is not None else change.old)
-    with _convai(action, actor, call, character=character, write=True):
+    with convai_calls(action, actor, call, character=character, write=True):
         client.update_character(character.convai_id, **sent)
-    readback = _read_back(client, character.convai_id)
+    readback = read_back(client, character.convai_id)
     warnings = []
     if readback is not None:
         stored = fields_from_remote(readback)
@@ -659,12 +743,12 @@ def update_character(
         _apply(locked, sent)
         if readback is not None:
             _apply(locked, fields_from_remote(readback))
-            locked.snapshot = _snapshot(readback)
+            locked.snapshot = snapshot_of(readback)
         locked.version = locked.version + 1
         locked.updated_at = locked.synced_at = timezone.now()
         locked.save()
         _revision(locked, reason, actor.user, note=note)
-        _record(
+        record_character_event(
             action,
             actor,
             character=locked,
@@ -680,39 +764,122 @@ def update_character(
 
 
 def take_remote_version(*, actor: Membership, character_id: int) -> Saved:
-    """Sync from Convai: get the character and make Convai's state ours. A `synced` revision
-    is stored only when something changed — an edited field, or any other field of the
-    snapshot (compared as JSON); `Saved.changes` lists them (empty: already in step). A
-    character Convai no longer has is flagged (RemoteMissing), never deleted here."""
-    character = _character(actor, character_id)
-    _authorized(actor, "character.sync", character, event="character.sync")
-    call = _Call()
+    """Sync from Convai: get the character and make Convai's state ours (apply_remote_state).
+    `Saved.changes` lists what changed (empty: already in step). A character Convai no longer
+    has is flagged (RemoteMissing), never deleted here."""
+    character = character_for(actor, character_id)
+    authorize(actor, "character.sync", character, event="character.sync")
+    call = ConvaiCall()
     client = _bound_client("character.sync", actor, character, call)
     remote = _get_known("character.sync", actor, call, client, character)
-    snapshot = _snapshot(remote)
-    changes: list[FieldChange] = differences(character.editable(), fields_from_remote(remote))
-    changes += snapshot_changes(character.snapshot or {}, snapshot)
+    synced = apply_remote_state(actor=actor, character=character, remote=remote, call=call)
+    if synced.outcome == SyncResult.DELETED:
+        raise CharacterDeleted()
+    return Saved(synced.character, [], synced.changes)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What taking Convai's state did to one character."""
+
+    UPDATED = "updated"  # something changed: version + 1 and a `synced` revision
+    IN_STEP = "in_step"  # nothing changed: only the sync time
+    DELETED = "deleted"  # deleted here meanwhile: nothing written
+    SAVED_MEANWHILE = "saved_meanwhile"  # not the expected version: nothing written
+
+    outcome: str
+    character: Character
+    field_changes: list[FieldChange] = field(default_factory=list)
+    other_changes: list[FieldChange] = field(default_factory=list)
+
+    @property
+    def changes(self) -> list[FieldChange]:
+        """The edited fields, then the other snapshot keys, that changed."""
+        return self.field_changes + self.other_changes
+
+
+def apply_remote_state(
+    *,
+    actor: Membership,
+    character: Character,
+    remote: CharacterDetails,
+    call: ConvaiCall,
+    expected_version: int | None = None,
+    note: str = "",
+    extra: dict[str, Any] | None = None,
+) -> SyncResult:
+    """Make Convai's state of a character ours: the one rule behind "Sync from Convai" and
+    Sync all. The whole snapshot is compared: a changed edited field, or any other key of the
+    payload, is a change; only a change bumps the version and stores a `synced` revision
+    (`note`). The gone-from-Convai flag is cleared; one `character.sync` event is recorded
+    either way (`changes`, `in_step` when none, and `extra`).
+
+    `expected_version`: the version the caller saw when it read Convai (a job reads many
+    characters while teammates work); if it changed since, nothing is written and the outcome
+    says SAVED_MEANWHILE. With it, an unchanged character costs one conditional update (no
+    lock). Runs in its own atomic block, so a caller's transaction can take it in with its
+    own writes (a job item's result)."""
+    snapshot = snapshot_of(remote)
+    remote_fields = fields_from_remote(remote)
     with transaction.atomic():
+        if (
+            expected_version is not None
+            and snapshot == character.snapshot
+            and not differences(character.editable(), remote_fields)
+        ):
+            # Unchanged (the common case in a job): one conditional update, no lock.
+            now = timezone.now()
+            unchanged = Character.objects.filter(
+                pk=character.pk, version=expected_version, deleted_at__isnull=True
+            )
+            if unchanged.update(synced_at=now, remote_missing_at=None):
+                character.synced_at, character.remote_missing_at = now, None
+                _record_sync(actor, character, call, [], changed=False, extra=extra)
+                return SyncResult(SyncResult.IN_STEP, character)
         locked = Character.objects.select_for_update().get(pk=character.pk)
-        _apply(locked, fields_from_remote(remote))
+        locked.bound_key = character.bound_key
+        if locked.is_deleted:
+            return SyncResult(SyncResult.DELETED, locked)
+        if expected_version is not None and locked.version != expected_version:
+            return SyncResult(SyncResult.SAVED_MEANWHILE, locked)
+        field_changes = differences(locked.editable(), remote_fields)
+        other_changes: list[FieldChange] = list(snapshot_changes(locked.snapshot or {}, snapshot))
+        changed = bool(field_changes or other_changes) or snapshot != locked.snapshot
+        _apply(locked, remote_fields)
         locked.snapshot = snapshot
         locked.synced_at = timezone.now()
-        if changes:
+        locked.remote_missing_at = None
+        if changed:
             locked.version += 1
             locked.updated_at = locked.synced_at
         locked.save()
-        if changes:
-            _revision(locked, Revision.Reason.SYNCED, actor.user)
-        _record(
-            "character.sync",
-            actor,
-            character=locked,
-            details=call.details(
-                changes=audit_changes(changes), **({} if changes else {"in_step": True})
-            ),
-        )
-    locked.bound_key = character.bound_key
-    return Saved(locked, [], changes)
+        if changed:
+            _revision(locked, Revision.Reason.SYNCED, actor.user, note=note)
+        changes = field_changes + other_changes
+        _record_sync(actor, locked, call, changes, changed=changed, extra=extra)
+    outcome = SyncResult.UPDATED if changed else SyncResult.IN_STEP
+    return SyncResult(outcome, locked, field_changes, other_changes)
+
+
+def _record_sync(
+    actor: Membership,
+    character: Character,
+    call: ConvaiCall,
+    changes: list[FieldChange],
+    *,
+    changed: bool,
+    extra: dict[str, Any] | None,
+) -> None:
+    record_character_event(
+        "character.sync",
+        actor,
+        character=character,
+        details=call.details(
+            changes=audit_changes(changes),
+            **({} if changed else {"in_step": True}),
+            **(extra or {}),
+        ),
+    )
 
 
 def restore_revision(
@@ -726,8 +893,8 @@ def restore_revision(
     """Put an earlier revision's fields back: an ordinary update through the conflict and
     drift guard (Conflict, Drift), stored as a `restored` revision and a `character.restore`
     event that name the version restored. Nothing to change is no save at all."""
-    character = _character(actor, character_id)
-    _authorized(actor, "character.restore", character)
+    character = character_for(actor, character_id)
+    authorize(actor, "character.restore", character)
     revision = Revision.objects.filter(character=character, number=number).first()
     if revision is None:
         raise CharacterError(f"This character has no version {number}.")
@@ -746,28 +913,28 @@ def restore_revision(
 
 def retry_language_codes(*, actor: Membership, character_id: int) -> Saved:
     """Send the language codes that failed after a create again."""
-    character = _character(actor, character_id)
+    character = character_for(actor, character_id)
     pending = list(character.pending_language_codes or [])
     if not pending:
         return Saved(character)
-    _authorized(actor, "character.update", character)
-    call = _Call()
+    authorize(actor, "character.update", character)
+    call = ConvaiCall()
     client = _bound_client("character.update", actor, character, call)
-    with _convai("character.update", actor, call, character=character, write=True):
+    with convai_calls("character.update", actor, call, character=character, write=True):
         client.update_character(character.convai_id, language_codes=pending)
-    readback = _read_back(client, character.convai_id)
+    readback = read_back(client, character.convai_id)
     with transaction.atomic():
         locked = Character.objects.select_for_update().get(pk=character.pk)
         old = list(locked.language_codes)
         locked.language_codes = pending
         locked.pending_language_codes = None
         if readback is not None:
-            locked.snapshot = _snapshot(readback)
+            locked.snapshot = snapshot_of(readback)
         locked.version += 1
         locked.updated_at = timezone.now()
         locked.save()
         _revision(locked, Revision.Reason.UPDATED, actor.user, note="languages set after create")
-        _record(
+        record_character_event(
             "character.update",
             actor,
             character=locked,
@@ -802,12 +969,12 @@ def find_remote(
 ) -> Found:
     """Look a character up on Convai with one of the actor's keys (get), and tell whether the
     key owns it (its list has it) and whether the team already has it."""
-    _authorized(actor, "character.import")
+    authorize(actor, "character.import")
     label = convai_id or name
-    api_key = _own_key("character.import", actor, api_key_id, label=label)
-    call = _Call()
-    client = _own_client("character.import", actor, api_key, call, label=label)
-    with _convai("character.import", actor, call, label=label):
+    api_key = own_key("character.import", actor, api_key_id, label=label)
+    call = ConvaiCall()
+    client = own_client("character.import", actor, api_key, call, label=label)
+    with convai_calls("character.import", actor, call, label=label):
         details = client.get_character(convai_id or None, name=name or None)
         owned_ids = {item.character_id for item in client.list_characters()}
     existing = Character.objects.filter(
@@ -819,9 +986,9 @@ def find_remote(
 def import_character(*, actor: Membership, api_key_id: UUID | str, convai_id: str) -> Saved:
     """Import a character the key owns into the team, with its first revision."""
     found = find_remote(actor=actor, api_key_id=api_key_id, convai_id=convai_id)
-    call = _Call(api_key=found.api_key)
+    call = ConvaiCall(api_key=found.api_key)
     if not found.owned:
-        _record(
+        record_character_event(
             "character.import",
             actor,
             convai_id=found.details.character_id,
@@ -835,7 +1002,7 @@ def import_character(*, actor: Membership, api_key_id: UUID | str, convai_id: st
             "your own account owns (clone it in Convai first if you want a copy)."
         )
     if found.existing is not None:
-        raise _refused(
+        raise refuse(
             "character.import",
             actor,
             AlreadyInTeam(found.existing),
@@ -843,12 +1010,12 @@ def import_character(*, actor: Membership, api_key_id: UUID | str, convai_id: st
             character=found.existing,
             call=call,
         )
-    character = _store_new(
-        actor,
+    character = store_new_character(
+        actor=actor,
         convai_id=found.details.character_id,
         api_key=found.api_key,
         fields=found.fields,
-        snapshot=_snapshot(found.details),
+        snapshot=snapshot_of(found.details),
         reason=Revision.Reason.IMPORTED,
         action="character.import",
         call=call,
@@ -861,16 +1028,16 @@ def record_existing(
 ) -> Character:
     """Store a character that Convai already holds under `api_key`, known from a payload we
     did not fetch through the client ourselves (the demo bootstrap's sandbox characters)."""
-    _authorized(actor, "character.import")
-    return _store_new(
-        actor,
+    authorize(actor, "character.import")
+    return store_new_character(
+        actor=actor,
         convai_id=details.character_id,
         api_key=api_key,
         fields=fields_from_remote(details),
-        snapshot=_snapshot(details),
+        snapshot=snapshot_of(details),
         reason=Revision.Reason.IMPORTED,
         action="character.import",
-        call=_Call(api_key=api_key),
+        call=ConvaiCall(api_key=api_key),
         extra={"how": origin_note} if origin_note else None,
     )
 
@@ -878,11 +1045,11 @@ def record_existing(
 def adopt_from_convai(*, actor: Membership, api_key_id: UUID | str, name: str) -> Saved:
     """After a create or clone that timed out: look for it in the key's list (by name, not yet
     in the team) and import the newest match."""
-    _authorized(actor, "character.import")
-    api_key = _own_key("character.import", actor, api_key_id, label=name)
-    call = _Call()
-    client = _own_client("character.import", actor, api_key, call, label=name)
-    with _convai("character.import", actor, call, label=name):
+    authorize(actor, "character.import")
+    api_key = own_key("character.import", actor, api_key_id, label=name)
+    call = ConvaiCall()
+    client = own_client("character.import", actor, api_key, call, label=name)
+    with convai_calls("character.import", actor, call, label=name):
         items = client.list_characters()
     known = set(
         Character.objects.filter(team=actor.team, deleted_at__isnull=True).values_list(
@@ -906,16 +1073,16 @@ def clone_character(
     *, actor: Membership, character_id: int, new_name: str, include_kb: bool = False
 ) -> Saved:
     """Copy on Convai under the character's bound key, name the copy, store it."""
-    source = _character(actor, character_id)
-    _authorized(actor, "character.clone", source)
-    call = _Call()
+    source = character_for(actor, character_id)
+    authorize(actor, "character.clone", source)
+    call = ConvaiCall()
     client = _bound_client("character.clone", actor, source, call)
     assert source.bound_key is not None
-    with _convai("character.clone", actor, call, character=source, write=True):
+    with convai_calls("character.clone", actor, call, character=source, write=True):
         try:
             convai_id = client.clone_character(source.convai_id, include_kb=include_kb)
         except ConvaiRequestError as error:
-            if _means_gone(error):
+            if means_gone(error):
                 # Convai's refusal to copy an ID it does not have: a get tells for sure (and
                 # raises RemoteMissing); if the get finds it, the clone's own error stands.
                 _get_known("character.clone", actor, call, client, source)
@@ -927,18 +1094,18 @@ def clone_character(
     except ConvaiError as error:
         warnings.append(f"The copy was made but could not be renamed ({error.message}).")
         new_name = source.name
-    details = _read_back(client, convai_id)
+    details = read_back(client, convai_id)
     fields = {**source.editable(), "name": new_name}
     if details is not None:
         fields = fields_from_remote(details)
         if fields["backstory"] is None:
             fields["backstory"] = source.backstory
-    character = _store_new(
-        actor,
+    character = store_new_character(
+        actor=actor,
         convai_id=convai_id,
         api_key=source.bound_key,
         fields=fields,
-        snapshot=_snapshot(details) if details is not None else {"character_id": convai_id},
+        snapshot=snapshot_of(details) if details is not None else {"character_id": convai_id},
         reason=Revision.Reason.CLONED,
         action="character.clone",
         call=call,
@@ -952,9 +1119,9 @@ def clone_character(
 
 def remote_drift(*, actor: Membership, character_id: int) -> list[FieldChange]:
     """The differences between Convai and our last snapshot, for a confirmation to show."""
-    character = _character(actor, character_id)
-    _authorized(actor, "character.view", character)
-    call = _Call()
+    character = character_for(actor, character_id)
+    authorize(actor, "character.view", character)
+    call = ConvaiCall()
     client = _bound_client("character.get", actor, character, call)
     remote = _get_known("character.get", actor, call, client, character)
     return _drift(character, remote)
@@ -968,29 +1135,29 @@ def delete_character(
     overwrite_drift: bool = False,
 ) -> Character:
     """Delete on Convai (irreversible) and leave a tombstone here."""
-    character = _character(actor, character_id)
-    _authorized(actor, "character.delete", character)
+    character = character_for(actor, character_id)
+    authorize(actor, "character.delete", character)
     if confirm_name.strip() != character.name:
-        raise _refused(
+        raise refuse(
             "character.delete", actor, NameMismatch(), "name mismatch", character=character
         )
-    call = _Call()
+    call = ConvaiCall()
     client = _bound_client("character.delete", actor, character, call)
     remote = _get_known("character.delete", actor, call, client, character)
     drift = _drift(character, remote)
     if drift and not overwrite_drift:
         raise _drift_refused("character.delete", actor, character, call, drift, remote)
-    with _convai("character.delete", actor, call, character=character, write=True):
+    with convai_calls("character.delete", actor, call, character=character, write=True):
         client.delete_character(character.convai_id)
     with transaction.atomic():
         locked = Character.objects.select_for_update().get(pk=character.pk)
         locked.deleted_at = timezone.now()
         locked.deleted_by = actor.user
-        locked.snapshot = _snapshot(remote)
+        locked.snapshot = snapshot_of(remote)
         locked.version += 1
         locked.save()
         _revision(locked, Revision.Reason.DELETED, actor.user)
-        _record(
+        record_character_event(
             "character.delete",
             actor,
             character=locked,
@@ -1006,11 +1173,11 @@ def remove_missing_character(*, actor: Membership, character_id: int) -> Charact
 
     Only for a record flagged by Convai's own answer; when the bound key still works Convai
     is asked once more, and a character it does have is not removed (the flag is cleared)."""
-    character = _character(actor, character_id)
-    _authorized(actor, "character.delete", character)
-    call = _Call(api_key=character.bound_key)
+    character = character_for(actor, character_id)
+    authorize(actor, "character.delete", character)
+    call = ConvaiCall(api_key=character.bound_key)
     if character.remote_missing_at is None:
-        raise _refused(
+        raise refuse(
             "character.delete",
             actor,
             CharacterError(
@@ -1022,15 +1189,15 @@ def remove_missing_character(*, actor: Membership, character_id: int) -> Charact
         )
     if key_is_usable(character):
         client = _bound_client("character.delete", actor, character, call)
-        with _convai("character.delete", actor, call, character=character):
+        with convai_calls("character.delete", actor, call, character=character):
             try:
                 client.get_character(character.convai_id)
             except ConvaiRequestError as error:
-                if not _means_gone(error):
+                if not means_gone(error):
                     raise
             else:
                 _flag_found(character)
-                raise _refused(
+                raise refuse(
                     "character.delete",
                     actor,
                     StillOnConvai(),
@@ -1045,7 +1212,7 @@ def remove_missing_character(*, actor: Membership, character_id: int) -> Charact
         locked.version += 1
         locked.save()
         _revision(locked, Revision.Reason.DELETED, actor.user, note="already gone from Convai")
-        _record(
+        record_character_event(
             "character.delete",
             actor,
             character=locked,
@@ -1074,24 +1241,24 @@ def rebind_candidates(team_id: int, current: ApiKey | None = None) -> list[ApiKe
 def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID | str) -> Saved:
     """Bind the character to another member's verified key, after checking that key reaches
     it and its account owns it (get, then list)."""
-    character = _character(actor, character_id)
-    _authorized(actor, "character.rebind", character)
+    character = character_for(actor, character_id)
+    authorize(actor, "character.rebind", character)
     api_key = next(
         (k for k in rebind_candidates(actor.team_id) if str(k.pk) == str(api_key_id)), None
     )
     if api_key is None:
-        raise _refused(
+        raise refuse(
             "character.rebind",
             actor,
             KeyNotUsable("Choose a verified API key of a current member of this team."),
             "key not usable",
             character=character,
         )
-    call = _Call(api_key=api_key)
+    call = ConvaiCall(api_key=api_key)
     try:
         client = client_for(api_key, actor=actor.user)
     except ApiKeyUnusable as error:
-        raise _refused(
+        raise refuse(
             "character.rebind",
             actor,
             KeyNotUsable(error.message),
@@ -1099,12 +1266,12 @@ def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID |
             character=character,
             call=call,
         ) from None
-    with _convai("character.rebind", actor, call, character=character):
+    with convai_calls("character.rebind", actor, call, character=character):
         try:
             remote = client.get_character(character.convai_id)
         except ConvaiRequestError as error:
             # Another account's key: Convai does not show it this character.
-            raise _refused(
+            raise refuse(
                 "character.rebind",
                 actor,
                 KeyNotUsable(
@@ -1119,7 +1286,7 @@ def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID |
             ) from None
         owned = any(i.character_id == character.convai_id for i in client.list_characters())
     if not owned:
-        raise _refused(
+        raise refuse(
             "character.rebind",
             actor,
             KeyNotUsable(
@@ -1134,7 +1301,7 @@ def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID |
     with transaction.atomic():
         locked = Character.objects.select_for_update().get(pk=character.pk)
         locked.bound_key = api_key
-        locked.snapshot = _snapshot(remote)
+        locked.snapshot = snapshot_of(remote)
         locked.synced_at = timezone.now()
         locked.remote_missing_at = None
         locked.version += 1
@@ -1142,7 +1309,7 @@ def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID |
             update_fields=["bound_key", "snapshot", "synced_at", "remote_missing_at", "version"]
         )
         _revision(locked, Revision.Reason.REBOUND, actor.user, note=f"now {key_label(api_key)}")
-        _record(
+        record_character_event(
             "character.rebind",
             actor,
             character=locked,
