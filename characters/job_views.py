@@ -20,7 +20,6 @@ from convai_admin.htmx import render_page
 from jobs import services as jobs
 from jobs.models import Job, JobItem
 from jobs.selectors import recent_items, team_job, team_jobs
-from teams import policy
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
@@ -115,9 +114,8 @@ def _detail_context(request: TeamRequest, job: Job) -> dict[str, object]:
         "state": state,
         "states": [(value, label) for value, label in JobItem.State.choices if value != "pending"],
         "pending": job.total - job.processed,
-        "may_cancel": policy.may(request.membership, "job.cancel") and job.can_cancel,
-        "may_resume": job.can_resume
-        and policy.may(request.membership, jobs.START_ACTIONS.get(job.kind, "job.cancel")),
+        "may_cancel": job.can_cancel and request.can.cancel_job,
+        "may_resume": job.can_resume and request.can.resume_job,
     }
     if job.is_active:
         context["recent"] = recent_items(job)
@@ -165,7 +163,7 @@ def job_cancel(request: TeamRequest, job_id: int) -> HttpResponse:
 
 
 @require_POST
-@team_view("job.cancel")
+@team_view("job.resume")
 def job_resume(request: TeamRequest, job_id: int) -> HttpResponse:
     job = team_job(request.team, job_id)
     if job is None:

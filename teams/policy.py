@@ -90,6 +90,7 @@ FLOOR: dict[str, Role] = {
     "character.rebind": Role.ADMIN,
     "job.view": Role.VIEWER,
     "job.cancel": Role.EDITOR,
+    "job.resume": Role.EDITOR,  # as starting that kind of job (import all, sync all)
     "audit.review": Role.ADMIN,
     "audit.export": Role.ADMIN,
     "audit.verify": Role.ADMIN,
@@ -276,6 +277,8 @@ _ANSWERS: dict[str, str] = {
     "sync_character": "character.sync",
     "export_character": "character.export",
     "rebind_character": "character.rebind",
+    "cancel_job": "job.cancel",
+    "resume_job": "job.resume",
     "review_audit": "audit.review",
     "export_audit": "audit.export",
 }

@@ -43,6 +43,7 @@ SMALLEST_ROLE: dict[str, Role] = {
     "character.rebind": Role.ADMIN,
     "job.view": Role.VIEWER,
     "job.cancel": Role.EDITOR,
+    "job.resume": Role.EDITOR,
     "audit.review": Role.ADMIN,
     "audit.export": Role.ADMIN,
     "audit.verify": Role.ADMIN,
