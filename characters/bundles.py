@@ -217,11 +217,11 @@ def export_characters(
     Audited once, with the count and the selection, before the first byte leaves."""
     character = None
     if character_id is not None:
-        character = services._character(actor, character_id, live=False)
-        services._authorized(actor, "character.export", character)
+        character = services.character_for(actor, character_id, live=False)
+        services.authorize(actor, "character.export", character)
         queryset: QuerySet[Character] = Character.objects.filter(pk=character.pk)
     else:
-        services._authorized(actor, "character.export")
+        services.authorize(actor, "character.export")
         queryset = Character.objects.filter(
             pk__in=team_characters(actor.team, filters).order_by().values("pk")
         )
@@ -528,7 +528,7 @@ def _upload_path(actor: Membership, token: str) -> Path:
 def save_upload(*, actor: Membership, data: bytes, filename: str) -> str:
     """Keep a validated upload until it is confirmed (for a day); its token names it for this
     member in this team only."""
-    services._authorized(actor, "character.import")
+    services.authorize(actor, "character.import")
     _forget_old_uploads()
     token = secrets.token_urlsafe(24)
     path = _upload_path(actor, token)
@@ -651,8 +651,8 @@ def _local(actor: Membership, ids: Iterable[str]) -> dict[str, Character]:
 
 def preview_bundle(*, actor: Membership, api_key_id: UUID | str, bundle: Bundle) -> BundlePreview:
     """What importing the bundle with this key would do, character by character."""
-    services._authorized(actor, "character.import")
-    api_key = services._own_key("character.import", actor, api_key_id, label="bundle import")
+    services.authorize(actor, "character.import")
+    api_key = services.own_key("character.import", actor, api_key_id, label="bundle import")
     owned = _owned(actor, api_key)
     local = _local(actor, (entry.convai_id for entry in bundle.characters))
     rows = [_plan(entry, owned, local) for entry in bundle.characters]
@@ -720,7 +720,7 @@ def start_bundle_import(
 
 def _bundle_body(run: jobs.JobRun) -> None:
     job, actor = run.job, run.actor
-    services._authorized(actor, "character.import")
+    services.authorize(actor, "character.import")
     if job.api_key_id is None:
         raise jobs.JobError("The API key of this import was deleted.")
     token = str(job.params.get("bundle", ""))
@@ -730,7 +730,7 @@ def _bundle_body(run: jobs.JobRun) -> None:
         raise jobs.JobError(error.message) from None
     if bundle.sha256 != job.params.get("sha256"):
         raise jobs.JobError("The uploaded bundle changed since the import was confirmed.")
-    api_key = services._own_key("character.import", actor, job.api_key_id, label=filename)
+    api_key = services.own_key("character.import", actor, job.api_key_id, label=filename)
     entries = {entry.convai_id: entry for entry in bundle.characters}
     try:
         owned = _owned(actor, api_key)
