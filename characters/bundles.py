@@ -59,7 +59,7 @@ SCHEMA_FAMILY = "convai-admin/bundle@"
 MAX_DEPTH = 32
 MAX_CHARACTERS = 10_000
 MAX_PROBLEMS = 12
-KIND = "import_bundle"
+KIND = Job.Kind.IMPORT_BUNDLE
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
@@ -838,8 +838,3 @@ def _created_by_earlier_run(
 def import_bundle(job_id: int) -> str:
     """Create or update each character of an uploaded bundle under the job's key."""
     return jobs.run_job(job_id, _bundle_body)
-
-
-# The job pages look up what resumes a job, and what a member needs to start it, by its kind.
-jobs.START_ACTIONS.setdefault(KIND, "character.import")
-bulk.TASKS.setdefault(KIND, import_bundle)

@@ -15,6 +15,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_tasks.base import Task
 
 from convai_admin.htmx import render_page
 from jobs import services as jobs
@@ -24,8 +25,13 @@ from teams.decorators import team_view
 from teams.http import TeamRequest
 
 from . import bulk, selectors, services
+from .bundles import import_bundle
 
 ITEMS_PER_PAGE = 200
+
+
+# What resumes each kind of job.
+RESUMES: dict[str, Task[[int], str]] = {**bulk.TASKS, Job.Kind.IMPORT_BUNDLE: import_bundle}
 
 
 def _job_url(request: TeamRequest, job: Job) -> str:
@@ -169,7 +175,7 @@ def job_resume(request: TeamRequest, job_id: int) -> HttpResponse:
     if job is None:
         raise jobs.JobNotFound()
     try:
-        job = jobs.resume_job(actor=request.membership, job_id=job.pk, task=bulk.TASKS[job.kind])
+        job = jobs.resume_job(actor=request.membership, job_id=job.pk, task=RESUMES[job.kind])
     except jobs.JobBusy as error:
         return _busy(request, error)
     except jobs.JobError as error:

@@ -22,6 +22,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         IMPORT_ALL = "import_all", "Import from a key"
         SYNC_ALL = "sync_all", "Sync all from Convai"
+        IMPORT_BUNDLE = "import_bundle", "Import a bundle"
 
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"

@@ -52,6 +52,7 @@ TARGET_TYPE = "job"
 START_ACTIONS: dict[str, str] = {
     Job.Kind.IMPORT_ALL: "character.import",
     Job.Kind.SYNC_ALL: "character.sync",
+    Job.Kind.IMPORT_BUNDLE: "character.import",
 }
 # How often a running job writes its heartbeat and looks for a cancel request, at most.
 CHECK_EVERY_SECONDS = 0.5
