@@ -104,6 +104,7 @@ def test_with_the_expected_version_an_unchanged_character_is_one_update(
 
     assert result.outcome == services.SyncResult.IN_STEP
     character.refresh_from_db()
+    assert character.synced_at is not None and synced_before is not None
     assert character.synced_at > synced_before and character.version == 1
     (event,) = events("character.sync")
     assert event.details["job"] == 1

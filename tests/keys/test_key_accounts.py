@@ -224,7 +224,8 @@ def test_refresh_usage_reads_the_accounts_figures_again_and_is_audited(
     assert api_key.plan_name == "Enterprise"
     assert api_key.usage_metrics["core-api"] == {"limit": 20000, "usage": 19001}
     assert core_api_remaining(api_key) == 999
-    assert first_check is not None and api_key.usage_checked_at > first_check
+    assert first_check is not None and api_key.usage_checked_at is not None
+    assert api_key.usage_checked_at > first_check
 
     event = AuditEvent.objects.get(action="api_key.usage_checked")
     assert event.outcome == "success" and event.actor == user
