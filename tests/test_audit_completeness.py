@@ -37,7 +37,10 @@ from tests.jobs.support import run_worker, seed_remote
 
 __all__ = ["add_key", "sandbox"]  # fixtures used here
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("sandbox_without_counters"),
+]
 
 ANY = object()  # a field this row does not pin (e.g. a generated ID checked elsewhere)
 

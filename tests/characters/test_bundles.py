@@ -23,7 +23,10 @@ from teams.models import Membership, Role
 from tests.characters.support import Key, remote
 from tests.jobs.support import fresh, run_worker
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("sandbox_without_counters"),
+]
 
 
 @pytest.fixture(autouse=True)

@@ -14,9 +14,7 @@ from playwright.sync_api import expect
 from convai.client import close_thread_session
 from jobs.models import Job
 from keys.services import add_api_key
-from sandbox import services as sandbox_services
-from sandbox.models import SandboxKey
-from sandbox.services import clear_faults, create_sandbox_key, hash_key
+from sandbox.services import clear_faults, create_sandbox_key
 from tests.characters.support import Key
 from tests.e2e.conftest import PHONE, BrowserPage
 from tests.factories import TEST_PASSWORD
@@ -34,21 +32,8 @@ def sandbox(live_server: Any, settings: Any, transactional_db: None) -> Iterator
     close_thread_session()
 
 
-def _authenticate_read_only(raw_key: str) -> SandboxKey | None:
-    if not raw_key:
-        return None
-    return SandboxKey.objects.select_related("account").filter(key_hash=hash_key(raw_key)).first()
-
-
-def test_import_all_progress_reaches_100_percent(
-    sandbox: str, owner: Any, open_page: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Test-only: here the live server's threads have their own connections to the in-memory
-    # test database, and two connections to it cannot write at once (SQLite's shared cache
-    # answers "table is locked" instead of waiting, as a database file does). The worker
-    # writes while the sandbox answers its gets, so the sandbox's request counters are off.
-    monkeypatch.setattr(sandbox_services, "count_core_api_call", lambda key: None)
-    monkeypatch.setattr(sandbox_services, "authenticate", _authenticate_read_only)
+@pytest.mark.usefixtures("sandbox_without_counters")  # the worker writes while it answers
+def test_import_all_progress_reaches_100_percent(sandbox: str, owner: Any, open_page: Any) -> None:
     raw = create_sandbox_key("e2e-jobs")
     api_key = add_api_key(actor=owner.user, label="Studio key", raw_key=raw)
     remote = seed_remote(Key(api_key, raw, "e2e-jobs"), 6, "Keeper")

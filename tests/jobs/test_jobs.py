@@ -24,7 +24,10 @@ from tests.characters.support import Key, record_requests
 from tests.factories import MembershipFactory
 from tests.jobs.support import fresh, run_worker, seed_remote
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("sandbox_without_counters"),
+]
 
 
 def start_import(editor: Membership, key: Key, count: int, prefix: str = "Remote") -> Job:

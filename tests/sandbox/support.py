@@ -49,3 +49,22 @@ def _empty_cache() -> Iterator[None]:
 def hits(raw_key: str) -> int:
     """How many requests the sandbox has seen from this key."""
     return SandboxKey.objects.get(key_hash=hash_key(raw_key)).request_count
+
+
+def _authenticate_read_only(raw_key: str) -> SandboxKey | None:
+    if not raw_key:
+        return None
+    return SandboxKey.objects.select_related("account").filter(key_hash=hash_key(raw_key)).first()
+
+
+@pytest.fixture
+def sandbox_without_counters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test-only, for tests where a background job writes while the live sandbox answers: the
+    live server's threads have their own connections to the in-memory test database, and
+    SQLite's shared cache answers a second writer "table is locked" at once instead of
+    waiting (a database file waits). The sandbox's request and quota counters are the only
+    writes of its reads, so they are switched off here; nothing these tests assert uses them."""
+    from sandbox import services as sandbox_services
+
+    monkeypatch.setattr(sandbox_services, "count_core_api_call", lambda key: None)
+    monkeypatch.setattr(sandbox_services, "authenticate", _authenticate_read_only)
