@@ -414,7 +414,7 @@ def verify_export_lines(lines: Iterable[str]) -> tuple[int, list[str]]:
     rows.sort(key=lambda r: (r["chain"], r["seq"]))
     for row in rows:
         count += 1
-        values = [row[name] for name in EXPORT_SEALED_NAMES]
+        values = [row[name] for name in SEALED_FIELDS]  # export columns are named alike
         key = ring.key(row["key_id"])
         where = f"{row['chain']} seq {row['seq']}"
         if key is None:
@@ -430,26 +430,3 @@ def verify_export_lines(lines: Iterable[str]) -> tuple[int, list[str]]:
             problems.append(f"{where}: does not follow seq {previous[0]}")
         last[row["chain"]] = (row["seq"], row["hash"])
     return count, problems
-
-
-# Export column names of the sealed fields, in SEALED_FIELDS order.
-EXPORT_SEALED_NAMES = (
-    "chain",
-    "seq",
-    "prev_hash",
-    "key_id",
-    "created_at",
-    "team_id",
-    "actor_id",
-    "actor_label",
-    "ip_address",
-    "user_agent",
-    "request_id",
-    "origin",
-    "action",
-    "target_type",
-    "target_id",
-    "target_label",
-    "outcome",
-    "details",
-)
