@@ -17,7 +17,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .chain import GENESIS, Head, seal, verify_chain, write_checkpoint
+from .chain import GENESIS, ChainReport, Head, seal, verify_chain, verify_scope, write_checkpoint
 from .context import current
 from .models import AuditChain, AuditEvent, CheckpointKind, Outcome
 
@@ -144,3 +144,36 @@ def _checkpoint_if_due(head: AuditChain) -> None:
         write_checkpoint(here, kind=CheckpointKind.PERIODIC)
     elif timezone.now() - head.checkpoint_at >= timedelta(days=1):
         write_checkpoint(here, kind=CheckpointKind.DAILY)
+
+
+def record_export(*, actor: User, team: Team, fmt: str, filters: str) -> AuditEvent:
+    """The event that an export of the team's log starts: written before the first row is
+    sent, it bounds what the export holds and proves the export happened."""
+    return record(
+        "audit.exported",
+        actor=actor,
+        team=team,
+        target_type="audit",
+        target_label=f"{fmt} export",
+        details={"format": fmt, "filters": filters[:500]},
+    )
+
+
+def verify_team_chain(*, actor: User, team: Team) -> ChainReport:
+    """Walk the team's chain now (the Verify button) and record who did and what it found."""
+    scope = chain_scope(team)
+    report = verify_scope(scope)
+    record(
+        "audit.verified",
+        actor=actor,
+        team=team,
+        target_type="audit",
+        target_label=scope,
+        outcome=Outcome.SUCCESS if report.intact else Outcome.FAILURE,
+        details={
+            "events": report.events,
+            "last_seq": report.last_seq,
+            "problems": len(report.problems),
+        },
+    )
+    return report

@@ -17,7 +17,7 @@ from teams.decorators import team_view
 from teams.http import TeamRequest
 
 from . import export
-from .chain import last_checkpoint, verify_scope
+from .chain import last_checkpoint
 from .forms import AuditFilterForm
 from .models import AuditEvent, Outcome
 from .selectors import (
@@ -30,7 +30,7 @@ from .selectors import (
     last_verification,
     page_of,
 )
-from .services import chain_scope, record
+from .services import chain_scope, record_export, verify_team_chain
 
 TEMPLATE = "audit/audit_log.html"
 
@@ -145,13 +145,8 @@ def audit_export(request: TeamRequest, fmt: str) -> HttpResponse:
     _form, criteria = _filters(request)
     if criteria.errors:
         return HttpResponse("The filters are not valid.", status=400, content_type="text/plain")
-    exported = record(
-        "audit.exported",
-        actor=request.user,
-        team=request.team,
-        target_type="audit",
-        target_label=f"{fmt} export",
-        details={"format": fmt, "filters": request.GET.urlencode()[:500]},
+    exported = record_export(
+        actor=request.user, team=request.team, fmt=fmt, filters=request.GET.urlencode()
     )
     # Everything up to the export's own event, which is the proof it happened. The upper id
     # bound is one number handed to the export's keyset batches, not a second `id <` filter:
@@ -180,20 +175,7 @@ def audit_export(request: TeamRequest, fmt: str) -> HttpResponse:
 @team_view("audit.verify")
 def audit_verify(request: TeamRequest) -> HttpResponse:
     scope = chain_scope(request.team)
-    report = verify_scope(scope)
-    record(
-        "audit.verified",
-        actor=request.user,
-        team=request.team,
-        target_type="audit",
-        target_label=scope,
-        outcome=Outcome.SUCCESS if report.intact else Outcome.FAILURE,
-        details={
-            "events": report.events,
-            "last_seq": report.last_seq,
-            "problems": len(report.problems),
-        },
-    )
+    report = verify_team_chain(actor=request.user, team=request.team)
     context = {
         "team": request.team,
         "report": report,
