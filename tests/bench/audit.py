@@ -27,10 +27,8 @@ import json
 import os
 import platform
 import resource
-import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,15 +36,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from tests.bench.support import run_json_step, worker_environment
+
 ROOT = Path(__file__).resolve().parents[2]
 PG_DATABASE = "bench_audit"
 DEFAULT_POSTGRES = f"postgres://postgres@127.0.0.1:5432/{PG_DATABASE}"
 TEAM = "bench"
 ROUNDS = 30
-
-
-def _key() -> str:
-    return base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def _stable_key(database_url: str) -> str:
@@ -58,35 +54,11 @@ def _stable_key(database_url: str) -> str:
 
 
 def environment(database_url: str, workdir: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CONVAI_"))}
-    return {
-        **base,
-        "DJANGO_SETTINGS_MODULE": "convai_admin.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECURE": "0",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DJANGO_ALLOWED_HOSTS": "testserver",
-        "CONVAI_ADMIN_ENCRYPTION_KEYS": f"bench:{_key()}",
-        "CONVAI_ADMIN_AUDIT_KEYS": f"bench:{_key()}",
-        "CONVAI_ADMIN_PLAIN_STATIC": "1",
-        "CONVAI_ADMIN_VAR_DIR": str(workdir),
-        "DATABASE_URL": database_url,
-        "DJANGO_LOG_LEVEL": "WARNING",
-    }
+    return worker_environment(workdir, database_url)
 
 
 def run_worker(step: str, env: dict[str, str], events: int) -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.bench.audit", "--worker", step, "--events", str(events)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"worker {step} failed:\n{result.stdout}\n{result.stderr}")
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    return run_json_step("tests.bench.audit", env, "--worker", step, "--events", str(events))
 
 
 def peak_rss_mb() -> float:

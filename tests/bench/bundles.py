@@ -17,59 +17,30 @@ itself (about 2x); the time is an upper bound.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import os
 import platform
 import resource
-import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from tests.bench.support import run_json_step, worker_environment
+
 ROOT = Path(__file__).resolve().parents[2]
 TEAM = "bench"
 
 
-def _key() -> str:
-    return base64.b64encode(secrets.token_bytes(32)).decode()
-
-
 def environment(workdir: Path) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CONVAI_"))}
-    return {
-        **base,
-        "DJANGO_SETTINGS_MODULE": "convai_admin.settings",
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECURE": "0",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-        "DJANGO_ALLOWED_HOSTS": "testserver",
-        "CONVAI_ADMIN_ENCRYPTION_KEYS": f"bench:{_key()}",
-        "CONVAI_ADMIN_AUDIT_KEYS": f"bench:{_key()}",
-        "CONVAI_ADMIN_PLAIN_STATIC": "1",
-        "CONVAI_ADMIN_VAR_DIR": str(workdir),
-        "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
-        "DJANGO_LOG_LEVEL": "WARNING",
-    }
+    return worker_environment(workdir, f"sqlite:///{workdir / 'bench.sqlite3'}")
 
 
 def run_worker(step: str, env: dict[str, str], characters: int) -> dict[str, Any]:
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.bench.bundles", "--worker", step, "-n", str(characters)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"worker {step} failed:\n{result.stdout}\n{result.stderr}")
-    return dict(json.loads(result.stdout.strip().splitlines()[-1]))
+    return run_json_step("tests.bench.bundles", env, "--worker", step, "-n", str(characters))
 
 
 def worker(step: str, characters: int) -> dict[str, Any]:

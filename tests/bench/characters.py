@@ -23,11 +23,9 @@ other database are never touched.
 from __future__ import annotations
 
 import argparse
-import base64
 import gc
 import os
 import platform
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -38,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from tests.bench.support import worker_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_DATABASE = "bench_characters"
@@ -105,32 +105,6 @@ def recreate_postgres_database(maintenance_url: str, *, drop_only: bool = False)
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
         if not drop_only:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
-
-
-def worker_environment(workdir: Path, database_url: str) -> dict[str, str]:
-    env = os.environ.copy()
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "convai_admin.settings",
-            "DJANGO_DEBUG": "0",  # as in production: no query log, no debug pages
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-            "CONVAI_ADMIN_ENCRYPTION_KEYS": "bench:"
-            + base64.urlsafe_b64encode(os.urandom(32)).decode("ascii"),
-            "CONVAI_ADMIN_AUDIT_KEYS": "bench:"
-            + base64.urlsafe_b64encode(os.urandom(32)).decode("ascii"),
-            "DJANGO_SECURE": "0",  # the test Client speaks plain HTTP
-            "DJANGO_ALLOWED_HOSTS": "testserver",
-            "CONVAI_ADMIN_PLAIN_STATIC": "1",  # no collectstatic manifest in a temp dir
-            "CONVAI_SANDBOX": "0",
-            # Nothing may leave the machine: a Convai call would fail fast here.
-            "CONVAI_API_BASE_URL": "http://127.0.0.1:9",
-            "CONVAI_ADMIN_VAR_DIR": str(workdir),
-            "DATABASE_URL": database_url,
-            "DJANGO_LOG_LEVEL": "WARNING",
-            "CONVAI_LOG_LEVEL": "WARNING",
-        }
-    )
-    return env
 
 
 def run_worker(backend: str, database_url: str, argv: list[str]) -> int:
