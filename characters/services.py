@@ -720,8 +720,9 @@ def update_character(
     drift = _drift(character, remote)
     if drift and not overwrite_drift:
         raise _drift_refused(action, actor, character, call, drift, remote)
-    if not changes and not drift:
-        return Saved(character)  # "keep ours" with nothing to keep: Convai holds ours
+    if not changes and not drift:  # "keep ours" with nothing to keep: Convai holds ours
+        Character.objects.filter(pk=character.pk).update(remote_changed_at=None, remote_state=None)
+        return Saved(character)
     sent = {change.field: change.new for change in changes}
     for change in drift:
         # Overwriting means our version of every drifted field, not only the edited ones.
