@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -27,7 +27,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
@@ -56,6 +55,7 @@ from .forms import (
 )
 from .models import EDITABLE_FIELDS, Character, Revision
 from .remote import FIELD_LABELS, differences
+from .templatetags.characters_extras import ago
 
 PAGE_SIZE = 50
 DETAIL_HISTORY_SIZE = 5  # the latest revisions on the detail page; "Full history" pages 20
@@ -147,13 +147,7 @@ def _local(moment: datetime) -> datetime:
     return timezone.localtime(moment)
 
 
-def _ago(moment: datetime | None) -> str:
-    """ "just now", "5 minutes ago", "3 days ago" (one unit is enough in a table)."""
-    if moment is None:
-        return ""
-    if timezone.now() - moment < timedelta(minutes=1):
-        return "just now"
-    return f"{timesince(moment, depth=1)} ago"
+_ago = ago
 
 
 def _say_warnings(request: TeamRequest, saved: services.Saved) -> None:
