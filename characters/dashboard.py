@@ -150,7 +150,7 @@ def _checklist(
                 "Someone is invited",
                 "Writers, engineers, your lead: each with the role they need.",
                 reverse("teams:invitation-create", kwargs={"team_slug": slug}),
-                "Invite people",
+                "Send an invitation",
                 members > 1 or bool(pending),
             )
         )
