@@ -6,9 +6,11 @@ system, and costs one `list` per key however many characters the key has."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from io import StringIO
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 from audit.models import AuditEvent
 from characters import drift, services
@@ -227,3 +229,15 @@ def test_a_revoked_key_is_not_used(
 
     assert "0 key(s)" in drift.check_drift()
     assert sent == []
+
+
+def test_the_command_runs_one_pass(create: Create, playground: ConvaiClient) -> None:
+    character = create().character
+    playground.update_character(character.convai_id, name="Red")
+    out = StringIO()
+
+    call_command("check_drift", stdout=out)
+
+    assert "1 newly changed in Convai" in out.getvalue()
+    character.refresh_from_db()
+    assert character.remote_changed_at is not None
