@@ -241,3 +241,23 @@ def test_the_command_runs_one_pass(create: Create, playground: ConvaiClient) -> 
     assert "1 newly changed in Convai" in out.getvalue()
     character.refresh_from_db()
     assert character.remote_changed_at is not None
+
+
+def test_keep_ours_when_convai_changed_back_sends_nothing_and_clears_the_mark(
+    create: Create, editor: Membership, playground: ConvaiClient, monkeypatch: Any
+) -> None:
+    character = create().character
+    playground.update_character(character.convai_id, name="Red")
+    drift.check_drift()
+    playground.update_character(character.convai_id, name="Raymond")
+    sent = record_requests(monkeypatch)
+
+    saved = drift.keep_local_version(
+        actor=editor, character_id=character.pk, expected_version=character.version
+    )
+
+    assert paths(sent) == ["/character/get"]  # read to compare, nothing written
+    assert saved.character.version == 1
+    character.refresh_from_db()
+    assert character.remote_changed_at is None
+    assert not AuditEvent.objects.filter(action="character.update").exists()
