@@ -381,6 +381,7 @@ class FilterForm(forms.Form):
     language = forms.CharField(label="Language", required=False, max_length=40)
     key = forms.CharField(label="Bound key", required=False, max_length=40)
     unusable = forms.BooleanField(label="No usable key", required=False)
+    changed = forms.BooleanField(label="Changed in Convai", required=False)
     sort = forms.ChoiceField(label="Sort", required=False, choices=SORT_CHOICES)
 
     def value(self, name: str) -> Any:

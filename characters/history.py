@@ -274,6 +274,7 @@ ACTION_LABELS = {
     "character.delete": "Delete",
     "character.get": "Read from Convai",
     "character.export": "Export",
+    "character.drift_detected": "Seen changed in Convai",
 }
 OUTCOME_BADGES = {"success": "success", "failure": "danger", "denied": "warning"}
 

@@ -49,6 +49,15 @@ class Character(models.Model):
     # When Convai answered that it no longer has the character (deleted there, behind our back):
     # it stays listed and readable until someone removes it from the team.
     remote_missing_at = models.DateTimeField(null=True, blank=True)
+    # Drift seen by the periodic check (characters.drift): when Convai's copy was first seen
+    # to differ from our last snapshot, and the (redacted) state seen there. The record and
+    # its revisions are left alone until someone reviews it and syncs or keeps ours; a sync,
+    # an edit or a restore clears both (`clear_drift`).
+    remote_changed_at = models.DateTimeField(null=True, blank=True)
+    remote_state = models.JSONField(null=True, blank=True)
+    # The last time the check read the whole character (`get`, backstory included): the
+    # backstory-only sample reads the least recently read first.
+    remote_checked_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     deleted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -86,6 +95,11 @@ class Character(models.Model):
                 name="character_live_recent",
             ),
             models.Index(
+                fields=["team", "remote_changed_at"],
+                condition=Q(deleted_at__isnull=True, remote_changed_at__isnull=False),
+                name="character_live_changed",
+            ),
+            models.Index(
                 fields=["team", "voice_type"],
                 condition=Q(deleted_at__isnull=True),
                 name="character_live_voice",
@@ -98,6 +112,15 @@ class Character(models.Model):
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @property
+    def changed_in_convai(self) -> bool:
+        return self.remote_changed_at is not None
+
+    def clear_drift(self) -> None:
+        """Forget the drift mark (before a save that makes Convai's state and ours one)."""
+        self.remote_changed_at = None
+        self.remote_state = None
 
     def editable(self) -> dict[str, Any]:
         """The edited fields as plain data (what a form starts from, what a revision diffs)."""

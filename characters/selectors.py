@@ -52,6 +52,7 @@ class CharacterFilters:
     language: str = ""
     key: str = ""
     unusable: bool = False
+    changed: bool = False
     sort: str = DEFAULT_SORT
 
 
@@ -71,6 +72,8 @@ def _filtered(team: Team, filters: CharacterFilters) -> QuerySet[Character]:
             queryset = queryset.filter(bound_key_id=UUID(filters.key))
         except ValueError:
             queryset = queryset.none()  # a mangled key ID in a shared URL matches nothing
+    if filters.changed:
+        queryset = queryset.filter(remote_changed_at__isnull=False)
     if filters.unusable:
         queryset = queryset.annotate(
             key_usable=_usable() & Q(bound_key__revoked_at__isnull=True)
@@ -108,6 +111,7 @@ LIST_COLUMNS = (
     "language_codes",
     "pending_language_codes",
     "synced_at",
+    "remote_changed_at",
     "created_by__username",
     "created_by__first_name",
     "created_by__last_name",

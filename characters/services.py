@@ -710,7 +710,7 @@ def update_character(
         )
         raise Conflict(character, latest)
     changes = differences(character.editable(), fields)
-    if not changes:
+    if not changes and not overwrite_drift:
         return Saved(character)
     if any(c.field == "language_codes" and not c.new for c in changes):
         raise CharacterError("Choose at least one language: a Convai character always speaks one.")
@@ -720,6 +720,9 @@ def update_character(
     drift = _drift(character, remote)
     if drift and not overwrite_drift:
         raise _drift_refused(action, actor, character, call, drift, remote)
+    if not changes and not drift:  # "keep ours" with nothing to keep: Convai holds ours
+        Character.objects.filter(pk=character.pk).update(remote_changed_at=None, remote_state=None)
+        return Saved(character)
     sent = {change.field: change.new for change in changes}
     for change in drift:
         # Overwriting means our version of every drifted field, not only the edited ones.
@@ -746,6 +749,7 @@ def update_character(
             locked.snapshot = snapshot_of(readback)
         locked.version = locked.version + 1
         locked.updated_at = locked.synced_at = timezone.now()
+        locked.clear_drift()
         locked.save()
         _revision(locked, reason, actor.user, note=note)
         record_character_event(
@@ -832,8 +836,11 @@ def apply_remote_state(
             unchanged = Character.objects.filter(
                 pk=character.pk, version=expected_version, deleted_at__isnull=True
             )
-            if unchanged.update(synced_at=now, remote_missing_at=None):
+            if unchanged.update(
+                synced_at=now, remote_missing_at=None, remote_changed_at=None, remote_state=None
+            ):
                 character.synced_at, character.remote_missing_at = now, None
+                character.clear_drift()
                 _record_sync(actor, character, call, [], changed=False, extra=extra)
                 return SyncResult(SyncResult.IN_STEP, character)
         locked = Character.objects.select_for_update().get(pk=character.pk)
@@ -849,6 +856,7 @@ def apply_remote_state(
         locked.snapshot = snapshot
         locked.synced_at = timezone.now()
         locked.remote_missing_at = None
+        locked.clear_drift()
         if changed:
             locked.version += 1
             locked.updated_at = locked.synced_at

@@ -21,6 +21,7 @@ urlpatterns = [
     path(ONE + "remove/", views.character_remove, name="character-remove"),
     path(ONE + "rebind/", views.character_rebind, name="character-rebind"),
     path(ONE + "sync/", views.character_sync, name="character-sync"),
+    path(ONE + "keep-ours/", views.character_keep_ours, name="character-keep-ours"),
     path(ONE + "languages/", views.character_languages, name="character-languages"),
     path(ONE + "history/", views.character_history, name="character-history"),
     path(ONE + "compare/", views.character_compare, name="character-compare"),

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -27,7 +27,6 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
@@ -39,6 +38,7 @@ from teams.http import TeamRequest
 
 from . import history, selectors, services
 from .catalogue import Catalogue, LanguageNames, VoiceNames, display_names, load_catalogue
+from .drift import keep_local_version, remote_changes
 from .forms import (
     AdoptForm,
     CloneForm,
@@ -55,6 +55,7 @@ from .forms import (
 )
 from .models import EDITABLE_FIELDS, Character, Revision
 from .remote import FIELD_LABELS, differences
+from .templatetags.characters_extras import ago
 
 PAGE_SIZE = 50
 DETAIL_HISTORY_SIZE = 5  # the latest revisions on the detail page; "Full history" pages 20
@@ -146,13 +147,7 @@ def _local(moment: datetime) -> datetime:
     return timezone.localtime(moment)
 
 
-def _ago(moment: datetime | None) -> str:
-    """ "just now", "5 minutes ago", "3 days ago" (one unit is enough in a table)."""
-    if moment is None:
-        return ""
-    if timezone.now() - moment < timedelta(minutes=1):
-        return "just now"
-    return f"{timesince(moment, depth=1)} ago"
+_ago = ago
 
 
 def _say_warnings(request: TeamRequest, saved: services.Saved) -> None:
@@ -295,6 +290,7 @@ def _list_rows(
                 "name": c.name,
                 "url": urls["detail"],
                 "pending": bool(c.pending_language_codes),
+                "changed": c.remote_changed_at is not None,
                 "voice_name": (voice_names.get(c.voice_type) or {}).get("name", ""),
                 "voice_type": c.voice_type,
                 "languages": _language_labels(c.language_codes, language_names),
@@ -333,9 +329,12 @@ def character_list(request: TeamRequest) -> HttpResponse:
         language=form.value("language"),
         key=form.value("key"),
         unusable=bool(form.value("unusable")),
+        changed=bool(form.value("changed")),
         sort=form.value("sort") or selectors.DEFAULT_SORT,
     )
-    filtered = any([filters.q, filters.voice, filters.language, filters.key, filters.unusable])
+    filtered = any(
+        [filters.q, filters.voice, filters.language, filters.key, filters.unusable, filters.changed]
+    )
     page, characters = selectors.character_page(team, filters, request.GET.get("page"), PAGE_SIZE)
     rows = _render_rows(_list_rows(request, characters, voice_names, language_names))
     context = {
@@ -566,8 +565,26 @@ def character_detail(request: TeamRequest, character_id: int) -> HttpResponse:
             "restore": through_convai and policy.may(actor, "character.restore", character),
             "remove": missing and policy.may(actor, "character.delete", character),
         },
+        "drift_review": _drift_review(character) if live and not missing else None,
     }
     return render(request, "characters/character_detail.html", context)
+
+
+def _drift_review(character: Character) -> dict[str, Any] | None:
+    """The "Changed in Convai" panel: what the drift check saw there, against our last save."""
+    if character.remote_changed_at is None:
+        return None
+    return {
+        "since": character.remote_changed_at,
+        "ago": _ago(character.remote_changed_at),
+        "rows": _change_rows(
+            remote_changes(character),
+            left=f"Last saved here (version {character.version})",
+            right="In Convai now",
+        ),
+        # Seen in the list only: the backstory there is not known yet.
+        "backstory_unknown": "backstory" not in (character.remote_state or {}),
+    }
 
 
 # --- Edit, sync, retry languages ----------------------------------------------------------------
@@ -706,6 +723,40 @@ def character_sync(request: TeamRequest, character_id: int) -> HttpResponse:
         messages.info(request, f"“{name}” is already in step with Convai: nothing changed.")
     if request.POST.get("next") == "edit":
         return redirect("characters:character-edit", request.team.slug, character.pk)
+    return redirect(_detail_url(request, character))
+
+
+@require_POST
+@team_view("character.update")
+def character_keep_ours(request: TeamRequest, character_id: int) -> HttpResponse:
+    """ "Keep ours" after the drift check saw changes in Convai: send our version over theirs
+    (an update through the conflict guard; a teammate's save meanwhile stops it)."""
+    character = _live(request, character_id)
+    if isinstance(character, HttpResponse):
+        return character
+    try:
+        saved = keep_local_version(
+            actor=request.membership,
+            character_id=character.pk,
+            expected_version=_number(request.POST.get("version")) or 0,
+        )
+    except services.Conflict:
+        messages.error(
+            request,
+            "A teammate saved this character meanwhile, so nothing was sent to Convai. Review "
+            "the changes again before you choose.",
+        )
+    except services.CharacterError as error:
+        messages.error(request, error.message)
+    else:
+        if saved.character.version != character.version:
+            messages.success(
+                request,
+                f"Kept ours: “{saved.character.name}” in Convai is again the version saved "
+                f"here, stored as version {saved.character.version}.",
+            )
+        else:
+            messages.info(request, "Convai already holds the version saved here: nothing sent.")
     return redirect(_detail_url(request, character))
 
 

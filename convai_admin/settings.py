@@ -304,6 +304,16 @@ CONVAI_JOB_MAX_RETRY_WAIT = float(os.environ.get("CONVAI_JOB_MAX_RETRY_WAIT", "6
 # (the worker died) and can be resumed.
 JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "60"))
 
+# Drift that shows itself (characters.drift.check_drift, run by the periodic scheduler): every
+# this many minutes each usable key's characters are compared with Convai (0 = never).
+CONVAI_ADMIN_DRIFT_CHECK_MINUTES = int(os.environ.get("CONVAI_ADMIN_DRIFT_CHECK_MINUTES", "30"))
+# Per key and pass, besides its one `list`: at most this many `get`s (never more than the
+# key's core-API quota left), first for characters whose list item differs, then...
+CONVAI_ADMIN_DRIFT_GETS_PER_KEY = int(os.environ.get("CONVAI_ADMIN_DRIFT_GETS_PER_KEY", "10"))
+# ...this many of the unchanged ones, least recently read first, for the backstory (a list
+# item has none): a backstory-only edit in Convai shows within (characters / this) passes.
+CONVAI_ADMIN_DRIFT_SAMPLE_PER_KEY = int(os.environ.get("CONVAI_ADMIN_DRIFT_SAMPLE_PER_KEY", "2"))
+
 INVITATION_VALID_DAYS = 7
 
 LOGGING = {

@@ -12,7 +12,6 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
 
-from django.apps import apps
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -116,18 +115,25 @@ def team_switch(request: AuthenticatedRequest) -> HttpResponse:
 @require_GET
 @team_view("team.view")
 def team_overview(request: TeamRequest) -> HttpResponse:
+    """The page a studio opens every morning: what changed in Convai, jobs, recent activity,
+    quotas, and the first-run checklist until it is done (characters.dashboard)."""
+    from characters.dashboard import team_dashboard  # the overview composes the apps
+
     membership = request.membership
     team = request.team
+    member_count = selectors.team_member_count(team)
+    pending_count = (
+        selectors.pending_invitation_count(team)
+        if request.can.view_invitations or request.can.invite
+        else None
+    )
     context = {
         "team": team,
         "membership": membership,
-        "member_count": selectors.team_member_count(team),
-        # Through the app registry: teams does not import characters.
-        "character_count": apps.get_model("characters", "Character")
-        ._default_manager.filter(team=team, deleted_at__isnull=True)
-        .count(),
-        "pending_count": (
-            selectors.pending_invitation_count(team) if request.can.view_invitations else None
+        "member_count": member_count,
+        "pending_count": pending_count,
+        "dashboard": team_dashboard(
+            membership, request.can, members=member_count, pending=pending_count
         ),
         "abilities": policy.abilities(membership.role),
         "can_ask_for_more": membership.role != Role.OWNER,

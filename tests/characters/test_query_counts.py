@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from characters import selectors
 from characters.models import Character
@@ -34,6 +35,7 @@ def populate(team: Team, members: list[Membership], keys: list[ApiKey], count: i
             bound_key=keys[i % len(keys)] if i % 7 else None,
             created_by=member.user,
             language_codes=["en-US", "fr-FR"] if i % 2 else ["en-US"],
+            remote_changed_at=timezone.now() if i % 3 == 0 else None,
         )
         for _ in range(3):
             RevisionFactory(character=character, created_by=member.user)
@@ -77,6 +79,7 @@ FILTERS = {
     "search": CharacterFilters(q="Character"),
     "language": CharacterFilters(language="fr-FR"),
     "unusable": CharacterFilters(unusable=True),
+    "changed": CharacterFilters(changed=True),
     "sorted": CharacterFilters(sort="-updated"),
 }
 

@@ -115,6 +115,14 @@ CHARACTER_ENDPOINTS = [
         changed=_changed,
     ),
     Endpoint(
+        "characters:character-keep-ours",
+        "post",
+        "character.update",
+        url_kwargs=_one,
+        ok=ANSWERS,
+        changed=_changed,
+    ),
+    Endpoint(
         "characters:character-languages",
         "post",
         "character.update",

@@ -11,7 +11,7 @@ from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
 
-PROMPT = "Add your Convai API key."
+PROMPT = "Add your Convai API key."  # the first-run checklist's step
 
 
 def prompted_on_overview(client, membership) -> bool:
