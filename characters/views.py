@@ -450,6 +450,12 @@ def character_import(request: TeamRequest) -> HttpResponse:
     )
     if request.method == "POST" and step == "import":
         confirm = ImportConfirmForm(request.POST)
+        # The lookup form shows what was confirmed, so a failure keeps it for another try.
+        form = ImportFindForm(
+            {"api_key": request.POST.get("api_key", ""), "lookup": request.POST.get("convai_id")},
+            api_keys=api_keys,
+        )
+        form.is_valid()
         if confirm.is_valid():
             try:
                 saved = services.import_character(
