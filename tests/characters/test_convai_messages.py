@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import requests
+from django.test import Client
+from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
 from characters import services
@@ -308,3 +310,17 @@ def test_every_message_of_the_table_has_a_case() -> None:
 
     for rule in RULES:
         assert any(pattern(rule.message).fullmatch(case.expected) for case in CASES), rule.message
+
+
+@pytest.mark.parametrize("lookup", ["0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f", "Nobody"])
+def test_the_import_page_says_it_in_plain_words(client: Client, world: World, lookup: str) -> None:
+    client.force_login(world.editor.user)
+    response = client.post(
+        reverse("characters:character-import", args=[world.editor.team.slug]),
+        {"step": "find", "lookup": lookup, "api_key": str(world.key.pk)},
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert f"in the Convai account of the key {world.key_text}" in html.replace("&#x27;", "'")
+    assert "INTERNAL SERVER ERROR" not in html
+    assert f'value="{lookup}"' in html  # kept for another try
