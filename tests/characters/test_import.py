@@ -147,7 +147,13 @@ def test_an_unknown_id_is_convais_refusal_recorded_as_a_failure(
 # --- the confirm step, through the page -----------------------------------------------------------
 
 
-CONFIRM_FAILURES = ["gone since the lookup", "teammate's key", "outage", "rate limit"]
+CONFIRM_FAILURES = [
+    "gone since the lookup",
+    "not owned by the key",
+    "teammate's key",
+    "outage",
+    "rate limit",
+]
 
 
 @pytest.mark.parametrize("what", CONFIRM_FAILURES)
@@ -158,11 +164,14 @@ def test_any_failure_at_the_confirm_step_is_a_message_with_the_input_kept(
     convai_id: str,
     add_key: Callable[..., Key],
     make_member: Callable[..., Membership],
+    public_id: str,
     what: str,
 ) -> None:
     key_id = str(editor_key.pk)
     if what == "gone since the lookup":
         SandboxCharacter.objects.filter(character_id=convai_id).delete()
+    elif what == "not owned by the key":
+        convai_id = public_id
     elif what == "teammate's key":
         key_id = str(add_key(make_member(Role.EDITOR), "Teammate key").pk)
     elif what == "outage":
