@@ -7,7 +7,24 @@ from typing import Any, cast
 from django import forms
 
 from .models import AuditChain, Outcome
-from .selectors import TARGET_TYPES, Criteria, action_groups, parse_search
+from .selectors import (
+    MAX_ID,
+    TARGET_TYPES,
+    Criteria,
+    action_groups,
+    in_range,
+    out_of_range,
+    parse_search,
+)
+
+
+class _UserChoiceField(forms.TypedChoiceField):
+    """The actor select: a number no user can have is out of range, not an unknown choice."""
+
+    def validate(self, value: Any) -> None:
+        if isinstance(value, str) and value.isdigit() and int(value) > MAX_ID:
+            raise forms.ValidationError(out_of_range(f"Actor {value}", number=True))
+        super().validate(value)
 
 
 class AuditFilterForm(forms.Form):
@@ -25,7 +42,7 @@ class AuditFilterForm(forms.Form):
             }
         ),
     )
-    actor = forms.TypedChoiceField(label="Actor", required=False, coerce=int, empty_value=None)
+    actor = _UserChoiceField(label="Actor", required=False, coerce=int, empty_value=None)
     action = forms.ChoiceField(label="Action", required=False)
     target_type = forms.ChoiceField(
         label="Target",
@@ -34,7 +51,13 @@ class AuditFilterForm(forms.Form):
     )
     target = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
     # From a member's row: what they did and what was done to them (user ID).
-    member = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    member = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        widget=forms.HiddenInput,
+        error_messages={"max_value": out_of_range("Member", number=True)},
+    )
     outcome = forms.ChoiceField(
         label="Outcome", required=False, choices=[("", "Any outcome"), *Outcome.choices]
     )
@@ -47,10 +70,11 @@ class AuditFilterForm(forms.Form):
 
     def __init__(self, *args: Any, chain: AuditChain | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        actors = sorted((chain.actors if chain else {}).items(), key=lambda kv: kv[1].lower())
+        known = chain.actors if chain else {}
+        actors = sorted(known.items(), key=lambda kv: kv[1].lower())
         choices: list[tuple[Any, str]] = [("", "Anyone"), *((int(k), v) for k, v in actors)]
         wanted = str(self.data.get("actor", "")) if self.is_bound else ""
-        if wanted.isdigit() and wanted not in (chain.actors if chain else {}):
+        if wanted.isdigit() and int(wanted) <= MAX_ID and wanted not in known:
             choices.append((int(wanted), f"User #{wanted}"))  # a link for someone with no event
         cast(forms.ChoiceField, self.fields["actor"]).choices = choices
         groups: list[Any] = [("", "Any action")]
@@ -58,6 +82,24 @@ class AuditFilterForm(forms.Form):
         cast(forms.ChoiceField, self.fields["action"]).choices = groups
         for name in ("q", "actor", "action", "target_type", "outcome", "since", "until"):
             self.fields[name].widget.attrs.setdefault("id", f"audit-{name}")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for name in ("since", "until"):
+            if not in_range(data.get(name)):
+                label = self.fields[name].label
+                self.add_error(name, out_of_range(f"{label} {data[name]}"))
+        return data
+
+    def warnings(self) -> list[str]:
+        """Only after is_valid() failed: each problem once, in words a person can act on."""
+        warnings = []
+        for name, messages in self.errors.items():
+            label = str(self.fields[name].label or name) if name in self.fields else ""
+            for message in messages:
+                text = str(message)
+                warnings.append(text if not label or text.startswith(label) else f"{label}: {text}")
+        return warnings
 
     def criteria(self) -> Criteria:
         """Only after is_valid(): the fields and the search box, merged."""

@@ -120,22 +120,48 @@ def parse_search(q: str, criteria: Criteria) -> Criteria:
 def _apply_created(value: str, criteria: Criteria) -> None:
     match = _DATE_OP.match(value)
     first = _parse_date(match.group(2)) if match else None
-    if match is None or first is None:
+    second = _parse_date(match.group(3)) if match and match.group(3) else None
+    if match is None or first is None or (match.group(3) and second is None):
         criteria.errors.append(f"created:{value} is not a date (YYYY-MM-DD, >=, <, or a..b).")
         return
-    op, second_text = match.group(1) or "=", match.group(3)
-    if second_text:
-        criteria.since, criteria.until = first, _parse_date(second_text)
-    elif op == ">=":
-        criteria.since = first
-    elif op == ">":
-        criteria.since = first + timedelta(days=1)
-    elif op == "<=":
-        criteria.until = first
-    elif op == "<":
-        criteria.until = first - timedelta(days=1)
-    else:
-        criteria.since = criteria.until = first
+    op = match.group(1) or "="
+    since, until = criteria.since, criteria.until
+    try:
+        if second is not None:
+            since, until = first, second
+        elif op == ">=":
+            since = first
+        elif op == ">":
+            since = first + timedelta(days=1)
+        elif op == "<=":
+            until = first
+        elif op == "<":
+            until = first - timedelta(days=1)
+        else:
+            since = until = first
+    except OverflowError:
+        since = until = date.max  # flagged just below
+    if not in_range(since) or not in_range(until):
+        criteria.errors.append(out_of_range(f"created:{value}"))
+        return
+    criteria.since, criteria.until = since, until
+
+
+# An "until" day is read up to the next day's midnight, which must exist.
+FIRST_DAY, LAST_DAY = date.min, date.max - timedelta(days=1)
+# Row and user ids are 64-bit signed integers on every supported database.
+MAX_ID = 2**63 - 1
+
+
+def in_range(day: date | None) -> bool:
+    return day is None or FIRST_DAY <= day <= LAST_DAY
+
+
+def out_of_range(what: str, *, number: bool = False) -> str:
+    """The warning for a date or number no filter can use (same voice as the other warnings)."""
+    if number:
+        return f"{what} is out of range: no ID is that large. Check the link or pick from the list."
+    return f"{what} is out of range: use dates from {FIRST_DAY} to {LAST_DAY}."
 
 
 def _midnight(day: date) -> datetime:

@@ -54,7 +54,7 @@ def _filters(request: TeamRequest) -> tuple[AuditFilterForm, Criteria]:
                 )
             )
         return form, criteria
-    return form, Criteria(errors=["Some filters are not valid."] if form.is_bound else [])
+    return form, Criteria(errors=form.warnings() if form.is_bound else [])
 
 
 @require_GET
@@ -144,7 +144,11 @@ def audit_event(request: TeamRequest, event_id: int) -> HttpResponse:
 def audit_export(request: TeamRequest, fmt: str) -> HttpResponse:
     _form, criteria = _filters(request)
     if criteria.errors:
-        return HttpResponse("The filters are not valid.", status=400, content_type="text/plain")
+        return HttpResponse(
+            "The filters are not valid: " + " ".join(criteria.errors),
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
     exported = record_export(
         actor=request.user, team=request.team, fmt=fmt, filters=request.GET.urlencode()
     )

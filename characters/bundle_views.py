@@ -19,7 +19,7 @@ from teams.decorators import team_view
 from teams.http import TeamRequest
 
 from . import bundles, copying, selectors, services
-from .forms import FilterForm
+from .forms import FilterForm, KeyField
 from .models import Character
 
 # The form's other fields and the multipart framing, on top of the file itself.
@@ -32,7 +32,7 @@ class BundleUploadForm(forms.Form):
         help_text="A .json bundle exported from Convai Admin.",
         widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
     )
-    key = forms.ChoiceField(
+    key = KeyField(
         label="Import with your key",
         help_text="Characters its Convai account owns are updated; the others are created "
         "under it.",
@@ -48,7 +48,7 @@ class BundleUploadForm(forms.Form):
 
 
 class CopyForm(forms.Form):
-    key = forms.ChoiceField(label="Copy to your key")
+    key = KeyField(label="Copy to your key")
 
     def __init__(self, *args: Any, keys: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -114,21 +114,32 @@ def import_bundle(request: TeamRequest) -> HttpResponse:
                 upload = form.cleaned_data["bundle"]
                 try:
                     bundle = bundles.read_upload(upload)
-                except bundles.BundleInvalid as error:
-                    form.add_error("bundle", error.message)
+                except bundles.BundleInvalid as invalid:
+                    form.add_error("bundle", invalid.message)
                 else:
                     upload.seek(0)
-                    token = bundles.save_upload(
-                        actor=request.membership,
-                        data=b"".join(upload.chunks()),
-                        filename=upload.name or "bundle.json",
-                    )
+                    try:
+                        token = bundles.save_upload(
+                            actor=request.membership,
+                            api_key_id=form.cleaned_data["key"],
+                            data=b"".join(upload.chunks()),
+                            filename=upload.name or "bundle.json",
+                        )
+                    except services.KeyNotUsable as refused:
+                        form.add_error("key", refused.message)
+                        return _upload_page(request, form, keys, "")
                     count = len(bundle.characters)
                     messages.success(
                         request, f"The bundle is valid: {count} character{'s' * (count != 1)}."
                     )
                     url = reverse("bundles:preview", args=[request.team.slug, token])
                     return redirect(f"{url}?key={form.cleaned_data['key']}")
+    return _upload_page(request, form, keys, error)
+
+
+def _upload_page(
+    request: TeamRequest, form: BundleUploadForm, keys: list[Any], error: str
+) -> HttpResponse:
     context = {
         "team": request.team,
         "form": form,
@@ -166,6 +177,11 @@ def preview(request: TeamRequest, token: str) -> HttpResponse:
             if error.active is not None and error.active.team_id == request.team.pk:
                 return redirect("jobs:job-detail", request.team.slug, error.active.pk)
             return redirect(f"{request.path}?key={key_id}")
+        except services.KeyNotUsable as error:
+            # Recorded by the service; the preview goes back to the member's own keys, so
+            # the redirected GET does not refuse (and record) the same key a second time.
+            messages.error(request, error.message)
+            return redirect(request.path)
         except services.CharacterError as error:
             messages.error(request, error.message)
             return redirect(f"{request.path}?key={key_id}")

@@ -525,10 +525,11 @@ def _upload_path(actor: Membership, token: str) -> Path:
     return _upload_dir() / f"t{actor.team_id}-u{actor.user_id}-{token}.json"
 
 
-def save_upload(*, actor: Membership, data: bytes, filename: str) -> str:
+def save_upload(*, actor: Membership, api_key_id: UUID | str, data: bytes, filename: str) -> str:
     """Keep a validated upload until it is confirmed (for a day); its token names it for this
-    member in this team only."""
+    member in this team only. The chosen key must be the member's own (refused and recorded)."""
     services.authorize(actor, "character.import")
+    services.own_key("character.import", actor, api_key_id, label=filename[:200])
     _forget_old_uploads()
     token = secrets.token_urlsafe(24)
     path = _upload_path(actor, token)

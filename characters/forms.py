@@ -9,8 +9,8 @@ on the widgets: a browser would truncate a paste without saying so).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 from django import forms
 
@@ -29,9 +29,19 @@ def key_choice_label(api_key: ApiKey) -> str:
     return f"{api_key.label} (…{api_key.last_four})"
 
 
-class KeyChoiceField(forms.ModelChoiceField):
-    def label_from_instance(self, obj: Any) -> str:
-        return key_choice_label(obj)
+class KeyField(forms.ChoiceField):
+    """A select offering the member's usable keys that accepts any key ID: whether the actor
+    may use a key is the service's decision (services.own_key, rebind_character), and the
+    service records the refusal. A choice check here would refuse a swapped ID silently,
+    leaving no trace in the audit log."""
+
+    def offer(
+        self, keys: Iterable[ApiKey], describe: Callable[[ApiKey], str] = key_choice_label
+    ) -> None:
+        self.choices = [(str(k.pk), describe(k)) for k in keys]
+
+    def validate(self, value: Any) -> None:
+        forms.Field.validate(self, value)  # required, but no choice check (see above)
 
 
 def voice_label(voice: Any) -> str:
@@ -244,10 +254,8 @@ def initial_from(fields: dict[str, Any]) -> dict[str, Any]:
 
 
 class CreateCharacterForm(CharacterForm):
-    api_key = KeyChoiceField(
+    api_key = KeyField(
         label="Owned by",
-        queryset=ApiKey.objects.none(),
-        empty_label=None,
         help_text="Which of your verified API keys owns the character on Convai. Teammates "
         "work on it through this key, without seeing it.",
     )
@@ -256,8 +264,7 @@ class CreateCharacterForm(CharacterForm):
 
     def __init__(self, *args: Any, api_keys: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        field = self.fields["api_key"]
-        field.queryset = api_keys  # type: ignore[attr-defined]
+        cast(KeyField, self.fields["api_key"]).offer(api_keys)
 
 
 class EditCharacterForm(CharacterForm):
@@ -267,10 +274,8 @@ class EditCharacterForm(CharacterForm):
 
 
 class ImportFindForm(forms.Form):
-    api_key = KeyChoiceField(
+    api_key = KeyField(
         label="With key",
-        queryset=ApiKey.objects.none(),
-        empty_label=None,
         help_text="The key of the Convai account that owns the character.",
     )
     lookup = forms.CharField(
@@ -283,7 +288,7 @@ class ImportFindForm(forms.Form):
 
     def __init__(self, *args: Any, api_keys: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["api_key"].queryset = api_keys  # type: ignore[attr-defined]
+        cast(KeyField, self.fields["api_key"]).offer(api_keys)
 
     def clean_lookup(self) -> str:
         return str(self.cleaned_data["lookup"]).strip()
@@ -331,7 +336,7 @@ class DeleteForm(forms.Form):
 
 
 class RebindForm(forms.Form):
-    api_key = forms.ChoiceField(label="New key")
+    api_key = KeyField(label="New key")
 
     def __init__(
         self,
@@ -348,9 +353,7 @@ class RebindForm(forms.Form):
                 text += " · same Convai account"
             return text
 
-        self.fields["api_key"].choices = [  # type: ignore[attr-defined]
-            (str(k.pk), label(k)) for k in candidates
-        ]
+        cast(KeyField, self.fields["api_key"]).offer(candidates, label)
 
 
 SORT_CHOICES = [

@@ -63,6 +63,11 @@ def import_all(request: TeamRequest) -> HttpResponse:
             )
         except jobs.JobBusy as error:
             return _busy(request, error)
+        except services.KeyNotUsable as error:
+            # Recorded by the service; back to the member's own keys, so the redirected GET
+            # does not refuse (and record) the same key a second time.
+            messages.error(request, error.message)
+            return redirect(request.path)
         except services.CharacterError as error:
             messages.error(request, error.message)
             return redirect(f"{request.path}?key={key_id}")

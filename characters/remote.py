@@ -18,12 +18,28 @@ from .models import EDITABLE_FIELDS
 REDACTED = "[redacted]"
 # Keys under which Convai may hold a third-party secret (a function's source code, an MCP
 # server's auth headers, a custom LLM's API key): their values never reach our database,
-# a diff, an export or the audit log.
-_SECRET_KEY = re.compile(
-    r"(api[_-]?key|secret|token|password|passwd|authorization|auth[_-]?header|headers|"
-    r"credential|private[_-]?key|source[_-]?code|function[_-]?code)",
-    re.IGNORECASE,
+# a diff, an export or the audit log. A name is split into words (snake, kebab, camel case)
+# and is secret when one word is, or when its letters run two secret words together
+# ("apikey"); whole words, so `keywords`, `author` and `max_tokens` are kept.
+_SECRET_WORDS = frozenset(
+    {
+        "key", "keys", "secret", "secrets", "token", "password", "passwd", "passphrase",
+        "pwd", "auth", "authorization", "authentication", "bearer", "credential",
+        "credentials", "cookie", "cookies", "headers", "signature",
+    }
+)  # fmt: skip
+_SECRET_RUNS = re.compile(
+    r"(api|access|secret|private|auth|client|session|refresh|bearer|id)(key|token|secret)"
+    r"|password|passwd|passphrase|credential|sourcecode|functioncode"
 )
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a payload key may hold a secret (see _SECRET_WORDS)."""
+    words = [word.lower() for word in _WORD.findall(name)]
+    return any(word in _SECRET_WORDS for word in words) or bool(_SECRET_RUNS.search("".join(words)))
+
 
 FIELD_LABELS: dict[str, str] = {
     "name": "Name",
@@ -38,7 +54,7 @@ def redact(value: Any) -> Any:
     """A copy of a payload with every secret-bearing value replaced."""
     if isinstance(value, Mapping):
         return {
-            str(key): (REDACTED if _SECRET_KEY.search(str(key)) else redact(item))
+            str(key): (REDACTED if is_secret_name(str(key)) else redact(item))
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):

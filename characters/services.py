@@ -43,6 +43,7 @@ from keys.services import ApiKeyUnusable, client_for
 from teams import policy
 from teams.models import Membership
 
+from .convai_messages import explain
 from .history import restorable_fields, snapshot_changes
 from .models import EDITABLE_FIELDS, Character, Revision
 from .remote import (
@@ -311,7 +312,7 @@ def record_convai_failure(
             outcome=Outcome.UNKNOWN if write else Outcome.FAILURE,
             details=call.details(convai_status=None, convai_message=error.message, **extra),
         )
-        return ConvaiFailed(error.message, maybe_happened=write)
+        return ConvaiFailed(explain(error, key=key_label(call.api_key)), maybe_happened=write)
     convai: dict[str, Any] = {
         "convai_status": error.status,
         "convai_message": error.remote_message or error.message,
@@ -337,7 +338,7 @@ def record_convai_failure(
         outcome=Outcome.FAILURE,
         details=call.details(**convai, **extra),
     )
-    return ConvaiFailed(error.message, status=error.status)
+    return ConvaiFailed(explain(error, key=key_label(call.api_key)), status=error.status)
 
 
 def means_gone(error: ConvaiError) -> bool:
@@ -1282,10 +1283,7 @@ def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID |
             raise refuse(
                 "character.rebind",
                 actor,
-                KeyNotUsable(
-                    f"“{api_key.label}” cannot reach this character on Convai "
-                    f"({error.message}). Choose a key of the account that owns it."
-                ),
+                KeyNotUsable(explain(error, key=key_label(api_key), rebind=True)),
                 "key cannot reach it",
                 character=character,
                 call=call,

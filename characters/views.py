@@ -15,7 +15,6 @@ import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 from django.contrib import messages
 from django.core.cache import cache
@@ -387,16 +386,16 @@ def character_create(request: TeamRequest) -> HttpResponse:
     )
     adopt = None
     if request.method == "POST" and has_keys and form.is_valid():
-        api_key = form.cleaned_data["api_key"]
+        key_id = form.cleaned_data["api_key"]
         done, adopt = _made_on_convai(
             request,
             form,
             lambda: services.create_character(
-                actor=request.membership, api_key_id=api_key.pk, **form.fields_data()
+                actor=request.membership, api_key_id=key_id, **form.fields_data()
             ),
             success=lambda character: f"“{character.name}” was created on Convai.",
             name=form.cleaned_data["name"],
-            own_key=api_key,
+            own_key=next((k for k in api_keys if str(k.pk) == key_id), None),
             key_field="api_key",
         )
         if done is not None:
@@ -450,6 +449,12 @@ def character_import(request: TeamRequest) -> HttpResponse:
     )
     if request.method == "POST" and step == "import":
         confirm = ImportConfirmForm(request.POST)
+        # The lookup form shows what was confirmed, so a failure keeps it for another try.
+        form = ImportFindForm(
+            {"api_key": request.POST.get("api_key", ""), "lookup": request.POST.get("convai_id")},
+            api_keys=api_keys,
+        )
+        form.is_valid()
         if confirm.is_valid():
             try:
                 saved = services.import_character(
@@ -471,7 +476,7 @@ def character_import(request: TeamRequest) -> HttpResponse:
         try:
             found = services.find_remote(
                 actor=request.membership,
-                api_key_id=form.cleaned_data["api_key"].pk,
+                api_key_id=form.cleaned_data["api_key"],
                 convai_id=lookup if by_id else "",
                 name="" if by_id else lookup,
             )
@@ -1096,7 +1101,7 @@ def character_rebind(request: TeamRequest, character_id: int) -> HttpResponse:
             saved = services.rebind_character(
                 actor=request.membership,
                 character_id=character.pk,
-                api_key_id=UUID(form.cleaned_data["api_key"]),
+                api_key_id=form.cleaned_data["api_key"],
             )
         except services.CharacterError as error:
             form.add_error("api_key", error.message)

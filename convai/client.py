@@ -288,6 +288,26 @@ class ConvaiClient:
         allow_empty: bool = False,
         allow_list: bool = False,
     ) -> Any:
+        try:
+            return self._attempts(
+                method, path, body, retry=retry, allow_empty=allow_empty, allow_list=allow_list
+            )
+        except ConvaiError as error:
+            error.path = path
+            error.char_id = str((body or {}).get("charID") or "")
+            error.char_name = str((body or {}).get("charName") or "")
+            raise
+
+    def _attempts(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None,
+        *,
+        retry: bool,
+        allow_empty: bool,
+        allow_list: bool,
+    ) -> Any:
         attempts = 1 + (max(0, self.read_retries) if retry else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1

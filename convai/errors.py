@@ -8,9 +8,16 @@ from __future__ import annotations
 
 
 class ConvaiError(Exception):
-    """Base class. `message` is user-presentable; `status` is the HTTP status when known."""
+    """Base class. `message` is user-presentable; `status` is the HTTP status when known.
+
+    The client also notes which request failed (`path`, and the `char_id` or `char_name` the
+    body named), so the caller can say what happened in the user's terms
+    (characters.convai_messages); `remote_message` is Convai's own text, for the audit log."""
 
     default_message = "Convai could not complete the request."
+    path: str = ""
+    char_id: str = ""
+    char_name: str = ""
 
     def __init__(
         self,

@@ -342,7 +342,9 @@ def bundle_import(w: World) -> None:
     raymond["backstory"] = "Changed in the bundle."
     document["characters"] = [raymond]
     data = json.dumps(document).encode()
-    token = bundles.save_upload(actor=w.editor, data=data, filename="studio.json")
+    token = bundles.save_upload(
+        actor=w.editor, api_key_id=w.stash["editor_key"].pk, data=data, filename="studio.json"
+    )
     job = bundles.start_bundle_import(
         actor=w.editor, api_key_id=w.stash["editor_key"].pk, token=token
     )

@@ -7,6 +7,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,21 +24,23 @@ PROD_ENV = {
 
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     # Without DATABASE_URL too: these tests are about the default SQLite file (CI's PostgreSQL
-    # pass sets DATABASE_URL for the suite).
+    # pass sets DATABASE_URL for the suite). In an empty var/ of its own unless the test names
+    # one: never the checkout's var/, whose database (a `make run`'s keys, a previous pass's
+    # leftovers) would make the outcome depend on what ran before.
     base = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DJANGO_", "CONVAI_", "DATABASE_URL"))
     }
-    base["CONVAI_ADMIN_VAR_DIR"] = str(ROOT / "var")
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    with tempfile.TemporaryDirectory(prefix="convai-admin-var-") as var:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env={**base, "CONVAI_ADMIN_VAR_DIR": var, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
 
 @pytest.mark.parametrize(

@@ -150,7 +150,7 @@ def test_a_fault_in_the_middle_finishes_what_it_can_and_reports_the_rest(
     assert 2 <= job.done <= 4
     items = {item.label: item for item in job.items.all()}
     gone = items["Remote 002"]
-    assert gone.state == JobItem.State.FAILED and "Convai refused the request" in gone.message
+    assert gone.state == JobItem.State.FAILED and "No character with the ID" in gone.message
     down = [i for i in items.values() if i.state == "failed" and i is not gone]
     assert down and all("HTTP 503" in item.message for item in down)
     assert Character.objects.filter(team=editor.team).count() == job.done

@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.test import Client
+from django.urls import reverse
 
-from audit.models import Outcome
+from audit.models import AuditEvent, Outcome
 from characters import services
 from characters.models import Character, Revision
 from convai.client import ConvaiClient
 from sandbox.models import Listing, SandboxCharacter
-from sandbox.services import create_sandbox_key
+from sandbox.services import create_sandbox_key, set_fault
 from teams.models import Membership, Role
 from tests.characters.support import BACKSTORY, Key, all_audit_text, assert_secret_absent, events
 from tests.factories import MembershipFactory, TeamFactory
@@ -140,3 +142,53 @@ def test_an_unknown_id_is_convais_refusal_recorded_as_a_failure(
     assert event.target_label == "no-such-id"
     assert event.details["convai_status"] == 400
     assert not Character.objects.exists()
+
+
+# --- the confirm step, through the page -----------------------------------------------------------
+
+
+CONFIRM_FAILURES = [
+    "gone since the lookup",
+    "not owned by the key",
+    "teammate's key",
+    "outage",
+    "rate limit",
+]
+
+
+@pytest.mark.parametrize("what", CONFIRM_FAILURES)
+def test_any_failure_at_the_confirm_step_is_a_message_with_the_input_kept(
+    client: Client,
+    editor: Membership,
+    editor_key: Key,
+    convai_id: str,
+    add_key: Callable[..., Key],
+    make_member: Callable[..., Membership],
+    public_id: str,
+    what: str,
+) -> None:
+    key_id = str(editor_key.pk)
+    if what == "gone since the lookup":
+        SandboxCharacter.objects.filter(character_id=convai_id).delete()
+    elif what == "not owned by the key":
+        convai_id = public_id
+    elif what == "teammate's key":
+        key_id = str(add_key(make_member(Role.EDITOR), "Teammate key").pk)
+    elif what == "outage":
+        set_fault(outage=True)
+    else:
+        set_fault(rate_limit=True, retry_after=0)
+    client.force_login(editor.user)
+    url = reverse("characters:character-import", args=[editor.team.slug])
+    after = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+    response = client.post(url, {"step": "import", "api_key": key_id, "convai_id": convai_id})
+
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert form.non_field_errors(), "the failure is named on the page"
+    assert form["lookup"].value() == convai_id  # the input is kept for another try
+    assert form["api_key"].value() == key_id
+    assert not Character.objects.exists()
+    recorded = AuditEvent.objects.filter(id__gt=after, action="character.import")
+    assert [e.outcome for e in recorded] == [Outcome.FAILURE]

@@ -77,6 +77,57 @@ def test_redact_matches_key_names_whatever_their_case_or_separator(key: str) -> 
     assert redact({key: SECRET}) == {key: REDACTED}
 
 
+@pytest.mark.parametrize(
+    "key",
+    [
+        # Named in the security review: exact-name redaction let these through.
+        "key",
+        "access_key",
+        "bearer",
+        "auth",
+        # Their spellings and relatives.
+        "Key",
+        "AccessKey",
+        "aws_secret_access_key",
+        "apikey",
+        "X-Api-Key",
+        "bearer_token",
+        "basic_auth",
+        "AUTH",
+        "refresh_token",
+        "accessToken",
+        "client_secret",
+        "passphrase",
+        "credentials",
+        "Cookie",
+        "private_keys",
+    ],
+)
+def test_redact_matches_secret_words_anywhere_in_the_name(key: str) -> None:
+    assert redact({"config": {key: SECRET}}) == {"config": {key: REDACTED}}
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "character_id",
+        "character_name",
+        "voice_type",
+        "keywords",
+        "author",
+        "authored_by",
+        "max_tokens",
+        "monkey",
+        "keyframes",
+        "hotkeys",
+        "language_codes",
+        "memory_settings",
+    ],
+)
+def test_redact_keeps_names_that_only_look_like_secret_words(key: str) -> None:
+    assert redact({key: "kept"}) == {key: "kept"}
+
+
 def test_redact_keeps_everything_else() -> None:
     payload = {"a": [1, 2.5, None, True], "b": ("x", {"c": "d"}), "voice_type": "MALE"}
     assert redact(payload) == {
