@@ -99,6 +99,9 @@ MIDDLEWARE = [
     "audit.context.AuditContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before the CSRF check, which reads a POST's body: malformed, non-UTF-8 or too large
+    # requests are refused on their headers alone (400/413).
+    "convai_admin.middleware.RequestShapeMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "convai_admin.middleware.NoStoreForSignedInMiddleware",
@@ -305,6 +308,16 @@ CONVAI_JOB_MAX_RETRY_WAIT = float(os.environ.get("CONVAI_JOB_MAX_RETRY_WAIT", "6
 JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "60"))
 
 INVITATION_VALID_DAYS = 7
+
+# --- Request sizes ----------------------------------------------------------------------------
+# A request announcing a larger body (Content-Length) is refused with 413 before anything reads
+# it. Most pages take at most Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB: the largest form,
+# a 10,000-character backstory, is far below); an upload page takes its file's limit (the
+# setting REQUEST_UPLOAD_LIMITS names, by URL name) plus 64 KB for the rest of the form.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# The largest bundle file an import accepts (characters.bundles.max_bytes() reads it too).
+CONVAI_BUNDLE_MAX_BYTES = int(os.environ.get("CONVAI_BUNDLE_MAX_BYTES", str(20 * 1024 * 1024)))
+REQUEST_UPLOAD_LIMITS = {"bundles:import": "CONVAI_BUNDLE_MAX_BYTES"}
 
 LOGGING = {
     "version": 1,
