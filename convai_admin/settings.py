@@ -50,6 +50,12 @@ if not ENCRYPTION_KEYS.strip() and not DEBUG:
         "active). Generate one with `python manage.py generate_encryption_key`."
     )
 
+# The secret behind API key fingerprints (HMAC-SHA256, how "this key was already added" is
+# found without decrypting every key). Defaults to SECRET_KEY. A dedicated value keeps the
+# fingerprints valid when SECRET_KEY is rotated; after changing whichever one is used, run
+# `manage.py fingerprint_api_keys --all`. Never the encryption keyring: that one rotates.
+KEY_FINGERPRINT_SECRET = os.environ.get("CONVAI_ADMIN_KEY_FINGERPRINT_SECRET", "")
+
 # Audit chain keys (HMAC-SHA256), never stored in the database: "kid:base64key,kid2:base64key",
 # first entry seals new events, every entry verifies (rotation keeps old events verifiable).
 # DEBUG without it: a key derived from SECRET_KEY, with a warning (audit.W001).

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from django.db import transaction
-from django.db.models import CharField
+from django.db import IntegrityError, transaction
+from django.db.models import CharField, Model
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -33,7 +33,7 @@ from convai.types import AccountUsage
 from convai_admin.errors import DomainError, NotFound
 
 from . import crypto
-from .models import ApiKey
+from .models import ApiKey, encryption_context_for
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -62,6 +62,10 @@ class VerificationFailed(ApiKeyError):
 
 class EncryptionUnavailable(ApiKeyError):
     """The server's keyring is missing or malformed, so no key can be stored safely."""
+
+
+class DuplicateApiKey(ApiKeyError):
+    """The member already holds this very key (same secret), active, under another row."""
 
 
 class ApiKeyNotFound(NotFound):
@@ -224,6 +228,8 @@ def _apply_usage(api_key: ApiKey, usage: AccountUsage | None, now: datetime) -> 
 
 
 def _failure_reason(error: ApiKeyError) -> str:
+    if isinstance(error, DuplicateApiKey):
+        return "already added"
     if isinstance(error, ApiKeyRejected):
         return "rejected by Convai"
     if isinstance(error, VerificationUnavailable):
@@ -268,25 +274,33 @@ def add_api_key(
             "Keys cannot be stored right now: this server's encryption keyring is not set up. "
             "Ask your administrator to run `python manage.py check`."
         ) from None
+    fingerprint = crypto.fingerprint(raw_key)
+
+    def refused(error: ApiKeyError) -> ApiKeyError:
+        _record_key(
+            "api_key.added",
+            actor=actor,
+            api_key=None,
+            label=label,
+            outcome=Outcome.FAILURE,
+            details={
+                "label": label,
+                "last_four": last_four,
+                "verified": False,
+                "reason": _failure_reason(error),
+            },
+        )
+        return error
+
+    held = _held_copy(actor, fingerprint)
+    if held is not None:  # before calling Convai: nothing to verify
+        raise refused(_duplicate(held))
     usage: AccountUsage | None = None
     if not skip_verification:
         try:
             usage = _check_with_convai(raw_key)
         except ApiKeyError as error:
-            _record_key(
-                "api_key.added",
-                actor=actor,
-                api_key=None,
-                label=label,
-                outcome=Outcome.FAILURE,
-                details={
-                    "label": label,
-                    "last_four": last_four,
-                    "verified": False,
-                    "reason": _failure_reason(error),
-                },
-            )
-            raise
+            raise refused(error) from None
     now = timezone.now()
     api_key = ApiKey(
         owner=actor,
@@ -294,6 +308,7 @@ def add_api_key(
         last_four=last_four,
         created_at=now,
         verified_at=None if skip_verification else now,
+        fingerprint=fingerprint,
     )
     _apply_usage(api_key, usage, now)
     seal(api_key, raw_key)
@@ -304,10 +319,31 @@ def add_api_key(
     }
     if not skip_verification:
         details.update(_account_details(api_key))
-    with transaction.atomic():
-        api_key.save(force_insert=True)
-        _record_key("api_key.added", actor=actor, api_key=api_key, label=label, details=details)
+    try:
+        with transaction.atomic():
+            api_key.save(force_insert=True)
+            _record_key("api_key.added", actor=actor, api_key=api_key, label=label, details=details)
+    except IntegrityError:
+        # The same key saved meanwhile (a double-submitted form): the constraint refused it.
+        held = _held_copy(actor, fingerprint)
+        if held is None:
+            raise
+        raise refused(_duplicate(held)) from None
     return api_key
+
+
+def _held_copy(owner: User, fingerprint: str) -> ApiKey | None:
+    """The member's active key with this fingerprint, if they already added it."""
+    return ApiKey.objects.filter(
+        owner=owner, revoked_at__isnull=True, fingerprint=fingerprint
+    ).first()
+
+
+def _duplicate(held: ApiKey) -> DuplicateApiKey:
+    return DuplicateApiKey(
+        f"You already added this key as “{held.label}” (…{held.last_four}). Use that one; to "
+        "store it under another label, revoke it first."
+    )
 
 
 def _own_key(user: User, api_key_id: UUID | str) -> ApiKey:
@@ -438,8 +474,9 @@ def revoke_api_key(*, actor: User, api_key_id: UUID | str) -> ApiKey:
         if not api_key.is_active:
             return api_key
         api_key.ciphertext = ""
+        api_key.fingerprint = ""
         api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["ciphertext", "revoked_at"])
+        api_key.save(update_fields=["ciphertext", "fingerprint", "revoked_at"])
         _record_key(
             "api_key.revoked",
             actor=actor,
@@ -522,3 +559,55 @@ def rotate_api_keys() -> RotationResult:
 @sensitive_variables()
 def _reseal(api_key: ApiKey) -> None:
     seal(api_key, reveal(api_key))
+
+
+@dataclass
+class FingerprintFill:
+    """What fill_fingerprints did: rows given a fingerprint, rows it could not decrypt, and
+    second copies of a key their owner already held (left without one)."""
+
+    filled: int = 0
+    unreadable: int = 0
+    duplicates: int = 0
+
+
+@sensitive_variables()
+def fill_fingerprints(*, model: type[Model] = ApiKey, everything: bool = False) -> FingerprintFill:
+    """Fingerprint the active keys that have none (or, with `everything`, all of them again:
+    after KEY_FINGERPRINT_SECRET changed). Each key is decrypted once, here only.
+
+    `model` is the ApiKey class, or a data migration's historical one. A member who already
+    holds the same key twice keeps the oldest copy's fingerprint; the later copies get none
+    (so the one-copy constraint holds) and still work."""
+    result = FingerprintFill()
+    manager = model._default_manager
+    active = manager.filter(revoked_at__isnull=True)
+    with transaction.atomic():
+        if everything:
+            active.update(fingerprint="")
+        taken = set(active.exclude(fingerprint="").values_list("owner_id", "fingerprint"))
+        rows = (
+            active.filter(fingerprint="")
+            .exclude(ciphertext="")
+            .order_by("created_at", "pk")
+            .values_list("pk", "owner_id", "ciphertext")
+        )
+        for pk, owner_id, ciphertext in rows:
+            try:
+                value = crypto.fingerprint(
+                    crypto.decrypt(
+                        ciphertext,
+                        associated_data=encryption_context_for(owner_id, pk),
+                        what=f"API key {pk}",
+                    )
+                )
+            except (crypto.DecryptionError, crypto.KeyringError):
+                result.unreadable += 1
+                continue
+            if (owner_id, value) in taken:
+                result.duplicates += 1
+                continue
+            taken.add((owner_id, value))
+            manager.filter(pk=pk).update(fingerprint=value)
+            result.filled += 1
+    return result
