@@ -313,6 +313,16 @@ CONVAI_JOB_MAX_RETRY_WAIT = float(os.environ.get("CONVAI_JOB_MAX_RETRY_WAIT", "6
 # (the worker died) and can be resumed.
 JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "60"))
 
+# A key's account usage (plan, quota) refreshes by itself when older than this: the periodic
+# pass keys.services.refresh_stale_usage (run every CONVAI_USAGE_REFRESH_INTERVAL_SECONDS)
+# refreshes at most CONVAI_USAGE_REFRESH_BATCH keys, oldest first; a job's keys are also
+# refreshed when it ends (keys.services.refresh_usage_after_job).
+CONVAI_USAGE_MAX_AGE_SECONDS = int(os.environ.get("CONVAI_USAGE_MAX_AGE_SECONDS", "3600"))
+CONVAI_USAGE_REFRESH_INTERVAL_SECONDS = int(
+    os.environ.get("CONVAI_USAGE_REFRESH_INTERVAL_SECONDS", "300")
+)
+CONVAI_USAGE_REFRESH_BATCH = int(os.environ.get("CONVAI_USAGE_REFRESH_BATCH", "50"))
+
 INVITATION_VALID_DAYS = 7
 
 # --- Request sizes ----------------------------------------------------------------------------

@@ -8,13 +8,16 @@ exception message or page. Functions that hold it hide their locals from error r
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import CharField, Model
+from django.db.models import CharField, F, Model, QuerySet
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -611,3 +614,96 @@ def fill_fingerprints(*, model: type[Model] = ApiKey, everything: bool = False) 
             manager.filter(pk=pk).update(fingerprint=value)
             result.filled += 1
     return result
+
+
+# --- Usage that refreshes by itself -----------------------------------------------------------
+
+# A job's keys are asked again when it ends, unless they were asked this recently (jobs that
+# end one after another would otherwise ask Convai for the same figures again and again).
+AFTER_JOB_MIN_AGE = timedelta(minutes=1)
+
+
+def refresh_usage_after_job(*, api_key_ids: Iterable[UUID | str]) -> str:
+    """Refresh the account usage of the keys a job used, now that it spent their quota.
+
+    The job engine calls this once a job has finished (done, failed or cancelled), with the
+    IDs of the keys it called Convai with; it never raises for a key (a failure is counted in
+    the summary it returns), so it cannot fail the job."""
+    ids = set()
+    for value in api_key_ids:
+        try:
+            ids.add(UUID(str(value)))
+        except ValueError:
+            continue
+    due = (
+        _refreshable()
+        .filter(pk__in=ids)
+        .exclude(usage_checked_at__gte=timezone.now() - AFTER_JOB_MIN_AGE)
+    )
+    return _refresh_usage(list(due), nothing="no key's usage was due")
+
+
+def refresh_stale_usage() -> str:
+    """One periodic pass: refresh the usage of keys last checked longer ago than
+    CONVAI_USAGE_MAX_AGE_SECONDS (default an hour), or never; oldest first, at most
+    CONVAI_USAGE_REFRESH_BATCH a pass, so one pass cannot flood Convai. For the scheduler."""
+    max_age = timedelta(seconds=settings.CONVAI_USAGE_MAX_AGE_SECONDS)
+    batch = max(1, int(settings.CONVAI_USAGE_REFRESH_BATCH))
+    stale = (
+        _refreshable()
+        .exclude(usage_checked_at__gte=timezone.now() - max_age)
+        .order_by(F("usage_checked_at").asc(nulls_first=True), "created_at")
+    )
+    keys = list(stale[: batch + 1])
+    minutes = round(max_age.total_seconds() / 60)
+    summary = _refresh_usage(
+        keys[:batch], nothing=f"no key's usage was older than {minutes} minutes"
+    )
+    if len(keys) > batch:
+        summary += "; more are due next pass"
+    return summary
+
+
+def _refreshable() -> QuerySet[ApiKey]:
+    """Keys whose usage a background refresh may ask for: active and verified (a key saved
+    unverified waits for its owner's "Verify", which is audited as theirs)."""
+    return ApiKey.objects.filter(revoked_at__isnull=True, verified_at__isnull=False).exclude(
+        ciphertext=""
+    )
+
+
+@sensitive_variables()
+def _refresh_usage(keys: list[ApiKey], *, nothing: str) -> str:
+    """Ask Convai for each key's usage and store what it says. Routine reads of figures the
+    page caches: not audited per key (a tampered value still is, by open_key), and "last
+    used" stays the member's. A failing key keeps what was known and its check time."""
+    refreshed = 0
+    failures: Counter[str] = Counter()
+    for api_key in keys:
+        try:
+            raw_key = open_key(api_key, actor=None, action="api_key.usage_checked")
+            usage = _check_with_convai(raw_key)
+        except ApiKeyUnusable:
+            failures["unusable"] += 1
+            continue
+        except ApiKeyError as error:
+            failures[_failure_reason(error)] += 1
+            logger.info(
+                "Usage refresh of API key %s failed: %s", api_key.pk, _failure_reason(error)
+            )
+            continue
+        if usage is None:
+            failures["answer unreadable"] += 1
+            continue
+        changed = _apply_usage(api_key, usage, timezone.now())
+        ApiKey.objects.filter(pk=api_key.pk).update(
+            **{name: getattr(api_key, name) for name in changed}
+        )
+        refreshed += 1
+    if not refreshed and not failures:
+        return nothing
+    summary = f"usage refreshed for {refreshed} key{'s' * (refreshed != 1)}"
+    if failures:
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(failures.items()))
+        summary += f"; {sum(failures.values())} failed ({reasons})"
+    return summary
