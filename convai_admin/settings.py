@@ -78,6 +78,8 @@ TRUSTED_PROXIES = env_list("CONVAI_ADMIN_TRUSTED_PROXIES")
 
 INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
+    # Its runserver (read timeouts, convai_admin/server.py) must come before staticfiles'.
+    "convai_admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -331,6 +333,10 @@ INVITATION_VALID_DAYS = 7
 # a 10,000-character backstory, is far below); an upload page takes its file's limit (the
 # setting REQUEST_UPLOAD_LIMITS names, by URL name) plus 64 KB for the rest of the form.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# `make run`'s server (runserver, convai_admin/server.py) waits at most this many seconds for
+# each read from a client (its request, the rest of its body, its next request on a kept-alive
+# connection) before closing the connection and freeing the thread.
+REQUEST_READ_TIMEOUT = float(os.environ.get("CONVAI_ADMIN_REQUEST_READ_TIMEOUT", "30"))
 # The largest bundle file an import accepts (characters.bundles.max_bytes() reads it too).
 CONVAI_BUNDLE_MAX_BYTES = int(os.environ.get("CONVAI_BUNDLE_MAX_BYTES", str(20 * 1024 * 1024)))
 REQUEST_UPLOAD_LIMITS = {"bundles:import": "CONVAI_BUNDLE_MAX_BYTES"}
