@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from django import forms
 
+from convai_admin.validators import ReadableTextMixin
 from keys.models import ApiKey
 from keys.selectors import same_account
 
@@ -99,7 +100,7 @@ def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.replace("\r\n", "\n").split("\n") if line.strip()]
 
 
-class CharacterForm(forms.Form):
+class CharacterForm(ReadableTextMixin, forms.Form):
     """Create or edit a character. `current` is the record's editable fields (edit), whose
     voice and languages stay valid whatever the catalogue says."""
 
@@ -273,7 +274,7 @@ class EditCharacterForm(CharacterForm):
     field_order = ["name", "voice_type", "language_codes", "backstory", "actions"]
 
 
-class ImportFindForm(forms.Form):
+class ImportFindForm(ReadableTextMixin, forms.Form):
     api_key = KeyField(
         label="With key",
         help_text="The key of the Convai account that owns the character.",
@@ -294,17 +295,17 @@ class ImportFindForm(forms.Form):
         return str(self.cleaned_data["lookup"]).strip()
 
 
-class ImportConfirmForm(forms.Form):
+class ImportConfirmForm(ReadableTextMixin, forms.Form):
     api_key = forms.UUIDField(widget=forms.HiddenInput)
     convai_id = forms.CharField(max_length=64, widget=forms.HiddenInput)
 
 
-class AdoptForm(forms.Form):
+class AdoptForm(ReadableTextMixin, forms.Form):
     api_key = forms.UUIDField(widget=forms.HiddenInput)
     name = forms.CharField(max_length=NAME_MAX, widget=forms.HiddenInput)
 
 
-class CloneForm(forms.Form):
+class CloneForm(ReadableTextMixin, forms.Form):
     new_name = forms.CharField(
         label="Name of the copy",
         help_text=f"Up to {NAME_MAX} characters.",

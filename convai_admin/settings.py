@@ -50,6 +50,12 @@ if not ENCRYPTION_KEYS.strip() and not DEBUG:
         "active). Generate one with `python manage.py generate_encryption_key`."
     )
 
+# The secret behind API key fingerprints (HMAC-SHA256, how "this key was already added" is
+# found without decrypting every key). Defaults to SECRET_KEY. A dedicated value keeps the
+# fingerprints valid when SECRET_KEY is rotated; after changing whichever one is used, run
+# `manage.py fingerprint_api_keys --all`. Never the encryption keyring: that one rotates.
+KEY_FINGERPRINT_SECRET = os.environ.get("CONVAI_ADMIN_KEY_FINGERPRINT_SECRET", "")
+
 # Audit chain keys (HMAC-SHA256), never stored in the database: "kid:base64key,kid2:base64key",
 # first entry seals new events, every entry verifies (rotation keeps old events verifiable).
 # DEBUG without it: a key derived from SECRET_KEY, with a warning (audit.W001).
@@ -72,6 +78,8 @@ TRUSTED_PROXIES = env_list("CONVAI_ADMIN_TRUSTED_PROXIES")
 
 INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
+    # Its runserver (read timeouts, convai_admin/server.py) must come before staticfiles'.
+    "convai_admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -99,6 +107,9 @@ MIDDLEWARE = [
     "audit.context.AuditContextMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before the CSRF check, which reads a POST's body: malformed, non-UTF-8 or too large
+    # requests are refused on their headers alone (400/413).
+    "convai_admin.middleware.RequestShapeMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "convai_admin.middleware.NoStoreForSignedInMiddleware",
@@ -314,7 +325,31 @@ CONVAI_ADMIN_DRIFT_GETS_PER_KEY = int(os.environ.get("CONVAI_ADMIN_DRIFT_GETS_PE
 # item has none): a backstory-only edit in Convai shows within (characters / this) passes.
 CONVAI_ADMIN_DRIFT_SAMPLE_PER_KEY = int(os.environ.get("CONVAI_ADMIN_DRIFT_SAMPLE_PER_KEY", "2"))
 
+# A key's account usage (plan, quota) refreshes by itself when older than this: the periodic
+# pass keys.services.refresh_stale_usage (run every CONVAI_USAGE_REFRESH_INTERVAL_SECONDS)
+# refreshes at most CONVAI_USAGE_REFRESH_BATCH keys, oldest first; a job's keys are also
+# refreshed when it ends (keys.services.refresh_usage_after_job).
+CONVAI_USAGE_MAX_AGE_SECONDS = int(os.environ.get("CONVAI_USAGE_MAX_AGE_SECONDS", "3600"))
+CONVAI_USAGE_REFRESH_INTERVAL_SECONDS = int(
+    os.environ.get("CONVAI_USAGE_REFRESH_INTERVAL_SECONDS", "300")
+)
+CONVAI_USAGE_REFRESH_BATCH = int(os.environ.get("CONVAI_USAGE_REFRESH_BATCH", "50"))
+
 INVITATION_VALID_DAYS = 7
+
+# --- Request sizes ----------------------------------------------------------------------------
+# A request announcing a larger body (Content-Length) is refused with 413 before anything reads
+# it. Most pages take at most Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB: the largest form,
+# a 10,000-character backstory, is far below); an upload page takes its file's limit (the
+# setting REQUEST_UPLOAD_LIMITS names, by URL name) plus 64 KB for the rest of the form.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# `make run`'s server (runserver, convai_admin/server.py) waits at most this many seconds for
+# each read from a client (its request, the rest of its body, its next request on a kept-alive
+# connection) before closing the connection and freeing the thread.
+REQUEST_READ_TIMEOUT = float(os.environ.get("CONVAI_ADMIN_REQUEST_READ_TIMEOUT", "30"))
+# The largest bundle file an import accepts (characters.bundles.max_bytes() reads it too).
+CONVAI_BUNDLE_MAX_BYTES = int(os.environ.get("CONVAI_BUNDLE_MAX_BYTES", str(20 * 1024 * 1024)))
+REQUEST_UPLOAD_LIMITS = {"bundles:import": "CONVAI_BUNDLE_MAX_BYTES"}
 
 LOGGING = {
     "version": 1,

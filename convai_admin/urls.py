@@ -10,3 +10,9 @@ urlpatterns = [
     path("", include("audit.urls")),
     path("sandbox/", include("sandbox.urls")),
 ]
+
+# The product's pages, which never read the request's body again (see error_views).
+handler400 = "convai_admin.error_views.bad_request"
+handler403 = "convai_admin.error_views.permission_denied"
+handler404 = "convai_admin.error_views.page_not_found"
+handler500 = "convai_admin.error_views.server_error"

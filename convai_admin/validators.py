@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django import forms
 from django.core.exceptions import ValidationError
 
 # Bidirectional embeddings/overrides (U+202A to U+202E), isolates (U+2066 to U+2069) and the
@@ -23,3 +26,36 @@ def reject_bidi_controls(value: str) -> None:
             "Type it again without them (or paste it as plain text).",
             code="bidi_control",
         )
+
+
+# What Django puts in place of bytes that are not UTF-8 (it decodes form data with
+# errors="replace"): U+FFFD, the replacement character.
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def reject_unreadable_text(value: object) -> None:
+    """Refuse text that arrived as invalid UTF-8 (Django turned those bytes into U+FFFD), so
+    it is neither stored nor sent to Convai with "�" where letters were.
+
+    After decoding, a U+FFFD from broken bytes and one typed on purpose look the same; nobody
+    names a character or a key "�", so both are refused: the message says what to do."""
+    if REPLACEMENT_CHARACTER in str(value):
+        raise ValidationError(
+            "Part of this text could not be read (it arrived as “�”: it was not sent as "
+            "UTF-8). Type it again, or paste it as plain text.",
+            code="unreadable_text",
+        )
+
+
+class ReadableTextMixin:
+    """For a form whose text is stored or sent to Convai: every text field (CharField and its
+    kinds: email, username, password) refuses unreadable text, with the error on the field.
+    List it first among the bases: `class CharacterForm(ReadableTextMixin, forms.Form)`."""
+
+    fields: dict[str, forms.Field]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():  # the form's own copies of its fields
+            if isinstance(field, forms.CharField):
+                field.validators.insert(0, reject_unreadable_text)

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -168,6 +170,27 @@ def decrypt(
             f"Cannot decrypt {what} (key ID {key_id!r}): the value was altered or belongs to "
             "another record."
         ) from None
+
+
+# --- Fingerprints: "is this the same key?" without decrypting every stored key ------------------
+
+_FINGERPRINT_PURPOSE = b"convai-admin:api-key-fingerprint:v1"
+
+
+def _fingerprint_key() -> bytes:
+    """The HMAC key of fingerprints, derived from KEY_FINGERPRINT_SECRET (which defaults to
+    SECRET_KEY). Not from the encryption keyring: that one rotates, and every rotation would
+    make old fingerprints unmatchable. Purpose-bound, so it equals no other derived key."""
+    secret = str(getattr(settings, "KEY_FINGERPRINT_SECRET", "") or settings.SECRET_KEY)
+    return hmac.new(secret.encode("utf-8"), _FINGERPRINT_PURPOSE, hashlib.sha256).digest()
+
+
+@sensitive_variables()
+def fingerprint(plaintext: str) -> str:
+    """HMAC-SHA256 of a key (64 hex digits): equal for the same key, useless for recovering
+    it or for confirming a guessed key without the server's secret. Stored beside the
+    ciphertext; never logged, audited or shown."""
+    return hmac.new(_fingerprint_key(), plaintext.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def generate_key_entry(key_id: str | None = None) -> str:

@@ -10,12 +10,12 @@ from typing import Any
 from django import forms
 
 from accounts.models import User
-from convai_admin.validators import reject_bidi_controls
+from convai_admin.validators import ReadableTextMixin, reject_bidi_controls
 
 from .models import ApiKey
 
 
-class ApiKeyForm(forms.Form):
+class ApiKeyForm(ReadableTextMixin, forms.Form):
     label = forms.CharField(
         max_length=80,
         help_text="A name you will recognise later, e.g. “Studio production”.",

@@ -9,6 +9,13 @@ from django.db import models
 from django.utils import timezone
 
 
+def encryption_context_for(owner_id: object, pk: object) -> bytes:
+    """Associated data for a key's ciphertext: binds it to its row and owner, so a value
+    copied into another row (or handed to another user) does not decrypt. A function, so the
+    data migrations' historical models can use it too."""
+    return f"convai-admin:apikey:{owner_id}:{pk}".encode()
+
+
 class ApiKey(models.Model):
     """A member's own Convai API key. The secret is stored only as AES-256-GCM ciphertext
     (see keys.crypto) bound to this row and its owner; revoking wipes it."""
@@ -25,6 +32,10 @@ class ApiKey(models.Model):
     verified_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # HMAC-SHA256 of the key (keys.crypto.fingerprint): finds "the same key again" without
+    # decrypting every key. Wiped on revoke, like the ciphertext; "" = not known (a row the
+    # backfill could not read).
+    fingerprint = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     # The Convai account the key belongs to, as `/user/user-api-usage` last named it (never
     # the key itself). Empty until a check could read it: the account is then "unknown".
@@ -41,6 +52,14 @@ class ApiKey(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # One member cannot hold the same active key twice (a double-submitted form).
+            models.UniqueConstraint(
+                fields=["owner", "fingerprint"],
+                condition=models.Q(revoked_at__isnull=True) & ~models.Q(fingerprint=""),
+                name="keys_apikey_one_active_copy_per_owner",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.label} (…{self.last_four})"
@@ -60,6 +79,4 @@ class ApiKey(models.Model):
 
     @property
     def encryption_context(self) -> bytes:
-        """Associated data for the ciphertext: binds it to this row and its owner, so a value
-        copied into another row (or handed to another user) does not decrypt."""
-        return f"convai-admin:apikey:{self.owner_id}:{self.pk}".encode()
+        return encryption_context_for(self.owner_id, self.pk)

@@ -8,13 +8,16 @@ exception message or page. Functions that hold it hide their locals from error r
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from django.db import transaction
-from django.db.models import CharField
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import CharField, F, Model, QuerySet
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -33,7 +36,7 @@ from convai.types import AccountUsage
 from convai_admin.errors import DomainError, NotFound
 
 from . import crypto
-from .models import ApiKey
+from .models import ApiKey, encryption_context_for
 
 if TYPE_CHECKING:
     from accounts.models import User
@@ -62,6 +65,10 @@ class VerificationFailed(ApiKeyError):
 
 class EncryptionUnavailable(ApiKeyError):
     """The server's keyring is missing or malformed, so no key can be stored safely."""
+
+
+class DuplicateApiKey(ApiKeyError):
+    """The member already holds this very key (same secret), active, under another row."""
 
 
 class ApiKeyNotFound(NotFound):
@@ -224,6 +231,8 @@ def _apply_usage(api_key: ApiKey, usage: AccountUsage | None, now: datetime) -> 
 
 
 def _failure_reason(error: ApiKeyError) -> str:
+    if isinstance(error, DuplicateApiKey):
+        return "already added"
     if isinstance(error, ApiKeyRejected):
         return "rejected by Convai"
     if isinstance(error, VerificationUnavailable):
@@ -268,25 +277,33 @@ def add_api_key(
             "Keys cannot be stored right now: this server's encryption keyring is not set up. "
             "Ask your administrator to run `python manage.py check`."
         ) from None
+    fingerprint = crypto.fingerprint(raw_key)
+
+    def refused(error: ApiKeyError) -> ApiKeyError:
+        _record_key(
+            "api_key.added",
+            actor=actor,
+            api_key=None,
+            label=label,
+            outcome=Outcome.FAILURE,
+            details={
+                "label": label,
+                "last_four": last_four,
+                "verified": False,
+                "reason": _failure_reason(error),
+            },
+        )
+        return error
+
+    held = _held_copy(actor, fingerprint)
+    if held is not None:  # before calling Convai: nothing to verify
+        raise refused(_duplicate(held))
     usage: AccountUsage | None = None
     if not skip_verification:
         try:
             usage = _check_with_convai(raw_key)
         except ApiKeyError as error:
-            _record_key(
-                "api_key.added",
-                actor=actor,
-                api_key=None,
-                label=label,
-                outcome=Outcome.FAILURE,
-                details={
-                    "label": label,
-                    "last_four": last_four,
-                    "verified": False,
-                    "reason": _failure_reason(error),
-                },
-            )
-            raise
+            raise refused(error) from None
     now = timezone.now()
     api_key = ApiKey(
         owner=actor,
@@ -294,6 +311,7 @@ def add_api_key(
         last_four=last_four,
         created_at=now,
         verified_at=None if skip_verification else now,
+        fingerprint=fingerprint,
     )
     _apply_usage(api_key, usage, now)
     seal(api_key, raw_key)
@@ -304,10 +322,31 @@ def add_api_key(
     }
     if not skip_verification:
         details.update(_account_details(api_key))
-    with transaction.atomic():
-        api_key.save(force_insert=True)
-        _record_key("api_key.added", actor=actor, api_key=api_key, label=label, details=details)
+    try:
+        with transaction.atomic():
+            api_key.save(force_insert=True)
+            _record_key("api_key.added", actor=actor, api_key=api_key, label=label, details=details)
+    except IntegrityError:
+        # The same key saved meanwhile (a double-submitted form): the constraint refused it.
+        held = _held_copy(actor, fingerprint)
+        if held is None:
+            raise
+        raise refused(_duplicate(held)) from None
     return api_key
+
+
+def _held_copy(owner: User, fingerprint: str) -> ApiKey | None:
+    """The member's active key with this fingerprint, if they already added it."""
+    return ApiKey.objects.filter(
+        owner=owner, revoked_at__isnull=True, fingerprint=fingerprint
+    ).first()
+
+
+def _duplicate(held: ApiKey) -> DuplicateApiKey:
+    return DuplicateApiKey(
+        f"You already added this key as “{held.label}” (…{held.last_four}). Use that one; to "
+        "store it under another label, revoke it first."
+    )
 
 
 def _own_key(user: User, api_key_id: UUID | str) -> ApiKey:
@@ -438,8 +477,9 @@ def revoke_api_key(*, actor: User, api_key_id: UUID | str) -> ApiKey:
         if not api_key.is_active:
             return api_key
         api_key.ciphertext = ""
+        api_key.fingerprint = ""
         api_key.revoked_at = timezone.now()
-        api_key.save(update_fields=["ciphertext", "revoked_at"])
+        api_key.save(update_fields=["ciphertext", "fingerprint", "revoked_at"])
         _record_key(
             "api_key.revoked",
             actor=actor,
@@ -522,3 +562,148 @@ def rotate_api_keys() -> RotationResult:
 @sensitive_variables()
 def _reseal(api_key: ApiKey) -> None:
     seal(api_key, reveal(api_key))
+
+
+@dataclass
+class FingerprintFill:
+    """What fill_fingerprints did: rows given a fingerprint, rows it could not decrypt, and
+    second copies of a key their owner already held (left without one)."""
+
+    filled: int = 0
+    unreadable: int = 0
+    duplicates: int = 0
+
+
+@sensitive_variables()
+def fill_fingerprints(*, model: type[Model] = ApiKey, everything: bool = False) -> FingerprintFill:
+    """Fingerprint the active keys that have none (or, with `everything`, all of them again:
+    after KEY_FINGERPRINT_SECRET changed). Each key is decrypted once, here only.
+
+    `model` is the ApiKey class, or a data migration's historical one. A member who already
+    holds the same key twice keeps the oldest copy's fingerprint; the later copies get none
+    (so the one-copy constraint holds) and still work."""
+    result = FingerprintFill()
+    manager = model._default_manager
+    active = manager.filter(revoked_at__isnull=True)
+    with transaction.atomic():
+        if everything:
+            active.update(fingerprint="")
+        taken = set(active.exclude(fingerprint="").values_list("owner_id", "fingerprint"))
+        rows = (
+            active.filter(fingerprint="")
+            .exclude(ciphertext="")
+            .order_by("created_at", "pk")
+            .values_list("pk", "owner_id", "ciphertext")
+        )
+        for pk, owner_id, ciphertext in rows:
+            try:
+                value = crypto.fingerprint(
+                    crypto.decrypt(
+                        ciphertext,
+                        associated_data=encryption_context_for(owner_id, pk),
+                        what=f"API key {pk}",
+                    )
+                )
+            except (crypto.DecryptionError, crypto.KeyringError):
+                result.unreadable += 1
+                continue
+            if (owner_id, value) in taken:
+                result.duplicates += 1
+                continue
+            taken.add((owner_id, value))
+            manager.filter(pk=pk).update(fingerprint=value)
+            result.filled += 1
+    return result
+
+
+# --- Usage that refreshes by itself -----------------------------------------------------------
+
+# A job's keys are asked again when it ends, unless they were asked this recently (jobs that
+# end one after another would otherwise ask Convai for the same figures again and again).
+AFTER_JOB_MIN_AGE = timedelta(minutes=1)
+
+
+def refresh_usage_after_job(*, api_key_ids: Iterable[UUID | str]) -> str:
+    """Refresh the account usage of the keys a job used, now that it spent their quota.
+
+    The job engine calls this once a job has finished (done, failed or cancelled), with the
+    IDs of the keys it called Convai with; it never raises for a key (a failure is counted in
+    the summary it returns), so it cannot fail the job."""
+    ids = set()
+    for value in api_key_ids:
+        try:
+            ids.add(UUID(str(value)))
+        except ValueError:
+            continue
+    due = (
+        _refreshable()
+        .filter(pk__in=ids)
+        .exclude(usage_checked_at__gte=timezone.now() - AFTER_JOB_MIN_AGE)
+    )
+    return _refresh_usage(list(due), nothing="no key's usage was due")
+
+
+def refresh_stale_usage() -> str:
+    """One periodic pass: refresh the usage of keys last checked longer ago than
+    CONVAI_USAGE_MAX_AGE_SECONDS (default an hour), or never; oldest first, at most
+    CONVAI_USAGE_REFRESH_BATCH a pass, so one pass cannot flood Convai. For the scheduler."""
+    max_age = timedelta(seconds=settings.CONVAI_USAGE_MAX_AGE_SECONDS)
+    batch = max(1, int(settings.CONVAI_USAGE_REFRESH_BATCH))
+    stale = (
+        _refreshable()
+        .exclude(usage_checked_at__gte=timezone.now() - max_age)
+        .order_by(F("usage_checked_at").asc(nulls_first=True), "created_at")
+    )
+    keys = list(stale[: batch + 1])
+    minutes = round(max_age.total_seconds() / 60)
+    summary = _refresh_usage(
+        keys[:batch], nothing=f"no key's usage was older than {minutes} minutes"
+    )
+    if len(keys) > batch:
+        summary += "; more are due next pass"
+    return summary
+
+
+def _refreshable() -> QuerySet[ApiKey]:
+    """Keys whose usage a background refresh may ask for: active and verified (a key saved
+    unverified waits for its owner's "Verify", which is audited as theirs)."""
+    return ApiKey.objects.filter(revoked_at__isnull=True, verified_at__isnull=False).exclude(
+        ciphertext=""
+    )
+
+
+@sensitive_variables()
+def _refresh_usage(keys: list[ApiKey], *, nothing: str) -> str:
+    """Ask Convai for each key's usage and store what it says. Routine reads of figures the
+    page caches: not audited per key (a tampered value still is, by open_key), and "last
+    used" stays the member's. A failing key keeps what was known and its check time."""
+    refreshed = 0
+    failures: Counter[str] = Counter()
+    for api_key in keys:
+        try:
+            raw_key = open_key(api_key, actor=None, action="api_key.usage_checked")
+            usage = _check_with_convai(raw_key)
+        except ApiKeyUnusable:
+            failures["unusable"] += 1
+            continue
+        except ApiKeyError as error:
+            failures[_failure_reason(error)] += 1
+            logger.info(
+                "Usage refresh of API key %s failed: %s", api_key.pk, _failure_reason(error)
+            )
+            continue
+        if usage is None:
+            failures["answer unreadable"] += 1
+            continue
+        changed = _apply_usage(api_key, usage, timezone.now())
+        ApiKey.objects.filter(pk=api_key.pk).update(
+            **{name: getattr(api_key, name) for name in changed}
+        )
+        refreshed += 1
+    if not refreshed and not failures:
+        return nothing
+    summary = f"usage refreshed for {refreshed} key{'s' * (refreshed != 1)}"
+    if failures:
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(failures.items()))
+        summary += f"; {sum(failures.values())} failed ({reasons})"
+    return summary

@@ -98,7 +98,7 @@ def api_keys(request: AuthenticatedRequest) -> HttpResponse:
             raw_key=form.cleaned_data["key"],
             skip_verification=skip,
         )
-    except services.ApiKeyRejected as error:
+    except (services.ApiKeyRejected, services.DuplicateApiKey) as error:
         form.add_error("key", error.message)
         return _render_page(request, form)
     except services.VerificationUnavailable as error:

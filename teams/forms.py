@@ -9,12 +9,12 @@ from django import forms
 from django.contrib.auth.forms import BaseUserCreationForm, UsernameField
 
 from accounts.models import User
-from convai_admin.validators import reject_bidi_controls
+from convai_admin.validators import ReadableTextMixin, reject_bidi_controls
 
 from .models import Role, Team
 
 
-class TeamForm(forms.ModelForm):
+class TeamForm(ReadableTextMixin, forms.ModelForm):
     """Name a team (create or rename). The slug is derived once, at creation."""
 
     class Meta:
@@ -63,7 +63,7 @@ class MemberRoleForm(_RoleOfferMixin, forms.Form):
         self._offer(offered)
 
 
-class InvitationForm(_RoleOfferMixin, forms.Form):
+class InvitationForm(ReadableTextMixin, _RoleOfferMixin, forms.Form):
     """Invite someone with a role; the email is only recorded, as a reminder of who it was for."""
 
     role = forms.ChoiceField(label="Role", help_text="What each role may do is listed below.")
@@ -81,7 +81,7 @@ class InvitationForm(_RoleOfferMixin, forms.Form):
             self.fields["role"].initial = Role.EDITOR.value
 
 
-class InvitationSignupForm(BaseUserCreationForm):
+class InvitationSignupForm(ReadableTextMixin, BaseUserCreationForm):
     """Create an account while accepting an invitation. Passwords go through the project's
     validators; the account itself is created by the service, together with the membership."""
 
