@@ -303,6 +303,16 @@ CONVAI_JOB_MAX_RETRY_WAIT = float(os.environ.get("CONVAI_JOB_MAX_RETRY_WAIT", "6
 # A running job whose worker has not written a heartbeat for this long is shown "interrupted"
 # (the worker died) and can be resumed.
 JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "60"))
+# Fairness: a job run works at most this many items or seconds, then queues itself again behind
+# the other teams' jobs and frees its worker (docs/jobs.md).
+JOB_SLICE_ITEMS = int(os.environ.get("JOB_SLICE_ITEMS", "200"))
+JOB_SLICE_SECONDS = float(os.environ.get("JOB_SLICE_SECONDS", "10"))
+# Periodic work (jobs/periodic.py, `manage.py run_scheduler`, started by `make run`): how often
+# the scheduler looks for due functions, and how often the stale-job sweep runs.
+SCHEDULER_TICK_SECONDS = float(os.environ.get("SCHEDULER_TICK_SECONDS", "5"))
+JOB_SWEEP_SECONDS = float(os.environ.get("JOB_SWEEP_SECONDS", "30"))
+# A task row (not a job's) still "running" after this long lost its worker: the sweep fails it.
+TASK_STALE_SECONDS = int(os.environ.get("TASK_STALE_SECONDS", "3600"))
 
 INVITATION_VALID_DAYS = 7
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,6 +35,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
+from django_tasks.base import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 from audit.context import audit_context
 from audit.models import Outcome
@@ -150,14 +153,115 @@ def active_job(scope: str) -> Job | None:
 
 
 def reap_stale(scope: str | None = None, *, team_id: int | None = None) -> int:
-    """Store "interrupted" for running jobs whose worker stopped writing (frees their scope)."""
+    """Store "interrupted" for running jobs whose worker stopped writing (frees their scope),
+    each with a `job.worker_lost` event (system actor) and its task row failed, together."""
     cutoff = timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS)
     stale = Job.objects.filter(state=Job.State.RUNNING, heartbeat_at__lt=cutoff)
     if scope is not None:
         stale = stale.filter(scope=scope)
     if team_id is not None:
         stale = stale.filter(team_id=team_id)
-    return stale.update(state=Job.State.INTERRUPTED)
+    reaped = 0
+    for job in stale.select_related("team"):
+        with transaction.atomic():
+            # Conditional on what was read: a worker that wrote meanwhile keeps its job.
+            if not Job.objects.filter(
+                pk=job.pk, state=Job.State.RUNNING, runs=job.runs, heartbeat_at=job.heartbeat_at
+            ).update(state=Job.State.INTERRUPTED):
+                continue
+            job.state = Job.State.INTERRUPTED
+            workers = _fail_task_rows([job.task_id], WORKER_LOST)
+            _record(
+                "job.worker_lost",
+                job,
+                outcome=Outcome.FAILURE,
+                details={
+                    "state": Job.State.INTERRUPTED,
+                    "run": job.runs,
+                    "last_heartbeat": job.heartbeat_at.isoformat() if job.heartbeat_at else "",
+                    "workers": workers,
+                    **counts(job),
+                },
+            )
+        reaped += 1
+    return reaped
+
+
+WORKER_LOST = (
+    "The worker running this task stopped (killed, or lost its database connection) before "
+    "the task finished; the periodic sweep marked it failed."
+)
+
+
+def _fail_task_rows(task_ids: Iterable[str], why: str) -> list[str]:
+    """Mark the django-tasks rows still "running" failed (their worker is gone), the way the
+    worker would have; returns the IDs of the workers that had them."""
+    ids = []
+    for value in task_ids:
+        with contextlib.suppress(ValueError):
+            ids.append(uuid.UUID(str(value)))
+    if not ids:
+        return []
+    rows = DBTaskResult.objects.filter(pk__in=ids, status=TaskResultStatus.RUNNING)
+    workers = sorted({worker for row in rows for worker in row.worker_ids})
+    rows.update(
+        status=TaskResultStatus.FAILED,
+        finished_at=timezone.now(),
+        exception_class_path=f"{__name__}.WorkerLost",
+        traceback=why,
+        return_value=None,
+    )
+    return workers
+
+
+class WorkerLost(Exception):
+    """What a task row left running by a dead worker is failed with (its exception path)."""
+
+
+def sweep_stale() -> str:
+    """Periodic (jobs.periodic): jobs whose worker died become "interrupted" (with Resume) and
+    their task rows failed; other task rows left running by a dead worker are failed too."""
+    jobs = reap_stale()
+    now = timezone.now()
+    running = list(
+        DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).only(
+            "id", "started_at", "task_path", "worker_ids"
+        )
+    )
+    names = {form for row in running for form in (str(row.pk), uuid.UUID(str(row.pk)).hex)}
+    owners = Job.objects.filter(task_id__in=names).values_list("task_id", "state")
+    live = {_task_key(task) for task, state in owners if state in Job.ACTIVE_STATES}
+    job_tasks = {_task_key(task) for task, _ in owners}
+    job_cutoff = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
+    other_cutoff = now - timedelta(seconds=settings.TASK_STALE_SECONDS)
+    orphans = []
+    for row in running:
+        key = _task_key(row.pk)
+        if key in live or row.started_at is None:
+            continue
+        cutoff = job_cutoff if key in job_tasks else other_cutoff
+        if row.started_at < cutoff:
+            orphans.append(row)
+    for row in orphans:
+        with transaction.atomic():
+            if not _fail_task_rows([str(row.pk)], WORKER_LOST):
+                continue
+            record(
+                "task.worker_lost",
+                target_type="task",
+                target_id=str(row.pk),
+                target_label=row.task_path.rsplit(".", 1)[-1][:200],
+                outcome=Outcome.FAILURE,
+                details={"task": row.task_path, "workers": list(row.worker_ids)},
+            )
+    return f"{jobs} stale job(s) marked interrupted, {len(orphans)} lost task row(s) failed"
+
+
+def _task_key(value: object) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return str(value)
 
 
 def start_job(
