@@ -10,6 +10,7 @@ second browser shows the same state.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -21,6 +22,7 @@ from convai_admin.htmx import render_page
 from jobs import services as jobs
 from jobs.models import Job, JobItem
 from jobs.selectors import recent_items, team_job, team_jobs
+from teams import policy
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
@@ -120,8 +122,8 @@ def _detail_context(request: TeamRequest, job: Job) -> dict[str, object]:
         "state": state,
         "states": [(value, label) for value, label in JobItem.State.choices if value != "pending"],
         "pending": job.total - job.processed,
-        "may_cancel": job.can_cancel and request.can.cancel_job,
-        "may_resume": job.can_resume and request.can.resume_job,
+        "may_cancel": job.can_cancel and policy.may(request.membership, "job.cancel", job),
+        "may_resume": job.can_resume and policy.may(request.membership, "job.resume", job),
     }
     if job.is_active:
         context["recent"] = recent_items(job)
@@ -161,6 +163,8 @@ def job_cancel(request: TeamRequest, job_id: int) -> HttpResponse:
     except jobs.JobFinished as error:
         messages.info(request, error.message)
         return redirect("jobs:job-detail", request.team.slug, job_id)
+    except policy.NotAllowed as error:
+        raise PermissionDenied(error.message) from None
     if job.state == Job.State.CANCELLED:
         messages.success(request, "Cancelled. What it had done is kept.")
     else:
@@ -178,6 +182,8 @@ def job_resume(request: TeamRequest, job_id: int) -> HttpResponse:
         job = jobs.resume_job(actor=request.membership, job_id=job.pk, task=RESUMES[job.kind])
     except jobs.JobBusy as error:
         return _busy(request, error)
+    except policy.NotAllowed as error:
+        raise PermissionDenied(error.message) from None
     except jobs.JobError as error:
         messages.error(request, error.message)
     else:

@@ -346,9 +346,7 @@ def cancel_job(*, actor: Membership, job_id: int) -> Job:
     """Ask a job to stop. A queued or interrupted one stops at once; a running one stops
     between items (its worker sees the request within a second) and keeps what it did."""
     job = _job(actor, job_id)
-    policy.authorize(
-        actor, "job.cancel", target_type=TARGET_TYPE, target_id=job.pk, event="job.cancel"
-    )
+    policy.authorize(actor, "job.cancel", job, target_type=TARGET_TYPE, target_id=job.pk)
     now = timezone.now()
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
@@ -372,15 +370,10 @@ def cancel_job(*, actor: Membership, job_id: int) -> Job:
 
 
 def resume_job(*, actor: Membership, job_id: int, task: _Enqueueable) -> Job:
-    """Queue an interrupted job again: it works through the items still pending."""
+    """Queue an interrupted job again: it works through the items still pending, as its
+    starter (with the starter's key). The starter or an Admin+ may resume it."""
     job = _job(actor, job_id)
-    policy.authorize(
-        actor,
-        START_ACTIONS[job.kind],
-        target_type=TARGET_TYPE,
-        target_id=job.pk,
-        event="job.resume",
-    )
+    policy.authorize(actor, "job.resume", job, target_type=TARGET_TYPE, target_id=job.pk)
     try:
         with transaction.atomic():
             locked = Job.objects.select_for_update().get(pk=job.pk)
