@@ -446,7 +446,7 @@ def _import_body(run: jobs.JobRun) -> None:
 @task()
 def import_all(job_id: int) -> str:
     """Import the characters a job lists (one `get` each) into its team."""
-    return jobs.run_job(job_id, _import_body)
+    return jobs.run_job(job_id, _import_body, task=import_all)
 
 
 # --- Sync all of a team -------------------------------------------------------------------------
@@ -613,7 +613,7 @@ def _sync_one(
 @task()
 def sync_all(job_id: int) -> str:
     """Sync the characters a job lists from Convai (one `get` each)."""
-    return jobs.run_job(job_id, _sync_body)
+    return jobs.run_job(job_id, _sync_body, task=sync_all)
 
 
 # What resumes each kind of job (the job pages look it up by kind).

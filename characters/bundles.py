@@ -837,4 +837,4 @@ def _created_by_earlier_run(
 @task()
 def import_bundle(job_id: int) -> str:
     """Create or update each character of an uploaded bundle under the job's key."""
-    return jobs.run_job(job_id, _bundle_body)
+    return jobs.run_job(job_id, _bundle_body, task=import_bundle)

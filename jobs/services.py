@@ -424,7 +424,13 @@ class JobRun:
     number: int
     cancelled: bool = False
     lost: bool = False
+    # Fairness: with `slicing`, the run stops taking items after JOB_SLICE_ITEMS results or
+    # JOB_SLICE_SECONDS, and run_job queues the job again behind the other jobs (`sliced`).
+    slicing: bool = False
+    sliced: bool = False
     _checked: float = field(default_factory=time.monotonic)
+    _started: float = field(default_factory=time.monotonic)
+    _recorded: int = 0
     _unflushed: dict[str, int] = field(default_factory=dict)
 
     def pending(self) -> QuerySet[JobItem]:
@@ -464,6 +470,7 @@ class JobRun:
         except LostJob:
             return False
         item.state, item.message = state, values["message"]
+        self._recorded += 1
         return True
 
     def flush(self) -> None:
@@ -486,9 +493,15 @@ class JobRun:
     def should_stop(self, *, force: bool = False) -> bool:
         """Write the heartbeat and look for a cancel request, at most every half second.
         True when the body should stop taking new items (cancelled, or the job was lost)."""
-        if self.cancelled or self.lost:
+        if self.cancelled or self.lost or self.sliced:
             return True
         now = time.monotonic()
+        if self.slicing and (
+            self._recorded >= settings.JOB_SLICE_ITEMS
+            or now - self._started >= settings.JOB_SLICE_SECONDS
+        ):
+            self.sliced = True
+            return True
         if not force and now - self._checked < CHECK_EVERY_SECONDS:
             return False
         self._checked = now
@@ -544,10 +557,31 @@ def _finish(run: JobRun, state: str, message: str = "") -> None:
         )
 
 
-def run_job(job_id: int, body: Callable[[JobRun], None]) -> str:
+def _requeue(run: JobRun, task: _Enqueueable) -> bool:
+    """Put a job whose slice is spent back in the queue, behind the jobs queued meanwhile (so
+    one team's long job and another team's short one take turns on a worker). False when the
+    run lost the job or a cancel was asked for (then the job is finished, not requeued)."""
+    with transaction.atomic():
+        if (
+            not run._mine()
+            .filter(cancel_requested_at__isnull=True)
+            .update(state=Job.State.QUEUED, heartbeat_at=timezone.now())
+        ):
+            return False
+        result = task.enqueue(run.job.pk)
+        Job.objects.filter(pk=run.job.pk).update(task_id=str(result.id))
+    return True
+
+
+def run_job(
+    job_id: int, body: Callable[[JobRun], None], *, task: _Enqueueable | None = None
+) -> str:
     """Claim the job, run `body` with the progress API, and finish it: done, cancelled, or
     failed with a message (a body raising JobError says why; anything else is logged). Returns
-    the final state (what the task result stores)."""
+    the final state (what the task result stores).
+
+    With `task` (the task that runs this job), the run works one slice (JOB_SLICE_ITEMS items or
+    JOB_SLICE_SECONDS) and queues `task` again for the rest ("requeued")."""
     claimed = _claim(job_id)
     if claimed is None:
         return "skipped"
@@ -560,7 +594,11 @@ def run_job(job_id: int, body: Callable[[JobRun], None]) -> str:
             if job.created_by is not None
             else None
         )
-        run = JobRun(job=job, actor=actor, number=number) if actor is not None else None
+        run = (
+            JobRun(job=job, actor=actor, number=number, slicing=task is not None)
+            if actor is not None
+            else None
+        )
         if run is None:
             stub = JobRun(job=job, actor=Membership(team=job.team), number=number)
             _finish(stub, Job.State.FAILED, "The member who started this job left the team.")
@@ -579,6 +617,12 @@ def run_job(job_id: int, body: Callable[[JobRun], None]) -> str:
                 run.flush()
         if run.lost:
             return "lost"
+        if run.sliced and task is not None and not run.cancelled and run.pending().exists():
+            if _requeue(run, task):
+                return "requeued"
+            if not run._mine().exists():
+                return "lost"
+            run.cancelled = True
         state = Job.State.CANCELLED if run.cancelled and run.pending().exists() else Job.State.DONE
         _finish(run, state)
         return state
