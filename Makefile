@@ -42,7 +42,8 @@ run: venv .env
 	$(PY) manage.py bootstrap_demo --url "http://$(HOST):$(PORT)/" && \
 	{ pids=""; \
 	  for n in $$(seq 1 $(WORKERS)); do \
-	    $(PY) manage.py db_worker --no-reload --no-startup-delay & \
+	    DB_LOCK_TIMEOUT_MS="$${DB_WORKER_LOCK_TIMEOUT_MS:-30000}" \
+	      $(PY) manage.py db_worker --no-reload --no-startup-delay & \
 	    pids="$$pids $$!"; \
 	  done; \
 	  $(PY) manage.py run_scheduler & pids="$$pids $$!"; \

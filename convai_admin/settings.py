@@ -109,6 +109,7 @@ MIDDLEWARE = [
     "convai_admin.middleware.VaryOnHtmxMiddleware",
     "convai_admin.middleware.HtmxRedirectMiddleware",
     "convai_admin.errors.DomainErrorMiddleware",
+    "convai_admin.dbbusy.DatabaseBusyMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -176,6 +177,27 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         and _sqlite_file.stat().st_mode & 0o077
     ):
         _sqlite_file.chmod(0o600)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # No request or job waits long on a lock, and no session keeps a transaction (and the rows
+    # it locked, such as a team's audit chain head) open while idle: a frozen or stuck process
+    # loses its transaction after DB_IDLE_IN_TRANSACTION_TIMEOUT_MS; a request that waited
+    # DB_LOCK_TIMEOUT_MS answers "busy, try again" (convai_admin/dbbusy.py). 0 turns one off.
+    # `make run` gives the workers a longer lock timeout (DB_WORKER_LOCK_TIMEOUT_MS).
+    DB_LOCK_TIMEOUT_MS = int(os.environ.get("DB_LOCK_TIMEOUT_MS", "5000"))
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS = int(
+        os.environ.get("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", "60000")
+    )
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = " ".join(
+        filter(
+            None,
+            [
+                str(_options.get("options", "")),
+                f"-c lock_timeout={DB_LOCK_TIMEOUT_MS}",
+                f"-c idle_in_transaction_session_timeout={DB_IDLE_IN_TRANSACTION_TIMEOUT_MS}",
+            ],
+        )
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

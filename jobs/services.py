@@ -41,6 +41,7 @@ from django_tasks_db.models import DBTaskResult
 from audit.context import audit_context
 from audit.models import Outcome
 from audit.services import record
+from convai_admin.dbbusy import is_busy
 from convai_admin.errors import DomainError, NotFound
 from keys.models import ApiKey
 from teams import policy
@@ -608,7 +609,15 @@ def run_job(
         except DomainError as error:  # JobError, or a refusal the body did not expect
             _finish(run, Job.State.FAILED, error.message)
             return Job.State.FAILED
-        except Exception:
+        except Exception as error:
+            if is_busy(error) and task is not None:
+                # A lock held too long by someone else (the batch rolled back, its items are
+                # still pending): take a turn later instead of failing the job.
+                run.discard()
+                logger.warning("Job %s: database busy, queued again", job_id)
+                with contextlib.suppress(Exception):
+                    if _requeue(run, task):
+                        return "requeued"
             logger.exception("Job %s stopped by an unexpected error", job_id)
             _finish(run, Job.State.FAILED, "The job stopped because of an unexpected error.")
             raise
