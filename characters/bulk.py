@@ -354,24 +354,50 @@ def preview_import(*, actor: Membership, api_key_id: UUID | str) -> ImportPrevie
 
 
 def start_import_all(
-    *, actor: Membership, api_key_id: UUID | str, convai_ids: Iterable[str]
+    *,
+    actor: Membership,
+    api_key_id: UUID | str,
+    convai_ids: Iterable[str] = (),
+    all_new: bool = False,
+    all_elsewhere: bool = False,
+    skip: Iterable[str] = (),
 ) -> Job:
     """Queue the import of the chosen characters of one of my keys. The key's list is read
-    again, so only characters the key owns and the team does not have are queued."""
+    again, so only characters the key owns and the team does not have are queued.
+
+    The choice scales with the key, not with the form: `all_new` takes every character no team
+    has, `all_elsewhere` every one another team has too, `convai_ids` adds single ones, and
+    `skip` leaves some out (a page sends its exceptions, never one field per character)."""
     services.authorize(actor, "character.import")
     api_key = services.own_key("character.import", actor, api_key_id, label="import all")
-    chosen = set(convai_ids)
-    if not chosen:
+    picked, left_out = set(convai_ids), set(skip)
+    if not (picked or all_new or all_elsewhere):
         raise services.CharacterError("Choose at least one character to import.")
     present = set(
         Character.objects.filter(team=actor.team, deleted_at__isnull=True).values_list(
             "convai_id", flat=True
         )
     )
+    remote = [item for item in _key_characters(actor, api_key) if item.character_id not in present]
+    elsewhere: set[str] = set()
+    if all_new or all_elsewhere:
+        elsewhere = set(
+            Character.objects.filter(
+                deleted_at__isnull=True, convai_id__in=[item.character_id for item in remote]
+            ).values_list("convai_id", flat=True)
+        )
+
+    def chosen(convai_id: str) -> bool:
+        if convai_id in left_out:
+            return False
+        if convai_id in picked:
+            return True
+        return all_elsewhere if convai_id in elsewhere else all_new
+
     items = [
         jobs.NewItem(label=item.character_name or item.character_id, target_id=item.character_id)
-        for item in _key_characters(actor, api_key)
-        if item.character_id in chosen and item.character_id not in present
+        for item in remote
+        if chosen(item.character_id)
     ]
     if not items:
         raise services.CharacterError(
@@ -385,7 +411,12 @@ def start_import_all(
         task=import_all,
         items=items,
         api_key=api_key,
-        params={"chosen": len(chosen)},
+        params={
+            "chosen": len(items),
+            "all_new": all_new,
+            "all_elsewhere": all_elsewhere,
+            "left_out": len(left_out),
+        },
     )
 
 

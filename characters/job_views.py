@@ -58,10 +58,16 @@ def import_all(request: TeamRequest) -> HttpResponse:
     context: dict[str, object] = {"team": request.team, "api_keys": api_keys, "key_id": key_id}
     if request.method == "POST":
         try:
+            # The page sends the exceptions, not one field per character: "new=all" takes
+            # every new one but those ticked "Leave out" (skip); characters another team has
+            # too are added one by one (convai_id) or all at once (elsewhere=all).
             job = bulk.start_import_all(
                 actor=request.membership,
                 api_key_id=key_id,
                 convai_ids=request.POST.getlist("convai_id"),
+                all_new=request.POST.get("new") == "all",
+                all_elsewhere=request.POST.get("elsewhere") == "all",
+                skip=request.POST.getlist("skip"),
             )
         except jobs.JobBusy as error:
             return _busy(request, error)
