@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tasks.base import Task
 
+from convai_admin.errors import redirect_for
 from convai_admin.htmx import render_page
 from jobs import services as jobs
 from jobs.models import Job, JobItem
@@ -130,6 +131,12 @@ def _detail_context(request: TeamRequest, job: Job) -> dict[str, object]:
         "pending": job.total - job.processed,
         "may_cancel": job.can_cancel and policy.may(request.membership, "job.cancel", job),
         "may_resume": job.can_resume and policy.may(request.membership, "job.resume", job),
+        "may_retry": (
+            job.failed > 0
+            and job.kind in jobs.RETRYABLE
+            and (job.is_finished or job.shown_state == Job.State.INTERRUPTED)
+            and policy.may(request.membership, "job.retry", job)
+        ),
     }
     if job.is_active:
         context["recent"] = recent_items(job)
@@ -195,3 +202,25 @@ def job_resume(request: TeamRequest, job_id: int) -> HttpResponse:
     else:
         messages.success(request, "Resumed: it carries on with the characters not done yet.")
     return redirect(_job_url(request, job))
+
+
+@require_POST
+@team_view("job.retry")
+def job_retry(request: TeamRequest, job_id: int) -> HttpResponse:
+    """A new job over the failed items of this one; its page is where the member lands."""
+    job = team_job(request.team, job_id)
+    if job is None:
+        raise jobs.JobNotFound()
+    try:
+        retry = jobs.retry_failed(actor=request.membership, job_id=job.pk, task=RESUMES[job.kind])
+    except jobs.JobBusy as error:
+        return _busy(request, error)
+    except policy.NotAllowed as error:
+        raise PermissionDenied(error.message) from None
+    except jobs.JobError as error:
+        messages.error(request, error.message)
+        return redirect_for(request, _job_url(request, job))
+    messages.success(
+        request, f"Retrying {retry.total} failed item{'s' * (retry.total != 1)} of job #{job.pk}."
+    )
+    return redirect_for(request, _job_url(request, retry))

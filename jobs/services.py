@@ -274,17 +274,20 @@ def start_job(
     items: Sequence[NewItem],
     api_key: ApiKey | None = None,
     params: dict[str, Any] | None = None,
+    starter: Any = None,
+    event: str = "job.start",
 ) -> Job:
-    """Create the job and its items, queue its task and audit it, all or nothing. Raises
-    JobBusy when another job holds the scope (recorded as a refused `job.start`)."""
-    policy.authorize(actor, START_ACTIONS[kind], event="job.start", target_type=TARGET_TYPE)
+    """Create the job and its items, queue its task and audit it (`event`, by the actor), all
+    or nothing. Raises JobBusy when another job holds the scope (recorded as refused). The job
+    runs as `starter` (default: the actor), with the starter's keys."""
+    policy.authorize(actor, START_ACTIONS[kind], event=event, target_type=TARGET_TYPE)
     job = Job(
         team=actor.team,
         kind=kind,
         scope=scope,
         api_key=api_key,
         key_label=_key_label(api_key),
-        created_by=actor.user,
+        created_by=starter or actor.user,
         total=len(items),
         params=params or {},
     )
@@ -309,7 +312,7 @@ def start_job(
             job.task_id = str(result.id)
             job.save(update_fields=["task_id"])
             _record(
-                "job.start",
+                event,
                 job,
                 actor=actor.user,
                 details={
@@ -323,7 +326,7 @@ def start_job(
         busy = active_job(scope)
         job.pk = None
         _record(
-            "job.start",
+            event,
             job,
             actor=actor.user,
             outcome=Outcome.FAILURE,
@@ -396,6 +399,46 @@ def resume_job(*, actor: Membership, job_id: int, task: _Enqueueable) -> Job:
     except IntegrityError:
         raise JobBusy(active_job(job.scope)) from None
     return locked
+
+
+class NothingToRetry(JobError):
+    default_message = "This job has no failed items to retry."
+
+
+# Kinds whose failed items can be tried again as a new job (a bundle's upload is gone once its
+# import finished: upload it again instead).
+RETRYABLE = (Job.Kind.IMPORT_ALL, Job.Kind.SYNC_ALL)
+
+
+def retry_failed(*, actor: Membership, job_id: int, task: _Enqueueable) -> Job:
+    """A new job over exactly the failed items of a finished job, run as the first job's
+    starter (with the starter's key). The starter or an Admin+ may ask for it."""
+    job = _job(actor, job_id)
+    policy.authorize(actor, "job.retry", job, target_type=TARGET_TYPE, target_id=job.pk)
+    if job.kind not in RETRYABLE:
+        raise JobError(
+            "A bundle import cannot be retried from here: upload the bundle again; what is "
+            "already imported is skipped."
+        )
+    if not job.is_finished and job.shown_state != Job.State.INTERRUPTED:
+        raise JobError("Wait for this job to finish (or cancel it) before retrying its failures.")
+    failed = list(items_for(job, [JobItem.State.FAILED]))
+    if not failed:
+        raise NothingToRetry()
+    starter = job.created_by
+    if starter is None or not Membership.objects.filter(team=job.team, user=starter).exists():
+        raise JobError("The member who started this job left the team: start a new one.")
+    return start_job(
+        actor=actor,
+        kind=job.kind,
+        scope=job.scope,
+        task=task,
+        items=[NewItem(item.label, item.target_id, item.local_id) for item in failed],
+        api_key=job.api_key,
+        params={**job.params, "retry_of": job.pk},
+        starter=starter,
+        event="job.retry",
+    )
 
 
 def counts(job: Job) -> dict[str, int]:

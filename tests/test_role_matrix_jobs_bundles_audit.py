@@ -69,6 +69,15 @@ ENDPOINTS = [
     Endpoint(
         "jobs:job-resume", "post", "job.resume", url_kwargs=_job, ok=(302,), changed=_job_changed
     ),
+    # A queued job has nothing to retry: an allowed member is told so (302), nothing starts.
+    Endpoint(
+        "jobs:job-retry",
+        "post",
+        "job.retry",
+        url_kwargs=_job,
+        ok=(302,),
+        changed=lambda w: Job.objects.count() != 1,
+    ),
     Endpoint("bundles:export", "get", "character.export"),
     Endpoint("bundles:export-one", "get", "character.export", url_kwargs=_character),
     Endpoint("bundles:copy", "get", "character.copy", url_kwargs=_character),
