@@ -29,6 +29,7 @@ guard), and its failures are recorded as a page's are (record_convai_failure).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 import time
@@ -42,7 +43,7 @@ from uuid import UUID
 
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django_tasks import task
 from django_tasks.base import Task
 
@@ -114,9 +115,16 @@ def run_pooled(
     run: jobs.JobRun,
     work: Iterable[tuple[JobItem, Callable[[], Any]]],
     handle: Callable[[JobItem, Fetched], None],
+    *,
+    uses_database: bool = False,
 ) -> None:
     """Run each item's Convai call in the pool and `handle` its result in this thread, in
-    completion order, while asking the job whether to stop."""
+    completion order, while asking the job whether to stop.
+
+    A call runs in the audit context of the job (origin "task <kind> #<id>"). With
+    `uses_database` the call may also write through the services (a bundle's create or update:
+    each commits on its own, never holding a transaction across its Convai call); the pool
+    thread's database connection is closed after each item."""
     concurrency = max(1, settings.CONVAI_JOB_CONCURRENCY)
     sessions: set[requests.Session] = set()
 
@@ -127,12 +135,20 @@ def run_pooled(
             result.value = fetch()
         except Exception as error:  # handled per item by the caller
             result.error = error
+        finally:
+            if uses_database and not isinstance(pool, _InThisThread):
+                connection.close()
         return result
 
     pending: Iterator[tuple[JobItem, Callable[[], Any]]] = iter(work)
     exhausted = False
     in_flight: dict[Future[Fetched], JobItem] = {}
-    pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"job-{run.job.pk}")
+    pool: ThreadPoolExecutor | _InThisThread
+    if uses_database and connection.vendor == "sqlite":
+        # SQLite has one writer at a time: writing items are done here, one after another.
+        pool, concurrency = _InThisThread(), 1
+    else:
+        pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"job-{run.job.pk}")
     # This thread gives up the GIL at every database call; with the default 5 ms switch
     # interval it then waits behind the pool's HTTP threads each time (the "convoy effect"),
     # which made the database side, not Convai, the bottleneck. A worker runs one task at a
@@ -147,7 +163,8 @@ def run_pooled(
                 except StopIteration:
                     exhausted = True
                     break
-                in_flight[pool.submit(call, fetch)] = item
+                # A copy of this thread's context: the audit origin reaches the pool thread.
+                in_flight[pool.submit(contextvars.copy_context().run, call, fetch)] = item
             if not in_flight:
                 break
             finished, _ = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -177,6 +194,18 @@ def run_pooled(
         pool.shutdown(wait=True, cancel_futures=True)
         for session in sessions:
             session.close()
+
+
+class _InThisThread:
+    """An executor that runs each call at once in the calling thread (run_pooled on SQLite)."""
+
+    def submit(self, fn: Callable[..., Fetched], *args: Any) -> Future[Fetched]:
+        future: Future[Fetched] = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        return None
 
 
 class _Discard(Exception):

@@ -3,10 +3,12 @@ items or JOB_SLICE_SECONDS), then queues itself again behind what was queued mea
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.db import connection
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
@@ -88,3 +90,38 @@ def test_a_slice_boundary_with_a_cancel_request_finishes_the_job_cancelled(
     assert job.state == Job.State.CANCELLED and job.runs == 1
     assert job.items.filter(state=JobItem.State.PENDING).count() == 10 - job.done
     assert DBTaskResult.objects.filter(status=TaskResultStatus.READY).count() == 0
+
+
+@pytest.mark.skipif(
+    connection.vendor == "sqlite",
+    reason="On SQLite (one writer) a bundle's writing items run one after another by design",
+)
+def test_a_bundle_import_runs_on_the_pooled_engine(
+    editor: Membership, editor_key: Key, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several characters at once, each in its pool thread, in the job's audit context."""
+    from characters import bundles, services
+    from tests.characters.test_bundles import document, entry
+
+    settings.CONVAI_JOB_CONCURRENCY = 3
+    data = document([entry(f"id-{n}", name=f"Char {n}") for n in range(1, 7)])
+    token = bundles.save_upload(actor=editor, data=data, filename="b.json")
+    job = bundles.start_bundle_import(actor=editor, api_key_id=editor_key.pk, token=token)
+    together = threading.Barrier(3, timeout=20)
+    threads: set[str] = set()
+    real = services.create_character
+
+    def create(**kwargs: Any) -> Any:
+        threads.add(threading.current_thread().name)
+        if kwargs["name"] in ("Char 1", "Char 2", "Char 3"):
+            together.wait()  # only passes if three creates are in flight at once
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "create_character", create)
+    run_worker()
+    job = fresh(job)
+    assert (job.state, job.done, job.failed) == ("done", 6, 0)
+    assert len(threads) == 3 and all(name.startswith(f"job-{job.pk}") for name in threads)
+    created = AuditEvent.objects.filter(action="character.create")
+    assert {event.origin for event in created} == {f"task import_bundle #{job.pk}"}
+    assert created.count() == 6
