@@ -82,7 +82,12 @@ def test_a_killed_worker_is_found_by_the_sweep_and_the_job_resumes(
 
     settings.JOB_STALE_SECONDS = 1
     swept: list[str] = []
-    _until(lambda: swept.append(jobs.sweep_stale()) or fresh(job).state == "interrupted")
+
+    def reaped() -> bool:
+        swept.append(jobs.sweep_stale())
+        return fresh(job).state == Job.State.INTERRUPTED
+
+    _until(reaped)
     assert swept[-1].startswith("1 stale job(s) marked interrupted")
     row.refresh_from_db()
     assert row.status == TaskResultStatus.FAILED
