@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.urls import reverse
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
@@ -125,3 +126,25 @@ def test_a_bundle_import_runs_on_the_pooled_engine(
     created = AuditEvent.objects.filter(action="character.create")
     assert {event.origin for event in created} == {f"task import_bundle #{job.pk}"}
     assert created.count() == 6
+
+
+def test_between_two_slices_the_page_says_the_job_is_taking_turns(
+    editor: Membership,
+    editor_key: Key,
+    settings: Any,
+    login: Callable[[Membership], Any],
+) -> None:
+    settings.CONVAI_JOB_CONCURRENCY = 1
+    settings.JOB_SLICE_ITEMS = 2
+    remote = seed_remote(editor_key, 5)
+    job = bulk.start_import_all(
+        actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
+    )
+    run_worker(max_tasks=1)
+    job = fresh(job)
+    assert job.state == Job.State.QUEUED and job.runs == 1 and 2 <= job.done < 5
+    page = login(editor).get(reverse("jobs:job-detail", args=[editor.team.slug, job.pk]))
+    html = page.content.decode()
+    assert "Taking turns with other jobs" in html and "the worker is not running" not in html
+    run_worker()
+    assert (fresh(job).state, fresh(job).done) == ("done", 5)
