@@ -25,7 +25,11 @@ venv: $(VENV)/.installed
 # static files collected into var/static and served by WhiteNoise. `DJANGO_DEBUG=1 make run`
 # gives Django's debug pages; the command line wins over an older .env that set DJANGO_DEBUG.
 # DJANGO_SECURE=0: runserver speaks plain http on $(HOST), so no HTTPS-only cookies or redirect.
-# The background worker (import all, sync all) runs beside the web server and stops with it.
+# The background workers (import all, sync all, bundle imports, periodic work: WORKERS of them,
+# 2 by default, so one team's long job never holds another team's short one) and the scheduler
+# (manage.py run_scheduler: queues the periodic functions when due) run beside the web server
+# and stop with it.
+WORKERS ?= 2
 run: venv .env
 	@$(PY) scripts/init_env.py .env
 	@debug="$${DJANGO_DEBUG:-0}" && umask 077 && \
@@ -36,8 +40,14 @@ run: venv .env
 	$(PY) manage.py migrate --noinput && \
 	$(PY) manage.py collectstatic --noinput --verbosity 0 && \
 	$(PY) manage.py bootstrap_demo --url "http://$(HOST):$(PORT)/" && \
-	{ $(PY) manage.py db_worker --no-reload --no-startup-delay & worker=$$!; \
-	  trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	{ pids=""; \
+	  for n in $$(seq 1 $(WORKERS)); do \
+	    DB_LOCK_TIMEOUT_MS="$${DB_WORKER_LOCK_TIMEOUT_MS:-30000}" \
+	      $(PY) manage.py db_worker --no-reload --no-startup-delay & \
+	    pids="$$pids $$!"; \
+	  done; \
+	  $(PY) manage.py run_scheduler & pids="$$pids $$!"; \
+	  trap 'kill $$pids 2>/dev/null; wait $$pids 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver "$(HOST):$(PORT)"; }
 
 lint: venv

@@ -29,6 +29,7 @@ guard), and its failures are recorded as a page's are (record_convai_failure).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 import time
@@ -42,7 +43,7 @@ from uuid import UUID
 
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django_tasks import task
 from django_tasks.base import Task
 
@@ -114,9 +115,16 @@ def run_pooled(
     run: jobs.JobRun,
     work: Iterable[tuple[JobItem, Callable[[], Any]]],
     handle: Callable[[JobItem, Fetched], None],
+    *,
+    uses_database: bool = False,
 ) -> None:
     """Run each item's Convai call in the pool and `handle` its result in this thread, in
-    completion order, while asking the job whether to stop."""
+    completion order, while asking the job whether to stop.
+
+    A call runs in the audit context of the job (origin "task <kind> #<id>"). With
+    `uses_database` the call may also write through the services (a bundle's create or update:
+    each commits on its own, never holding a transaction across its Convai call); the pool
+    thread's database connection is closed after each item."""
     concurrency = max(1, settings.CONVAI_JOB_CONCURRENCY)
     sessions: set[requests.Session] = set()
 
@@ -127,12 +135,20 @@ def run_pooled(
             result.value = fetch()
         except Exception as error:  # handled per item by the caller
             result.error = error
+        finally:
+            if uses_database and not isinstance(pool, _InThisThread):
+                connection.close()
         return result
 
     pending: Iterator[tuple[JobItem, Callable[[], Any]]] = iter(work)
     exhausted = False
     in_flight: dict[Future[Fetched], JobItem] = {}
-    pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"job-{run.job.pk}")
+    pool: ThreadPoolExecutor | _InThisThread
+    if uses_database and connection.vendor == "sqlite":
+        # SQLite has one writer at a time: writing items are done here, one after another.
+        pool, concurrency = _InThisThread(), 1
+    else:
+        pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"job-{run.job.pk}")
     # This thread gives up the GIL at every database call; with the default 5 ms switch
     # interval it then waits behind the pool's HTTP threads each time (the "convoy effect"),
     # which made the database side, not Convai, the bottleneck. A worker runs one task at a
@@ -147,7 +163,8 @@ def run_pooled(
                 except StopIteration:
                     exhausted = True
                     break
-                in_flight[pool.submit(call, fetch)] = item
+                # A copy of this thread's context: the audit origin reaches the pool thread.
+                in_flight[pool.submit(contextvars.copy_context().run, call, fetch)] = item
             if not in_flight:
                 break
             finished, _ = wait(in_flight, timeout=1.0, return_when=FIRST_COMPLETED)
@@ -177,6 +194,18 @@ def run_pooled(
         pool.shutdown(wait=True, cancel_futures=True)
         for session in sessions:
             session.close()
+
+
+class _InThisThread:
+    """An executor that runs each call at once in the calling thread (run_pooled on SQLite)."""
+
+    def submit(self, fn: Callable[..., Fetched], *args: Any) -> Future[Fetched]:
+        future: Future[Fetched] = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        return None
 
 
 class _Discard(Exception):
@@ -354,24 +383,50 @@ def preview_import(*, actor: Membership, api_key_id: UUID | str) -> ImportPrevie
 
 
 def start_import_all(
-    *, actor: Membership, api_key_id: UUID | str, convai_ids: Iterable[str]
+    *,
+    actor: Membership,
+    api_key_id: UUID | str,
+    convai_ids: Iterable[str] = (),
+    all_new: bool = False,
+    all_elsewhere: bool = False,
+    skip: Iterable[str] = (),
 ) -> Job:
     """Queue the import of the chosen characters of one of my keys. The key's list is read
-    again, so only characters the key owns and the team does not have are queued."""
+    again, so only characters the key owns and the team does not have are queued.
+
+    The choice scales with the key, not with the form: `all_new` takes every character no team
+    has, `all_elsewhere` every one another team has too, `convai_ids` adds single ones, and
+    `skip` leaves some out (a page sends its exceptions, never one field per character)."""
     services.authorize(actor, "character.import")
     api_key = services.own_key("character.import", actor, api_key_id, label="import all")
-    chosen = set(convai_ids)
-    if not chosen:
+    picked, left_out = set(convai_ids), set(skip)
+    if not (picked or all_new or all_elsewhere):
         raise services.CharacterError("Choose at least one character to import.")
     present = set(
         Character.objects.filter(team=actor.team, deleted_at__isnull=True).values_list(
             "convai_id", flat=True
         )
     )
+    remote = [item for item in _key_characters(actor, api_key) if item.character_id not in present]
+    elsewhere: set[str] = set()
+    if all_new or all_elsewhere:
+        elsewhere = set(
+            Character.objects.filter(
+                deleted_at__isnull=True, convai_id__in=[item.character_id for item in remote]
+            ).values_list("convai_id", flat=True)
+        )
+
+    def chosen(convai_id: str) -> bool:
+        if convai_id in left_out:
+            return False
+        if convai_id in picked:
+            return True
+        return all_elsewhere if convai_id in elsewhere else all_new
+
     items = [
         jobs.NewItem(label=item.character_name or item.character_id, target_id=item.character_id)
-        for item in _key_characters(actor, api_key)
-        if item.character_id in chosen and item.character_id not in present
+        for item in remote
+        if chosen(item.character_id)
     ]
     if not items:
         raise services.CharacterError(
@@ -385,7 +440,12 @@ def start_import_all(
         task=import_all,
         items=items,
         api_key=api_key,
-        params={"chosen": len(chosen)},
+        params={
+            "chosen": len(items),
+            "all_new": all_new,
+            "all_elsewhere": all_elsewhere,
+            "left_out": len(left_out),
+        },
     )
 
 
@@ -446,7 +506,7 @@ def _import_body(run: jobs.JobRun) -> None:
 @task()
 def import_all(job_id: int) -> str:
     """Import the characters a job lists (one `get` each) into its team."""
-    return jobs.run_job(job_id, _import_body)
+    return jobs.run_job(job_id, _import_body, task=import_all)
 
 
 # --- Sync all of a team -------------------------------------------------------------------------
@@ -613,7 +673,7 @@ def _sync_one(
 @task()
 def sync_all(job_id: int) -> str:
     """Sync the characters a job lists from Convai (one `get` each)."""
-    return jobs.run_job(job_id, _sync_body)
+    return jobs.run_job(job_id, _sync_body, task=sync_all)
 
 
 # What resumes each kind of job (the job pages look it up by kind).

@@ -27,9 +27,10 @@ import re
 import secrets
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -737,23 +738,32 @@ def _bundle_body(run: jobs.JobRun) -> None:
         owned = _owned(actor, api_key)
     except services.CharacterError as error:
         raise jobs.JobError(error.message) from None
-    for item in list(run.pending()):
-        if run.should_stop():
-            break
-        entry = entries.get(item.target_id)
-        if entry is None:
-            run.record_item(item, JobItem.State.FAILED, "Not in the bundle any more.")
-            continue
-        try:
-            state, message, local_id = _apply_one(run, api_key, entry, owned)
-        except services.CharacterError as error:  # recorded by the service that refused
+
+    # The same pooled engine as import all (characters.bulk.run_pooled): up to
+    # CONVAI_JOB_CONCURRENCY characters at once, each through the page services in a pool
+    # thread; the results are recorded here, in batches, between the job's stop checks.
+    def work() -> Iterator[tuple[JobItem, Callable[[], tuple[str, str, int | None]]]]:
+        for item in list(run.pending()):
+            entry = entries.get(item.target_id)
+            if entry is None:
+                run.record_item(item, JobItem.State.FAILED, "Not in the bundle any more.")
+                continue
+            yield item, partial(_apply_one, run, api_key, entry, owned)
+
+    def handle(item: JobItem, fetched: bulk.Fetched) -> None:
+        error = fetched.error
+        if isinstance(error, services.CharacterError):  # recorded by the service that refused
             run.record_item(item, JobItem.State.FAILED, error.message)
-            continue
-        except Exception:
-            logger.exception("Bundle import %s: %s failed unexpectedly", job.pk, item.target_id)
+        elif error is not None:
+            logger.error(
+                "Bundle import %s: %s failed unexpectedly", job.pk, item.target_id, exc_info=error
+            )
             run.record_item(item, JobItem.State.FAILED, "An unexpected error stopped this item.")
-            continue
-        run.record_item(item, state, message, local_id=local_id)
+        else:
+            state, message, local_id = fetched.value
+            run.record_item(item, state, message, local_id=local_id)
+
+    bulk.run_pooled(run, work(), handle, uses_database=True)
     run.should_stop(force=True)
     _finished(run, filename, token)
 
@@ -838,4 +848,4 @@ def _created_by_earlier_run(
 @task()
 def import_bundle(job_id: int) -> str:
     """Create or update each character of an uploaded bundle under the job's key."""
-    return jobs.run_job(job_id, _bundle_body)
+    return jobs.run_job(job_id, _bundle_body, task=import_bundle)

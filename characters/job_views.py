@@ -10,6 +10,7 @@ second browser shows the same state.
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -17,10 +18,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_tasks.base import Task
 
+from convai_admin.errors import redirect_for
 from convai_admin.htmx import render_page
 from jobs import services as jobs
 from jobs.models import Job, JobItem
 from jobs.selectors import recent_items, team_job, team_jobs
+from teams import policy
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
@@ -56,10 +59,16 @@ def import_all(request: TeamRequest) -> HttpResponse:
     context: dict[str, object] = {"team": request.team, "api_keys": api_keys, "key_id": key_id}
     if request.method == "POST":
         try:
+            # The page sends the exceptions, not one field per character: "new=all" takes
+            # every new one but those ticked "Leave out" (skip); characters another team has
+            # too are added one by one (convai_id) or all at once (elsewhere=all).
             job = bulk.start_import_all(
                 actor=request.membership,
                 api_key_id=key_id,
                 convai_ids=request.POST.getlist("convai_id"),
+                all_new=request.POST.get("new") == "all",
+                all_elsewhere=request.POST.get("elsewhere") == "all",
+                skip=request.POST.getlist("skip"),
             )
         except jobs.JobBusy as error:
             return _busy(request, error)
@@ -125,8 +134,14 @@ def _detail_context(request: TeamRequest, job: Job) -> dict[str, object]:
         "state": state,
         "states": [(value, label) for value, label in JobItem.State.choices if value != "pending"],
         "pending": job.total - job.processed,
-        "may_cancel": job.can_cancel and request.can.cancel_job,
-        "may_resume": job.can_resume and request.can.resume_job,
+        "may_cancel": job.can_cancel and policy.may(request.membership, "job.cancel", job),
+        "may_resume": job.can_resume and policy.may(request.membership, "job.resume", job),
+        "may_retry": (
+            job.failed > 0
+            and job.kind in jobs.RETRYABLE
+            and (job.is_finished or job.shown_state == Job.State.INTERRUPTED)
+            and policy.may(request.membership, "job.retry", job)
+        ),
     }
     if job.is_active:
         context["recent"] = recent_items(job)
@@ -166,6 +181,8 @@ def job_cancel(request: TeamRequest, job_id: int) -> HttpResponse:
     except jobs.JobFinished as error:
         messages.info(request, error.message)
         return redirect("jobs:job-detail", request.team.slug, job_id)
+    except policy.NotAllowed as error:
+        raise PermissionDenied(error.message) from None
     if job.state == Job.State.CANCELLED:
         messages.success(request, "Cancelled. What it had done is kept.")
     else:
@@ -183,8 +200,32 @@ def job_resume(request: TeamRequest, job_id: int) -> HttpResponse:
         job = jobs.resume_job(actor=request.membership, job_id=job.pk, task=RESUMES[job.kind])
     except jobs.JobBusy as error:
         return _busy(request, error)
+    except policy.NotAllowed as error:
+        raise PermissionDenied(error.message) from None
     except jobs.JobError as error:
         messages.error(request, error.message)
     else:
         messages.success(request, "Resumed: it carries on with the characters not done yet.")
     return redirect(_job_url(request, job))
+
+
+@require_POST
+@team_view("job.retry")
+def job_retry(request: TeamRequest, job_id: int) -> HttpResponse:
+    """A new job over the failed items of this one; its page is where the member lands."""
+    job = team_job(request.team, job_id)
+    if job is None:
+        raise jobs.JobNotFound()
+    try:
+        retry = jobs.retry_failed(actor=request.membership, job_id=job.pk, task=RESUMES[job.kind])
+    except jobs.JobBusy as error:
+        return _busy(request, error)
+    except policy.NotAllowed as error:
+        raise PermissionDenied(error.message) from None
+    except jobs.JobError as error:
+        messages.error(request, error.message)
+        return redirect_for(request, _job_url(request, job))
+    messages.success(
+        request, f"Retrying {retry.total} failed item{'s' * (retry.total != 1)} of job #{job.pk}."
+    )
+    return redirect_for(request, _job_url(request, retry))

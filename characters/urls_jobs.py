@@ -15,4 +15,5 @@ urlpatterns = [
     path(TEAM + "jobs/<int:job_id>/", job_views.job_detail, name="job-detail"),
     path(TEAM + "jobs/<int:job_id>/cancel/", job_views.job_cancel, name="job-cancel"),
     path(TEAM + "jobs/<int:job_id>/resume/", job_views.job_resume, name="job-resume"),
+    path(TEAM + "jobs/<int:job_id>/retry/", job_views.job_retry, name="job-retry"),
 ]

@@ -120,6 +120,7 @@ MIDDLEWARE = [
     "convai_admin.middleware.VaryOnHtmxMiddleware",
     "convai_admin.middleware.HtmxRedirectMiddleware",
     "convai_admin.errors.DomainErrorMiddleware",
+    "convai_admin.dbbusy.DatabaseBusyMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 
@@ -187,6 +188,27 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         and _sqlite_file.stat().st_mode & 0o077
     ):
         _sqlite_file.chmod(0o600)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # No request or job waits long on a lock, and no session keeps a transaction (and the rows
+    # it locked, such as a team's audit chain head) open while idle: a frozen or stuck process
+    # loses its transaction after DB_IDLE_IN_TRANSACTION_TIMEOUT_MS; a request that waited
+    # DB_LOCK_TIMEOUT_MS answers "busy, try again" (convai_admin/dbbusy.py). 0 turns one off.
+    # `make run` gives the workers a longer lock timeout (DB_WORKER_LOCK_TIMEOUT_MS).
+    DB_LOCK_TIMEOUT_MS = int(os.environ.get("DB_LOCK_TIMEOUT_MS", "5000"))
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_MS = int(
+        os.environ.get("DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", "60000")
+    )
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = " ".join(
+        filter(
+            None,
+            [
+                str(_options.get("options", "")),
+                f"-c lock_timeout={DB_LOCK_TIMEOUT_MS}",
+                f"-c idle_in_transaction_session_timeout={DB_IDLE_IN_TRANSACTION_TIMEOUT_MS}",
+            ],
+        )
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -314,6 +336,16 @@ CONVAI_JOB_MAX_RETRY_WAIT = float(os.environ.get("CONVAI_JOB_MAX_RETRY_WAIT", "6
 # A running job whose worker has not written a heartbeat for this long is shown "interrupted"
 # (the worker died) and can be resumed.
 JOB_STALE_SECONDS = int(os.environ.get("JOB_STALE_SECONDS", "60"))
+# Fairness: a job run works at most this many items or seconds, then queues itself again behind
+# the other teams' jobs and frees its worker (docs/jobs.md).
+JOB_SLICE_ITEMS = int(os.environ.get("JOB_SLICE_ITEMS", "200"))
+JOB_SLICE_SECONDS = float(os.environ.get("JOB_SLICE_SECONDS", "10"))
+# Periodic work (jobs/periodic.py, `manage.py run_scheduler`, started by `make run`): how often
+# the scheduler looks for due functions, and how often the stale-job sweep runs.
+SCHEDULER_TICK_SECONDS = float(os.environ.get("SCHEDULER_TICK_SECONDS", "5"))
+JOB_SWEEP_SECONDS = float(os.environ.get("JOB_SWEEP_SECONDS", "30"))
+# A task row (not a job's) still "running" after this long lost its worker: the sweep fails it.
+TASK_STALE_SECONDS = int(os.environ.get("TASK_STALE_SECONDS", "3600"))
 
 # Drift that shows itself (characters.drift.check_drift, run by the periodic scheduler): every
 # this many minutes each usable key's characters are compared with Convai (0 = never).

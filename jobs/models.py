@@ -172,3 +172,24 @@ class JobItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id}/{self.ordinal} {self.label} ({self.state})"
+
+
+class PeriodicRun(models.Model):
+    """The last run of one periodic function (jobs.periodic), one row per registered name.
+
+    A scheduler claims a period by moving `last_started_at` forward with a conditional update
+    ("only if it is still the value I read"), so several schedulers or workers never run the
+    same function twice in one period."""
+
+    name = models.CharField(max_length=100, unique=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_status = models.CharField(max_length=12, blank=True)  # queued, ok, failed
+    last_summary = models.TextField(blank=True)
+    runs = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (last {self.last_started_at})"

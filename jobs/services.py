@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -34,10 +35,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, QuerySet
 from django.utils import timezone
+from django_tasks.base import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
 
 from audit.context import audit_context
 from audit.models import Outcome
 from audit.services import record
+from convai_admin.dbbusy import is_busy
 from convai_admin.errors import DomainError, NotFound
 from keys.models import ApiKey
 from teams import policy
@@ -150,14 +154,115 @@ def active_job(scope: str) -> Job | None:
 
 
 def reap_stale(scope: str | None = None, *, team_id: int | None = None) -> int:
-    """Store "interrupted" for running jobs whose worker stopped writing (frees their scope)."""
+    """Store "interrupted" for running jobs whose worker stopped writing (frees their scope),
+    each with a `job.worker_lost` event (system actor) and its task row failed, together."""
     cutoff = timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS)
     stale = Job.objects.filter(state=Job.State.RUNNING, heartbeat_at__lt=cutoff)
     if scope is not None:
         stale = stale.filter(scope=scope)
     if team_id is not None:
         stale = stale.filter(team_id=team_id)
-    return stale.update(state=Job.State.INTERRUPTED)
+    reaped = 0
+    for job in stale.select_related("team"):
+        with transaction.atomic():
+            # Conditional on what was read: a worker that wrote meanwhile keeps its job.
+            if not Job.objects.filter(
+                pk=job.pk, state=Job.State.RUNNING, runs=job.runs, heartbeat_at=job.heartbeat_at
+            ).update(state=Job.State.INTERRUPTED):
+                continue
+            job.state = Job.State.INTERRUPTED
+            workers = _fail_task_rows([job.task_id], WORKER_LOST)
+            _record(
+                "job.worker_lost",
+                job,
+                outcome=Outcome.FAILURE,
+                details={
+                    "state": Job.State.INTERRUPTED,
+                    "run": job.runs,
+                    "last_heartbeat": job.heartbeat_at.isoformat() if job.heartbeat_at else "",
+                    "workers": workers,
+                    **counts(job),
+                },
+            )
+        reaped += 1
+    return reaped
+
+
+WORKER_LOST = (
+    "The worker running this task stopped (killed, or lost its database connection) before "
+    "the task finished; the periodic sweep marked it failed."
+)
+
+
+def _fail_task_rows(task_ids: Iterable[str], why: str) -> list[str]:
+    """Mark the django-tasks rows still "running" failed (their worker is gone), the way the
+    worker would have; returns the IDs of the workers that had them."""
+    ids = []
+    for value in task_ids:
+        with contextlib.suppress(ValueError):
+            ids.append(uuid.UUID(str(value)))
+    if not ids:
+        return []
+    rows = DBTaskResult.objects.filter(pk__in=ids, status=TaskResultStatus.RUNNING)
+    workers = sorted({worker for row in rows for worker in row.worker_ids})
+    rows.update(
+        status=TaskResultStatus.FAILED,
+        finished_at=timezone.now(),
+        exception_class_path=f"{__name__}.WorkerLost",
+        traceback=why,
+        return_value=None,
+    )
+    return workers
+
+
+class WorkerLost(Exception):
+    """What a task row left running by a dead worker is failed with (its exception path)."""
+
+
+def sweep_stale() -> str:
+    """Periodic (jobs.periodic): jobs whose worker died become "interrupted" (with Resume) and
+    their task rows failed; other task rows left running by a dead worker are failed too."""
+    jobs = reap_stale()
+    now = timezone.now()
+    running = list(
+        DBTaskResult.objects.filter(status=TaskResultStatus.RUNNING).only(
+            "id", "started_at", "task_path", "worker_ids"
+        )
+    )
+    names = {form for row in running for form in (str(row.pk), uuid.UUID(str(row.pk)).hex)}
+    owners = Job.objects.filter(task_id__in=names).values_list("task_id", "state")
+    live = {_task_key(task) for task, state in owners if state in Job.ACTIVE_STATES}
+    job_tasks = {_task_key(task) for task, _ in owners}
+    job_cutoff = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
+    other_cutoff = now - timedelta(seconds=settings.TASK_STALE_SECONDS)
+    orphans = []
+    for row in running:
+        key = _task_key(row.pk)
+        if key in live or row.started_at is None:
+            continue
+        cutoff = job_cutoff if key in job_tasks else other_cutoff
+        if row.started_at < cutoff:
+            orphans.append(row)
+    for row in orphans:
+        with transaction.atomic():
+            if not _fail_task_rows([str(row.pk)], WORKER_LOST):
+                continue
+            record(
+                "task.worker_lost",
+                target_type="task",
+                target_id=str(row.pk),
+                target_label=row.task_path.rsplit(".", 1)[-1][:200],
+                outcome=Outcome.FAILURE,
+                details={"task": row.task_path, "workers": list(row.worker_ids)},
+            )
+    return f"{jobs} stale job(s) marked interrupted, {len(orphans)} lost task row(s) failed"
+
+
+def _task_key(value: object) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return str(value)
 
 
 def start_job(
@@ -169,17 +274,20 @@ def start_job(
     items: Sequence[NewItem],
     api_key: ApiKey | None = None,
     params: dict[str, Any] | None = None,
+    starter: Any = None,
+    event: str = "job.start",
 ) -> Job:
-    """Create the job and its items, queue its task and audit it, all or nothing. Raises
-    JobBusy when another job holds the scope (recorded as a refused `job.start`)."""
-    policy.authorize(actor, START_ACTIONS[kind], event="job.start", target_type=TARGET_TYPE)
+    """Create the job and its items, queue its task and audit it (`event`, by the actor), all
+    or nothing. Raises JobBusy when another job holds the scope (recorded as refused). The job
+    runs as `starter` (default: the actor), with the starter's keys."""
+    policy.authorize(actor, START_ACTIONS[kind], event=event, target_type=TARGET_TYPE)
     job = Job(
         team=actor.team,
         kind=kind,
         scope=scope,
         api_key=api_key,
         key_label=_key_label(api_key),
-        created_by=actor.user,
+        created_by=starter or actor.user,
         total=len(items),
         params=params or {},
     )
@@ -204,7 +312,7 @@ def start_job(
             job.task_id = str(result.id)
             job.save(update_fields=["task_id"])
             _record(
-                "job.start",
+                event,
                 job,
                 actor=actor.user,
                 details={
@@ -218,7 +326,7 @@ def start_job(
         busy = active_job(scope)
         job.pk = None
         _record(
-            "job.start",
+            event,
             job,
             actor=actor.user,
             outcome=Outcome.FAILURE,
@@ -242,9 +350,7 @@ def cancel_job(*, actor: Membership, job_id: int) -> Job:
     """Ask a job to stop. A queued or interrupted one stops at once; a running one stops
     between items (its worker sees the request within a second) and keeps what it did."""
     job = _job(actor, job_id)
-    policy.authorize(
-        actor, "job.cancel", target_type=TARGET_TYPE, target_id=job.pk, event="job.cancel"
-    )
+    policy.authorize(actor, "job.cancel", job, target_type=TARGET_TYPE, target_id=job.pk)
     now = timezone.now()
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
@@ -268,15 +374,10 @@ def cancel_job(*, actor: Membership, job_id: int) -> Job:
 
 
 def resume_job(*, actor: Membership, job_id: int, task: _Enqueueable) -> Job:
-    """Queue an interrupted job again: it works through the items still pending."""
+    """Queue an interrupted job again: it works through the items still pending, as its
+    starter (with the starter's key). The starter or an Admin+ may resume it."""
     job = _job(actor, job_id)
-    policy.authorize(
-        actor,
-        START_ACTIONS[job.kind],
-        target_type=TARGET_TYPE,
-        target_id=job.pk,
-        event="job.resume",
-    )
+    policy.authorize(actor, "job.resume", job, target_type=TARGET_TYPE, target_id=job.pk)
     try:
         with transaction.atomic():
             locked = Job.objects.select_for_update().get(pk=job.pk)
@@ -298,6 +399,46 @@ def resume_job(*, actor: Membership, job_id: int, task: _Enqueueable) -> Job:
     except IntegrityError:
         raise JobBusy(active_job(job.scope)) from None
     return locked
+
+
+class NothingToRetry(JobError):
+    default_message = "This job has no failed items to retry."
+
+
+# Kinds whose failed items can be tried again as a new job (a bundle's upload is gone once its
+# import finished: upload it again instead).
+RETRYABLE = (Job.Kind.IMPORT_ALL, Job.Kind.SYNC_ALL)
+
+
+def retry_failed(*, actor: Membership, job_id: int, task: _Enqueueable) -> Job:
+    """A new job over exactly the failed items of a finished job, run as the first job's
+    starter (with the starter's key). The starter or an Admin+ may ask for it."""
+    job = _job(actor, job_id)
+    policy.authorize(actor, "job.retry", job, target_type=TARGET_TYPE, target_id=job.pk)
+    if job.kind not in RETRYABLE:
+        raise JobError(
+            "A bundle import cannot be retried from here: upload the bundle again; what is "
+            "already imported is skipped."
+        )
+    if not job.is_finished and job.shown_state != Job.State.INTERRUPTED:
+        raise JobError("Wait for this job to finish (or cancel it) before retrying its failures.")
+    failed = list(items_for(job, [JobItem.State.FAILED]))
+    if not failed:
+        raise NothingToRetry()
+    starter = job.created_by
+    if starter is None or not Membership.objects.filter(team=job.team, user=starter).exists():
+        raise JobError("The member who started this job left the team: start a new one.")
+    return start_job(
+        actor=actor,
+        kind=job.kind,
+        scope=job.scope,
+        task=task,
+        items=[NewItem(item.label, item.target_id, item.local_id) for item in failed],
+        api_key=job.api_key,
+        params={**job.params, "retry_of": job.pk},
+        starter=starter,
+        event="job.retry",
+    )
 
 
 def counts(job: Job) -> dict[str, int]:
@@ -327,7 +468,13 @@ class JobRun:
     number: int
     cancelled: bool = False
     lost: bool = False
+    # Fairness: with `slicing`, the run stops taking items after JOB_SLICE_ITEMS results or
+    # JOB_SLICE_SECONDS, and run_job queues the job again behind the other jobs (`sliced`).
+    slicing: bool = False
+    sliced: bool = False
     _checked: float = field(default_factory=time.monotonic)
+    _started: float = field(default_factory=time.monotonic)
+    _recorded: int = 0
     _unflushed: dict[str, int] = field(default_factory=dict)
 
     def pending(self) -> QuerySet[JobItem]:
@@ -367,6 +514,7 @@ class JobRun:
         except LostJob:
             return False
         item.state, item.message = state, values["message"]
+        self._recorded += 1
         return True
 
     def flush(self) -> None:
@@ -389,9 +537,15 @@ class JobRun:
     def should_stop(self, *, force: bool = False) -> bool:
         """Write the heartbeat and look for a cancel request, at most every half second.
         True when the body should stop taking new items (cancelled, or the job was lost)."""
-        if self.cancelled or self.lost:
+        if self.cancelled or self.lost or self.sliced:
             return True
         now = time.monotonic()
+        if self.slicing and (
+            self._recorded >= settings.JOB_SLICE_ITEMS
+            or now - self._started >= settings.JOB_SLICE_SECONDS
+        ):
+            self.sliced = True
+            return True
         if not force and now - self._checked < CHECK_EVERY_SECONDS:
             return False
         self._checked = now
@@ -447,10 +601,31 @@ def _finish(run: JobRun, state: str, message: str = "") -> None:
         )
 
 
-def run_job(job_id: int, body: Callable[[JobRun], None]) -> str:
+def _requeue(run: JobRun, task: _Enqueueable) -> bool:
+    """Put a job whose slice is spent back in the queue, behind the jobs queued meanwhile (so
+    one team's long job and another team's short one take turns on a worker). False when the
+    run lost the job or a cancel was asked for (then the job is finished, not requeued)."""
+    with transaction.atomic():
+        if (
+            not run._mine()
+            .filter(cancel_requested_at__isnull=True)
+            .update(state=Job.State.QUEUED, heartbeat_at=timezone.now())
+        ):
+            return False
+        result = task.enqueue(run.job.pk)
+        Job.objects.filter(pk=run.job.pk).update(task_id=str(result.id))
+    return True
+
+
+def run_job(
+    job_id: int, body: Callable[[JobRun], None], *, task: _Enqueueable | None = None
+) -> str:
     """Claim the job, run `body` with the progress API, and finish it: done, cancelled, or
     failed with a message (a body raising JobError says why; anything else is logged). Returns
-    the final state (what the task result stores)."""
+    the final state (what the task result stores).
+
+    With `task` (the task that runs this job), the run works one slice (JOB_SLICE_ITEMS items or
+    JOB_SLICE_SECONDS) and queues `task` again for the rest ("requeued")."""
     claimed = _claim(job_id)
     if claimed is None:
         return "skipped"
@@ -463,7 +638,11 @@ def run_job(job_id: int, body: Callable[[JobRun], None]) -> str:
             if job.created_by is not None
             else None
         )
-        run = JobRun(job=job, actor=actor, number=number) if actor is not None else None
+        run = (
+            JobRun(job=job, actor=actor, number=number, slicing=task is not None)
+            if actor is not None
+            else None
+        )
         if run is None:
             stub = JobRun(job=job, actor=Membership(team=job.team), number=number)
             _finish(stub, Job.State.FAILED, "The member who started this job left the team.")
@@ -473,7 +652,15 @@ def run_job(job_id: int, body: Callable[[JobRun], None]) -> str:
         except DomainError as error:  # JobError, or a refusal the body did not expect
             _finish(run, Job.State.FAILED, error.message)
             return Job.State.FAILED
-        except Exception:
+        except Exception as error:
+            if is_busy(error) and task is not None:
+                # A lock held too long by someone else (the batch rolled back, its items are
+                # still pending): take a turn later instead of failing the job.
+                run.discard()
+                logger.warning("Job %s: database busy, queued again", job_id)
+                with contextlib.suppress(Exception):
+                    if _requeue(run, task):
+                        return "requeued"
             logger.exception("Job %s stopped by an unexpected error", job_id)
             _finish(run, Job.State.FAILED, "The job stopped because of an unexpected error.")
             raise
@@ -482,6 +669,12 @@ def run_job(job_id: int, body: Callable[[JobRun], None]) -> str:
                 run.flush()
         if run.lost:
             return "lost"
+        if run.sliced and task is not None and not run.cancelled and run.pending().exists():
+            if _requeue(run, task):
+                return "requeued"
+            if not run._mine().exists():
+                return "lost"
+            run.cancelled = True
         state = Job.State.CANCELLED if run.cancelled and run.pending().exists() else Job.State.DONE
         _finish(run, state)
         return state

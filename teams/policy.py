@@ -89,8 +89,11 @@ FLOOR: dict[str, Role] = {
     "character.delete": Role.EDITOR,  # Admin+, or the Editor who created it (see `may`)
     "character.rebind": Role.ADMIN,
     "job.view": Role.VIEWER,
+    # The job's starter, or Admin+ (see `may`); a resumed or retried job still runs as its
+    # starter, with the starter's key.
     "job.cancel": Role.EDITOR,
-    "job.resume": Role.EDITOR,  # as starting that kind of job (import all, sync all)
+    "job.resume": Role.EDITOR,
+    "job.retry": Role.EDITOR,
     "audit.review": Role.ADMIN,
     "audit.export": Role.ADMIN,
     "audit.verify": Role.ADMIN,
@@ -106,6 +109,9 @@ _REFUSALS: dict[str, str] = {
     "member. Invite them with a smaller role, or ask an Owner.",
     "character.delete": "Editors can delete only the characters they created. Ask an Admin of "
     "this team to delete this one.",
+    "job.cancel": "Only the member who started this job, or an Admin, can cancel it.",
+    "job.resume": "Only the member who started this job, or an Admin, can resume it.",
+    "job.retry": "Only the member who started this job, or an Admin, can retry its failed items.",
 }
 
 
@@ -193,6 +199,9 @@ def may(
         if at_least(actor, Role.ADMIN):
             return True
         return target is not None and _created_by(target, actor)
+    if action in {"job.cancel", "job.resume", "job.retry"}:
+        # Team-wide (no job named): whether the member may act on some job (their own).
+        return at_least(actor, Role.ADMIN) or target is None or _created_by(target, actor)
     return True
 
 
@@ -279,6 +288,7 @@ _ANSWERS: dict[str, str] = {
     "rebind_character": "character.rebind",
     "cancel_job": "job.cancel",
     "resume_job": "job.resume",
+    "retry_job": "job.retry",
     "review_audit": "audit.review",
     "export_audit": "audit.export",
 }

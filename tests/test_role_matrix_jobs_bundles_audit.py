@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.urls import reverse
 
+from audit.models import AuditEvent, Outcome
 from audit.services import record
 from jobs.models import Job
 from keys.models import ApiKey
@@ -67,6 +69,15 @@ ENDPOINTS = [
     Endpoint(
         "jobs:job-resume", "post", "job.resume", url_kwargs=_job, ok=(302,), changed=_job_changed
     ),
+    # A queued job has nothing to retry: an allowed member is told so (302), nothing starts.
+    Endpoint(
+        "jobs:job-retry",
+        "post",
+        "job.retry",
+        url_kwargs=_job,
+        ok=(302,),
+        changed=lambda w: Job.objects.count() != 1,
+    ),
     Endpoint("bundles:export", "get", "character.export"),
     Endpoint("bundles:export-one", "get", "character.export", url_kwargs=_character),
     Endpoint("bundles:copy", "get", "character.copy", url_kwargs=_character),
@@ -87,6 +98,54 @@ ENDPOINTS = [
     Endpoint("audit:export-jsonl", "get", "audit.export"),
     Endpoint("audit:verify", "post", "audit.verify"),
 ]
+
+
+def _interrupted_job_of(world: World, starter: str) -> Job:
+    api_key = ApiKey.objects.create(
+        owner=world.members[starter].user, label=f"{starter} key", last_four="wxyz"
+    )
+    return Job.objects.create(
+        team=world.team,
+        kind=Job.Kind.IMPORT_ALL,
+        scope=f"key:{api_key.pk}",
+        api_key=api_key,
+        created_by=world.members[starter].user,
+        state=Job.State.INTERRUPTED,
+    )
+
+
+@pytest.mark.parametrize("url_name", ["jobs:job-cancel", "jobs:job-resume"])
+@pytest.mark.parametrize(
+    ("actor", "starter", "allowed"),
+    [
+        (Role.EDITOR, Role.EDITOR, True),
+        (Role.EDITOR, Role.ADMIN, False),
+        (Role.ADMIN, Role.EDITOR, True),
+        (Role.OWNER, Role.ADMIN, True),
+    ],
+)
+def test_a_job_is_cancelled_or_resumed_by_its_starter_or_admins(
+    client: Client, url_name: str, actor: str, starter: str, allowed: bool
+) -> None:
+    """The object-level rule under the floor: an Editor acts on the jobs they started only."""
+    world = build_world(_objects)
+    job = _interrupted_job_of(world, starter)
+    page = reverse("jobs:job-detail", args=[world.team.slug, job.pk])
+    client.force_login(world.members[actor].user)
+    shown = client.get(page).content.decode()
+    button = "Resume" if url_name == "jobs:job-resume" else "Cancel job"
+    assert (button in shown) is allowed
+    response = client.post(reverse(url_name, args=[world.team.slug, job.pk]))
+    job.refresh_from_db()
+    action = "job.resume" if url_name == "jobs:job-resume" else "job.cancel"
+    denied = AuditEvent.objects.filter(outcome=Outcome.DENIED)
+    if allowed:
+        assert response.status_code == 302 and job.state != Job.State.INTERRUPTED
+        assert not denied.exists()
+    else:
+        assert response.status_code == 403 and job.state == Job.State.INTERRUPTED
+        assert "who started this job" in response.content.decode()
+        assert [(event.action, event.target_id) for event in denied] == [(action, str(job.pk))]
 
 
 @pytest.mark.parametrize(("endpoint", "actor"), matrix_params(ENDPOINTS))

@@ -5,6 +5,11 @@ characters, with 50 ms added to every Convai call, against the ideal wall time
 `python -m tests.bench.jobs [--count N] [--latency-ms MS] [--concurrency 8 [16 ...]]`
 (also run by `make bench`).
 
+`python -m tests.bench.jobs --fairness [--count 2000]` (issue 12 §3, also run by `make bench`):
+one worker runs team A's import of 2,000 characters; once it is under way, team B starts a
+sync of its one character. Goal: B's job starts within 5 s. Measured with the fair slices
+(JOB_SLICE_ITEMS / JOB_SLICE_SECONDS, the defaults) and, for comparison, without them.
+
 What runs is the product's path end to end: the job is started through characters.bulk (as the
 page does: one `list` call, the job and its items, the queued task), then the real
 django-tasks-db worker loop runs it in this process (as `manage.py db_worker` does), with its
@@ -83,7 +88,14 @@ def seed_sandbox(count: int, latency_ms: int) -> None:
         )
         for number in range(1, count + 1)
     )
+    # Team B's account: one character of its own.
+    rival_raw = create_sandbox_key("rival", account="rival")
+    rival = configure_sandbox_account("rival")
+    SandboxCharacter.objects.create(
+        owner=rival, character_name="Rival 1", voice_type="MALE", backstory="The only one."
+    )
     set_fault(latency_ms=latency_ms)
+    print(rival_raw)
     print(raw)
 
 
@@ -93,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[8])
     parser.add_argument("--seed-sandbox", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fairness", action="store_true", help="the two-team benchmark")
     args = parser.parse_args(argv)
+    if args.fairness and "--count" not in (argv or sys.argv):
+        args.count = 2000
     if args.seed_sandbox:
         seed_sandbox(args.count, args.latency_ms)
         return 0
@@ -115,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         text=True,
         check=True,
     )
-    raw_key = seeded.stdout.strip().splitlines()[-1]
+    rival_key, raw_key = seeded.stdout.strip().splitlines()[-2:]
     server = subprocess.Popen(
         [sys.executable, "-m", "tests.bench.server", str(port)], cwd=ROOT, env=os.environ.copy()
     )
@@ -130,13 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     results: list[tuple[str, int, int, float, float, int]] = []
     try:
         wait_for(port, server)
-        results = run_benchmark(raw_key, args.count, args.latency_ms, args.concurrency)
+        if args.fairness:
+            rows = run_fairness(raw_key, rival_key, args.count)
+        else:
+            results = run_benchmark(raw_key, args.count, args.latency_ms, args.concurrency)
     finally:
         server.terminate()
         server.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
         shutil.rmtree(db_dir, ignore_errors=True)
 
+    if args.fairness:
+        return report_fairness(rows, args.count, args.latency_ms)
     print("## Background jobs benchmark (issue 8)\n")
     print(f"- Machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}")
     print(f"- Python {platform.python_version()} on {platform.system()} {platform.release()}")
@@ -214,6 +234,116 @@ def run_benchmark(
         assert synced == len(changed), synced
         results.append(("sync all", concurrency, count, wall, ideal, synced))
     return results
+
+
+FAIR_GOAL_SECONDS = 5.0
+
+
+def run_fairness(raw_key: str, rival_key: str, count: int) -> list[dict[str, float]]:
+    """Team A's long import on one worker (a thread running the real worker loop), team B's
+    one-character sync started once A is under way: how long until B starts and ends."""
+    import threading
+
+    from django.conf import settings
+    from django.db import connection
+    from django.utils import timezone
+
+    from characters import bulk
+    from characters.models import Character
+    from jobs.models import Job
+    from keys.services import add_api_key, client_for
+    from teams.models import Role
+    from tests.factories import MembershipFactory
+    from tests.jobs.support import run_worker
+
+    team_a = MembershipFactory(role=Role.OWNER)
+    team_b = MembershipFactory(role=Role.OWNER)
+    key_a = add_api_key(actor=team_a.user, label="Team A", raw_key=raw_key)
+    key_b = add_api_key(actor=team_b.user, label="Team B", raw_key=rival_key)
+    ids = [c.character_id for c in client_for(key_a).list_characters()]
+    assert len(ids) == count, len(ids)
+    bulk.start_import_all(
+        actor=team_b,
+        api_key_id=key_b.pk,
+        convai_ids=[c.character_id for c in client_for(key_b).list_characters()],
+    )
+    run_worker()  # team B has its one character (untimed)
+    rows = []
+    slices = (settings.JOB_SLICE_ITEMS, settings.JOB_SLICE_SECONDS)
+    for fair in (True, False):
+        if fair:
+            settings.JOB_SLICE_ITEMS, settings.JOB_SLICE_SECONDS = slices
+        else:
+            settings.JOB_SLICE_ITEMS, settings.JOB_SLICE_SECONDS = 10**9, 1e9
+        Character.objects.filter(team=team_a.team).delete()
+        long = bulk.start_import_all(actor=team_a, api_key_id=key_a.pk, convai_ids=ids)
+
+        def worker() -> None:
+            try:
+                run_worker()
+            finally:
+                connection.close()
+
+        started = time.perf_counter()
+        thread = threading.Thread(target=worker)
+        thread.start()
+        while Job.objects.get(pk=long.pk).done < 50:  # A is under way
+            time.sleep(0.05)
+        asked = timezone.now()
+        short = bulk.start_sync_all(actor=team_b)
+        while Job.objects.get(pk=short.pk).state != Job.State.DONE:
+            time.sleep(0.05)
+        short = Job.objects.get(pk=short.pk)
+        thread.join()
+        wall = time.perf_counter() - started
+        long = Job.objects.get(pk=long.pk)
+        assert (long.state, long.done) == (Job.State.DONE, count), (long.state, long.done)
+        assert short.started_at is not None and short.finished_at is not None
+        rows.append(
+            {
+                "fair": float(fair),
+                "start_after": (short.started_at - asked).total_seconds(),
+                "done_after": (short.finished_at - asked).total_seconds(),
+                "long_wall": wall,
+                "long_runs": float(long.runs),
+                "slice_items": float(settings.JOB_SLICE_ITEMS if fair else 0),
+                "slice_seconds": float(settings.JOB_SLICE_SECONDS if fair else 0),
+            }
+        )
+    settings.JOB_SLICE_ITEMS, settings.JOB_SLICE_SECONDS = slices
+    return rows
+
+
+def report_fairness(rows: list[dict[str, float]], count: int, latency_ms: int) -> int:
+    print("## Fair jobs benchmark (issue 12 §3)\n")
+    print(f"- Machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}")
+    print(f"- Python {platform.python_version()} on {platform.system()} {platform.release()}")
+    print(
+        f"- One worker (the real worker loop, in a thread); team A imports {count} characters "
+        f"({latency_ms} ms added to every sandbox call, concurrency 8); after its first 50, team "
+        "B starts a sync of its one character. SQLite on /dev/shm, DEBUG off.\n"
+    )
+    print(
+        "| slices | team B's job started after (s) | finished after (s) | goal: starts ≤ 5 s "
+        "| team A's import (s) | A's runs |"
+    )
+    print("|---|---:|---:|---|---:|---:|")
+    status = 0
+    for row in rows:
+        met = row["start_after"] <= FAIR_GOAL_SECONDS
+        if row["fair"] and not met:
+            status = 1
+        slices = (
+            f"{row['slice_items']:.0f} items / {row['slice_seconds']:g} s"
+            if row["fair"]
+            else "none (one run)"
+        )
+        print(
+            f"| {slices} | {row['start_after']:.2f} | {row['done_after']:.2f} | "
+            f"{'met' if met else 'MISSED'} | {row['long_wall']:.2f} | {row['long_runs']:.0f} |"
+        )
+    print(f"\nLoad average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return status
 
 
 if __name__ == "__main__":

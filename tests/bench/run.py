@@ -192,6 +192,11 @@ def run_all(argv: list[str] | None = None) -> int:
             status = 1
         print()
     status |= 0 if args.only else subprocess.call([sys.executable, "-m", "tests.bench.jobs"])
+    status |= (
+        0
+        if args.only
+        else subprocess.call([sys.executable, "-m", "tests.bench.jobs", "--fairness"])
+    )
     if args.only != "client":
         from tests.bench import characters
 

@@ -20,7 +20,7 @@ from sandbox.models import SandboxCharacter
 from sandbox.services import set_fault
 from teams.models import Membership, Role
 from tests.characters.support import Key, record_requests
-from tests.factories import MembershipFactory, TeamFactory
+from tests.factories import CharacterFactory, MembershipFactory, TeamFactory
 from tests.jobs.support import fresh, run_worker, seed_remote
 
 pytestmark = [
@@ -78,7 +78,10 @@ def test_preview_sorts_the_keys_characters_into_new_here_changed_and_elsewhere(
     html = page.content.decode()
     assert page.status_code == 200
     assert "In another team" in html and "Rival Studio" not in html
-    assert html.count('name="convai_id"') == 2
+    # One field per exception, never one per character: a new one may be left out, one in
+    # another team may be added.
+    assert html.count('name="skip"') == 1 and html.count('name="convai_id"') == 1
+    assert 'name="new" value="all"' in html and 'name="elsewhere" value="all"' in html
     # The key's remaining core-API quota (as last read) is shown before anything starts.
     assert "core-API call" in html and "this job makes 2" in html
 
@@ -116,6 +119,78 @@ def test_import_all_imports_the_chosen_characters_with_backstories(
     page = client.get(reverse("jobs:job-detail", args=[editor.team.slug, job.pk]))
     html = page.content.decode()
     assert 'value="4"' in html and "100 %" in html and "hx-trigger" not in html
+
+
+def test_import_all_of_5000_characters_sends_the_exceptions_not_one_field_each(
+    editor: Membership,
+    editor_key: Key,
+    login: Callable[[Membership], Any],
+    add_key: Callable[..., Key],
+) -> None:
+    """Issue 17 §4: 1,200 checkboxes answered 400 (TooManyFieldsSent) and started nothing."""
+    remote = seed_remote(editor_key, 5000)
+    # Two of them another team has too (a key of the same Convai account there).
+    rival = MembershipFactory(team=TeamFactory(name="Rival Studio"), role=Role.EDITOR)
+    rival_key = add_key(rival, "Rival", account=None)
+    shared = [remote[10], remote[20]]
+    for character in shared:
+        CharacterFactory.create(
+            team=rival.team,
+            convai_id=character.character_id,
+            bound_key=rival_key.api_key,
+            created_by=rival.user,
+        )
+    client = login(editor)
+    url = reverse("jobs:import-all", args=[editor.team.slug])
+    page = client.get(url, {"key": str(editor_key.pk)})
+    html = page.content.decode()
+    assert page.status_code == 200 and html.count('name="skip"') == 4998
+    assert "checked" not in html.split("<tbody>")[1]  # nothing is sent unless ticked
+
+    # Untouched, the form sends three fields; two new ones left out, one shared one added.
+    left_out = [remote[0].character_id, remote[1].character_id]
+    response = client.post(
+        url,
+        {
+            "key": str(editor_key.pk),
+            "new": "all",
+            "skip": left_out,
+            "convai_id": [shared[0].character_id],
+        },
+    )
+    assert response.status_code == 302
+    job = Job.objects.get()
+    assert job.total == 4998 - 2 + 1
+    queued = set(job.items.values_list("target_id", flat=True))
+    assert shared[0].character_id in queued and shared[1].character_id not in queued
+    assert not queued & set(left_out)
+
+
+def test_import_all_may_take_every_character_another_team_has_too(
+    editor: Membership, editor_key: Key, login: Callable[[Membership], Any]
+) -> None:
+    remote = seed_remote(editor_key, 3)
+    rival = MembershipFactory(team=TeamFactory(name="Rival Studio"), role=Role.EDITOR)
+    CharacterFactory.create(team=rival.team, convai_id=remote[0].character_id)
+    url = reverse("jobs:import-all", args=[editor.team.slug])
+    client = login(editor)
+    # Only the characters another team has, every one of them: no new one.
+    client.post(
+        url,
+        {
+            "key": str(editor_key.pk),
+            "new": "all",
+            "elsewhere": "all",
+            "skip": [remote[1].character_id, remote[2].character_id],
+        },
+    )
+    job = Job.objects.get()
+    assert list(job.items.values_list("target_id", flat=True)) == [remote[0].character_id]
+    # Nothing chosen at all: told so, nothing started.
+    Job.objects.all().delete()
+    refused = client.post(url, {"key": str(editor_key.pk)}, follow=True)
+    assert "Choose at least one character" in refused.content.decode()
+    assert not Job.objects.exists()
 
 
 def test_a_fault_in_the_middle_finishes_what_it_can_and_reports_the_rest(

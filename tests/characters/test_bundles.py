@@ -341,7 +341,9 @@ def test_a_fault_in_the_middle_fails_that_item_and_the_job_finishes_the_rest(
     editor: Membership,
     editor_key: Key,
     monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> None:
+    settings.CONVAI_JOB_CONCURRENCY = 1  # the outage below is key-wide: one call at a time
     data = document([entry(f"id-{n}", name=f"Char {n}") for n in range(1, 5)])
     token = bundles.save_upload(
         actor=editor, api_key_id=editor_key.pk, data=data, filename="b.json"

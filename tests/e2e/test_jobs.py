@@ -43,7 +43,7 @@ def test_import_all_progress_reaches_100_percent(sandbox: str, owner: Any, open_
     browser.goto(reverse("characters:character-list", args=[owner.team.slug]))
     page.get_by_role("link", name="Import all from a key").click()
     expect(page.get_by_role("heading", name="6 characters under “Studio key”")).to_be_visible()
-    page.get_by_label(remote[0].character_name).uncheck()
+    page.get_by_label(f"Leave out {remote[0].character_name}").check()
     page.get_by_role("button", name="Import the chosen characters").click()
     expect(page.locator("#job-progress")).to_have_attribute("data-state", "queued")
 

@@ -44,6 +44,7 @@ SMALLEST_ROLE: dict[str, Role] = {
     "job.view": Role.VIEWER,
     "job.cancel": Role.EDITOR,
     "job.resume": Role.EDITOR,
+    "job.retry": Role.EDITOR,
     "audit.review": Role.ADMIN,
     "audit.export": Role.ADMIN,
     "audit.verify": Role.ADMIN,
@@ -207,6 +208,31 @@ def test_a_character_whose_creator_is_gone_is_deleted_by_admins_only() -> None:
     orphan = Thing(created_by_id=None)
     assert policy.may(member(Role.EDITOR), "character.delete", orphan) is False
     assert policy.may(member(Role.ADMIN), "character.delete", orphan) is True
+
+
+# --- Cancelling, resuming, retrying a job: its starter, or Admin+ ---------------------------------
+
+
+@pytest.mark.parametrize("action", ["job.cancel", "job.resume", "job.retry"])
+@pytest.mark.parametrize(
+    ("role", "own", "allowed"),
+    [
+        (Role.OWNER, False, True),
+        (Role.ADMIN, False, True),
+        (Role.EDITOR, True, True),
+        (Role.EDITOR, False, False),
+        (Role.VIEWER, True, False),
+    ],
+)
+def test_a_job_is_cancelled_resumed_retried_by_its_starter_or_admins(
+    action: str, role: Role, own: bool, allowed: bool
+) -> None:
+    actor = member(role, user_id=600)
+    job = Thing(created_by_id=600 if own else 601)
+    assert policy.may(actor, action, job) is allowed
+    # A job whose starter's account is gone: Admins only.
+    admin = role in (Role.ADMIN, Role.OWNER)
+    assert policy.may(actor, action, Thing(created_by_id=None)) is admin
 
 
 # --- Can: what templates test ---------------------------------------------------------------------

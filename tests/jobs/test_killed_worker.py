@@ -1,0 +1,122 @@
+"""Real worker processes, killed and stopped (PostgreSQL: the child shares the test database):
+a `manage.py db_worker` killed in the middle of a job leaves it running with a stale
+heartbeat and its task row "running"; the periodic sweep finds both by itself. And the
+scheduler stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.db import connection
+from django_tasks.base import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
+
+from audit.models import AuditEvent
+from characters import bulk
+from jobs import services as jobs
+from jobs.models import Job, PeriodicRun
+from sandbox.services import set_fault
+from teams.models import Membership
+from tests.characters.support import Key
+from tests.jobs.support import fresh, run_worker, seed_remote
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="a child process cannot share SQLite's in-memory test database",
+    ),
+]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _child_env(**extra: str) -> dict[str, str]:
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DJANGO_SETTINGS_MODULE": "convai_admin.settings",
+        **extra,
+    }
+
+
+def _until(check: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting for the state"
+        time.sleep(0.05)
+
+
+def test_a_killed_worker_is_found_by_the_sweep_and_the_job_resumes(
+    editor: Membership, editor_key: Key, sandbox: str, settings: Any
+) -> None:
+    remote = seed_remote(editor_key, 40)
+    set_fault(key_label=editor_key.sandbox_label, latency_ms=100)  # slow enough to kill mid-way
+    job = bulk.start_import_all(
+        actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
+    )
+    worker = subprocess.Popen(
+        [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay"],
+        cwd=ROOT,
+        env=_child_env(CONVAI_API_BASE_URL=sandbox, CONVAI_JOB_CONCURRENCY="2"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _until(lambda: fresh(job).done >= 3)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+    job = fresh(job)
+    assert job.state == Job.State.RUNNING and job.done < 40
+    row = DBTaskResult.objects.get(pk=job.task_id)
+    assert row.status == TaskResultStatus.RUNNING  # the killed worker never said otherwise
+
+    settings.JOB_STALE_SECONDS = 1
+    swept: list[str] = []
+
+    def reaped() -> bool:
+        swept.append(jobs.sweep_stale())
+        return fresh(job).state == Job.State.INTERRUPTED
+
+    _until(reaped)
+    assert swept[-1].startswith("1 stale job(s) marked interrupted")
+    row.refresh_from_db()
+    assert row.status == TaskResultStatus.FAILED
+    lost = AuditEvent.objects.get(action="job.worker_lost")
+    assert lost.actor is None and lost.details["workers"] == row.worker_ids
+
+    jobs.resume_job(actor=editor, job_id=job.pk, task=bulk.import_all)
+    set_fault(key_label=editor_key.sandbox_label, latency_ms=0)
+    run_worker()
+    job = fresh(job)
+    assert (job.state, job.done, job.failed) == ("done", 40, 0)
+
+
+def test_the_scheduler_queues_due_work_and_stops_on_sigterm() -> None:
+    scheduler = subprocess.Popen(
+        [sys.executable, "manage.py", "run_scheduler", "--tick", "0.2"],
+        cwd=ROOT,
+        env=_child_env(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _until(lambda: PeriodicRun.objects.filter(name="jobs.sweep_stale").exists())
+        assert DBTaskResult.objects.filter(task_path="jobs.periodic.run_periodic").count() == 1
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        out, _ = scheduler.communicate(timeout=10)
+    assert scheduler.returncode == 0
+    assert "jobs.sweep_stale is due" in out and out.rstrip().endswith("Scheduler stopped.")
+    run_worker()
+    row = PeriodicRun.objects.get(name="jobs.sweep_stale")
+    assert row.last_status == "ok" and "stale job(s)" in row.last_summary
