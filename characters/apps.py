@@ -5,4 +5,21 @@ class CharactersConfig(AppConfig):
     name = "characters"
 
     def ready(self) -> None:
-        from . import lookups  # noqa: F401  (registers search_contains)
+        from datetime import timedelta
+
+        from django.conf import settings
+
+        from jobs import periodic
+
+        from . import (
+            drift,
+            lookups,  # noqa: F401  (registers search_contains)
+        )
+
+        # Drift that shows itself (docs/drift.md); check_drift itself says "off" at 0 minutes.
+        minutes = settings.CONVAI_ADMIN_DRIFT_CHECK_MINUTES
+        periodic.register(
+            "characters.check_drift",
+            every=timedelta(minutes=minutes or 30),
+            func=drift.check_drift,
+        )

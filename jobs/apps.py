@@ -6,7 +6,15 @@ class JobsConfig(AppConfig):
     verbose_name = "Background jobs"
 
     def ready(self) -> None:
+        from keys.services import refresh_stale_usage
+
         from . import periodic, services
 
         # The stale sweep: jobs and task rows whose worker died (docs/jobs.md).
         periodic.register("jobs.sweep_stale", every="JOB_SWEEP_SECONDS", func=services.sweep_stale)
+        # Account usage older than CONVAI_USAGE_MAX_AGE_SECONDS (keys.services).
+        periodic.register(
+            "keys.refresh_stale_usage",
+            every="CONVAI_USAGE_REFRESH_INTERVAL_SECONDS",
+            func=refresh_stale_usage,
+        )

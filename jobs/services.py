@@ -44,6 +44,7 @@ from audit.services import record
 from convai_admin.dbbusy import is_busy
 from convai_admin.errors import DomainError, NotFound
 from keys.models import ApiKey
+from keys.services import refresh_usage_after_job
 from teams import policy
 from teams.models import Membership
 
@@ -599,6 +600,19 @@ def _finish(run: JobRun, state: str, message: str = "") -> None:
                 **({"message": message} if message else {}),
             },
         )
+    _refresh_usage_of(job)
+
+
+def _refresh_usage_of(job: Job) -> None:
+    """The job spent quota: refresh the account usage of the keys it called Convai with (the
+    import's key, or the keys its characters are bound to). Never fails the job."""
+    local_ids = job.items.filter(local_id__isnull=False).values("local_id")
+    key_ids = set(ApiKey.objects.filter(characters__pk__in=local_ids).values_list("pk", flat=True))
+    if job.api_key_id is not None:
+        key_ids.add(job.api_key_id)
+    if key_ids:
+        summary = refresh_usage_after_job(api_key_ids=key_ids)
+        logger.info("job #%s: %s", job.pk, summary)
 
 
 def _requeue(run: JobRun, task: _Enqueueable) -> bool:
