@@ -666,6 +666,8 @@ def _conflict(
         "by": error.by,
         "at": error.at,
         "ago": _ago(error.at),
+        # Another save holds the version and has not finished: nothing of theirs to show yet.
+        "in_progress": isinstance(error, services.SaveInProgress),
         "fields": fields,
         "rows": [
             {
