@@ -1444,10 +1444,7 @@ def delete_character(
         )
     call = ConvaiCall()
     client = _bound_client("character.delete", actor, character, call)
-    remote = _get_known("character.delete", actor, call, client, character)
-    drift = _drift(character, remote)
-    if drift and not overwrite_drift:
-        raise _drift_refused("character.delete", actor, character, call, drift, remote)
+    # First, so the same form sent again is recognised before anything is asked of Convai.
     operation = begin_operation(
         actor=actor,
         kind=PendingOperation.Kind.DELETE,
@@ -1457,8 +1454,13 @@ def delete_character(
         character=character,
     )
     try:
+        remote = _get_known("character.delete", actor, call, client, character)
+        drift = _drift(character, remote)
+        if drift and not overwrite_drift:
+            raise _drift_refused("character.delete", actor, character, call, drift, remote)
         claim = claim_save("character.delete", actor, character, character.version)
     except CharacterError as error:
+        # Nothing was sent: the same form may be sent again (after the drift, say).
         fail_operation(operation, error.message)
         raise
     try:
@@ -1811,6 +1813,11 @@ def _resolve_made(
         ):
             matches.append((moment or since, item.character_id))
     if not matches:
+        adopted = _adopted_meanwhile(operation, names)
+        if adopted is not None:
+            # "Check Convai" (adopt_from_convai) or an import took it in already.
+            finish_operation(operation, adopted)
+            return Resolution.DONE
         if not overdue:
             return Resolution.UNKNOWN
         fail_operation(
@@ -1844,6 +1851,24 @@ def _resolve_made(
     except AlreadyInTeam:
         return Resolution.DONE
     return Resolution.ADOPTED
+
+
+def _adopted_meanwhile(operation: PendingOperation, names: set[str]) -> Character | None:
+    """A character of the team, through the operation's key and by one of its names, stored
+    here after the operation started and not the result of another operation."""
+    results = PendingOperation.objects.filter(result__isnull=False).values("result")
+    return (
+        Character.objects.filter(
+            team=operation.team,
+            bound_key=operation.api_key,
+            name__in=names,
+            created_at__gte=operation.created_at,
+            deleted_at__isnull=True,
+        )
+        .exclude(pk__in=results)
+        .order_by("created_at")
+        .first()
+    )
 
 
 def pending_operations(team: Team) -> list[PendingOperation]:

@@ -189,6 +189,11 @@ def _made_on_convai(
     of the chosen key."""
     try:
         saved = make()
+    except services.OperationDone as error:
+        # The same form sent twice: the first one made it; show that one.
+        messages.info(request, error.message)
+        target = error.character
+        return redirect(_detail_url(request, target) if target else _list_url(request)), None
     except services.KeyNotUsable as error:
         form.add_error(key_field, error.message)
     except services.ConvaiFailed as error:
@@ -368,7 +373,71 @@ def character_list(request: TeamRequest) -> HttpResponse:
         }
     if not request.htmx or not rows:
         context["has_usable_key"] = selectors.usable_keys_for(request.user).exists()
+    if not request.htmx:
+        context["operations"] = _operations(request)
     return render_page(request, "characters/character_list.html", context, partial="results")
+
+
+def _operations(request: TeamRequest) -> list[dict[str, Any]]:
+    """The team's creates, clones and deletes that have not finished: in progress, or (past
+    the longest a request can take) "Outcome unknown: check Convai", with "Check now" for
+    whoever may do the operation."""
+    rows = []
+    for operation in services.pending_operations(request.team):
+        action = services.OPERATION_ACTIONS[operation.kind]
+        target = operation.character if operation.kind != "create" else None
+        rows.append(
+            {
+                "pk": operation.pk,
+                "kind": operation.get_kind_display(),
+                "name": operation.name,
+                "by": operation.actor.display_name if operation.actor else "Someone",
+                "at": operation.created_at,
+                "ago": _ago(operation.created_at),
+                "overdue": getattr(operation, "overdue", False),
+                "may_check": policy.may(request.membership, action, target),
+            }
+        )
+    return rows
+
+
+@require_POST
+@team_view("character.view")
+def operation_check(request: TeamRequest, operation_id: int) -> HttpResponse:
+    """ "Check now": ask Convai what became of a create, clone or delete whose outcome is
+    unknown, and settle it here (the policy of the operation itself is checked by the
+    service)."""
+    try:
+        operation, outcome = services.check_operation(
+            actor=request.membership, operation_id=operation_id
+        )
+    except policy.NotAllowed as error:
+        messages.error(request, error.message)
+        return redirect(_list_url(request))
+    kind = operation.get_kind_display().lower()
+    if outcome in (services.Resolution.ADOPTED, services.Resolution.DELETED) or (
+        outcome == services.Resolution.DONE and operation.state == operation.State.DONE
+    ):
+        target = operation.result or operation.character
+        if operation.kind == operation.Kind.DELETE:
+            messages.success(request, f"Convai confirms the {kind} of “{operation.name}”: done.")
+        else:
+            messages.success(
+                request, f"Convai has “{operation.name}”: the {kind} happened; it is here now."
+            )
+            if target is not None:
+                return redirect(_detail_url(request, target))
+    elif operation.state == operation.State.FAILED:
+        messages.info(
+            request, f"The {kind} of “{operation.name}” did not happen: {operation.message}"
+        )
+    else:
+        messages.warning(
+            request,
+            f"Convai could not tell yet what became of the {kind} of “{operation.name}”. It is "
+            "checked again automatically; try “Check now” in a minute.",
+        )
+    return redirect(_list_url(request))
 
 
 # --- Create, import, adopt ---------------------------------------------------------------------
@@ -393,7 +462,10 @@ def character_create(request: TeamRequest) -> HttpResponse:
             request,
             form,
             lambda: services.create_character(
-                actor=request.membership, api_key_id=api_key.pk, **form.fields_data()
+                actor=request.membership,
+                api_key_id=api_key.pk,
+                token=form.cleaned_data["token"],
+                **form.fields_data(),
             ),
             success=lambda character: f"“{character.name}” was created on Convai.",
             name=form.cleaned_data["name"],
@@ -900,6 +972,7 @@ def character_clone(request: TeamRequest, character_id: int) -> HttpResponse:
                 character_id=character.pk,
                 new_name=name,
                 include_kb=form.cleaned_data["include_kb"],
+                token=form.cleaned_data["token"],
             ),
             success=lambda made: f"“{made.name}” is a copy of “{character.name}”.",
             name=name,
@@ -938,7 +1011,12 @@ def character_delete(request: TeamRequest, character_id: int) -> HttpResponse:
                 character_id=character.pk,
                 confirm_name=form.cleaned_data["confirm_name"],
                 overwrite_drift=form.cleaned_data["overwrite_drift"],
+                token=form.cleaned_data["token"],
             )
+        except services.OperationDone as error:
+            # The same form sent twice: the first one deleted it.
+            messages.info(request, error.message)
+            return redirect(_list_url(request))
         except policy.NotAllowed as error:
             form.add_error(None, error.message)
         except services.NameMismatch as error:

@@ -292,7 +292,12 @@ CONVAI_CATALOGUE_CACHE_SECONDS = 60 * 60
 # retries. A save's claim on a character's version older than this (plus a margin) was
 # interrupted (the server died) and may be taken over; a pending create, clone or delete that
 # old is shown "Outcome unknown: check Convai".
-CONVAI_REQUEST_SECONDS = (CONVAI_CONNECT_TIMEOUT + CONVAI_READ_TIMEOUT) * (2 + CONVAI_READ_RETRIES)
+CONVAI_REQUEST_SECONDS = float(
+    os.environ.get(
+        "CONVAI_REQUEST_SECONDS",
+        str((CONVAI_CONNECT_TIMEOUT + CONVAI_READ_TIMEOUT) * (2 + CONVAI_READ_RETRIES)),
+    )
+)
 CHARACTER_SAVE_CLAIM_SECONDS = float(
     os.environ.get("CHARACTER_SAVE_CLAIM_SECONDS", str(CONVAI_REQUEST_SECONDS + 30))
 )
