@@ -629,6 +629,7 @@ def character_detail(request: TeamRequest, character_id: int) -> HttpResponse:
         "key_usable": usable,
         "live": live,
         "missing": missing,
+        "saving": _saving(character) if live else None,
         "actions": {
             "edit": through_convai and policy.may(actor, "character.update", character),
             "clone": through_convai and policy.may(actor, "character.clone", character),
@@ -640,6 +641,19 @@ def character_detail(request: TeamRequest, character_id: int) -> HttpResponse:
         },
     }
     return render(request, "characters/character_detail.html", context)
+
+
+def _saving(character: Character) -> dict[str, Any] | None:
+    """A save on its way to Convai (it holds the version), or one a dead server left behind
+    (its claim expired): said on the page, so nobody wonders why their save is refused."""
+    if character.saving_since is None:
+        return None
+    return {
+        "by": character.saving_by.display_name if character.saving_by else "Someone",
+        "at": character.saving_since,
+        "ago": _ago(character.saving_since),
+        "interrupted": character.saving_since < services.save_claim_expired_before(),
+    }
 
 
 # --- Edit, sync, retry languages ----------------------------------------------------------------

@@ -16,6 +16,7 @@ from django.db import connection, connections
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from audit.models import Outcome
 from characters import services
@@ -193,7 +194,7 @@ def test_a_save_while_another_is_in_flight_gets_the_conflict_panel_with_input_ke
     response = client.post(url, data)
     assert response.status_code == 200
     page = response.content.decode()
-    assert f"{teammate.user.display_name} is saving this character right now" in page
+    assert f"{escape(teammate.user.display_name)} is saving this character right now" in page
     assert "My new name" in page and "My backstory." in page
     assert [path for path, _ in sent].count("/character/update") == 0
     character.refresh_from_db()
@@ -241,3 +242,27 @@ def test_a_failed_save_gives_its_claim_back(character: Character, editor: Member
         )
     character.refresh_from_db()
     assert character.saving_token == "" and character.version == 1
+
+
+def test_the_detail_page_says_a_save_is_in_progress_or_was_interrupted(
+    character: Character,
+    editor: Membership,
+    teammate: Membership,
+    login: Callable[[Membership], Client],
+    settings: Any,
+) -> None:
+    client = login(editor)
+    url = reverse("characters:character-detail", args=[editor.team.slug, character.pk])
+    assert "is saving this character" not in client.get(url).content.decode()
+
+    Character.objects.filter(pk=character.pk).update(
+        saving_token="theirs", saving_since=timezone.now(), saving_by=teammate.user
+    )
+    page = client.get(url).content.decode()
+    assert f"{escape(teammate.user.display_name)} is saving this character" in page
+
+    old = timezone.now() - timedelta(seconds=settings.CHARACTER_SAVE_CLAIM_SECONDS + 1)
+    Character.objects.filter(pk=character.pk).update(saving_since=old)
+    page = client.get(url).content.decode()
+    assert f"A save by {escape(teammate.user.display_name)} was interrupted" in page
+    assert "Saving works again." in page
