@@ -14,6 +14,12 @@ Rules that hold for every operation:
 - Before an update or a delete the remote state is compared with the last snapshot (drift:
   someone edited it in Convai's playground); before an update the form's version is compared
   with ours (conflict: a teammate saved meanwhile). Both stop the save and keep the input.
+- The version is a compare-and-set: a save claims it (claim_save, one conditional UPDATE)
+  before calling Convai and finishes only while it owns the claim, so of two saves of one
+  version exactly one reaches Convai. No transaction is held open across a Convai call.
+- A create, clone or delete is written down (PendingOperation, under the form's token) and
+  committed before Convai is called: the same form never reaches Convai twice, and a request
+  that dies mid-call is resolved by reconcile_pending_operations. See docs/characters.md.
 """
 
 from __future__ import annotations
