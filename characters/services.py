@@ -40,6 +40,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
+from audit.context import audit_context, current
 from audit.models import Outcome
 from audit.services import record
 from convai.client import ConvaiClient
@@ -1689,9 +1690,10 @@ def reconcile_pending_operations() -> str:
         state=PendingOperation.State.PENDING, created_at__lte=cutoff
     ).select_related("team", "api_key", "api_key__owner", "character", "actor")
     counts: dict[str, int] = {}
-    for operation in pending.order_by("created_at", "pk"):
-        outcome = resolve_operation(operation, actor=SystemActor(operation.team))
-        counts[outcome] = counts.get(outcome, 0) + 1
+    with audit_context(origin=current().origin or "task reconcile_pending_operations"):
+        for operation in pending.order_by("created_at", "pk"):
+            outcome = resolve_operation(operation, actor=SystemActor(operation.team))
+            counts[outcome] = counts.get(outcome, 0) + 1
     released = Character.objects.filter(
         saving_since__lt=save_claim_expired_before(), deleted_at__isnull=True
     ).update(saving_token="", saving_since=None, saving_by=None)

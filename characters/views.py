@@ -411,7 +411,7 @@ def operation_check(request: TeamRequest, operation_id: int) -> HttpResponse:
         operation, outcome = services.check_operation(
             actor=request.membership, operation_id=operation_id
         )
-    except policy.NotAllowed as error:
+    except (policy.NotAllowed, services.CharacterError) as error:
         messages.error(request, error.message)
         return redirect(_list_url(request))
     kind = operation.get_kind_display().lower()
