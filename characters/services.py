@@ -1697,8 +1697,16 @@ def reconcile_pending_operations() -> str:
     released = Character.objects.filter(
         saving_since__lt=save_claim_expired_before(), deleted_at__isnull=True
     ).update(saving_token="", saving_since=None, saving_by=None)
+    # A finished operation only answers a form sent again; after a month none will be (the
+    # audit log keeps what happened).
+    PendingOperation.objects.filter(
+        finished_at__lt=timezone.now() - timedelta(days=OPERATION_KEEP_DAYS)
+    ).exclude(state=PendingOperation.State.PENDING).delete()
     summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
     return f"pending operations: {summary}; interrupted saves released: {released}"
+
+
+OPERATION_KEEP_DAYS = 30
 
 
 def check_operation(*, actor: Membership, operation_id: int) -> tuple[PendingOperation, str]:

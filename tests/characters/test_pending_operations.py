@@ -382,3 +382,24 @@ def test_the_list_shows_an_unknown_outcome_and_check_now_adopts_it(
     operation.refresh_from_db()
     assert (operation.state, operation.result) == ("done", character)
     assert "Outcome unknown" not in client.get(url("character-list", editor)).content.decode()
+
+
+def test_finished_operations_are_forgotten_after_a_month(editor: Membership) -> None:
+    old = timezone.now() - timedelta(days=services.OPERATION_KEEP_DAYS + 1)
+    for token, state, finished in [
+        ("old-done", "done", old),
+        ("old-failed", "failed", old),
+        ("recent", "done", timezone.now()),
+        ("stuck", "pending", None),
+    ]:
+        PendingOperation.objects.create(
+            team=editor.team,
+            kind="create",
+            token=token,
+            state=state,
+            finished_at=finished,
+            created_at=old,
+            name=token,
+        )
+    services.reconcile_pending_operations()
+    assert set(PendingOperation.objects.values_list("token", flat=True)) == {"recent", "stuck"}
