@@ -14,6 +14,7 @@ class CharactersConfig(AppConfig):
         from . import (
             drift,
             lookups,  # noqa: F401  (registers search_contains)
+            services,
         )
 
         # Drift that shows itself (docs/drift.md); check_drift itself says "off" at 0 minutes.
@@ -22,4 +23,11 @@ class CharactersConfig(AppConfig):
             "characters.check_drift",
             every=timedelta(minutes=minutes or 30),
             func=drift.check_drift,
+        )
+        # Creates, clones and deletes whose request died; save claims a dead server left
+        # behind (docs/characters.md).
+        periodic.register(
+            "characters.reconcile_pending_operations",
+            every="CHARACTER_RECONCILE_INTERVAL",
+            func=services.reconcile_pending_operations,
         )

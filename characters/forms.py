@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any, cast
+from uuid import uuid4
 
 from django import forms
 
@@ -94,6 +95,19 @@ def voice_choices(
         choices.append(("Current choice", kept))
     choices.extend((section, voices) for section, voices in groups.items())
     return choices, len(matches)
+
+
+class OperationTokenField(forms.CharField):
+    """The hidden idempotency token of a create, clone or delete form, made when the form is
+    rendered: the same form sent twice is one operation, and Convai is asked once."""
+
+    widget = forms.HiddenInput
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("max_length", 64)
+        kwargs.setdefault("initial", lambda: uuid4().hex)
+        super().__init__(**kwargs)
 
 
 def _lines(text: str) -> list[str]:
@@ -260,6 +274,7 @@ class CreateCharacterForm(CharacterForm):
         help_text="Which of your verified API keys owns the character on Convai. Teammates "
         "work on it through this key, without seeing it.",
     )
+    token = OperationTokenField()
 
     field_order = ["name", "voice_type", "language_codes", "backstory", "actions", "api_key"]
 
@@ -317,6 +332,7 @@ class CloneForm(ReadableTextMixin, forms.Form):
         help_text="The documents the character draws on. Without it, the copy starts with "
         "an empty knowledge bank.",
     )
+    token = OperationTokenField()
 
     def clean_new_name(self) -> str:
         name = " ".join(self.cleaned_data["new_name"].split())
@@ -334,6 +350,7 @@ class DeleteForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     overwrite_drift = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    token = OperationTokenField()
 
 
 class RebindForm(forms.Form):

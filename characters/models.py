@@ -72,6 +72,18 @@ class Character(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="copies"
     )
     copied_from_revision = models.PositiveIntegerField(null=True, blank=True)
+    # The save in flight (compare-and-set on `version`): claimed by one conditional UPDATE
+    # before the Convai call, released when the save finishes or fails. A claim older than
+    # the client's timeout plus a margin was interrupted (the server died) and may be taken.
+    saving_token = models.CharField(max_length=32, blank=True, default="")
+    saving_since = models.DateTimeField(null=True, blank=True)
+    saving_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
 
     class Meta:
         constraints = [
@@ -169,3 +181,62 @@ class Revision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.character_id} r{self.number} {self.reason}"
+
+
+class PendingOperation(models.Model):
+    """A create, clone or delete recorded (and committed) before Convai is called, so a
+    request that dies mid-call leaves a trace: finished after the call, or resolved later by
+    `reconcile_pending_operations` (adopt what Convai made, or mark it failed).
+
+    `token` comes from the form (a hidden field made when the form was rendered): the same
+    form submitted twice is the same operation, and Convai is never asked twice. `fields`
+    holds the form's values (never a key or any other secret)."""
+
+    class Kind(models.TextChoices):
+        CREATE = "create", "Create"
+        CLONE = "clone", "Clone"
+        DELETE = "delete", "Delete"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "In progress or outcome unknown"
+        DONE = "done", "Done"
+        FAILED = "failed", "Did not happen"
+
+    team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    token = models.CharField(max_length=64)
+    state = models.CharField(max_length=8, choices=State.choices, default=State.PENDING)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    api_key = models.ForeignKey(
+        "keys.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Clone: the source; delete: the character deleted.
+    character = models.ForeignKey(
+        Character, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Create and clone: the character made (once known).
+    result = models.ForeignKey(
+        Character, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(max_length=100)
+    fields = models.JSONField(default=dict, blank=True)
+    message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "token"], name="one_operation_per_token")
+        ]
+        indexes = [
+            models.Index(
+                fields=["team", "created_at"],
+                condition=Q(state="pending"),
+                name="pending_operation_by_team",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name} ({self.state})"

@@ -14,6 +14,12 @@ Rules that hold for every operation:
 - Before an update or a delete the remote state is compared with the last snapshot (drift:
   someone edited it in Convai's playground); before an update the form's version is compared
   with ours (conflict: a teammate saved meanwhile). Both stop the save and keep the input.
+- The version is a compare-and-set: a save claims it (claim_save, one conditional UPDATE)
+  before calling Convai and finishes only while it owns the claim, so of two saves of one
+  version exactly one reaches Convai. No transaction is held open across a Convai call.
+- A create, clone or delete is written down (PendingOperation, under the form's token) and
+  committed before Convai is called: the same form never reaches Convai twice, and a request
+  that dies mid-call is resolved by reconcile_pending_operations. See docs/characters.md.
 """
 
 from __future__ import annotations
@@ -22,30 +28,34 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
-from uuid import UUID
+from uuid import UUID, uuid4
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
+from audit.context import audit_context, current
 from audit.models import Outcome
 from audit.services import record
 from convai.client import ConvaiClient
 from convai.errors import ConvaiError, ConvaiRequestError, ConvaiTimeoutError
-from convai.types import CharacterDetails
+from convai.types import CharacterDetails, parse_moment
 from convai_admin.errors import DomainError, NotFound
 from keys.models import ApiKey
 from keys.selectors import keys_by_account
 from keys.services import ApiKeyUnusable, client_for
 from teams import policy
-from teams.models import Membership
+from teams.models import Membership, Team
 
 from .convai_messages import explain
 from .history import restorable_fields, snapshot_changes
-from .models import EDITABLE_FIELDS, Character, Revision
+from .models import EDITABLE_FIELDS, Character, PendingOperation, Revision
 from .remote import (
     FieldChange,
     audit_changes,
@@ -127,6 +137,49 @@ class Conflict(CharacterError):
         )
 
 
+class SaveInProgress(Conflict):
+    """Another save of this character is on its way to Convai right now (it holds the
+    version): this one is stopped like any conflict, with the input kept."""
+
+    def __init__(self, character: Character) -> None:
+        self.current = character.editable()
+        self.version = character.version
+        self.by = character.saving_by
+        self.at = character.saving_since or character.updated_at
+        who = self.by.display_name if self.by is not None else "Someone"
+        CharacterError.__init__(
+            self,
+            f"{who} is saving this character right now; their save has not finished. Your "
+            "input is kept: save again in a moment, and you will see their changes first.",
+        )
+
+
+class OperationPending(CharacterError):
+    """The same form (its token) was already sent and has not finished: Convai is not asked
+    twice; the outcome is checked with Convai (reconcile_pending_operations)."""
+
+    def __init__(self, operation: PendingOperation) -> None:
+        self.operation = operation
+        super().__init__(
+            f"This {operation.get_kind_display().lower()} of “{operation.name}” was already "
+            "sent to Convai and has not finished, so it was not sent again. If it does not "
+            "finish, its outcome is checked with Convai automatically; “Check now” on the "
+            "character list checks it at once."
+        )
+
+
+class OperationDone(CharacterError):
+    """The same form (its token) was already sent and it succeeded: nothing is sent again."""
+
+    def __init__(self, operation: PendingOperation) -> None:
+        self.operation = operation
+        self.character = operation.result or operation.character
+        super().__init__(
+            f"This {operation.get_kind_display().lower()} of “{operation.name}” was already "
+            "done (the form was sent twice): nothing was sent to Convai again."
+        )
+
+
 class NotOwnedByKey(CharacterError):
     """Get found it, but the key's list does not have it: a public character of someone else."""
 
@@ -183,9 +236,26 @@ class ConvaiCall:
         }
 
 
+@dataclass(frozen=True)
+class SystemActor:
+    """The dashboard acting on its own (reconciling an interrupted operation): audited under
+    `label`, with no person; the person the work was for is named in the details."""
+
+    team: Team
+    label: str = "system (reconciliation)"
+    user: None = None
+
+    @property
+    def team_id(self) -> int:
+        return self.team.pk
+
+
+Actor = Membership | SystemActor
+
+
 def record_character_event(
     action: str,
-    actor: Membership,
+    actor: Actor,
     *,
     character: Character | None = None,
     convai_id: str = "",
@@ -199,6 +269,7 @@ def record_character_event(
     record(
         action,
         actor=actor.user,
+        actor_label=actor.label if isinstance(actor, SystemActor) else None,
         team=actor.team,
         target_type=TARGET_TYPE,
         target_id=character.convai_id if character is not None else convai_id,
@@ -462,6 +533,99 @@ def _local_write_failed(convai_id: str) -> CharacterError:
     )
 
 
+# --- Pending operations: a create, clone or delete is written down before Convai is called ---
+
+
+def begin_operation(
+    *,
+    actor: Membership,
+    kind: str,
+    token: str,
+    name: str,
+    api_key: ApiKey | None,
+    fields: dict[str, Any] | None = None,
+    character: Character | None = None,
+) -> PendingOperation:
+    """Write the intent down and commit it before Convai is called, so a request that dies
+    mid-call leaves a trace that reconciliation resolves.
+
+    `token` is the form's (made when the form was rendered): the same form sent again is the
+    same operation, and Convai is never asked twice. Done: OperationDone; still pending:
+    OperationPending; failed (it did not happen): claimed again for this attempt. Without a
+    token (a caller with no form) each call is an operation of its own."""
+    token = (token or "").strip()[:64] or uuid4().hex
+    values = {
+        "kind": kind,
+        "name": name[:100],
+        "api_key": api_key,
+        "fields": fields or {},
+        "character": character,
+        "actor": actor.user,
+    }
+    try:
+        with transaction.atomic():
+            return PendingOperation.objects.create(team=actor.team, token=token, **values)
+    except IntegrityError:
+        pass
+    existing = PendingOperation.objects.select_related("result", "character").get(
+        team=actor.team, token=token
+    )
+    if existing.kind != kind:
+        raise CharacterError("This form was already used for something else: open it again.")
+    if existing.state == PendingOperation.State.FAILED:
+        # It did not happen: this attempt takes the same operation over, once.
+        retried = PendingOperation.objects.filter(
+            pk=existing.pk, state=PendingOperation.State.FAILED
+        ).update(
+            **values,
+            state=PendingOperation.State.PENDING,
+            created_at=timezone.now(),
+            finished_at=None,
+            message="",
+        )
+        if retried:
+            existing.refresh_from_db()
+            return existing
+        existing.refresh_from_db()
+    if existing.state == PendingOperation.State.DONE:
+        raise OperationDone(existing)
+    raise OperationPending(existing)
+
+
+def finish_operation(operation: PendingOperation, result: Character | None = None) -> None:
+    """It happened: inside the transaction of the local change it made (both or neither).
+    A success wins over an earlier "failed" guess of reconciliation."""
+    PendingOperation.objects.filter(pk=operation.pk).update(
+        state=PendingOperation.State.DONE,
+        result=result,
+        finished_at=timezone.now(),
+        message="",
+    )
+
+
+def fail_operation(operation: PendingOperation, message: str) -> None:
+    """It did not happen (Convai refused, or reconciliation found nothing)."""
+    PendingOperation.objects.filter(pk=operation.pk, state=PendingOperation.State.PENDING).update(
+        state=PendingOperation.State.FAILED, finished_at=timezone.now(), message=message[:300]
+    )
+
+
+@contextmanager
+def convai_operation(operation: PendingOperation) -> Iterator[None]:
+    """Around an operation's Convai write: a refusal marks it failed (it did not happen); a
+    timeout leaves it pending (it may have happened: reconciliation finds out), as does a
+    process that dies here."""
+    try:
+        yield
+    except ConvaiFailed as error:
+        if not error.maybe_happened:
+            fail_operation(operation, error.message)
+        raise
+    except CharacterError as error:
+        fail_operation(operation, error.message)
+        raise
+
+
 # --- Create ------------------------------------------------------------------------------------
 
 
@@ -483,9 +647,14 @@ def create_character(
     backstory: str,
     actions: list[str],
     language_codes: list[str],
+    token: str = "",
 ) -> Saved:
     """Create on Convai under one of the actor's keys, then set its languages (create takes
-    none), then read it back and store the record and its first revision."""
+    none), then read it back and store the record and its first revision.
+
+    The intent is committed first (begin_operation, under the form's `token`) and finished
+    with the record, so a request that dies mid-call is resolved by reconciliation and the
+    same form sent twice never creates twice."""
     authorize(actor, "character.create")
     api_key = own_key("character.create", actor, api_key_id, label=name)
     call = ConvaiCall()
@@ -497,8 +666,18 @@ def create_character(
         "actions": actions,
         "language_codes": language_codes,
     }
-    created = create_on_convai("character.create", actor, call, client, fields, label=name)
-    character = store_new_character(
+    operation = begin_operation(
+        actor=actor,
+        kind=PendingOperation.Kind.CREATE,
+        token=token,
+        name=name,
+        api_key=api_key,
+        fields=fields,
+    )
+    with convai_operation(operation):
+        created = create_on_convai("character.create", actor, call, client, fields, label=name)
+    character = _store_for_operation(
+        operation,
         actor=actor,
         convai_id=created.convai_id,
         api_key=api_key,
@@ -510,6 +689,18 @@ def create_character(
         pending_language_codes=created.pending_language_codes,
     )
     return Saved(character, created.warnings)
+
+
+def _store_for_operation(operation: PendingOperation, **store: Any) -> Character:
+    """store_new_character, finishing the operation in the same transaction. The team having
+    the character already (reconciliation adopted it meanwhile) finishes it too."""
+    try:
+        return store_new_character(
+            **store, also=lambda character: finish_operation(operation, character)
+        )
+    except AlreadyInTeam as error:
+        finish_operation(operation, error.character)
+        raise
 
 
 @dataclass(frozen=True)
@@ -578,7 +769,7 @@ def read_back(client: ConvaiClient, convai_id: str) -> CharacterDetails | None:
 
 def store_new_character(
     *,
-    actor: Membership,
+    actor: Actor,
     convai_id: str,
     api_key: ApiKey,
     fields: dict[str, Any],
@@ -592,19 +783,22 @@ def store_new_character(
     copied_from: Character | None = None,
     copied_from_revision: int | None = None,
     also: Callable[[Character], None] | None = None,
+    credited_to: User | None = None,
 ) -> Character:
     """The local half of a remote success (create, import, clone, copy, a job's import): the
     record, its first revision (`reason`, `note`) and the `action` event (its editable fields
     but the backstory, and `extra`) commit together, with whatever `also` records about it.
 
     The team already having that Convai ID raises AlreadyInTeam; any other local failure names
-    the Convai ID so "Check Convai" adopts it: a remote success is never lost."""
+    the Convai ID so "Check Convai" adopts it: a remote success is never lost. `credited_to`:
+    the person the record and its first revision name, when not the actor (reconciliation)."""
     now = timezone.now()
+    creator = credited_to if credited_to is not None else actor.user
     character = Character(
         team=actor.team,
         convai_id=convai_id,
         bound_key=api_key,
-        created_by=actor.user,
+        created_by=creator,
         created_at=now,
         updated_at=now,
         synced_at=now,
@@ -617,7 +811,7 @@ def store_new_character(
     try:
         with transaction.atomic():
             character.save(force_insert=True)
-            _revision(character, reason, actor.user, note=note)
+            _revision(character, reason, creator, note=note)
             record_character_event(
                 action,
                 actor,
@@ -701,15 +895,7 @@ def update_character(
     character = character_for(actor, character_id)
     authorize(actor, "character.update", character, event=action)
     if character.version != expected_version:
-        latest = character.revisions.select_related("created_by").first()
-        record_character_event(
-            action,
-            actor,
-            character=character,
-            outcome=Outcome.FAILURE,
-            details={"reason": "conflict", "version": [expected_version, character.version]},
-        )
-        raise Conflict(character, latest)
+        raise _conflict_refused(action, actor, character, expected_version)
     changes = differences(character.editable(), fields)
     if not changes and not overwrite_drift:
         return Saved(character)
@@ -729,9 +915,18 @@ def update_character(
         # Overwriting means our version of every drifted field, not only the edited ones.
         ours = fields.get(change.field)
         sent.setdefault(change.field, ours if ours is not None else change.old)
-    with convai_calls(action, actor, call, character=character, write=True):
-        client.update_character(character.convai_id, **sent)
-    readback = read_back(client, character.convai_id)
+    # The version checked above was a read: claim it now (compare-and-set), so of two saves
+    # opened at the same version exactly one reaches Convai; the other is a conflict.
+    token = claim_save(action, actor, character, expected_version)
+    try:
+        with convai_calls(action, actor, call, character=character, write=True):
+            client.update_character(character.convai_id, **sent)
+        readback = read_back(client, character.convai_id)
+    except BaseException:
+        # Nothing is stored for a failed call. A timed-out write may have happened: then the
+        # next save finds Convai's state differs from our snapshot (drift) and shows it.
+        release_save(character.pk, token)
+        raise
     warnings = []
     if readback is not None:
         stored = fields_from_remote(readback)
@@ -744,28 +939,119 @@ def update_character(
             )
     with transaction.atomic():
         locked = Character.objects.select_for_update().get(pk=character.pk)
-        _apply(locked, sent)
-        if readback is not None:
-            _apply(locked, fields_from_remote(readback))
-            locked.snapshot = snapshot_of(readback)
-        locked.version = locked.version + 1
-        locked.updated_at = locked.synced_at = timezone.now()
-        locked.clear_drift()
-        locked.save()
-        _revision(locked, reason, actor.user, note=note)
-        record_character_event(
+        if locked.saving_token != token:
+            lost = True
+        else:
+            lost = False
+            _apply(locked, sent)
+            if readback is not None:
+                _apply(locked, fields_from_remote(readback))
+                locked.snapshot = snapshot_of(readback)
+            locked.version = locked.version + 1
+            locked.updated_at = locked.synced_at = timezone.now()
+            _clear_claim(locked)
+            locked.clear_drift()
+            locked.save()
+            _revision(locked, reason, actor.user, note=note)
+            record_character_event(
+                action,
+                actor,
+                character=locked,
+                details=call.details(
+                    changes=audit_changes(changes),
+                    **({"drift_overwritten": audit_changes(drift)} if drift else {}),
+                    **({"unconfirmed": True} if warnings else {}),
+                    **(extra or {}),
+                ),
+            )
+    if lost:
+        # Slower than a claim may live: it expired and another save may have taken it. Convai
+        # has this write, our record does not: the next save shows it as a change in Convai.
+        raise refuse(
             action,
             actor,
-            character=locked,
-            details=call.details(
-                changes=audit_changes(changes),
-                **({"drift_overwritten": audit_changes(drift)} if drift else {}),
-                **({"unconfirmed": True} if warnings else {}),
-                **(extra or {}),
+            CharacterError(
+                "Convai took your changes, but the save took so long that it could not be "
+                "recorded here safely. Open the character again: its edit form shows what "
+                "Convai holds now as changes made in Convai."
             ),
+            "save claim expired",
+            character=locked,
+            call=call,
+            changes=audit_changes(changes),
         )
     locked.bound_key = character.bound_key
     return Saved(locked, warnings, changes)
+
+
+# --- Save claims: compare-and-set on the version -------------------------------------------------
+
+
+def save_claim_expired_before() -> datetime:
+    """Claims older than this were interrupted (the server died mid-save): a save may take
+    them over, so a character is never locked for good (CHARACTER_SAVE_CLAIM_SECONDS: the
+    client's longest write plus read-back, with a margin)."""
+    return timezone.now() - timedelta(seconds=settings.CHARACTER_SAVE_CLAIM_SECONDS)
+
+
+def claim_save(action: str, actor: Membership, character: Character, expected_version: int) -> str:
+    """Claim `expected_version` of the character for one save and return the claim's token.
+
+    One conditional UPDATE in its own short transaction (no transaction is held open across
+    the Convai call; SQLite has no row locks, so this is the portable compare-and-set): it
+    succeeds only when the version is still the expected one and no live claim is held. A
+    refusal is recorded: Conflict when the version moved, SaveInProgress when another save
+    holds it."""
+    token = uuid4().hex
+    claimed = Character.objects.filter(
+        Q(saving_token="") | Q(saving_since__lt=save_claim_expired_before()),
+        pk=character.pk,
+        version=expected_version,
+        deleted_at__isnull=True,
+    ).update(saving_token=token, saving_since=timezone.now(), saving_by=actor.user)
+    if claimed:
+        return token
+    current = Character.objects.select_related("saving_by").get(pk=character.pk)
+    if current.is_deleted:
+        raise refuse(action, actor, CharacterDeleted(), "deleted", character=current)
+    if current.version != expected_version:
+        raise _conflict_refused(action, actor, current, expected_version)
+    raise refuse(
+        action,
+        actor,
+        SaveInProgress(current),
+        "save in progress",
+        character=current,
+        version=expected_version,
+    )
+
+
+def release_save(character_pk: int, token: str) -> None:
+    """Give a claim back (the save failed); a claim taken over meanwhile is left alone."""
+    Character.objects.filter(pk=character_pk, saving_token=token).update(
+        saving_token="", saving_since=None, saving_by=None
+    )
+
+
+def _clear_claim(character: Character) -> None:
+    character.saving_token = ""
+    character.saving_since = None
+    character.saving_by = None
+
+
+def _conflict_refused(
+    action: str, actor: Membership, character: Character, expected_version: int
+) -> Conflict:
+    """A save stopped because a teammate saved since the form was opened: one failure."""
+    latest = character.revisions.select_related("created_by").first()
+    return refuse(
+        action,
+        actor,
+        Conflict(character, latest),
+        "conflict",
+        character=character,
+        version=[expected_version, character.version],
+    )
 
 
 def take_remote_version(*, actor: Membership, character_id: int) -> Saved:
@@ -1079,15 +1365,33 @@ def adopt_from_convai(*, actor: Membership, api_key_id: UUID | str, name: str) -
 
 
 def clone_character(
-    *, actor: Membership, character_id: int, new_name: str, include_kb: bool = False
+    *,
+    actor: Membership,
+    character_id: int,
+    new_name: str,
+    include_kb: bool = False,
+    token: str = "",
 ) -> Saved:
-    """Copy on Convai under the character's bound key, name the copy, store it."""
+    """Copy on Convai under the character's bound key, name the copy, store it. Written down
+    first like a create (begin_operation), so a dead request is reconciled, never repeated."""
     source = character_for(actor, character_id)
     authorize(actor, "character.clone", source)
     call = ConvaiCall()
     client = _bound_client("character.clone", actor, source, call)
     assert source.bound_key is not None
-    with convai_calls("character.clone", actor, call, character=source, write=True):
+    operation = begin_operation(
+        actor=actor,
+        kind=PendingOperation.Kind.CLONE,
+        token=token,
+        name=new_name.strip() or f"{source.name} (copy)",
+        api_key=source.bound_key,
+        fields={"source_name": source.name, "include_kb": include_kb},
+        character=source,
+    )
+    with (
+        convai_operation(operation),
+        convai_calls("character.clone", actor, call, character=source, write=True),
+    ):
         try:
             convai_id = client.clone_character(source.convai_id, include_kb=include_kb)
         except ConvaiRequestError as error:
@@ -1109,7 +1413,8 @@ def clone_character(
         fields = fields_from_remote(details)
         if fields["backstory"] is None:
             fields["backstory"] = source.backstory
-    character = store_new_character(
+    character = _store_for_operation(
+        operation,
         actor=actor,
         convai_id=convai_id,
         api_key=source.bound_key,
@@ -1142,8 +1447,11 @@ def delete_character(
     character_id: int,
     confirm_name: str,
     overwrite_drift: bool = False,
+    token: str = "",
 ) -> Character:
-    """Delete on Convai (irreversible) and leave a tombstone here."""
+    """Delete on Convai (irreversible) and leave a tombstone here. The intent is committed
+    first (begin_operation) and the version claimed (no save runs meanwhile), so a request
+    that dies mid-call is reconciled and the same form sent twice deletes once."""
     character = character_for(actor, character_id)
     authorize(actor, "character.delete", character)
     if confirm_name.strip() != character.name:
@@ -1152,28 +1460,66 @@ def delete_character(
         )
     call = ConvaiCall()
     client = _bound_client("character.delete", actor, character, call)
-    remote = _get_known("character.delete", actor, call, client, character)
-    drift = _drift(character, remote)
-    if drift and not overwrite_drift:
-        raise _drift_refused("character.delete", actor, character, call, drift, remote)
-    with convai_calls("character.delete", actor, call, character=character, write=True):
-        client.delete_character(character.convai_id)
+    # First, so the same form sent again is recognised before anything is asked of Convai.
+    operation = begin_operation(
+        actor=actor,
+        kind=PendingOperation.Kind.DELETE,
+        token=token,
+        name=character.name,
+        api_key=character.bound_key,
+        character=character,
+    )
+    try:
+        remote = _get_known("character.delete", actor, call, client, character)
+        drift = _drift(character, remote)
+        if drift and not overwrite_drift:
+            raise _drift_refused("character.delete", actor, character, call, drift, remote)
+        claim = claim_save("character.delete", actor, character, character.version)
+    except CharacterError as error:
+        # Nothing was sent: the same form may be sent again (after the drift, say).
+        fail_operation(operation, error.message)
+        raise
+    try:
+        with (
+            convai_operation(operation),
+            convai_calls("character.delete", actor, call, character=character, write=True),
+        ):
+            client.delete_character(character.convai_id)
+    except BaseException:
+        release_save(character.pk, claim)
+        raise
+    return _tombstone(
+        actor,
+        character,
+        operation,
+        snapshot=snapshot_of(remote),
+        details=call.details(**({"drift_overwritten": audit_changes(drift)} if drift else {})),
+    )
+
+
+def _tombstone(
+    actor: Actor,
+    character: Character,
+    operation: PendingOperation,
+    *,
+    snapshot: dict[str, Any] | None,
+    details: dict[str, Any],
+    note: str = "",
+) -> Character:
+    """The local half of a delete Convai did: tombstone, revision, event and the operation
+    finished, together."""
     with transaction.atomic():
         locked = Character.objects.select_for_update().get(pk=character.pk)
         locked.deleted_at = timezone.now()
-        locked.deleted_by = actor.user
-        locked.snapshot = snapshot_of(remote)
+        locked.deleted_by = operation.actor if isinstance(actor, SystemActor) else actor.user
+        if snapshot is not None:
+            locked.snapshot = snapshot
         locked.version += 1
+        _clear_claim(locked)
         locked.save()
-        _revision(locked, Revision.Reason.DELETED, actor.user)
-        record_character_event(
-            "character.delete",
-            actor,
-            character=locked,
-            details=call.details(
-                **({"drift_overwritten": audit_changes(drift)} if drift else {}),
-            ),
-        )
+        _revision(locked, Revision.Reason.DELETED, locked.deleted_by, note=note)
+        record_character_event("character.delete", actor, character=locked, details=details)
+        finish_operation(operation, locked)
     return locked
 
 
@@ -1322,3 +1668,240 @@ def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID |
             details=call.details(bound_key=[old, key_label(api_key)]),
         )
     return Saved(locked)
+
+
+# --- Reconciliation: resolve the operations whose request died -----------------------------------
+
+
+class Resolution:
+    ADOPTED = "adopted"  # create/clone: Convai made it; stored here now
+    DELETED = "deleted"  # delete: Convai no longer has it; the tombstone is written now
+    FAILED = "failed"  # it did not happen
+    DONE = "done"  # finished meanwhile (by its own request)
+    UNKNOWN = "unknown"  # Convai could not tell yet (unreachable, key unusable): try later
+
+
+def operation_overdue_before() -> datetime:
+    """Pending operations started before this have outlived any request (the client's longest
+    calls): their request is over, whatever happened to it."""
+    return timezone.now() - timedelta(seconds=settings.CONVAI_REQUEST_SECONDS)
+
+
+def reconcile_pending_operations() -> str:
+    """One pass (run every CHARACTER_RECONCILE_INTERVAL seconds): resolve each create, clone
+    and delete pending for longer than CHARACTER_RECONCILE_AFTER seconds by asking Convai,
+    and release save claims left by a server that died mid-save. Returns a summary."""
+    cutoff = timezone.now() - timedelta(seconds=settings.CHARACTER_RECONCILE_AFTER)
+    pending = PendingOperation.objects.filter(
+        state=PendingOperation.State.PENDING, created_at__lte=cutoff
+    ).select_related("team", "api_key", "api_key__owner", "character", "actor")
+    counts: dict[str, int] = {}
+    with audit_context(origin=current().origin or "task reconcile_pending_operations"):
+        for operation in pending.order_by("created_at", "pk"):
+            outcome = resolve_operation(operation, actor=SystemActor(operation.team))
+            counts[outcome] = counts.get(outcome, 0) + 1
+    released = Character.objects.filter(
+        saving_since__lt=save_claim_expired_before(), deleted_at__isnull=True
+    ).update(saving_token="", saving_since=None, saving_by=None)
+    # A finished operation only answers a form sent again; after a month none will be (the
+    # audit log keeps what happened).
+    PendingOperation.objects.filter(
+        finished_at__lt=timezone.now() - timedelta(days=OPERATION_KEEP_DAYS)
+    ).exclude(state=PendingOperation.State.PENDING).delete()
+    summary = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "none"
+    return f"pending operations: {summary}; interrupted saves released: {released}"
+
+
+OPERATION_KEEP_DAYS = 30
+
+
+def check_operation(*, actor: Membership, operation_id: int) -> tuple[PendingOperation, str]:
+    """ "Check now" on an operation whose outcome is unknown: whoever may do the operation
+    may ask Convai at once. Returns the operation as it stands and the resolution."""
+    operation = (
+        PendingOperation.objects.filter(team=actor.team, pk=operation_id)
+        .select_related("team", "api_key", "character", "actor", "result")
+        .first()
+    )
+    if operation is None:
+        raise NotFound("There is no such operation in this team.")
+    action = OPERATION_ACTIONS[operation.kind]
+    authorize(actor, action, operation.character if operation.kind != "create" else None)
+    if operation.state != PendingOperation.State.PENDING:
+        return operation, Resolution.DONE
+    outcome = resolve_operation(operation, actor=actor)
+    operation.refresh_from_db()
+    return operation, outcome
+
+
+OPERATION_ACTIONS: dict[str, str] = {
+    PendingOperation.Kind.CREATE: "character.create",
+    PendingOperation.Kind.CLONE: "character.clone",
+    PendingOperation.Kind.DELETE: "character.delete",
+}
+
+
+def resolve_operation(operation: PendingOperation, *, actor: Actor) -> str:
+    """Ask Convai what became of one pending operation and settle it here. "Not there" is
+    only concluded once the operation's own request must be over (operation_overdue_before):
+    before that, it may still be on its way."""
+    action = OPERATION_ACTIONS[operation.kind]
+    api_key = operation.api_key
+    if api_key is None or not api_key.is_active:
+        return Resolution.UNKNOWN
+    try:
+        client = client_for(api_key, actor=None)
+    except ApiKeyUnusable:
+        return Resolution.UNKNOWN
+    call = ConvaiCall(api_key=api_key)
+    details = {"recovered": True, "operation": operation.pk, "for": _for_whom(operation)}
+    overdue = operation.created_at <= operation_overdue_before()
+    try:
+        if operation.kind == PendingOperation.Kind.DELETE:
+            return _resolve_delete(operation, actor, client, call, details, overdue)
+        return _resolve_made(operation, actor, client, call, details, overdue, action)
+    except ConvaiError:
+        return Resolution.UNKNOWN
+
+
+def _for_whom(operation: PendingOperation) -> str:
+    return operation.actor.display_name if operation.actor is not None else ""
+
+
+def _resolve_delete(
+    operation: PendingOperation,
+    actor: Actor,
+    client: ConvaiClient,
+    call: ConvaiCall,
+    details: dict[str, Any],
+    overdue: bool,
+) -> str:
+    character = operation.character
+    if character is None:
+        fail_operation(operation, "The character is no longer recorded here.")
+        return Resolution.FAILED
+    if character.is_deleted:
+        finish_operation(operation, character)
+        return Resolution.DONE
+    try:
+        client.get_character(character.convai_id)
+    except ConvaiRequestError as error:
+        if not means_gone(error):
+            raise
+        _tombstone(
+            actor,
+            character,
+            operation,
+            snapshot=None,
+            details=call.details(**details),
+            note="finished after an interrupted delete",
+        )
+        return Resolution.DELETED
+    if not overdue:
+        return Resolution.UNKNOWN
+    fail_operation(operation, "Convai still has the character: the delete did not happen.")
+    return Resolution.FAILED
+
+
+def _resolve_made(
+    operation: PendingOperation,
+    actor: Actor,
+    client: ConvaiClient,
+    call: ConvaiCall,
+    details: dict[str, Any],
+    overdue: bool,
+    action: str,
+) -> str:
+    """A create or clone: find the character Convai made, by name, created at or after the
+    operation (Convai's timestamps are whole seconds without a zone: a small tolerance), not
+    already in the team nor adopted by another operation; the earliest match is adopted."""
+    names = {operation.name}
+    if operation.kind == PendingOperation.Kind.CLONE:
+        # A copy keeps its source's name until it is renamed, which may not have happened.
+        names.add(str(operation.fields.get("source_name") or ""))
+    taken = set(
+        Character.objects.filter(team=operation.team, deleted_at__isnull=True).values_list(
+            "convai_id", flat=True
+        )
+    )
+    since = operation.created_at - timedelta(seconds=2)
+    matches = []
+    for item in client.list_characters():
+        moment = parse_moment(item.timestamp)
+        if (
+            item.character_name in names
+            and item.character_id not in taken
+            and (moment is None or moment >= since.replace(microsecond=0))
+        ):
+            matches.append((moment or since, item.character_id))
+    if not matches:
+        adopted = _adopted_meanwhile(operation, names)
+        if adopted is not None:
+            # "Check Convai" (adopt_from_convai) or an import took it in already.
+            finish_operation(operation, adopted)
+            return Resolution.DONE
+        if not overdue:
+            return Resolution.UNKNOWN
+        fail_operation(
+            operation,
+            f"Convai has no character called “{operation.name}” made then: it was not created.",
+        )
+        return Resolution.FAILED
+    _, convai_id = min(matches)
+    remote = client.get_character(convai_id)
+    reason = (
+        Revision.Reason.CLONED
+        if operation.kind == PendingOperation.Kind.CLONE
+        else Revision.Reason.CREATED
+    )
+    assert operation.api_key is not None
+    try:
+        _store_for_operation(
+            operation,
+            actor=actor,
+            convai_id=convai_id,
+            api_key=operation.api_key,
+            fields=fields_from_remote(remote),
+            snapshot=snapshot_of(remote),
+            reason=reason,
+            action=action,
+            call=call,
+            extra=details,
+            note=f"recovered after an interrupted {operation.get_kind_display().lower()}",
+            credited_to=operation.actor,
+        )
+    except AlreadyInTeam:
+        return Resolution.DONE
+    return Resolution.ADOPTED
+
+
+def _adopted_meanwhile(operation: PendingOperation, names: set[str]) -> Character | None:
+    """A character of the team, through the operation's key and by one of its names, stored
+    here after the operation started and not the result of another operation."""
+    results = PendingOperation.objects.filter(result__isnull=False).values("result")
+    return (
+        Character.objects.filter(
+            team=operation.team,
+            bound_key=operation.api_key,
+            name__in=names,
+            created_at__gte=operation.created_at,
+            deleted_at__isnull=True,
+        )
+        .exclude(pk__in=results)
+        .order_by("created_at")
+        .first()
+    )
+
+
+def pending_operations(team: Team) -> list[PendingOperation]:
+    """The team's operations still pending, oldest first, each marked `overdue` when its
+    request must be over (shown "Outcome unknown: check Convai")."""
+    overdue_before = operation_overdue_before()
+    operations = list(
+        PendingOperation.objects.filter(team=team, state=PendingOperation.State.PENDING)
+        .select_related("actor", "character")
+        .order_by("created_at", "pk")[:20]
+    )
+    for operation in operations:
+        operation.overdue = operation.created_at <= overdue_before  # type: ignore[attr-defined]
+    return operations

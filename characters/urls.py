@@ -14,6 +14,11 @@ urlpatterns = [
     path("t/<slug:team_slug>/characters/import/", views.character_import, name="character-import"),
     path("t/<slug:team_slug>/characters/adopt/", views.character_adopt, name="character-adopt"),
     path("t/<slug:team_slug>/characters/voices/", views.voice_options, name="voice-options"),
+    path(
+        "t/<slug:team_slug>/characters/operations/<int:operation_id>/check/",
+        views.operation_check,
+        name="operation-check",
+    ),
     path(ONE, views.character_detail, name="character-detail"),
     path(ONE + "edit/", views.character_edit, name="character-edit"),
     path(ONE + "clone/", views.character_clone, name="character-clone"),

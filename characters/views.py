@@ -183,6 +183,11 @@ def _made_on_convai(
     of the chosen key."""
     try:
         saved = make()
+    except services.OperationDone as error:
+        # The same form sent twice: the first one made it; show that one.
+        messages.info(request, error.message)
+        target = error.character
+        return redirect(_detail_url(request, target) if target else _list_url(request)), None
     except services.KeyNotUsable as error:
         form.add_error(key_field, error.message)
     except services.ConvaiFailed as error:
@@ -366,7 +371,71 @@ def character_list(request: TeamRequest) -> HttpResponse:
         }
     if not request.htmx or not rows:
         context["has_usable_key"] = selectors.usable_keys_for(request.user).exists()
+    if not request.htmx:
+        context["operations"] = _operations(request)
     return render_page(request, "characters/character_list.html", context, partial="results")
+
+
+def _operations(request: TeamRequest) -> list[dict[str, Any]]:
+    """The team's creates, clones and deletes that have not finished: in progress, or (past
+    the longest a request can take) "Outcome unknown: check Convai", with "Check now" for
+    whoever may do the operation."""
+    rows = []
+    for operation in services.pending_operations(request.team):
+        action = services.OPERATION_ACTIONS[operation.kind]
+        target = operation.character if operation.kind != "create" else None
+        rows.append(
+            {
+                "pk": operation.pk,
+                "kind": operation.get_kind_display(),
+                "name": operation.name,
+                "by": operation.actor.display_name if operation.actor else "Someone",
+                "at": operation.created_at,
+                "ago": _ago(operation.created_at),
+                "overdue": getattr(operation, "overdue", False),
+                "may_check": policy.may(request.membership, action, target),
+            }
+        )
+    return rows
+
+
+@require_POST
+@team_view("character.view")
+def operation_check(request: TeamRequest, operation_id: int) -> HttpResponse:
+    """ "Check now": ask Convai what became of a create, clone or delete whose outcome is
+    unknown, and settle it here (the policy of the operation itself is checked by the
+    service)."""
+    try:
+        operation, outcome = services.check_operation(
+            actor=request.membership, operation_id=operation_id
+        )
+    except (policy.NotAllowed, services.CharacterError) as error:
+        messages.error(request, error.message)
+        return redirect(_list_url(request))
+    kind = operation.get_kind_display().lower()
+    if outcome in (services.Resolution.ADOPTED, services.Resolution.DELETED) or (
+        outcome == services.Resolution.DONE and operation.state == operation.State.DONE
+    ):
+        target = operation.result or operation.character
+        if operation.kind == operation.Kind.DELETE:
+            messages.success(request, f"Convai confirms the {kind} of “{operation.name}”: done.")
+        else:
+            messages.success(
+                request, f"Convai has “{operation.name}”: the {kind} happened; it is here now."
+            )
+            if target is not None:
+                return redirect(_detail_url(request, target))
+    elif operation.state == operation.State.FAILED:
+        messages.info(
+            request, f"The {kind} of “{operation.name}” did not happen: {operation.message}"
+        )
+    else:
+        messages.warning(
+            request,
+            f"Convai could not tell yet what became of the {kind} of “{operation.name}”. It is "
+            "checked again automatically; try “Check now” in a minute.",
+        )
+    return redirect(_list_url(request))
 
 
 # --- Create, import, adopt ---------------------------------------------------------------------
@@ -391,7 +460,10 @@ def character_create(request: TeamRequest) -> HttpResponse:
             request,
             form,
             lambda: services.create_character(
-                actor=request.membership, api_key_id=key_id, **form.fields_data()
+                actor=request.membership,
+                api_key_id=key_id,
+                token=form.cleaned_data["token"],
+                **form.fields_data(),
             ),
             success=lambda character: f"“{character.name}” was created on Convai.",
             name=form.cleaned_data["name"],
@@ -561,6 +633,7 @@ def character_detail(request: TeamRequest, character_id: int) -> HttpResponse:
         "key_usable": usable,
         "live": live,
         "missing": missing,
+        "saving": _saving(character) if live else None,
         "actions": {
             "edit": through_convai and policy.may(actor, "character.update", character),
             "clone": through_convai and policy.may(actor, "character.clone", character),
@@ -589,6 +662,19 @@ def _drift_review(character: Character) -> dict[str, Any] | None:
         ),
         # Seen in the list only: the backstory there is not known yet.
         "backstory_unknown": "backstory" not in (character.remote_state or {}),
+    }
+
+
+def _saving(character: Character) -> dict[str, Any] | None:
+    """A save on its way to Convai (it holds the version), or one a dead server left behind
+    (its claim expired): said on the page, so nobody wonders why their save is refused."""
+    if character.saving_since is None:
+        return None
+    return {
+        "by": character.saving_by.display_name if character.saving_by else "Someone",
+        "at": character.saving_since,
+        "ago": _ago(character.saving_since),
+        "interrupted": character.saving_since < services.save_claim_expired_before(),
     }
 
 
@@ -688,6 +774,8 @@ def _conflict(
         "by": error.by,
         "at": error.at,
         "ago": _ago(error.at),
+        # Another save holds the version and has not finished: nothing of theirs to show yet.
+        "in_progress": isinstance(error, services.SaveInProgress),
         "fields": fields,
         "rows": [
             {
@@ -954,6 +1042,7 @@ def character_clone(request: TeamRequest, character_id: int) -> HttpResponse:
                 character_id=character.pk,
                 new_name=name,
                 include_kb=form.cleaned_data["include_kb"],
+                token=form.cleaned_data["token"],
             ),
             success=lambda made: f"“{made.name}” is a copy of “{character.name}”.",
             name=name,
@@ -992,7 +1081,12 @@ def character_delete(request: TeamRequest, character_id: int) -> HttpResponse:
                 character_id=character.pk,
                 confirm_name=form.cleaned_data["confirm_name"],
                 overwrite_drift=form.cleaned_data["overwrite_drift"],
+                token=form.cleaned_data["token"],
             )
+        except services.OperationDone as error:
+            # The same form sent twice: the first one deleted it.
+            messages.info(request, error.message)
+            return redirect(_list_url(request))
         except policy.NotAllowed as error:
             form.add_error(None, error.message)
         except services.NameMismatch as error:

@@ -222,3 +222,8 @@ class AccountUsage:
             metrics=metrics,
             raw=dict(payload),
         )
+
+
+def parse_moment(value: Any) -> datetime | None:
+    """A Convai timestamp as an aware datetime (naive ones are UTC), None when unreadable."""
+    return _moment(value)

@@ -321,6 +321,24 @@ CONVAI_READ_RETRIES = int(os.environ.get("CONVAI_READ_RETRIES", "2"))
 # Base delay (seconds) of the exponential backoff between read retries.
 CONVAI_RETRY_BACKOFF = float(os.environ.get("CONVAI_RETRY_BACKOFF", "0.5"))
 CONVAI_CATALOGUE_CACHE_SECONDS = 60 * 60
+# How long one request's Convai calls may take at most: a write, then a read-back with its
+# retries. A save's claim on a character's version older than this (plus a margin) was
+# interrupted (the server died) and may be taken over; a pending create, clone or delete that
+# old is shown "Outcome unknown: check Convai".
+CONVAI_REQUEST_SECONDS = float(
+    os.environ.get(
+        "CONVAI_REQUEST_SECONDS",
+        str((CONVAI_CONNECT_TIMEOUT + CONVAI_READ_TIMEOUT) * (2 + CONVAI_READ_RETRIES)),
+    )
+)
+CHARACTER_SAVE_CLAIM_SECONDS = float(
+    os.environ.get("CHARACTER_SAVE_CLAIM_SECONDS", str(CONVAI_REQUEST_SECONDS + 30))
+)
+# characters.services.reconcile_pending_operations resolves creates, clones and deletes whose
+# request died (pending this many seconds) by asking Convai; run it every
+# CHARACTER_RECONCILE_INTERVAL seconds (jobs/periodic.py).
+CHARACTER_RECONCILE_AFTER = float(os.environ.get("CHARACTER_RECONCILE_AFTER", "60"))
+CHARACTER_RECONCILE_INTERVAL = int(os.environ.get("CHARACTER_RECONCILE_INTERVAL", "60"))
 # The offline emulator of the Convai API, served under /sandbox/. Never on unless asked for.
 CONVAI_SANDBOX = env_bool("CONVAI_SANDBOX", False)
 

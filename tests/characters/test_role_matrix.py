@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from characters.models import Character, Revision
+from characters.models import Character, PendingOperation, Revision
 from keys.models import ApiKey
 from teams.models import Role
 from tests.factories import CharacterFactory, MembershipFactory
@@ -33,6 +33,15 @@ def _with_character(world: World) -> None:
         team=world.team, created_by=editor.user, bound_key=api_key, name="Matrix Mira"
     )
     world.extra["key"] = api_key
+    # A create whose outcome is unknown ("Check now" on the list).
+    world.extra["operation"] = PendingOperation.objects.create(
+        team=world.team,
+        kind=PendingOperation.Kind.CREATE,
+        token="matrix",
+        actor=editor.user,
+        api_key=api_key,
+        name="Lost Mira",
+    )
     # An earlier version to restore (history, compare and restore need one).
     Revision.objects.create(
         character=world.extra["character"],
@@ -44,6 +53,10 @@ def _with_character(world: World) -> None:
 
 def _one(world: World) -> dict[str, Any]:
     return {"character_id": world.extra["character"].pk}
+
+
+def _operation(world: World) -> dict[str, Any]:
+    return {"operation_id": world.extra["operation"].pk}
 
 
 def _version(world: World) -> dict[str, Any]:
@@ -96,6 +109,15 @@ CHARACTER_ENDPOINTS = [
         changed=_changed,
     ),
     Endpoint("characters:voice-options", "get", "character.update", htmx=True),
+    # The floor is viewing; the service asks the policy of the operation itself.
+    Endpoint(
+        "characters:operation-check",
+        "post",
+        "character.view",
+        url_kwargs=_operation,
+        ok=ANSWERS,
+        changed=_changed,
+    ),
     Endpoint("characters:character-edit", "get", "character.update", url_kwargs=_one),
     Endpoint(
         "characters:character-edit",

@@ -76,4 +76,5 @@ def test_the_periodic_passes_are_registered() -> None:
         "jobs.sweep_stale",
         "keys.refresh_stale_usage",
         "characters.check_drift",
+        "characters.reconcile_pending_operations",
     } <= names

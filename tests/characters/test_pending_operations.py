@@ -1,0 +1,405 @@
+"""Creates, clones and deletes are written down before Convai is called (PendingOperation),
+keyed by the form's token, and reconciled when their request dies (issue 17 §2). Against the
+live sandbox over HTTP; the killed-process versions are in test_killed_requests.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from audit.models import Outcome
+from characters import services
+from characters.models import Character, PendingOperation
+from convai.client import ConvaiClient
+from sandbox.models import SandboxCharacter
+from sandbox.services import clear_faults, set_fault
+from teams.models import Membership, Role
+from tests.characters.support import (
+    BACKSTORY,
+    Key,
+    events,
+    expect_failure,
+    record_requests,
+    remote,
+)
+
+Create = Callable[..., services.Saved]
+
+
+def url(name: str, member: Membership, *args: Any) -> str:
+    return reverse(f"characters:{name}", args=[member.team.slug, *args])
+
+
+def creates_sent(sent: list[tuple[str, dict[str, Any]]]) -> int:
+    return [path for path, _ in sent].count("/character/create")
+
+
+@pytest.fixture
+def overdue(settings: Any) -> None:
+    """Every pending operation is due for reconciliation and its request over."""
+    settings.CHARACTER_RECONCILE_AFTER = 0
+    settings.CONVAI_REQUEST_SECONDS = 0
+
+
+# --- the intent comes first ----------------------------------------------------------------------
+
+
+def test_the_intent_is_committed_before_convai_is_called_and_finished_after(
+    create: Create, editor_key: Key, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, str, dict[str, Any]]] = []
+    real_create = ConvaiClient.create_character
+
+    def look_first(self: ConvaiClient, *args: Any, **kwargs: Any) -> str:
+        seen.extend(PendingOperation.objects.values_list("kind", "state", "fields"))
+        return real_create(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConvaiClient, "create_character", look_first)
+    saved = create(token="form-1")
+
+    assert len(seen) == 1
+    kind, state, fields = seen[0]
+    assert (kind, state, fields["name"], fields["backstory"]) == (
+        "create",
+        "pending",
+        "Raymond",
+        BACKSTORY,
+    )
+    operation = PendingOperation.objects.get()
+    assert (operation.state, operation.result, operation.token) == (
+        "done",
+        saved.character,
+        "form-1",
+    )
+    assert operation.finished_at is not None
+    assert editor_key.raw not in json.dumps(operation.fields)
+
+
+def test_the_same_token_after_success_never_creates_twice(
+    create: Create, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = create(token="form-1")
+    sent = record_requests(monkeypatch)
+    with pytest.raises(services.OperationDone) as caught:
+        create(token="form-1")
+    assert caught.value.character == first.character
+    assert creates_sent(sent) == 0
+    assert Character.objects.count() == 1 and SandboxCharacter.objects.count() == 1
+
+
+def test_a_refused_create_can_be_sent_again_with_the_same_form(create: Create) -> None:
+    with pytest.raises(services.ConvaiFailed):
+        create(token="form-1", name="R" * 500)  # Convai refuses a name this long
+    operation = PendingOperation.objects.get()
+    assert operation.state == "failed" and operation.message
+
+    saved = create(token="form-1", name="Raymond")
+    operation.refresh_from_db()
+    assert (operation.state, operation.result, operation.name) == (
+        "done",
+        saved.character,
+        "Raymond",
+    )
+
+
+def test_a_timed_out_create_stays_pending_is_not_resent_and_reconciliation_adopts_it(
+    create: Create,
+    editor: Membership,
+    editor_key: Key,
+    settings: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings.CONVAI_READ_TIMEOUT = 0.2
+    set_fault(key_label=editor_key.sandbox_label, latency_ms=500)
+    expect_failure(lambda: create(token="form-1", name="Slowpoke"))
+    clear_faults(key_label=editor_key.sandbox_label)
+    settings.CONVAI_READ_TIMEOUT = 5
+    operation = PendingOperation.objects.get()
+    assert operation.state == "pending"
+
+    sent = record_requests(monkeypatch)
+    with pytest.raises(services.OperationPending) as caught:
+        create(token="form-1", name="Slowpoke")
+    assert "was not sent again" in caught.value.message
+    assert creates_sent(sent) == 0
+
+    # Not yet due: a reconciliation pass leaves it alone.
+    assert "none" in services.reconcile_pending_operations()
+    settings.CHARACTER_RECONCILE_AFTER = 0
+    summary = services.reconcile_pending_operations()
+    assert "1 adopted" in summary
+    character = Character.objects.get()
+    assert character.convai_id == SandboxCharacter.objects.get().character_id
+    assert (character.name, character.created_by, character.bound_key_id) == (
+        "Slowpoke",
+        editor.user,
+        editor_key.pk,
+    )
+    revision = character.revisions.get()
+    assert "recovered" in revision.note and revision.created_by == editor.user
+    (success,) = events("character.create", outcome=Outcome.SUCCESS)
+    assert success.actor is None and success.actor_label == "system (reconciliation)"
+    assert success.details["recovered"] is True
+    assert success.details["for"] == editor.user.display_name
+    operation.refresh_from_db()
+    assert (operation.state, operation.result) == ("done", character)
+    with pytest.raises(services.OperationDone):
+        create(token="form-1", name="Slowpoke")
+    assert creates_sent(sent) == 0
+
+
+def test_a_create_convai_never_made_is_marked_failed_only_once_its_request_is_over(
+    editor: Membership, editor_key: Key, settings: Any
+) -> None:
+    operation = PendingOperation.objects.create(
+        team=editor.team,
+        kind="create",
+        token="t",
+        actor=editor.user,
+        api_key=editor_key.api_key,
+        name="Never made",
+    )
+    settings.CHARACTER_RECONCILE_AFTER = 0
+    settings.CONVAI_REQUEST_SECONDS = 3600  # its request could still be running
+    assert "1 unknown" in services.reconcile_pending_operations()
+    operation.refresh_from_db()
+    assert operation.state == "pending"
+
+    settings.CONVAI_REQUEST_SECONDS = 0
+    assert "1 failed" in services.reconcile_pending_operations()
+    operation.refresh_from_db()
+    assert operation.state == "failed" and "was not created" in operation.message
+    assert not Character.objects.exists()
+
+
+def test_a_character_adopted_through_check_convai_finishes_its_operation(
+    editor: Membership, editor_key: Key, make_client: Callable[..., ConvaiClient], overdue: None
+) -> None:
+    operation = PendingOperation.objects.create(
+        team=editor.team,
+        kind="create",
+        token="t",
+        actor=editor.user,
+        api_key=editor_key.api_key,
+        name="Adopted",
+    )
+    make_client(editor_key.raw).create_character("Adopted", "MALE", "Made.", [])
+    adopted = services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Adopted")
+    assert "1 done" in services.reconcile_pending_operations()
+    operation.refresh_from_db()
+    assert (operation.state, operation.result) == ("done", adopted.character)
+    assert Character.objects.count() == 1
+
+
+def test_an_older_namesake_is_not_adopted(
+    editor: Membership, editor_key: Key, make_client: Callable[..., ConvaiClient], overdue: None
+) -> None:
+    """Only a character created at or after the operation started is its result."""
+    make_client(editor_key.raw).create_character("Twin", "MALE", "Older.", [])
+    SandboxCharacter.objects.update(created_at=timezone.now() - timedelta(hours=1))
+    PendingOperation.objects.create(
+        team=editor.team,
+        kind="create",
+        token="t",
+        actor=editor.user,
+        api_key=editor_key.api_key,
+        name="Twin",
+    )
+    assert "1 failed" in services.reconcile_pending_operations()
+    assert not Character.objects.exists()
+
+
+# --- delete --------------------------------------------------------------------------------------
+
+
+def test_a_delete_convai_did_not_do_is_marked_failed_and_the_character_kept(
+    create: Create, editor: Membership, overdue: None
+) -> None:
+    character = create().character
+    operation = PendingOperation.objects.create(
+        team=editor.team,
+        kind="delete",
+        token="t",
+        actor=editor.user,
+        api_key=character.bound_key,
+        character=character,
+        name=character.name,
+    )
+    assert "1 failed" in services.reconcile_pending_operations()
+    operation.refresh_from_db()
+    assert operation.state == "failed" and "still has the character" in operation.message
+    character.refresh_from_db()
+    assert character.deleted_at is None
+    assert remote(character).character_name == "Raymond"
+
+
+def test_the_same_delete_form_sent_twice_deletes_once(
+    create: Create, editor: Membership, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    character = create().character
+    services.delete_character(
+        actor=editor, character_id=character.pk, confirm_name="Raymond", token="del-1"
+    )
+    sent = record_requests(monkeypatch)
+    with pytest.raises(services.CharacterDeleted):
+        services.delete_character(
+            actor=editor, character_id=character.pk, confirm_name="Raymond", token="del-1"
+        )
+    assert sent == []
+    assert PendingOperation.objects.get(kind="delete").state == "done"
+
+
+def test_a_delete_stopped_by_drift_can_be_confirmed_with_the_same_form(
+    create: Create, editor: Membership
+) -> None:
+    character = create().character
+    SandboxCharacter.objects.filter(character_id=character.convai_id).update(backstory="Other")
+    with pytest.raises(services.Drift):
+        services.delete_character(
+            actor=editor, character_id=character.pk, confirm_name="Raymond", token="del-1"
+        )
+    assert PendingOperation.objects.get(kind="delete").state == "failed"
+    services.delete_character(
+        actor=editor,
+        character_id=character.pk,
+        confirm_name="Raymond",
+        overwrite_drift=True,
+        token="del-1",
+    )
+    assert PendingOperation.objects.get(kind="delete").state == "done"
+    character.refresh_from_db()
+    assert character.is_deleted
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+def _token(html: str) -> str:
+    match = re.search(r'name="token" value="([0-9a-f]{32})"', html)
+    assert match, "the form carries no token"
+    return match.group(1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_create_form_sent_twice_creates_once_and_shows_the_first(
+    client: Client, editor: Membership, editor_key: Key, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.force_login(editor.user)
+    token = _token(client.get(url("character-create", editor)).content.decode())
+    assert token != _token(client.get(url("character-create", editor)).content.decode())
+    data = {
+        "name": "Ada",
+        "voice_type": "MALE",
+        "backstory": "Line one.",
+        "actions": "Wave",
+        "api_key": str(editor_key.pk),
+        "token": token,
+    }
+    sent = record_requests(monkeypatch)
+    first = client.post(url("character-create", editor), data)
+    second = client.post(url("character-create", editor), data, follow=True)
+    character = Character.objects.get()
+    assert first.status_code == 302
+    assert second.redirect_chain[-1][0] == url("character-detail", editor, character.pk)
+    assert "nothing was sent to Convai again" in second.content.decode()
+    assert creates_sent(sent) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pending_create_sent_again_keeps_the_input_and_says_so(
+    client: Client, editor: Membership, editor_key: Key, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    PendingOperation.objects.create(
+        team=editor.team,
+        kind="create",
+        token="a" * 32,
+        actor=editor.user,
+        api_key=editor_key.api_key,
+        name="Ada",
+    )
+    client.force_login(editor.user)
+    sent = record_requests(monkeypatch)
+    response = client.post(
+        url("character-create", editor),
+        {
+            "name": "Ada",
+            "voice_type": "MALE",
+            "backstory": "My words.",
+            "api_key": str(editor_key.pk),
+            "token": "a" * 32,
+        },
+    )
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "was not sent again" in html and "My words." in html
+    assert creates_sent(sent) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_list_shows_an_unknown_outcome_and_check_now_adopts_it(
+    client: Client,
+    editor: Membership,
+    editor_key: Key,
+    make_member: Callable[..., Membership],
+    make_client: Callable[..., ConvaiClient],
+    settings: Any,
+) -> None:
+    settings.CONVAI_REQUEST_SECONDS = 0
+    operation = PendingOperation.objects.create(
+        team=editor.team,
+        kind="create",
+        token="t",
+        actor=editor.user,
+        api_key=editor_key.api_key,
+        name="Lost Lucy",
+    )
+    make_client(editor_key.raw).create_character("Lost Lucy", "MALE", "Made.", [])
+
+    viewer = make_member(Role.VIEWER)
+    client.force_login(viewer.user)
+    html = client.get(url("character-list", viewer)).content.decode()
+    assert "Outcome unknown: check Convai." in html and "Lost Lucy" in html
+    check = url("operation-check", viewer, operation.pk)
+    assert check not in html  # a Viewer may not create, so may not check a create
+    client.post(check)
+    operation.refresh_from_db()
+    assert operation.state == "pending"
+
+    client.force_login(editor.user)
+    html = client.get(url("character-list", editor)).content.decode()
+    assert check in html
+    response = client.post(check)
+    character = Character.objects.get(name="Lost Lucy")
+    assert response["Location"] == url("character-detail", editor, character.pk)
+    operation.refresh_from_db()
+    assert (operation.state, operation.result) == ("done", character)
+    assert "Outcome unknown" not in client.get(url("character-list", editor)).content.decode()
+
+
+def test_finished_operations_are_forgotten_after_a_month(editor: Membership) -> None:
+    old = timezone.now() - timedelta(days=services.OPERATION_KEEP_DAYS + 1)
+    for token, state, finished in [
+        ("old-done", "done", old),
+        ("old-failed", "failed", old),
+        ("recent", "done", timezone.now()),
+        ("stuck", "pending", None),
+    ]:
+        PendingOperation.objects.create(
+            team=editor.team,
+            kind="create",
+            token=token,
+            state=state,
+            finished_at=finished,
+            created_at=old,
+            name=token,
+        )
+    services.reconcile_pending_operations()
+    assert set(PendingOperation.objects.values_list("token", flat=True)) == {"recent", "stuck"}
