@@ -266,7 +266,7 @@ class ImportFindForm(forms.Form):
 
 class ImportConfirmForm(forms.Form):
     api_key = forms.UUIDField(widget=forms.HiddenInput)
-    convai_id = forms.CharField(max_length=64, widget=forms.HiddenInput)
+    convai_id = forms.CharField(max_length=64, widget=forms.HiddenInput, strip=False)
 
     def clean_convai_id(self) -> str:
         return validation.clean_convai_id(self.cleaned_data["convai_id"])

@@ -12,7 +12,8 @@ bidirectional override (they make a name display as something else: "Trojan Sour
 backstory is many lines: it may hold line breaks and tabs, and direction marks (right-to-left
 text legitimately uses them), but no other control character. No field may hold a lone UTF-16
 surrogate (not a character: it cannot be encoded, stored or sent). Identifiers and language
-codes are matched whole (`fullmatch`: a trailing newline does not pass).
+codes are matched whole (`fullmatch`: a trailing newline does not pass) and never trimmed.
+Text fields lose the whitespace at their ends, as the form's fields always did.
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def _refuse_controls(value: str, *, allowed: frozenset[str] = frozenset()) -> No
 
 
 def single_line(value: object) -> str:
-    """Visible text on one line: the rule of a name, an action and a voice."""
-    text = _text(value)
+    """Visible text on one line: the rule of a name, an action and a voice. Whitespace at the
+    ends is dropped first, as the form's fields do."""
+    text = _text(value).strip()
     _refuse_controls(text)
     reject_bidi_controls(text)
     return text
@@ -87,7 +89,7 @@ def clean_name(value: object) -> str:
 
 
 def clean_backstory(value: object) -> str:
-    backstory = _text(value).replace("\r\n", "\n").replace("\r", "\n")
+    backstory = _text(value).strip().replace("\r\n", "\n").replace("\r", "\n")
     _refuse_controls(backstory, allowed=_MULTILINE_ALLOWED)
     if len(backstory) > BACKSTORY_MAX:
         raise ValidationError(
@@ -125,7 +127,7 @@ def clean_actions(values: Iterable[object]) -> list[str]:
 
 def clean_voice_type(value: object) -> str:
     """The voice's form (which voices exist is the catalogue's business)."""
-    voice = single_line(value).strip()
+    voice = single_line(value)
     if not voice:
         raise ValidationError("Choose a voice.", code="required")
     if len(voice) > VOICE_MAX:
