@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 from uuid import UUID
 
 import ijson
@@ -346,7 +346,7 @@ def validate_file(stream: IO[bytes]) -> Bundle:
     try:
         stream.seek(3 if scan.bom else 0)
         backend = _EXACT if scan.exact else _FAST
-        reader = _Reader(backend.basic_parse(stream, buf_size=_CHUNK))
+        reader = _Reader(backend.basic_parse(stream, buf_size=_PARSE_BUFFER))
         return _document(reader, scan)
     except _Fatal as fatal:
         raise BundleInvalid([fatal.problem], reason=fatal.reason, **scan.facts()) from None
@@ -373,24 +373,38 @@ class _Scan:
         return {"size": self.size, "sha256": self.sha256}
 
 
-# yajl2_c is ten times faster, but turns a lone high surrogate escape into "?" (silently) and
-# fails badly on a number of thousands of digits: files with either go to the pure-Python
-# parser, which reports them exactly.
+# yajl2_c is ten times faster per value, but turns a lone high surrogate escape into "?"
+# (silently), fails badly on a number of thousands of digits, and slows down more than
+# linearly on one long string (it copies the token again for each buffer it spans: a 20 MB
+# string takes 44 s with 64 KB buffers; larger buffers cost memory instead, as both parsers
+# hand over a whole buffer's events at once). Files with any of these (a long string shows as
+# a long run without a quote) go to the pure-Python parser, which reports the first two
+# exactly and reads long strings in linear time. docs/benchmarks.md has the figures.
 _EXACT = ijson.get_backend("python")
 try:
     _FAST = ijson.get_backend("yajl2_c")
 except ImportError:  # pragma: no cover - the wheel ships it; a source build may not
     _FAST = _EXACT
 _CHUNK = 64 * 1024
-_NEEDS_EXACT = re.compile(rb"\\u[dD][89a-fA-F]|[0-9]{1000}")
+_PARSE_BUFFER = 64 * 1024
+_LONG_RUN = 256 * 1024  # bytes without an unescaped quote
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_DIGITS = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 1000
 _SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _needs_exact(window: bytes) -> bool:
+    if b"\\u" in window and _SURROGATE_ESCAPE.search(window):
+        return True
+    return _LONG_NUMBER in window.translate(_DIGITS)
 
 
 def _scan(stream: IO[bytes]) -> _Scan:
     """Size, SHA-256, UTF-8 and the parser to use, reading 64 KB at a time."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
-    size, content, exact, utf8, head, tail = 0, False, False, True, b"", b""
+    size, content, exact, utf8, head, tail, quoteless = 0, False, False, True, b"", b"", 0
     stream.seek(0)
     while chunk := stream.read(_CHUNK):
         if not head:
@@ -400,8 +414,15 @@ def _scan(stream: IO[bytes]) -> _Scan:
             raise _too_large(size)
         digest.update(chunk)
         content = content or bool(chunk.strip())
-        exact = exact or bool(_NEEDS_EXACT.search(tail + chunk))
+        exact = exact or _needs_exact(tail + chunk)
         tail = chunk[-1000:]
+        # A long run without a quote may be one long string. Over-counting escaped quotes
+        # only makes a run look longer: the safe direction.
+        if chunk.count(b'"') > chunk.count(b'\\"'):
+            quoteless = 0
+        else:
+            quoteless += len(chunk)
+            exact = exact or quoteless > _LONG_RUN
         if utf8:
             try:
                 decoder.decode(chunk)
@@ -487,18 +508,25 @@ class _Reader:
         if event in _KINDS:
             self.values += 1
             if self.values > MAX_VALUES:
-                raise _Fatal(
-                    f"it holds more than {MAX_VALUES:,} values; no bundle of "
-                    f"{MAX_CHARACTERS:,} characters needs that many.",
-                    "too_many_values",
-                )
+                self._too_many_values()
         if isinstance(value, str) and _SURROGATE.search(value):
-            raise _Fatal(
-                "it contains a lone UTF-16 surrogate (an escape such as \\ud800 that is not "
-                "a character). Fix the text and export it again.",
-                "surrogate",
-            )
+            self._refuse_surrogate(value)
         return event, value
+
+    def _too_many_values(self) -> NoReturn:
+        raise _Fatal(
+            f"it holds more than {MAX_VALUES:,} values; no bundle of {MAX_CHARACTERS:,} "
+            "characters needs that many.",
+            "too_many_values",
+        )
+
+    def _refuse_surrogate(self, value: str) -> NoReturn:
+        """A text with a lone surrogate (the parser let it through): refused."""
+        raise _Fatal(
+            "it contains a lone UTF-16 surrogate (an escape such as \\ud800 that is not "
+            "a character). Fix the text and export it again.",
+            "surrogate",
+        )
 
     def end(self) -> None:
         """Nothing may follow the document (ijson raises on trailing data when pulled)."""
@@ -516,16 +544,42 @@ class _Reader:
         keys.add(key)
 
     def skip(self, event: str, value: Any) -> _Opaque:
-        """Read past a value, checking it (depth, duplicate keys, limits), keeping nothing."""
-        if event == "start_map":
-            keys: set[str] = set()
-            while (pair := self.next())[0] != "end_map":
-                self.key(keys, pair[1])
-                self.skip(*self.next())
-        elif event == "start_array":
-            while (item := self.next())[0] != "end_array":
-                self.skip(*item)
-        return _Opaque(_KINDS[event])
+        """Read past a value, checking it (depth, duplicate keys, limits), keeping nothing.
+        The hot loop of a hostile file: the checks of `next` and `key`, inlined."""
+        kind = _KINDS[event]
+        if event not in _CONTAINERS:
+            return _Opaque(kind)
+        depth, values, base = self.depth, self.values, self.depth - 1
+        open_keys: list[set[str] | None] = [set() if event == "start_map" else None]
+        for event, value in self._events:
+            if event == "map_key":
+                keys = open_keys[-1]
+                assert keys is not None
+                if _SURROGATE.search(value):
+                    self._refuse_surrogate(value)
+                self.key(keys, value)
+                continue
+            if event == "end_map" or event == "end_array":
+                depth -= 1
+                open_keys.pop()
+                if depth == base:
+                    break
+                continue
+            values += 1
+            if event == "start_map" or event == "start_array":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise _Fatal(f"it is nested more than {MAX_DEPTH} levels deep.", "depth")
+                open_keys.append(set() if event == "start_map" else None)
+            elif event == "string" and _SURROGATE.search(value):
+                self._refuse_surrogate(value)
+            if values > MAX_VALUES:
+                self.values = values
+                self._too_many_values()
+        else:
+            raise _Fatal("it ends too early (the file is cut short).", "not_json")
+        self.depth, self.values = depth, values
+        return _Opaque(kind)
 
     def collect(self, event: str, value: Any, *, limit: int) -> Any:
         """A scalar, or a list / object of scalars with at most `limit` members; anything
@@ -613,8 +667,6 @@ def _document(reader: _Reader, scan: _Scan) -> Bundle:
         )
     if count == 0:
         head.append("it has no characters.")
-    if count > MAX_CHARACTERS:
-        head.append(f"it has {count:,} characters; a bundle may hold {MAX_CHARACTERS:,}.")
     problems = head + problems
     if problems:
         shown = problems[:MAX_PROBLEMS]
@@ -630,7 +682,13 @@ def _characters(reader: _Reader, problems: list[str], characters: list[BundleCha
     count = 0
     while (event := reader.next())[0] != "end_array":
         count += 1
-        if count > MAX_CHARACTERS or len(problems) > MAX_PROBLEMS:
+        if count > MAX_CHARACTERS:
+            raise _Fatal(
+                f"it has more than {MAX_CHARACTERS:,} characters; a bundle may hold "
+                f"{MAX_CHARACTERS:,}. Export a filtered list instead, or split it.",
+                "too_many_characters",
+            )
+        if len(problems) > MAX_PROBLEMS:
             reader.skip(*event)  # refused already: read on (checked), keep nothing
             continue
         item = _item(reader) if event[0] == "start_map" else reader.skip(*event)

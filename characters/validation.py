@@ -19,7 +19,6 @@ Text fields lose the whitespace at their ends, as the form's fields always did.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
@@ -37,7 +36,6 @@ CONVAI_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}")
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
-_MULTILINE_ALLOWED = frozenset("\n\t")
 
 
 def _text(value: object) -> str:
@@ -52,19 +50,22 @@ def _text(value: object) -> str:
     return value
 
 
-def _refuse_controls(value: str, *, allowed: frozenset[str] = frozenset()) -> None:
-    for char in value:
-        if char in allowed:
-            continue
-        category = unicodedata.category(char)
-        if category == "Cc" or category in ("Zl", "Zp"):
-            shown = f"U+{ord(char):04X}"
-            where = "on one line " if not allowed else ""
-            raise ValidationError(
-                f"This contains an invisible control character ({shown}: a line break, tab "
-                f"or escape code). Type it again {where}without it.",
-                code="control",
-            )
+# Every control character (category Cc: U+0000-001F, U+007F-009F) and the line and paragraph
+# separators (Zl U+2028, Zp U+2029), as one class: searched at C speed.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROLS_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _refuse_controls(value: str, *, multiline: bool = False) -> None:
+    found = (_CONTROLS_BUT_LINES if multiline else _CONTROLS).search(value)
+    if found:
+        shown = f"U+{ord(found.group()):04X}"
+        where = "" if multiline else "on one line "
+        raise ValidationError(
+            f"This contains an invisible control character ({shown}: a line break, tab "
+            f"or escape code). Type it again {where}without it.",
+            code="control",
+        )
 
 
 def single_line(value: object) -> str:
@@ -90,7 +91,7 @@ def clean_name(value: object) -> str:
 
 def clean_backstory(value: object) -> str:
     backstory = _text(value).strip().replace("\r\n", "\n").replace("\r", "\n")
-    _refuse_controls(backstory, allowed=_MULTILINE_ALLOWED)
+    _refuse_controls(backstory, multiline=True)
     if len(backstory) > BACKSTORY_MAX:
         raise ValidationError(
             f"The backstory has {len(backstory):,} characters; Convai allows up to "
