@@ -6,16 +6,19 @@ exactly `json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\\n"` 
 characters ordered by Convai ID, and holds no moment of export: two exports of the same state
 are byte-identical and diff cleanly in git (the moment is in the file name and the audit event).
 
-Import: `parse_bundle` refuses a file as a whole (too large, not UTF-8 JSON, too deeply nested,
-duplicate keys, another schema, a field of the wrong type or length, one character twice) with
-every problem it found, before anything happens. `preview_bundle` says, for one of the member's
+Import: `upload_bundle` (the import page's service) validates the file as a stream
+(`validate_file`, bounded memory) and refuses it as a whole (too large, not UTF-8 JSON, too
+deeply nested or too many values, duplicate keys, another schema, a field the character form
+would refuse: characters/validation.py, one character twice) with every problem it found, before
+anything happens; it keeps one pending upload per member and team within a storage quota and an
+upload rate, and audits every upload and refusal. `preview_bundle` says, for one of the member's
 keys, what each character would do: be created under the key's account, update the character of
-that account with the same Convai ID, or be skipped (already identical here). `start_bundle_import`
-runs it as a background job (one item per character) through jobs.services, each character
-through the character services (create, import, update), so every change has its revision and
-audit event. The validated upload waits in VAR_DIR/bundles/ under a name that binds it to the
-member and the team; the job reads it from there (the worker shares VAR_DIR, as it shares the
-database) and removes it when every item is done.
+that account with the same Convai ID, or be skipped (already identical here).
+`start_bundle_import` runs it as a background job (one item per character) through
+jobs.services, each character through the character services (create, import, update), so every
+change has its revision and audit event. The validated upload waits in VAR_DIR/bundles/ under a
+name that binds it to the member and the team; the job reads it from there (the worker shares
+VAR_DIR, as it shares the database) and removes it when every item is done.
 """
 
 from __future__ import annotations
@@ -1020,16 +1023,6 @@ def _keep(actor: Membership, upload: UploadedFile, bundle: Bundle, filename: str
         for old in replaced:
             old.unlink(missing_ok=True)
     return token
-
-
-def save_upload(*, actor: Membership, data: bytes, filename: str) -> str:
-    """Keep validated bytes as this member's pending upload (the rules of `upload_bundle`,
-    without its audit event): for callers that hold the file in memory already."""
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    services.authorize(actor, "character.import")
-    bundle = parse_bundle(data)
-    return _keep(actor, SimpleUploadedFile(filename, data), bundle, _filename(filename))
 
 
 def load_upload(*, actor: Membership, token: str) -> tuple[Bundle, str]:

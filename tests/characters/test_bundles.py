@@ -332,7 +332,9 @@ def test_preview_creates_updates_and_skips_and_the_job_applies_them(
             entry("not-owned-anywhere", name="Fresh"),
         ]
     )
-    token = bundles.save_upload(actor=editor, data=bundle_data, filename="b.json")
+    token = bundles.upload_bundle(
+        actor=editor, upload=SimpleUploadedFile("b.json", bundle_data)
+    ).token
     bundle, _ = bundles.load_upload(actor=editor, token=token)
 
     preview = bundles.preview_bundle(actor=editor, api_key_id=editor_key.pk, bundle=bundle)
@@ -361,7 +363,7 @@ def test_a_fault_in_the_middle_fails_that_item_and_the_job_finishes_the_rest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     data = document([entry(f"id-{n}", name=f"Char {n}") for n in range(1, 5)])
-    token = bundles.save_upload(actor=editor, data=data, filename="b.json")
+    token = bundles.upload_bundle(actor=editor, upload=SimpleUploadedFile("b.json", data)).token
     job = bundles.start_bundle_import(actor=editor, api_key_id=editor_key.pk, token=token)
     real = services.create_character
     calls = {"n": 0}
