@@ -22,9 +22,6 @@ from . import bundles, copying, selectors, services
 from .forms import FilterForm, KeyField
 from .models import Character
 
-# The form's other fields and the multipart framing, on top of the file itself.
-_UPLOAD_OVERHEAD = 64 * 1024
-
 
 class BundleUploadForm(forms.Form):
     bundle = forms.FileField(
@@ -102,52 +99,45 @@ def import_bundle(request: TeamRequest) -> HttpResponse:
     """Upload a bundle and choose the key; a valid file goes on to its preview."""
     keys = list(selectors.usable_keys_for(request.user))
     form = BundleUploadForm(keys=keys)
-    error = ""
+    problems: list[str] = []
+    status = 200
     if request.method == "POST":
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > bundles.max_bytes() + _UPLOAD_OVERHEAD:
-            # Refused on its announced size, before Django reads the body.
-            error = bundles._too_large(length).message
+        form = BundleUploadForm(request.POST, request.FILES, keys=keys)
+        if form.is_valid():
+            try:
+                kept = bundles.upload_bundle(
+                    actor=request.membership,
+                    api_key_id=form.cleaned_data["key"],
+                    upload=form.cleaned_data["bundle"],
+                )
+            except services.KeyNotUsable as refused:
+                form.add_error("key", refused.message)
+            except bundles.BundleInvalid as refusal:
+                problems = refusal.problems  # listed above the form, one per line
+                form.add_error("bundle", "Choose a corrected file (see the problems above).")
+                status = 400
+            except bundles.UploadRefused as refusal:
+                form.add_error("bundle", refusal.message)
+                status = 429 if refusal.reason == "rate_limited" else 507
+            else:
+                count = len(kept.bundle.characters)
+                messages.success(
+                    request, f"The bundle is valid: {count} character{'s' * (count != 1)}."
+                )
+                url = reverse("bundles:preview", args=[request.team.slug, kept.token])
+                return redirect(f"{url}?key={form.cleaned_data['key']}")
         else:
-            form = BundleUploadForm(request.POST, request.FILES, keys=keys)
-            if form.is_valid():
-                upload = form.cleaned_data["bundle"]
-                try:
-                    bundle = bundles.read_upload(upload)
-                except bundles.BundleInvalid as invalid:
-                    form.add_error("bundle", invalid.message)
-                else:
-                    upload.seek(0)
-                    try:
-                        token = bundles.save_upload(
-                            actor=request.membership,
-                            api_key_id=form.cleaned_data["key"],
-                            data=b"".join(upload.chunks()),
-                            filename=upload.name or "bundle.json",
-                        )
-                    except services.KeyNotUsable as refused:
-                        form.add_error("key", refused.message)
-                        return _upload_page(request, form, keys, "")
-                    count = len(bundle.characters)
-                    messages.success(
-                        request, f"The bundle is valid: {count} character{'s' * (count != 1)}."
-                    )
-                    url = reverse("bundles:preview", args=[request.team.slug, token])
-                    return redirect(f"{url}?key={form.cleaned_data['key']}")
-    return _upload_page(request, form, keys, error)
-
-
-def _upload_page(
-    request: TeamRequest, form: BundleUploadForm, keys: list[Any], error: str
-) -> HttpResponse:
+            status = 400
     context = {
         "team": request.team,
         "form": form,
         "api_keys": keys,
         "max_mb": _max_mb(),
-        "error": error,
+        "problems": problems,
     }
-    return render_page(request, "characters/bundles/import.html", context, partial="upload")
+    response = render_page(request, "characters/bundles/import.html", context, partial="upload")
+    response.status_code = status
+    return response
 
 
 def _max_mb() -> str:

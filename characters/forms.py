@@ -19,12 +19,12 @@ from convai_admin.validators import ReadableTextMixin
 from keys.models import ApiKey
 from keys.selectors import same_account
 
+from . import validation
 from .catalogue import Catalogue, display_names, filter_voices
 from .selectors import SORTS
+from .validation import ACTION_MAX, BACKSTORY_MAX, NAME_MAX
 
-NAME_MAX = 100
-BACKSTORY_MAX = 10_000
-ACTION_MAX = 100
+__all__ = ["ACTION_MAX", "BACKSTORY_MAX", "NAME_MAX"]  # re-exported: older imports use forms
 
 
 def key_choice_label(api_key: ApiKey) -> str:
@@ -201,15 +201,10 @@ class CharacterForm(ReadableTextMixin, forms.Form):
         if not self.is_bound and current_voice:
             self.initial.setdefault("voice_type", current_voice)
 
+    # One set of rules for the form and for bundles: characters/validation.py.
+
     def clean_name(self) -> str:
-        name = " ".join(self.cleaned_data["name"].split())
-        if not name:
-            raise forms.ValidationError("Give the character a name.")
-        if len(name) > NAME_MAX:
-            raise forms.ValidationError(
-                f"The name has {len(name)} characters; Convai allows up to {NAME_MAX}."
-            )
-        return name
+        return validation.clean_name(self.cleaned_data["name"])
 
     def clean_voice_type(self) -> str:
         value = str(self.cleaned_data.get("voice_type") or "")
@@ -220,36 +215,16 @@ class CharacterForm(ReadableTextMixin, forms.Form):
                     "Try again in a moment."
                 )
             raise forms.ValidationError("Choose one of Convai's voices from the list.")
-        return value
+        return validation.clean_voice_type(value)
 
     def clean_backstory(self) -> str:
-        backstory = self.cleaned_data["backstory"].replace("\r\n", "\n")
-        if len(backstory) > BACKSTORY_MAX:
-            raise forms.ValidationError(
-                f"The backstory has {len(backstory):,} characters; Convai allows up to "
-                f"{BACKSTORY_MAX:,}. Shorten it by {len(backstory) - BACKSTORY_MAX:,}."
-            )
-        return backstory
+        return validation.clean_backstory(self.cleaned_data["backstory"])
 
     def clean_actions(self) -> list[str]:
-        actions = _lines(self.cleaned_data.get("actions") or "")
-        problems = [a for a in actions if "," in a]
-        if problems:
-            raise forms.ValidationError(
-                "Convai separates actions with commas, so an action cannot contain one: "
-                + "; ".join(f"“{a}”" for a in problems[:3])
-                + ". Put each action on its own line."
-            )
-        long = [a for a in actions if len(a) > ACTION_MAX]
-        if long:
-            raise forms.ValidationError(f"Keep each action under {ACTION_MAX} characters.")
-        unique: dict[str, str] = {}
-        for action in actions:
-            unique.setdefault(action.lower(), action)
-        return list(unique.values())
+        return validation.clean_actions(_lines(self.cleaned_data.get("actions") or ""))
 
     def clean_language_codes(self) -> list[str]:
-        return list(dict.fromkeys(self.cleaned_data.get("language_codes") or []))
+        return validation.clean_language_codes(self.cleaned_data.get("language_codes") or [])
 
     def fields_data(self) -> dict[str, Any]:
         """The edited fields, in the shape services take."""
@@ -312,7 +287,10 @@ class ImportFindForm(ReadableTextMixin, forms.Form):
 
 class ImportConfirmForm(ReadableTextMixin, forms.Form):
     api_key = forms.UUIDField(widget=forms.HiddenInput)
-    convai_id = forms.CharField(max_length=64, widget=forms.HiddenInput)
+    convai_id = forms.CharField(max_length=64, widget=forms.HiddenInput, strip=False)
+
+    def clean_convai_id(self) -> str:
+        return validation.clean_convai_id(self.cleaned_data["convai_id"])
 
 
 class AdoptForm(ReadableTextMixin, forms.Form):
@@ -335,12 +313,7 @@ class CloneForm(ReadableTextMixin, forms.Form):
     token = OperationTokenField()
 
     def clean_new_name(self) -> str:
-        name = " ".join(self.cleaned_data["new_name"].split())
-        if len(name) > NAME_MAX:
-            raise forms.ValidationError(
-                f"The name has {len(name)} characters; Convai allows up to {NAME_MAX}."
-            )
-        return name
+        return validation.clean_name(self.cleaned_data["new_name"])
 
 
 class DeleteForm(forms.Form):

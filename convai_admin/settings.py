@@ -385,6 +385,21 @@ CONVAI_USAGE_REFRESH_INTERVAL_SECONDS = int(
 )
 CONVAI_USAGE_REFRESH_BATCH = int(os.environ.get("CONVAI_USAGE_REFRESH_BATCH", "50"))
 
+# Bundles (docs/bundles.md): the largest file; the space, lifetime and rate of uploads waiting
+# in VAR_DIR/bundles/ for their import; how often the periodic prune of expired ones runs.
+CONVAI_BUNDLE_MAX_BYTES = int(os.environ.get("CONVAI_BUNDLE_MAX_BYTES", str(20 * 1024 * 1024)))
+CONVAI_BUNDLE_STORAGE_MAX_BYTES = int(
+    os.environ.get("CONVAI_BUNDLE_STORAGE_MAX_BYTES", str(200 * 1024 * 1024))
+)
+CONVAI_BUNDLE_UPLOAD_TTL_SECONDS = int(os.environ.get("CONVAI_BUNDLE_UPLOAD_TTL_SECONDS", "86400"))
+CONVAI_BUNDLE_UPLOADS_PER_WINDOW = int(os.environ.get("CONVAI_BUNDLE_UPLOADS_PER_WINDOW", "10"))
+CONVAI_BUNDLE_UPLOAD_WINDOW_SECONDS = int(
+    os.environ.get("CONVAI_BUNDLE_UPLOAD_WINDOW_SECONDS", "600")
+)
+CONVAI_BUNDLE_PRUNE_INTERVAL_SECONDS = int(
+    os.environ.get("CONVAI_BUNDLE_PRUNE_INTERVAL_SECONDS", "3600")
+)
+
 INVITATION_VALID_DAYS = 7
 
 # --- Request sizes ----------------------------------------------------------------------------

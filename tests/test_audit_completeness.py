@@ -342,9 +342,12 @@ def bundle_import(w: World) -> None:
     raymond["backstory"] = "Changed in the bundle."
     document["characters"] = [raymond]
     data = json.dumps(document).encode()
-    token = bundles.save_upload(
-        actor=w.editor, api_key_id=w.stash["editor_key"].pk, data=data, filename="studio.json"
-    )
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = SimpleUploadedFile("studio.json", data, "application/json")
+    token = bundles.upload_bundle(
+        actor=w.editor, api_key_id=w.stash["editor_key"].pk, upload=upload
+    ).token
     job = bundles.start_bundle_import(
         actor=w.editor, api_key_id=w.stash["editor_key"].pk, token=token
     )
@@ -676,6 +679,7 @@ STEPS: list[tuple[str, Callable[[World], None], list[Expect]]] = [
         "bundle import",
         bundle_import,
         [
+            E("character.bundle_upload", "editor", "bundle", target_label="studio.json"),
             E("job.start", "editor", "job", job_id("bundle_job")),
             E("character.import_bundle", "editor", "job", job_id("bundle_job")),
             E(

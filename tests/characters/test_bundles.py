@@ -20,6 +20,7 @@ from characters.models import Character
 from jobs.models import Job, JobItem
 from sandbox.services import clear_faults, set_fault
 from teams.models import Membership, Role
+from tests.characters.bundle_support import document, entry, upload
 from tests.characters.support import Key, remote
 from tests.jobs.support import fresh, run_worker
 
@@ -48,33 +49,9 @@ def export(client: Client, team_slug: str, query: str = "") -> bytes:
     return b"".join(response.streaming_content)  # type: ignore[arg-type]
 
 
-def upload(client: Client, team_slug: str, data: bytes, key: Key, name: str = "b.json") -> Any:
-    return client.post(
-        reverse("bundles:import", args=[team_slug]),
-        {"bundle": SimpleUploadedFile(name, data, "application/json"), "key": str(key.pk)},
-    )
-
-
 def token_of(response: Any) -> str:
     assert response.status_code == 302, response.content.decode()[:2000]
     return str(response["Location"].split("/bundles/")[1].split("/")[0])
-
-
-def document(characters: list[dict[str, Any]], **top: Any) -> bytes:
-    return json.dumps({"schema": bundles.SCHEMA, "characters": characters, **top}).encode()
-
-
-def entry(convai_id: str = "abc-123", **fields: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "convai_id": convai_id,
-        "name": "Ada",
-        "voice_type": "FEMALE",
-        "backstory": "An engineer.",
-        "actions": ["Wave"],
-        "language_codes": ["en-US"],
-    }
-    values.update(fields)
-    return values
 
 
 # --- Export --------------------------------------------------------------------------------------
@@ -147,18 +124,20 @@ def nested(depth: int) -> bytes:
     ("data", "says"),
     [
         (b"", "empty"),
-        (b"\xff\xfe not utf-8", "not UTF-8"),
+        (b"\xff\xfe not utf-8", "UTF-16"),
+        (b'{"schema": "\xc3("}', "not UTF-8"),
         (b"{not json", "not valid JSON"),
         (b"[1, 2]", "not a Convai Admin bundle"),
         (json.dumps({"schema": "other/thing@1", "characters": []}).encode(), "not a Convai"),
         (json.dumps({"schema": "convai-admin/bundle@2"}).encode(), "bundle@2"),
         (b'{"schema": "convai-admin/bundle@1", "schema": "x"}', "appears twice"),
-        (b"[" * 100_000 + b"]" * 100_000, "nested more than"),
+        (b"[" * 100_000 + b"]" * 100_000, "not a Convai Admin bundle"),
+        (b'{"schema": "convai-admin/bundle@1", "characters": ' + b"[" * 100_000, "nested more"),
         (nested(40), "nested more than"),
-        (document([entry(name=5)]), "“name” must be text"),
-        (document([entry(actions="Wave")]), "“actions” must be a list"),
-        (document([entry(backstory="x" * 10_001)]), "“backstory” must be text"),
-        (document([entry(language_codes=["english!"])]), "language codes"),
+        (document([entry(name=5)]), "“name”: This must be text."),
+        (document([entry(actions="Wave")]), "“actions”: This must be a list"),
+        (document([entry(backstory="x" * 10_001)]), "The backstory has 10,001 characters"),
+        (document([entry(language_codes=["english!"])]), "is not a language code"),
         (document([entry(convai_id="../etc")]), "“convai_id”"),
         (document([entry(name="Nul\x00")]), "“name”"),
         (document([entry(version="3")]), "“version”"),
@@ -187,7 +166,7 @@ def test_a_50_mb_upload_is_refused_before_it_is_read_and_nothing_is_kept(
     response = upload(client, editor.team.slug, b" " * (50 * 1024 * 1024), editor_key)
     assert response.status_code == 413  # refused on Content-Length (convai_admin.middleware)
     assert "50.0 MB" in response.content.decode()
-    assert not list(uploads.glob("*"))
+    assert not [path for path in uploads.glob("*") if path.name != ".lock"]
     assert not Job.objects.exists()
 
 
@@ -216,6 +195,47 @@ def test_html_in_fields_is_kept_as_text_and_escaped_on_the_preview(
     assert remote(made).backstory == "<img src=x onerror=alert(1)>"
     detail = client.get(reverse("characters:character-detail", args=[editor.team.slug, made.pk]))
     assert '<script>alert("x")' not in detail.content.decode()
+
+
+def test_preview_and_confirm_never_fail_on_any_content_that_passed_validation(
+    editor: Membership, editor_key: Key, login: Callable[[Membership], Client]
+) -> None:
+    """The edge of every rule, accepted by the upload, then through the preview page, the
+    confirmation and the job: pages answer 200/302, every item ends with a message."""
+    deep: Any = "bottom"
+    for _ in range(bundles.MAX_DEPTH - 4):  # document, characters, character, snapshot
+        deep = [deep]
+    edgy = [
+        entry(
+            "edge-astral",
+            name="🎮" * 100,
+            backstory=("عائشة \u200f\t“quoted” <b>x</b>\n" * 400)[:10_000],
+            actions=[f"{n:03d}" + "ä" * 97 for n in range(100)],
+            language_codes=["en-US", "ar"],
+            snapshot={"deep": deep, "ünïcode": None, "big": 1e308, "flag": True, "": ""},
+            version=0,
+            copied_from={"convai_id": "x" * 64, "revision": None},
+            pending_language_codes=[],
+        ),
+        entry("edge-rtl", name="עברית \u05d0 mixed ABC", voice_type="MALE", actions=[]),
+        entry("e" * 64, name="x" * 100, backstory="", language_codes=[]),
+    ]
+    client = login(editor)
+    response = upload(client, editor.team.slug, document(edgy, team="ü" * 100), editor_key)
+    token = token_of(response)
+    url = reverse("bundles:preview", args=[editor.team.slug, token])
+
+    page = client.get(f"{url}?key={editor_key.pk}")
+    assert page.status_code == 200
+    assert "🎮" * 100 in page.content.decode()
+    confirm = client.post(url, {"key": str(editor_key.pk)})
+    assert confirm.status_code == 302
+    run_worker()
+
+    job = fresh(Job.objects.get())
+    assert job.state == "done"
+    assert job.done + job.failed == 3
+    assert all(item.message for item in job.items.all())
 
 
 def test_an_upload_is_only_usable_by_the_member_who_made_it(
@@ -312,9 +332,9 @@ def test_preview_creates_updates_and_skips_and_the_job_applies_them(
             entry("not-owned-anywhere", name="Fresh"),
         ]
     )
-    token = bundles.save_upload(
-        actor=editor, api_key_id=editor_key.pk, data=bundle_data, filename="b.json"
-    )
+    token = bundles.upload_bundle(
+        actor=editor, api_key_id=editor_key.pk, upload=SimpleUploadedFile("b.json", bundle_data)
+    ).token
     bundle, _ = bundles.load_upload(actor=editor, token=token)
 
     preview = bundles.preview_bundle(actor=editor, api_key_id=editor_key.pk, bundle=bundle)
@@ -345,9 +365,9 @@ def test_a_fault_in_the_middle_fails_that_item_and_the_job_finishes_the_rest(
 ) -> None:
     settings.CONVAI_JOB_CONCURRENCY = 1  # the outage below is key-wide: one call at a time
     data = document([entry(f"id-{n}", name=f"Char {n}") for n in range(1, 5)])
-    token = bundles.save_upload(
-        actor=editor, api_key_id=editor_key.pk, data=data, filename="b.json"
-    )
+    token = bundles.upload_bundle(
+        actor=editor, api_key_id=editor_key.pk, upload=SimpleUploadedFile("b.json", data)
+    ).token
     job = bundles.start_bundle_import(actor=editor, api_key_id=editor_key.pk, token=token)
     real = services.create_character
     calls = {"n": 0}

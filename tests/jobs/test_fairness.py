@@ -101,12 +101,16 @@ def test_a_bundle_import_runs_on_the_pooled_engine(
     editor: Membership, editor_key: Key, settings: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Several characters at once, each in its pool thread, in the job's audit context."""
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
     from characters import bundles, services
     from tests.characters.test_bundles import document, entry
 
     settings.CONVAI_JOB_CONCURRENCY = 3
     data = document([entry(f"id-{n}", name=f"Char {n}") for n in range(1, 7)])
-    token = bundles.save_upload(actor=editor, data=data, filename="b.json")
+    token = bundles.upload_bundle(
+        actor=editor, api_key_id=editor_key.pk, upload=SimpleUploadedFile("b.json", data)
+    ).token
     job = bundles.start_bundle_import(actor=editor, api_key_id=editor_key.pk, token=token)
     together = threading.Barrier(3, timeout=20)
     threads: set[str] = set()
