@@ -12,6 +12,7 @@ class CharactersConfig(AppConfig):
         from jobs import periodic
 
         from . import (
+            bundles,
             drift,
             lookups,  # noqa: F401  (registers search_contains)
             services,
@@ -30,4 +31,10 @@ class CharactersConfig(AppConfig):
             "characters.reconcile_pending_operations",
             every="CHARACTER_RECONCILE_INTERVAL",
             func=services.reconcile_pending_operations,
+        )
+        # Bundle uploads nobody confirmed within CONVAI_BUNDLE_UPLOAD_TTL_SECONDS (docs/bundles.md).
+        periodic.register(
+            "characters.prune_expired_uploads",
+            every="CONVAI_BUNDLE_PRUNE_INTERVAL_SECONDS",
+            func=bundles.prune_expired_uploads,
         )

@@ -1252,7 +1252,7 @@ def _bundle_body(run: jobs.JobRun) -> None:
             if entry is None:
                 run.record_item(item, JobItem.State.FAILED, "Not in the bundle any more.")
                 continue
-            yield item, partial(_apply_one, run, api_key, entry, owned)
+            yield item, partial(_apply_one, run, item, api_key, entry, owned)
 
     def handle(item: JobItem, fetched: bulk.Fetched) -> None:
         error = fetched.error
@@ -1290,16 +1290,33 @@ def _finished(run: jobs.JobRun, filename: str, token: str) -> None:
 
 
 def _apply_one(
-    run: jobs.JobRun, api_key: ApiKey, entry: BundleCharacter, owned: Mapping[str, Any]
+    run: jobs.JobRun,
+    item: JobItem,
+    api_key: ApiKey,
+    entry: BundleCharacter,
+    owned: Mapping[str, Any],
 ) -> tuple[str, str, int | None]:
     """One character through the services: (item state, message, local character)."""
     actor = run.actor
     if entry.convai_id not in owned:
-        if run.number > 1:
-            earlier = _created_by_earlier_run(run, api_key, entry)
-            if earlier is not None:
-                return JobItem.State.DONE, "Created (by the run before the resume).", earlier.pk
-        saved = services.create_character(actor=actor, api_key_id=api_key.pk, **entry.fields())
+        # One create per item, whatever happens to the worker: the item's own operation token
+        # makes a second attempt (a resume after a run died mid-create) find the first one's
+        # outcome instead of creating twice; one whose outcome is unknown fails this item and
+        # is resolved by reconciliation (services.reconcile_pending_operations).
+        try:
+            saved = services.create_character(
+                actor=actor,
+                api_key_id=api_key.pk,
+                token=f"job-{run.job.pk}-item-{item.pk}",
+                **entry.fields(),
+            )
+        except services.OperationDone as done:
+            character = done.character
+            return (
+                JobItem.State.DONE,
+                "Created (by the run before the resume).",
+                character.pk if character is not None else None,
+            )
         message = "Created."
         if saved.warnings:
             message += " " + " ".join(saved.warnings)
@@ -1327,26 +1344,6 @@ def _apply_one(
     labels = ", ".join(change.label for change in changes)
     prefix = "Added to this team and updated" if joined else "Updated"
     return JobItem.State.DONE, f"{prefix}: {labels}.", saved.character.pk
-
-
-def _created_by_earlier_run(
-    run: jobs.JobRun, api_key: ApiKey, entry: BundleCharacter
-) -> Character | None:
-    """A resumed job must not create twice a character the dead run created just before it
-    died (the create committed, the item's result did not)."""
-    return (
-        Character.objects.filter(
-            team=run.actor.team,
-            bound_key=api_key,
-            name=entry.name,
-            created_by=run.actor.user,
-            created_at__gte=run.job.started_at or run.job.created_at,
-            deleted_at__isnull=True,
-        )
-        .exclude(pk__in=run.job.items.exclude(local_id=None).values("local_id"))
-        .order_by("-created_at")
-        .first()
-    )
 
 
 @task()

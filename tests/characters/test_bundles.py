@@ -411,3 +411,36 @@ def test_unticked_characters_are_left_out(
     job = Job.objects.get()
     assert [item.label for item in job.items.all()] == ["Keep"]
     assert job.kind == "import_bundle"
+
+
+def test_a_resumed_import_never_creates_twice_what_the_dead_run_created(
+    editor: Membership, editor_key: Key
+) -> None:
+    """The dead run's create committed (its operation is done) but its item result did not: the
+    next run finds the operation by the item's token and records it, without a second create."""
+    from sandbox.models import SandboxCharacter
+
+    data = document([entry("not-owned", name="Only Once")])
+    token = bundles.upload_bundle(
+        actor=editor, api_key_id=editor_key.pk, upload=SimpleUploadedFile("b.json", data)
+    ).token
+    job = bundles.start_bundle_import(actor=editor, api_key_id=editor_key.pk, token=token)
+    item = job.items.get()
+    first = services.create_character(
+        actor=editor,
+        api_key_id=editor_key.pk,
+        token=f"job-{job.pk}-item-{item.pk}",
+        name="Only Once",
+        voice_type="FEMALE",
+        backstory="An engineer.",
+        actions=["Wave"],
+        language_codes=["en-US"],
+    ).character
+
+    run_worker()
+
+    item.refresh_from_db()
+    assert (item.state, item.local_id) == (JobItem.State.DONE, first.pk)
+    assert "run before the resume" in item.message
+    assert Character.objects.filter(team=editor.team, name="Only Once").count() == 1
+    assert SandboxCharacter.objects.filter(character_name="Only Once").count() == 1

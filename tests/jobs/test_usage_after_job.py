@@ -77,4 +77,5 @@ def test_the_periodic_passes_are_registered() -> None:
         "keys.refresh_stale_usage",
         "characters.check_drift",
         "characters.reconcile_pending_operations",
+        "characters.prune_expired_uploads",
     } <= names
