@@ -41,6 +41,7 @@ from django.utils import timezone
 from django_tasks import task
 
 from audit.services import record
+from convai_admin.display import natural_key
 from jobs import services as jobs
 from jobs.models import Job, JobItem
 from keys.models import ApiKey
@@ -657,7 +658,7 @@ def preview_bundle(*, actor: Membership, api_key_id: UUID | str, bundle: Bundle)
     local = _local(actor, (entry.convai_id for entry in bundle.characters))
     rows = [_plan(entry, owned, local) for entry in bundle.characters]
     order = {Plan.CREATE: 0, Plan.UPDATE: 1, Plan.SKIP: 2}
-    rows.sort(key=lambda row: (order[row.plan], row.entry.name.casefold(), row.entry.convai_id))
+    rows.sort(key=lambda row: (order[row.plan], natural_key(row.entry.name), row.entry.convai_id))
     return BundlePreview(api_key, rows)
 
 
