@@ -167,7 +167,10 @@ def test_user_written_text_is_marked_dir_auto(client: Client) -> None:
 
 def test_table_cells_and_headings_wrap_long_unbroken_names() -> None:
     css = Path(settings.BASE_DIR, "static/css/app.css").read_text()
-    rule = re.search(r"\.table td,\s*h1,[^{]*\{[^}]*overflow-wrap:\s*anywhere", css)
+    rule = re.search(
+        r"\.table \.cell-primary,\s*\.table \.cell-text,\s*h1,[^{]*\{[^}]*overflow-wrap:\s*anywhere",
+        css,
+    )
     assert rule is not None
 
 
