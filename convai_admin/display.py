@@ -6,20 +6,20 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 
-from django.utils import dateformat, timezone
-
-DAY_FORMAT = "j M Y"
-MOMENT_FORMATS = {"": "j M Y, H:i T", "seconds": "j M Y, H:i:s T", "day": DAY_FORMAT}
+from django.utils import timezone
 
 
 def moment_text(value: datetime | date, kind: str = "") -> str:
     """ "4 Dec 2026, 14:20 UTC" in the server's time zone; `kind` "day" gives "4 Dec 2026",
-    "seconds" "4 Dec 2026, 14:20:05 UTC" (the audit log, where seconds matter)."""
-    if isinstance(value, datetime):
-        if timezone.is_aware(value):
-            value = timezone.localtime(value)
-        return dateformat.format(value, MOMENT_FORMATS.get(kind, MOMENT_FORMATS[""]))
-    return dateformat.format(value, DAY_FORMAT)
+    "seconds" "4 Dec 2026, 14:20:05 UTC" (the audit log, where seconds matter). Plain
+    strftime, not the date filter: the character list formats one per row."""
+    if isinstance(value, datetime) and timezone.is_aware(value):
+        value = timezone.localtime(value)
+    day = f"{value.day} {value:%b %Y}"
+    if not isinstance(value, datetime) or kind == "day":
+        return day
+    clock = f"{value:%H:%M:%S}" if kind == "seconds" else f"{value:%H:%M}"
+    return f"{day}, {clock} {value.tzname() or ''}".rstrip()
 
 
 _DIGITS = re.compile(r"(\d+)")

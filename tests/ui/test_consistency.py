@@ -51,6 +51,10 @@ def test_a_moment_reads_the_same_everywhere_with_its_time_zone(settings: Any) ->
     assert _render("{{ at|when }}", at=None) == ""
     settings.TIME_ZONE = "Europe/Berlin"
     assert _render("{{ at|moment }}", at=MOMENT) == "4 Dec 2026, 15:20 CET"
+    late = datetime(2026, 12, 4, 23, 30, tzinfo=UTC)  # already the 5th in Berlin
+    assert _render('{{ at|moment }}|{{ at|moment:"day" }}', at=late) == (
+        "5 Dec 2026, 00:30 CET|5 Dec 2026"
+    )
 
 
 def test_no_template_formats_a_date_its_own_way() -> None:
@@ -168,7 +172,8 @@ def test_user_written_text_is_marked_dir_auto(client: Client) -> None:
 def test_table_cells_and_headings_wrap_long_unbroken_names() -> None:
     css = Path(settings.BASE_DIR, "static/css/app.css").read_text()
     rule = re.search(
-        r"\.table \.cell-primary,\s*\.table \.cell-text,\s*h1,[^{]*\{[^}]*overflow-wrap:\s*anywhere",
+        r"\.table \.cell-primary,\s*\.table \.cell-text,\s*h1,[^{]*\{"
+        r"[^}]*overflow-wrap:\s*anywhere",
         css,
     )
     assert rule is not None
