@@ -51,6 +51,7 @@ from audit.models import Outcome
 from convai.client import MAX_RETRY_WAIT_SECONDS, ConvaiClient, thread_session
 from convai.errors import ConvaiError, ConvaiRateLimitError
 from convai.types import CharacterDetails
+from convai_admin.display import natural_key
 from jobs import services as jobs
 from jobs.models import Job, JobItem
 from keys import selectors as key_selectors
@@ -377,7 +378,7 @@ def preview_import(*, actor: Membership, api_key_id: UUID | str) -> ImportPrevie
             )
             rows.append(PreviewRow(item.character_id, item.character_name, item.voice_type, status))
     order = {PreviewStatus.NEW: 0, PreviewStatus.ELSEWHERE: 1, PreviewStatus.CHANGED: 2}
-    rows.sort(key=lambda row: (order.get(row.status, 3), row.name.casefold(), row.convai_id))
+    rows.sort(key=lambda row: (order.get(row.status, 3), natural_key(row.name), row.convai_id))
     remaining, checked_at = quota_of(api_key)
     return ImportPreview(api_key, rows, remaining, checked_at)
 

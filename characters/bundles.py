@@ -52,6 +52,7 @@ from django_tasks import task
 
 from audit.models import AuditEvent, Outcome
 from audit.services import record
+from convai_admin.display import natural_key
 from convai_admin.validators import BIDI_CONTROLS
 from jobs import services as jobs
 from jobs.models import Job, JobItem
@@ -1163,7 +1164,7 @@ def preview_bundle(*, actor: Membership, api_key_id: UUID | str, bundle: Bundle)
     local = _local(actor, (entry.convai_id for entry in bundle.characters))
     rows = [_plan(entry, owned, local) for entry in bundle.characters]
     order = {Plan.CREATE: 0, Plan.UPDATE: 1, Plan.SKIP: 2}
-    rows.sort(key=lambda row: (order[row.plan], row.entry.name.casefold(), row.entry.convai_id))
+    rows.sort(key=lambda row: (order[row.plan], natural_key(row.entry.name), row.entry.convai_id))
     return BundlePreview(api_key, rows)
 
 

@@ -134,3 +134,15 @@ def filter_voices(
         return True
 
     return [voice for voice in voices if matches(voice)]
+
+
+def voice_label(value: str) -> str:
+    """Convai's name of a voice value ("Guy Male American English Voice") from the shipped
+    tables (no Convai call: history, previews and messages name many values); else the value."""
+    known = _shipped_names()[0].get(value) if value else None
+    return (known or {}).get("name") or value
+
+
+def language_label(code: str) -> str:
+    """Convai's name of a language code ("German"), else the code."""
+    return _shipped_names()[1].get(code, code) if code else code

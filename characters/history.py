@@ -21,6 +21,7 @@ from django.db.models import QuerySet
 from audit.models import AuditEvent
 from audit.selectors import Criteria, events_matching
 
+from .catalogue import language_label, voice_label
 from .models import Character, Revision
 from .remote import FieldChange, differences
 
@@ -44,7 +45,15 @@ EDITED_SNAPSHOT_KEYS = frozenset(
 # --- Differences as rows ---------------------------------------------------------------------
 
 
-def display(value: Any) -> str:
+def display(value: Any, field: str = "") -> str:
+    """A value as a diff shows it; a voice or languages by Convai's names (unknown ones as
+    they are), so no page shows a raw `GuyNeural` or `de-DE` where a name exists."""
+    if field == "voice_type" and isinstance(value, str) and value:
+        return voice_label(value)
+    if field in ("language_codes", "language_code") and value:
+        codes = value if isinstance(value, list) else [value]
+        if all(isinstance(code, str) for code in codes):
+            return ", ".join(language_label(code) for code in codes)
     if isinstance(value, list) and all(not isinstance(v, dict | list) for v in value):
         return ", ".join(str(v) for v in value) if value else "(none)"
     if isinstance(value, dict | list):
@@ -112,8 +121,8 @@ def change_rows(changes: list[FieldChange], *, left: str, right: str) -> list[di
             "field": change.field,
             "label": change.label,
             "unknown": unknown,
-            "old": display(change.old),
-            "new": display(change.new),
+            "old": display(change.old, change.field),
+            "new": display(change.new, change.field),
             "left": left,
             "right": right,
             "lines": [],

@@ -9,12 +9,24 @@ at). Deleting leaves a tombstone, so the page, the history and the audit stay re
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+SORT_NAME_LENGTH = 300
+_DIGITS = re.compile(r"\d+")
+
+
+def sort_name_for(name: str) -> str:
+    """The list's natural order as a plain string the database can index: case folded, every
+    run of digits zero-padded to 12, so "NPC 2" < "NPC 10" in any collation-free comparison."""
+    padded = _DIGITS.sub(lambda digits: digits.group().lstrip("0").rjust(12, "0"), name.casefold())
+    return padded[:SORT_NAME_LENGTH]
+
 
 # The fields a member edits, in the order pages show them.
 EDITABLE_FIELDS: tuple[str, ...] = ("name", "voice_type", "backstory", "actions", "language_codes")
@@ -24,6 +36,8 @@ class Character(models.Model):
     team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="characters")
     convai_id = models.CharField("Convai character ID", max_length=64)
     name = models.CharField(max_length=100)
+    # `name` in natural order (sort_name_for), kept by save(): what the list sorts by.
+    sort_name = models.CharField(max_length=SORT_NAME_LENGTH, blank=True, editable=False)
     voice_type = models.CharField(max_length=255, blank=True)
     backstory = models.TextField(blank=True)
     actions = models.JSONField(default=list, blank=True)
@@ -97,9 +111,9 @@ class Character(models.Model):
             # Partial on live rows and ending with the ID, so a page in any list order is a
             # walk of the index that stops after 50 rows (a search included), not a sort.
             models.Index(
-                fields=["team", "name", "id"],
+                fields=["team", "sort_name", "id"],
                 condition=Q(deleted_at__isnull=True),
-                name="character_live_name",
+                name="character_live_sort_name",
             ),
             models.Index(
                 fields=["team", "-updated_at", "-id"],
@@ -120,6 +134,13 @@ class Character(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.convai_id})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.sort_name = sort_name_for(self.name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "sort_name"}
+        super().save(*args, **kwargs)
 
     @property
     def is_deleted(self) -> bool:

@@ -18,8 +18,8 @@ from teams.models import Membership, Team
 from .models import Character, Revision
 
 SORTS: dict[str, tuple[str, ...]] = {
-    "name": ("name", "pk"),
-    "-name": ("-name", "-pk"),
+    "name": ("sort_name", "pk"),  # natural order: "NPC 2" before "NPC 10"
+    "-name": ("-sort_name", "-pk"),
     "updated": ("updated_at", "pk"),
     "-updated": ("-updated_at", "-pk"),
     "synced": ("synced_at", "pk"),

@@ -636,6 +636,14 @@ class Saved:
     character: Character
     warnings: list[str] = field(default_factory=list)
     changes: list[FieldChange] = field(default_factory=list)
+    # Fields sent although not edited: Convai's drifted values overwritten with ours.
+    overwritten: list[FieldChange] = field(default_factory=list)
+
+    @property
+    def sent_labels(self) -> list[str]:
+        """Every field sent to Convai, edited or overwritten, in the order pages show them."""
+        sent = {change.field: change.label for change in [*self.changes, *self.overwritten]}
+        return [sent[name] for name in EDITABLE_FIELDS if name in sent]
 
 
 def create_character(
@@ -981,7 +989,9 @@ def update_character(
             changes=audit_changes(changes),
         )
     locked.bound_key = character.bound_key
-    return Saved(locked, warnings, changes)
+    edited = {change.field for change in changes}
+    overwritten = [change for change in drift if change.field not in edited]
+    return Saved(locked, warnings, changes, overwritten)
 
 
 # --- Save claims: compare-and-set on the version -------------------------------------------------

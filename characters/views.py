@@ -29,6 +29,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
+from convai_admin.display import moment_text
 from convai_admin.htmx import confirm_or_act, render_page
 from keys.models import ApiKey
 from teams import policy
@@ -58,6 +59,10 @@ from .templatetags.characters_extras import ago
 
 PAGE_SIZE = 50
 DETAIL_HISTORY_SIZE = 5  # the latest revisions on the detail page; "Full history" pages 20
+BACKSTORY_PREVIEW_CHARS = 600  # a longer backstory starts collapsed on the detail page
+# The event (HX-Trigger) after which the list's results reload themselves: a delete from the
+# list, so the count above it follows.
+CHARACTERS_CHANGED = "characters-changed"
 CONVAI_ID = re.compile(r"^[0-9a-fA-F-]{16,64}$")
 
 
@@ -114,7 +119,7 @@ def _catalogue(request: TeamRequest, **kwargs: Any) -> Catalogue:
 
 
 def _display(field: str, value: Any) -> str:
-    return history.display(value)
+    return history.display(value, field)
 
 
 _change_rows = history.change_rows
@@ -203,6 +208,19 @@ def _made_on_convai(
 
 def _changed_names(saved: services.Saved) -> str:
     return ", ".join(change.label.lower() for change in saved.changes)
+
+
+def _sent_names(saved: services.Saved) -> str:
+    """Every field sent, overwritten ones included ("name, backstory")."""
+    return ", ".join(label.lower() for label in saved.sent_labels)
+
+
+def _overwrite_note(saved: services.Saved) -> str:
+    """After an "Overwrite": which of Convai's own changes were replaced by ours."""
+    if not saved.overwritten:
+        return ""
+    names = ", ".join(change.label.lower() for change in saved.overwritten)
+    return f" Convai's own changes to {names} were replaced with this dashboard's version."
 
 
 def _answer_in_dialog(request: TeamRequest, response: HttpResponse) -> HttpResponse:
@@ -305,9 +323,7 @@ def _list_rows(
                 "synced_ago": _ago(c.synced_at),
                 # Formatted here: the date filter was a tenth of the list's render time.
                 "synced_iso": c.synced_at.isoformat() if c.synced_at else "",
-                "synced_title": (
-                    _local(c.synced_at).strftime("%-d %b %Y, %H:%M") if c.synced_at else ""
-                ),
+                "synced_title": moment_text(c.synced_at) if c.synced_at else "",
                 "created_by": c.created_by.display_name if c.created_by else "—",
                 "clone_url": urls["clone"] if usable and may_clone else "",
                 "delete_url": (
@@ -611,6 +627,8 @@ def voice_options(request: TeamRequest) -> HttpResponse:
 @require_GET
 @team_view("character.view")
 def character_detail(request: TeamRequest, character_id: int) -> HttpResponse:
+    """The character, its history and audit events; a backstory longer than
+    BACKSTORY_PREVIEW_CHARS starts collapsed to a preview (a <details>, no JS)."""
     character = _character(request, character_id)
     actor = request.membership
     live = not character.is_deleted
@@ -630,6 +648,7 @@ def character_detail(request: TeamRequest, character_id: int) -> HttpResponse:
         "history": history.history_page(character, per_page=DETAIL_HISTORY_SIZE),
         "audit_events": history.audit_events(character),
         "snapshot_extras": _snapshot_extras(character.snapshot or {}),
+        "backstory_preview_chars": BACKSTORY_PREVIEW_CHARS,
         "key_usable": usable,
         "live": live,
         "missing": missing,
@@ -726,7 +745,9 @@ def character_edit(request: TeamRequest, character_id: int) -> HttpResponse:
                 _say_warnings(request, saved)
                 if saved.changes:
                     messages.success(
-                        request, f"Saved {_changed_names(saved)} of “{saved.character.name}”."
+                        request,
+                        f"Saved {_sent_names(saved)} of “{saved.character.name}”."
+                        + _overwrite_note(saved),
                     )
                 else:
                     messages.info(request, "Nothing changed, so nothing was sent to Convai.")
@@ -971,7 +992,8 @@ def character_restore(request: TeamRequest, character_id: int, number: int) -> H
                 messages.success(
                     request,
                     f"Restored version {number} of “{saved.character.name}” "
-                    f"({_changed_names(saved)}). It is now version {saved.character.version}.",
+                    f"({_sent_names(saved)}). It is now version {saved.character.version}."
+                    + _overwrite_note(saved),
                 )
             else:
                 messages.info(
@@ -1112,10 +1134,13 @@ def character_delete(request: TeamRequest, character_id: int) -> HttpResponse:
                 f"“{character.name}” was deleted on Convai. Its page and history stay here.",
             )
             if request.htmx and from_list:
-                # The row swaps itself out; the message arrives out of band.
-                return HttpResponse(
+                # The row swaps itself out; the message arrives out of band; the list's
+                # results (the count above them, the page) refresh on CHARACTERS_CHANGED.
+                response = HttpResponse(
                     render_to_string("characters/_messages_oob.html", request=request)
                 )
+                response["HX-Trigger"] = CHARACTERS_CHANGED
+                return response
             return redirect(_list_url(request))
     elif (
         request.method != "POST"

@@ -119,6 +119,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "convai_admin.middleware.VaryOnHtmxMiddleware",
     "convai_admin.middleware.HtmxRedirectMiddleware",
+    "convai_admin.htmx.HtmxSignInMiddleware",
     "convai_admin.errors.DomainErrorMiddleware",
     "convai_admin.dbbusy.DatabaseBusyMiddleware",
     "axes.middleware.AxesMiddleware",
@@ -141,7 +142,11 @@ TEMPLATES = [
                 "teams.context_processors.navigation",
                 "keys.context_processors.api_keys",
             ],
-            "builtins": ["template_partials.templatetags.partials"],
+            "builtins": [
+                "template_partials.templatetags.partials",
+                "convai_admin.templatetags.display",
+                "characters.templatetags.catalogue_names",
+            ],
             "loaders": [
                 (
                     "template_partials.loader.Loader",

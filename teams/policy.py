@@ -115,6 +115,18 @@ _REFUSALS: dict[str, str] = {
 }
 
 
+# What a refused member's own role allows, said first in a refusal below the action's floor, so
+# a Viewer is told about Viewers (not about the rule an Editor meets).
+ROLE_LIMITS: dict[Role, str] = {
+    Role.VIEWER: "Viewers can read everything in the team but not change it.",
+    Role.EDITOR: "Editors work on characters (and delete the ones they created) but do not "
+    "manage the team, its members or the audit log.",
+    Role.ADMIN: "Admins manage characters, Editors and Viewers and the audit log, but not "
+    "Admins, Owners or the team itself.",
+    Role.OWNER: "",
+}
+
+
 class NotAllowed(DomainError):
     """The member's role does not allow this operation (on this target)."""
 
@@ -209,10 +221,16 @@ def _created_by(target: _Created, actor: Membership) -> bool:
     return target.created_by_id is not None and target.created_by_id == actor.user_id
 
 
-def refusal_message(action: str) -> str:
-    if action in _REFUSALS:
+def refusal_message(action: str, role: str | None = None) -> str:
+    """What a refused member is told: below the action's floor, what their own `role` allows
+    and the role needed; at or above it, the action's finer rule (_REFUSALS)."""
+    needed = floor(action)
+    below = role is not None and rank(role) < rank(needed)
+    if action in _REFUSALS and not below:
         return _REFUSALS[action]
-    return f"This needs the {floor(action).label} role or higher in this team."
+    needs = f"This needs the {needed.label} role or higher in this team."
+    limit = ROLE_LIMITS[Role(role)] if below and role is not None else ""
+    return f"{limit} {needs}" if limit else needs
 
 
 def authorize(
@@ -246,7 +264,7 @@ def authorize(
             **(details or {}),
         },
     )
-    raise NotAllowed(refusal_message(action))
+    raise NotAllowed(refusal_message(action, actor.role))
 
 
 @dataclass(frozen=True)

@@ -191,6 +191,10 @@
         openModal();
       }
     }
+    // After the dialog opened (showModal focuses its first field): errors come first.
+    if (event.detail && event.detail.target instanceof Element) {
+      focusErrorSummary(event.detail.target);
+    }
   });
 
   // A plain form inside the dialog navigates away: close the dialog so the page behind is
@@ -344,10 +348,61 @@
     justSelected = null;
   });
 
+  // A form answered with errors: focus its error summary (includes/form_errors.html), so the
+  // problem is announced and its links lead to the fields.
+  function focusErrorSummary(scope) {
+    var summary =
+      scope instanceof Element && scope.matches("[data-error-summary]")
+        ? scope
+        : scope.querySelector("[data-error-summary]");
+    if (summary) {
+      summary.focus();
+    }
+  }
+
+  // "Select all" / "Select none" for a group of checkboxes: buttons with
+  // data-select-all="<group>" or data-select-none="<group>" (hidden until this script shows
+  // them: without it, the checkboxes work one by one) set every enabled checkbox with
+  // data-select-group="<group>", and say so with a change event, as a click would.
+  function setGroup(group, checked) {
+    document
+      .querySelectorAll('input[type="checkbox"][data-select-group]')
+      .forEach(function (box) {
+        if (box.getAttribute("data-select-group") !== group || box.disabled) {
+          return;
+        }
+        // An inverted box says "leave this one out": selecting all clears it.
+        var wanted = box.hasAttribute("data-select-inverted") ? !checked : checked;
+        if (box.checked !== wanted) {
+          box.checked = wanted;
+          box.dispatchEvent(new Event("change", { bubbles: true }));
+        }
+      });
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target;
+    if (!(target instanceof Element)) {
+      return;
+    }
+    var button = target.closest("[data-select-all], [data-select-none]");
+    if (!button) {
+      return;
+    }
+    event.preventDefault();
+    if (button.hasAttribute("data-select-all")) {
+      setGroup(button.getAttribute("data-select-all"), true);
+    } else {
+      setGroup(button.getAttribute("data-select-none"), false);
+    }
+  });
+
   function enhance(scope) {
-    scope.querySelectorAll("[data-copy-target][hidden]").forEach(function (button) {
-      button.hidden = false;
-    });
+    scope
+      .querySelectorAll("[data-copy-target][hidden], [data-select-all][hidden], [data-select-none][hidden]")
+      .forEach(function (button) {
+        button.hidden = false;
+      });
     var focused = document.activeElement;
     if (focused instanceof HTMLInputElement && focused.hasAttribute("data-select-on-focus")) {
       focused.select(); // autofocus may have happened before this script ran
@@ -356,6 +411,15 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     enhance(document);
+    focusErrorSummary(document);
+  });
+
+  // Going to the URL's #fragment (a form that posts to "…#add-key") moves the focus to the
+  // page once it has loaded: take it back, unless the user has put it somewhere already.
+  window.addEventListener("load", function () {
+    if (!document.activeElement || document.activeElement === document.body) {
+      focusErrorSummary(document);
+    }
   });
 
   document.addEventListener("htmx:load", function (event) {

@@ -33,7 +33,7 @@ class CharacterAdmin(CharacterModelAdmin):
     search_fields = ("name", "backstory")
     list_filter = ("voice_type",)
     list_per_page = 50
-    ordering = ("name", "pk")  # the product's default sort, so both show the same rows
+    ordering = ("sort_name", "pk")  # the product's default sort, so both show the same rows
     # Foreign keys to big tables as ID inputs, as any admin of this model would set them: a
     # <select> of 10,000 characters for the lineage field would measure nothing useful.
     raw_id_fields = ("copied_from", "bound_key", "created_by", "deleted_by", "team")

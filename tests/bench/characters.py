@@ -234,7 +234,7 @@ def build_pages() -> tuple[list[Page], Any]:
     owner.is_staff = owner.is_superuser = True  # for the admin only; the product ignores both
     owner.save(update_fields=["is_staff", "is_superuser"])
     live = Character.objects.filter(team__slug=TEAM_SLUG, deleted_at__isnull=True).order_by(
-        "name", "pk"
+        "sort_name", "pk"
     )
     voice = (
         live.order_by().values("voice_type").annotate(n=Count("pk")).order_by("-n")[0]["voice_type"]

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
-from characters.models import Character, Revision
+from characters.models import Character, Revision, sort_name_for
 from keys import crypto
 from keys.models import ApiKey
 from teams.models import Membership, Role, Team
@@ -224,6 +224,7 @@ class Command(BaseCommand):
                     team=team,
                     convai_id=convai_id,
                     name=name[:100],
+                    sort_name=sort_name_for(name[:100]),  # bulk_create skips save()
                     voice_type=voice.value,
                     backstory=backstory,
                     actions=actions,
