@@ -160,7 +160,8 @@ def preview(request: TeamRequest, token: str) -> HttpResponse:
                 actor=request.membership,
                 api_key_id=key_id,
                 token=token,
-                skip=set(request.POST.getlist("offered")) - set(request.POST.getlist("take")),
+                # Exceptions only: one field per character left out, never one per character.
+                skip=set(request.POST.getlist("skip")),
             )
         except jobs.JobBusy as error:
             messages.error(request, error.message)

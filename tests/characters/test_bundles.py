@@ -398,7 +398,7 @@ def test_a_fault_in_the_middle_fails_that_item_and_the_job_finishes_the_rest(
         bundles.load_upload(actor=editor, token=token)
 
 
-def test_unticked_characters_are_left_out(
+def test_characters_ticked_leave_out_are_left_out(
     editor: Membership, editor_key: Key, login: Callable[[Membership], Client]
 ) -> None:
     client = login(editor)
@@ -406,7 +406,7 @@ def test_unticked_characters_are_left_out(
     token = token_of(upload(client, editor.team.slug, data, editor_key))
     client.post(
         reverse("bundles:preview", args=[editor.team.slug, token]),
-        {"key": str(editor_key.pk), "offered": ["a-1", "a-2"], "take": ["a-1"]},
+        {"key": str(editor_key.pk), "skip": ["a-2"]},
     )
     job = Job.objects.get()
     assert [item.label for item in job.items.all()] == ["Keep"]
@@ -444,3 +444,26 @@ def test_a_resumed_import_never_creates_twice_what_the_dead_run_created(
     assert "run before the resume" in item.message
     assert Character.objects.filter(team=editor.team, name="Only Once").count() == 1
     assert SandboxCharacter.objects.filter(character_name="Only Once").count() == 1
+
+
+def test_a_bundle_of_5000_characters_is_confirmed_in_one_request(
+    editor: Membership, editor_key: Key, login: Callable[[Membership], Client]
+) -> None:
+    """The confirm form sends exceptions, not one field per character: 5,000 characters (far
+    over Django's 1,000 fields a request) start one job with all of them."""
+    client = login(editor)
+    data = document([entry(f"many-{n}", name=f"Many {n}") for n in range(5000)])
+    token = token_of(upload(client, editor.team.slug, data, editor_key))
+    page = client.get(
+        reverse("bundles:preview", args=[editor.team.slug, token]), {"key": str(editor_key.pk)}
+    )
+    html = page.content.decode()
+    assert 'name="offered"' not in html and 'name="take"' not in html
+    assert html.count('name="skip"') == 5000
+    response = client.post(
+        reverse("bundles:preview", args=[editor.team.slug, token]),
+        {"key": str(editor_key.pk), "skip": ["many-7"]},
+    )
+    assert response.status_code == 302
+    job = Job.objects.get()
+    assert job.total == 4999
