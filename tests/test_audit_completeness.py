@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 
 from accounts.models import User
 from audit.models import AuditEvent
-from characters import bulk
+from characters import bulk, drift
 from characters import services as characters
 from characters.models import Character
 from jobs import services as jobs
@@ -266,6 +266,13 @@ def sync(w: World) -> None:
     c = character(w)
     SandboxCharacter.objects.filter(character_id=c.convai_id).update(character_name="Ray")
     characters.take_remote_version(actor=w.editor, character_id=c.pk)
+
+
+def drift_detected(w: World) -> None:
+    c = character(w)
+    SandboxCharacter.objects.filter(character_id=c.convai_id).update(character_name="Ray Again")
+    with override_settings(CONVAI_ADMIN_DRIFT_CHECK_MINUTES=30):
+        drift.check_drift()
 
 
 def restore(w: World) -> None:
@@ -556,6 +563,11 @@ STEPS: list[tuple[str, Callable[[World], None], list[Expect]]] = [
                 key_used="editor_key",
             )
         ],
+    ),
+    (
+        "a change made in Convai, found by the periodic drift check (the system acts)",
+        drift_detected,
+        [E("character.drift_detected", None, "character", convai_id("character"))],
     ),
     (
         "character sync",
