@@ -300,7 +300,7 @@ def change_member_role(*, actor: Membership, membership_id: int, role: str) -> M
                 raise _your_role_changed()
             if not _lock_unchanged(target):
                 raise _changed_meanwhile()
-            if old_role == Role.OWNER and _owner_count_locked(actor.team) <= 1:
+            if policy.leaves_no_owner(old_role, new_role, lambda: _owner_count_locked(actor.team)):
                 raise LastOwnerError(
                     f"{target.user.display_name} is the only Owner. Make someone else an Owner "
                     "first, then change this role."
@@ -347,7 +347,7 @@ def remove_member(*, actor: Membership, membership_id: int) -> MemberChange:
                 raise _your_role_changed()
             if not _lock_unchanged(target):
                 raise _changed_meanwhile()
-            if target.role == Role.OWNER and _owner_count_locked(actor.team) <= 1:
+            if policy.leaves_no_owner(target.role, None, lambda: _owner_count_locked(actor.team)):
                 raise LastOwnerError(
                     f"{target.user.display_name} is the only Owner and cannot be removed."
                 )
@@ -379,7 +379,7 @@ def leave_team(*, actor: Membership) -> MemberChange:
             role = _lock_membership_changes(actor)
             if role is None:
                 return MemberChange(actor)  # removed meanwhile: already out, nothing to record
-            if role == Role.OWNER and _owner_count_locked(actor.team) <= 1:
+            if policy.leaves_no_owner(role, None, lambda: _owner_count_locked(actor.team)):
                 raise LastOwnerError(
                     "You are the only Owner of this team. Make another member an Owner first, "
                     "then you can leave."
