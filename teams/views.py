@@ -25,10 +25,10 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import User
 from convai_admin.errors import DomainError, NotFound
-from convai_admin.htmx import confirm_or_act
+from convai_admin.htmx import act_then_redirect, confirm_or_act
 from convai_admin.http import AuthenticatedRequest
 
-from . import policy, selectors, services
+from . import hooks, policy, selectors, services
 from .decorators import CURRENT_TEAM_SESSION_KEY, team_view
 from .forms import InvitationForm, InvitationSignupForm, MemberRoleForm, TeamForm
 from .http import TeamRequest
@@ -88,7 +88,7 @@ def _same_page_in(request: HttpRequest, membership: Membership) -> str | None:
     if set(match.kwargs) != {"team_slug"} or not match.view_name:
         return None
     action = getattr(match.func, "team_action", None)
-    if action is None or not policy.at_least(membership, policy.floor(action)):
+    if action is None or not policy.may_attempt(membership, action):
         return None
     return reverse(match.view_name, kwargs={"team_slug": membership.team.slug})
 
@@ -116,9 +116,8 @@ def team_switch(request: AuthenticatedRequest) -> HttpResponse:
 @team_view("team.view")
 def team_overview(request: TeamRequest) -> HttpResponse:
     """The page a studio opens every morning: what changed in Convai, jobs, recent activity,
-    quotas, and the first-run checklist until it is done (characters.dashboard)."""
-    from characters.dashboard import team_dashboard  # the overview composes the apps
-
+    quotas, and the first-run checklist until it is done (what characters registers in
+    teams.hooks: teams does not import it)."""
     membership = request.membership
     team = request.team
     member_count = selectors.team_member_count(team)
@@ -132,30 +131,21 @@ def team_overview(request: TeamRequest) -> HttpResponse:
         "membership": membership,
         "member_count": member_count,
         "pending_count": pending_count,
-        "dashboard": team_dashboard(
+        **hooks.overview_sections(
             membership, request.can, members=member_count, pending=pending_count
         ),
         "abilities": policy.abilities(membership.role),
-        "can_ask_for_more": membership.role != Role.OWNER,
+        "guidance": policy.role_guidance(membership.role),
         "leave": _leave_offer(request),
     }
     return render(request, "teams/team_overview.html", context)
 
 
-def _characters_read_only(member: Membership) -> int:
-    """The team's live characters bound to this member's keys: read-only once they go."""
-    return (
-        member.user.api_keys.filter(
-            characters__team_id=member.team_id, characters__deleted_at__isnull=True
-        )
-        .values("characters")
-        .count()
-    )
-
-
 def _leave_offer(request: TeamRequest) -> dict[str, Any]:
     """Whether "Leave team" is offered; the only Owner is told why not instead."""
-    only_owner = request.membership.role == Role.OWNER and selectors.owner_count(request.team) <= 1
+    only_owner = policy.leaves_no_owner(
+        request.membership.role, None, lambda: selectors.owner_count(request.team)
+    )
     return {"allowed": not only_owner, "only_owner": only_owner}
 
 
@@ -189,7 +179,7 @@ def team_leave(request: TeamRequest) -> HttpResponse:
         "membership": request.membership,
         "leave": _leave_offer(request),
         "invitations_revoked": len(services.invitations_revoked_with(request.membership, None)),
-        "characters_read_only": _characters_read_only(request.membership),
+        "characters_read_only": hooks.read_only_after_leaving(team, request.user),
     }
     return confirm_or_act(
         request,
@@ -214,35 +204,29 @@ def team_members(request: TeamRequest) -> HttpResponse:
     actor = request.membership
     team = request.team
     members = list(selectors.team_members(team))
-    owners = sum(1 for member in members if member.role == Role.OWNER)
+    owners = policy.count_owners(members)
     locked = selectors.locked_usernames([m.user.username for m in members])
     rows = []
     for member in members:
-        own = member.pk == actor.pk
-        offered = [
-            role
-            for role in policy.assignable_roles(actor)
-            # The only Owner is not offered a demotion that would be refused.
-            if not (member.role == Role.OWNER and owners <= 1 and role != Role.OWNER)
-        ]
-        can_change = policy.may(actor, "member.change_role", member) and len(offered) > 1
+        controls = policy.member_controls(actor, member, owners=owners)
         rows.append(
             {
                 "member": member,
-                "is_you": own,
+                "is_you": member.pk == actor.pk,
                 "role_form": (
                     MemberRoleForm(
-                        offered=offered, initial={"role": member.role}, prefix=f"m{member.pk}"
+                        offered=controls.offered,
+                        initial={"role": member.role},
+                        prefix=f"m{member.pk}",
                     )
-                    if can_change
+                    if controls.change_role
                     else None
                 ),
-                "role_note": _role_note(actor, member, own=own, owners=owners),
-                "can_remove": policy.may(actor, "member.remove", member),
-                "can_leave": own and not (member.role == Role.OWNER and owners <= 1),
+                "role_note": controls.note,
+                "can_remove": controls.remove,
+                "can_leave": controls.leave,
                 "locked": member.user.username in locked,
-                "can_unlock": member.user.username in locked
-                and policy.may(actor, "member.unlock", member),
+                "can_unlock": member.user.username in locked and controls.unlock,
             }
         )
     context = {
@@ -257,15 +241,6 @@ def team_members(request: TeamRequest) -> HttpResponse:
     return render(request, "teams/team_members.html", context)
 
 
-def _role_note(actor: Any, member: Any, *, own: bool, owners: int) -> str:
-    """Why a member's role cannot be changed here, for managers who see the column."""
-    if own and member.role == Role.OWNER and owners <= 1:
-        return "Only Owner"
-    if own:
-        return "Ask an Owner"
-    return "Owners only"
-
-
 @require_POST
 @team_view("member.change_role")
 def member_role(request: TeamRequest, membership_id: int) -> HttpResponse:
@@ -278,25 +253,22 @@ def member_role(request: TeamRequest, membership_id: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose one of the roles in the list, then save again.")
         return redirect(members_url)
-    try:
+
+    def act() -> str:
         change = services.change_member_role(
             actor=actor, membership_id=membership_id, role=form.cleaned_data["role"]
         )
-    except NotFound:
-        raise
-    except DomainError as error:
-        messages.error(request, error.message)
-        return redirect(members_url)
-    member = change.member
-    text = f"{member.user.display_name} is now {Role(member.role).label} in {team.name}."
-    if change.invitations_revoked:
-        text += (
-            f" {change.invitations_revoked} pending invitation"
-            f"{'s' if change.invitations_revoked != 1 else ''} they made above their new role "
-            "stopped working."
-        )
-    messages.success(request, text)
-    return redirect(members_url)
+        member = change.member
+        text = f"{member.user.display_name} is now {Role(member.role).label} in {team.name}."
+        if change.invitations_revoked:
+            text += (
+                f" {change.invitations_revoked} pending invitation"
+                f"{'s' if change.invitations_revoked != 1 else ''} they made above their new "
+                "role stopped working."
+            )
+        return text
+
+    return act_then_redirect(request, act=act, done_url=members_url)
 
 
 @require_http_methods(["GET", "POST"])
@@ -323,9 +295,10 @@ def member_remove(request: TeamRequest, membership_id: int) -> HttpResponse:
         "team": team,
         "member": member,
         "allowed": policy.may(actor, "member.remove", member),
+        "refusal": policy.refusal_message("member.remove", actor.role),
         "is_you": member.pk == actor.pk,
         "invitations_revoked": len(services.invitations_revoked_with(member, None)),
-        "characters_read_only": _characters_read_only(member),
+        "characters_read_only": hooks.read_only_after_leaving(team, member.user),
     }
     members_url = reverse("teams:members", kwargs={"team_slug": team.slug})
     return confirm_or_act(
