@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "characters",
     "jobs",
     "audit",
+    "review",
     "sandbox",
     "django_tasks",
     "django_tasks_db",

@@ -1,4 +1,7 @@
-"""The audit log for a team's Admins and Owners: review, details, export, verify."""
+"""The audit log's pages for a team's Admins and Owners: review, details, export, verify.
+
+They live outside audit/ because they are team pages: they need teams (`team_view`, the
+policy), and audit imports nothing of ours (design.md), since every app records into it."""
 
 from __future__ import annotations
 
@@ -12,15 +15,10 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from teams import policy
-from teams.decorators import team_view
-from teams.http import TeamRequest
-
-from . import export
-from .chain import last_checkpoint
-from .forms import AuditFilterForm
-from .models import AuditEvent, Outcome
-from .selectors import (
+from audit import export
+from audit.chain import last_checkpoint
+from audit.models import AuditEvent, Outcome
+from audit.selectors import (
     TARGET_TYPES,
     Criteria,
     chain_of,
@@ -30,7 +28,11 @@ from .selectors import (
     last_verification,
     page_of,
 )
-from .services import chain_scope, record_export, verify_team_chain
+from audit.services import chain_scope, record_export, verify_team_chain
+from teams.decorators import team_view
+from teams.http import TeamRequest
+
+from .forms import AuditFilterForm
 
 TEMPLATE = "audit/audit_log.html"
 
@@ -75,8 +77,8 @@ def audit_log(request: TeamRequest) -> HttpResponse:
         "page": page,
         "rows": [_row(event) for event in page.events],
         "filtered": criteria.filtered,
-        "can_verify": policy.may(request.membership, "audit.verify"),
-        "can_export": policy.may(request.membership, "audit.export"),
+        "can_verify": request.can.verify_audit,
+        "can_export": request.can.export_audit,
         "target_types": TARGET_TYPES,
         "member_label": _member_label(form, criteria),
         "last_verified": last_verification(request.team.pk) if not htmx_results else None,
