@@ -28,7 +28,7 @@ from convai_admin.errors import DomainError, NotFound
 from convai_admin.htmx import act_then_redirect, confirm_or_act
 from convai_admin.http import AuthenticatedRequest
 
-from . import hooks, policy, selectors, services
+from . import errors, hooks, invitations, policy, selectors, services
 from .decorators import CURRENT_TEAM_SESSION_KEY, team_view
 from .forms import InvitationForm, InvitationSignupForm, MemberRoleForm, TeamForm
 from .http import TeamRequest
@@ -178,7 +178,7 @@ def team_leave(request: TeamRequest) -> HttpResponse:
         "team": team,
         "membership": request.membership,
         "leave": _leave_offer(request),
-        "invitations_revoked": len(services.invitations_revoked_with(request.membership, None)),
+        "invitations_revoked": len(invitations.invitations_revoked_with(request.membership, None)),
         "characters_read_only": hooks.read_only_after_leaving(team, request.user),
     }
     return confirm_or_act(
@@ -297,7 +297,7 @@ def member_remove(request: TeamRequest, membership_id: int) -> HttpResponse:
         "allowed": policy.may(actor, "member.remove", member),
         "refusal": policy.refusal_message("member.remove", actor.role),
         "is_you": member.pk == actor.pk,
-        "invitations_revoked": len(services.invitations_revoked_with(member, None)),
+        "invitations_revoked": len(invitations.invitations_revoked_with(member, None)),
         "characters_read_only": hooks.read_only_after_leaving(team, member.user),
     }
     members_url = reverse("teams:members", kwargs={"team_slug": team.slug})
@@ -348,7 +348,7 @@ def invitation_create(request: TeamRequest) -> HttpResponse:
     form = InvitationForm(request.POST or None, offered=policy.invitable_roles(actor))
     if request.method == "POST" and form.is_valid():
         try:
-            created = services.create_invitation(
+            created = invitations.create_invitation(
                 actor=actor, role=form.cleaned_data["role"], email=form.cleaned_data["email"]
             )
         except DomainError as error:
@@ -377,7 +377,7 @@ def invitation_revoke(request: TeamRequest, invitation_id: int) -> HttpResponse:
         raise NotFound("No such invitation.")
 
     def act() -> str:
-        services.revoke_invitation(actor=request.membership, invitation_id=invitation.pk)
+        invitations.revoke_invitation(actor=request.membership, invitation_id=invitation.pk)
         return "The invitation was revoked; its link no longer works."
 
     return confirm_or_act(
@@ -421,8 +421,8 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     account here (the only way to sign up) or sign in and come back."""
     user = request.user if isinstance(request.user, User) else None
     try:
-        invitation = services.find_invitation(token, visitor=user)
-    except (services.InvitationNotFound, services.InvitationUnusable) as error:
+        invitation = invitations.find_invitation(token, visitor=user)
+    except (errors.InvitationNotFound, errors.InvitationUnusable) as error:
         return _invalid_invitation(request, error)
     team = invitation.team
     signup_form = None
@@ -431,11 +431,11 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     if user is not None:
         if request.method == "POST":
             try:
-                services.accept_invitation(actor=user, token=token)
-            except services.AlreadyMember as error:
+                invitations.accept_invitation(actor=user, token=token)
+            except errors.AlreadyMember as error:
                 messages.info(request, error.message)
                 return redirect(overview)
-            except (services.InvitationNotFound, services.InvitationUnusable) as error:
+            except (errors.InvitationNotFound, errors.InvitationUnusable) as error:
                 return _invalid_invitation(request, error)
             messages.success(
                 request,
@@ -450,7 +450,7 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         if request.method == "POST" and signup_form.is_valid():
             data = signup_form.cleaned_data
             try:
-                membership = services.accept_invitation_with_new_account(
+                membership = invitations.accept_invitation_with_new_account(
                     token=token,
                     username=data["username"],
                     password=data["password1"],
@@ -458,9 +458,9 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
                     last_name=data.get("last_name", ""),
                     email=data.get("email", ""),
                 )
-            except services.UsernameTaken as error:
+            except errors.UsernameTaken as error:
                 signup_form.add_error("username", error.message)
-            except (services.InvitationNotFound, services.InvitationUnusable) as error:
+            except (errors.InvitationNotFound, errors.InvitationUnusable) as error:
                 return _invalid_invitation(request, error)
             else:
                 login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")

@@ -307,7 +307,7 @@ def test_can_answers_are_properties_not_guesses() -> None:
     assert set(CAN) <= answers
 
 
-# --- The last-Owner rule and the Members page's controls -------------------------------------------
+# --- The last-Owner rule and the Members page's controls ---------------------------------------
 
 
 @pytest.mark.parametrize(
