@@ -32,7 +32,7 @@ from . import errors, hooks, invitations, policy, selectors, services
 from .decorators import CURRENT_TEAM_SESSION_KEY, team_view
 from .forms import InvitationForm, InvitationSignupForm, MemberRoleForm, TeamForm
 from .http import TeamRequest
-from .models import Membership, Role
+from .models import Invitation, Membership, Role
 
 # --- Not tied to one team ------------------------------------------------------------------------
 
@@ -424,52 +424,21 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         invitation = invitations.find_invitation(token, visitor=user)
     except (errors.InvitationNotFound, errors.InvitationUnusable) as error:
         return _invalid_invitation(request, error)
-    team = invitation.team
     signup_form = None
     existing = None
-    overview = reverse("teams:overview", kwargs={"team_slug": team.slug})
     if user is not None:
         if request.method == "POST":
-            try:
-                invitations.accept_invitation(actor=user, token=token)
-            except errors.AlreadyMember as error:
-                messages.info(request, error.message)
-                return redirect(overview)
-            except (errors.InvitationNotFound, errors.InvitationUnusable) as error:
-                return _invalid_invitation(request, error)
-            messages.success(
-                request,
-                f"Welcome to {team.name}! You joined as {Role(invitation.role).label}.",
-            )
-            return redirect(overview)
-        existing = selectors.membership_for(user, team.slug)
+            return _join(request, user, invitation, token)
+        existing = selectors.membership_for(user, invitation.team.slug)
     else:
         signup_form = InvitationSignupForm(
             request.POST or None, initial={"email": invitation.email}
         )
         if request.method == "POST" and signup_form.is_valid():
-            data = signup_form.cleaned_data
-            try:
-                membership = invitations.accept_invitation_with_new_account(
-                    token=token,
-                    username=data["username"],
-                    password=data["password1"],
-                    first_name=data.get("first_name", ""),
-                    last_name=data.get("last_name", ""),
-                    email=data.get("email", ""),
-                )
-            except errors.UsernameTaken as error:
-                signup_form.add_error("username", error.message)
-            except (errors.InvitationNotFound, errors.InvitationUnusable) as error:
-                return _invalid_invitation(request, error)
-            else:
-                login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
-                messages.success(
-                    request,
-                    f"Welcome to {team.name}, {membership.user.display_name}! Your account is "
-                    f"ready and you joined as {Role(membership.role).label}.",
-                )
-                return redirect(overview)
+            joined = _sign_up_and_join(request, signup_form, invitation, token)
+            if joined is not None:
+                return joined
+    team = invitation.team
     context = {
         "invitation": invitation,
         "team": team,
@@ -480,3 +449,49 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         "login_url": f"{reverse('accounts:login')}?{urlencode({'next': request.path})}",
     }
     return render(request, "teams/invitation_accept.html", context)
+
+
+def _join(request: HttpRequest, user: User, invitation: Invitation, token: str) -> HttpResponse:
+    """A signed-in person accepts: join, or say why not."""
+    team = invitation.team
+    overview = reverse("teams:overview", kwargs={"team_slug": team.slug})
+    try:
+        invitations.accept_invitation(actor=user, token=token)
+    except errors.AlreadyMember as error:
+        messages.info(request, error.message)
+        return redirect(overview)
+    except (errors.InvitationNotFound, errors.InvitationUnusable) as error:
+        return _invalid_invitation(request, error)
+    messages.success(
+        request, f"Welcome to {team.name}! You joined as {Role(invitation.role).label}."
+    )
+    return redirect(overview)
+
+
+@sensitive_variables()  # the form's cleaned data holds the new password
+def _sign_up_and_join(
+    request: HttpRequest, form: InvitationSignupForm, invitation: Invitation, token: str
+) -> HttpResponse | None:
+    """A new account through the invitation, signed in; None when the form got an error."""
+    data = form.cleaned_data
+    try:
+        membership = invitations.accept_invitation_with_new_account(
+            token=token,
+            username=data["username"],
+            password=data["password1"],
+            first_name=data.get("first_name", ""),
+            last_name=data.get("last_name", ""),
+            email=data.get("email", ""),
+        )
+    except errors.UsernameTaken as error:
+        form.add_error("username", error.message)
+        return None
+    except (errors.InvitationNotFound, errors.InvitationUnusable) as error:
+        return _invalid_invitation(request, error)
+    login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+    messages.success(
+        request,
+        f"Welcome to {invitation.team.name}, {membership.user.display_name}! Your account is "
+        f"ready and you joined as {Role(membership.role).label}.",
+    )
+    return redirect("teams:overview", team_slug=invitation.team.slug)
