@@ -13,12 +13,17 @@ The rules (design.md, Roles and sharing):
   and reviews, verifies and exports the audit log.
 - Owner also manages Admins and Owners, invites Admins and renames the team. Nobody is invited
   as Owner: ownership is only granted by promoting someone who already joined, so a forwarded
-  link can never hand over the team. A team keeps at least one Owner (enforced under a lock in
-  the services; `Can` only stops offering what would be refused).
+  link can never hand over the team. A team keeps at least one Owner (`leaves_no_owner`: the
+  services ask it under a lock; `member_controls` and the leave offer only stop offering what
+  would be refused).
 
-Refusals: `authorize` records one `denied` audit event and raises `NotAllowed`. It is called
-exactly where the refusal happens (the decorator for the floor, the service for the rest), so a
-refusal is audited once.
+Refusals: `authorize` (the full rule) and `authorize_attempt` (the floor only) record one
+`denied` audit event and raise `NotAllowed`. They are called exactly where the refusal happens
+(the decorator for the floor, the service for the rest), so a refusal is audited once.
+
+Words shown to people about roles are written here too: what each role may do
+(`ROLE_ABILITIES`, from which `role_descriptions` is made), what it may not (`ROLE_LIMITS`),
+refusals, and who sets roles (`role_guidance`).
 """
 
 from __future__ import annotations
