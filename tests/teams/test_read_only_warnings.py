@@ -70,3 +70,25 @@ def test_revoking_a_key_warns_about_its_characters(
     _characters(team, api_key, live=3, deleted=2)
     html = login(editor).get(reverse("keys:revoke", args=[api_key.pk])).content.decode()
     assert "3 characters bound to this key will become read-only" in html
+
+
+def test_teams_pages_work_with_nothing_registered(
+    team: Team,
+    make_member: Callable[..., Membership],
+    login: Callable[[Membership], Client],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """teams stands on its own: without characters' hooks the overview shows the team's own
+    figures and the leave dialog warns about nothing."""
+    from teams import hooks
+
+    monkeypatch.setattr(hooks, "_overview_sections", {})
+    monkeypatch.setattr(hooks, "_bound_counters", {})
+    make_member(Role.OWNER)
+    editor = make_member(Role.EDITOR)
+    _characters(team, _key(editor), live=2)
+    client = login(editor)
+    overview = client.get(reverse("teams:overview", args=[team.slug]))
+    assert overview.status_code == 200
+    leave = client.get(reverse("teams:leave", args=[team.slug])).content.decode()
+    assert "will become read-only" not in leave
