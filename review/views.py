@@ -27,10 +27,12 @@ from audit.selectors import (
     id_bound_before,
     last_verification,
     page_of,
+    team_event,
 )
 from audit.services import chain_scope, record_export, verify_team_chain
 from teams.decorators import team_view
 from teams.http import TeamRequest
+from teams.selectors import membership_ids_of
 
 from .forms import AuditFilterForm
 
@@ -50,11 +52,7 @@ def _filters(request: TeamRequest) -> tuple[AuditFilterForm, Criteria]:
     if form.is_bound and form.is_valid():
         criteria = form.criteria()
         if criteria.member_id is not None:
-            criteria.member_memberships = list(
-                request.team.memberships.filter(user_id=criteria.member_id).values_list(
-                    "pk", flat=True
-                )
-            )
+            criteria.member_memberships = membership_ids_of(request.team, criteria.member_id)
         return form, criteria
     return form, Criteria(errors=form.warnings() if form.is_bound else [])
 
@@ -112,7 +110,7 @@ OUTCOME_BADGES: dict[str, str] = {
 @require_GET
 @team_view("audit.review")
 def audit_event(request: TeamRequest, event_id: int) -> HttpResponse:
-    event = AuditEvent.objects.filter(team=request.team, pk=event_id).first()
+    event = team_event(request.team.pk, event_id)
     if event is None:
         raise Http404("No such event in this team's log.")
     htmx = getattr(request, "htmx", False)
