@@ -272,6 +272,11 @@ def page_of(events: QuerySet[AuditEvent], *, after: int | None, before: int | No
     )
 
 
+def team_event(team_id: int, event_id: int) -> AuditEvent | None:
+    """One event of the team's log, or None (another team's event does not exist here)."""
+    return AuditEvent.objects.filter(team_id=team_id, pk=event_id).first()
+
+
 def last_verification(team_id: int) -> AuditEvent | None:
     """The team's last Verify (its own event: when, who, the result), shown beside the button
     so nobody needs to re-run a long check to see where the log stood."""

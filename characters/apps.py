@@ -38,3 +38,7 @@ class CharactersConfig(AppConfig):
             every="CONVAI_BUNDLE_PRUNE_INTERVAL_SECONDS",
             func=bundles.prune_expired_uploads,
         )
+        # The overview's dashboard and the read-only warnings of teams and keys (their hooks).
+        from . import hooks
+
+        hooks.register()

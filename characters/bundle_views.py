@@ -13,6 +13,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods
 
+from convai_admin.errors import redirect_for
 from convai_admin.htmx import render_page
 from jobs import services as jobs
 from teams.decorators import team_view
@@ -237,10 +238,6 @@ def copy(request: TeamRequest, character_id: int) -> HttpResponse:
             for warning in saved.warnings:
                 messages.warning(request, warning)
             url = reverse("characters:character-detail", args=[request.team.slug, made.pk])
-            if getattr(request, "htmx", False):
-                response = HttpResponse(status=204)
-                response["HX-Redirect"] = url
-                return response
-            return redirect(url)
+            return redirect_for(request, url)
     context = {"team": request.team, "character": character, "form": form, "api_keys": keys}
     return render_page(request, "characters/bundles/copy.html", context, partial="confirm")

@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
+from django_htmx.http import HttpResponseClientRedirect
 
 
 class DomainError(Exception):
@@ -42,13 +43,16 @@ def back_url(request: HttpRequest, fallback: str = "teams:home") -> str:
     return resolve_url(fallback)
 
 
+def client_redirect(url: str) -> HttpResponse:
+    """The one way an htmx request is sent to another page (django-htmx's HX-Redirect, with
+    no body): the browser navigates instead of swapping a whole page into a fragment's place."""
+    return HttpResponseClientRedirect(url, status=204)
+
+
 def redirect_for(request: HttpRequest, url: str) -> HttpResponse:
-    """A redirect that also works for htmx: HX-Redirect makes the browser navigate instead of
-    swapping a whole page into a fragment's place."""
+    """A redirect that also works for htmx (see client_redirect)."""
     if getattr(request, "htmx", False):
-        response = HttpResponse(status=204)
-        response["HX-Redirect"] = url
-        return response
+        return client_redirect(url)
     return HttpResponseRedirect(url)
 
 

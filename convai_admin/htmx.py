@@ -44,6 +44,20 @@ def confirm_or_act(
     if request.method != "POST":
         context = {**context, "confirm_action": request.path, "cancel_url": failed_url or done_url}
         return render_page(request, template, context, partial="confirm")
+    return act_then_redirect(request, act=act, done_url=done_url, failed_url=failed_url)
+
+
+def act_then_redirect(
+    request: HttpRequest,
+    *,
+    act: Callable[[], str | None],
+    done_url: str,
+    failed_url: str | None = None,
+) -> HttpResponse:
+    """`act()`, then go to `done_url` with its success message (None: it said its own); a
+    domain error becomes its message and goes to `failed_url` (else `done_url`). Not-found
+    errors are 404s by their class. How every view that acts on a POST maps domain errors,
+    instead of a try/except per view."""
     try:
         message = act()
     except NotFound:
@@ -51,7 +65,8 @@ def confirm_or_act(
     except DomainError as error:
         messages.error(request, error.message)
         return redirect_for(request, failed_url or done_url)
-    messages.success(request, message)
+    if message is not None:
+        messages.success(request, message)
     return redirect_for(request, done_url)
 
 

@@ -14,6 +14,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.cache import patch_cache_control, patch_vary_headers
 
+from .errors import client_redirect
+
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 _DECIMAL = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit() also takes "²"
@@ -76,8 +78,7 @@ class HtmxRedirectMiddleware:
             and response.status_code in (301, 302, 303, 307, 308)
             and response.has_header("Location")
         ):
-            redirect = HttpResponse(status=204)
-            redirect["HX-Redirect"] = response["Location"]
+            redirect = client_redirect(response["Location"])
             redirect.cookies = response.cookies
             return redirect
         return response

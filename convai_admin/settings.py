@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "characters",
     "jobs",
     "audit",
+    "review",
     "sandbox",
     "django_tasks",
     "django_tasks_db",
@@ -128,6 +129,11 @@ MIDDLEWARE = [
 ROOT_URLCONF = "convai_admin.urls"
 WSGI_APPLICATION = "convai_admin.wsgi.application"
 ASGI_APPLICATION = "convai_admin.asgi.application"
+
+# A template asking teams.policy.Can for an answer it does not have (a typo) fails the page
+# instead of reading as "no" (teams.policy.UnknownAnswer). On in tests and DEBUG; off in
+# production, where a typo hides a control rather than breaking the page.
+CONVAI_ADMIN_STRICT_PERMISSIONS = env_bool("CONVAI_ADMIN_STRICT_PERMISSIONS", DEBUG)
 
 TEMPLATES = [
     {

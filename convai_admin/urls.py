@@ -7,7 +7,7 @@ urlpatterns = [
     path("", include("characters.urls")),
     path("", include("characters.urls_jobs")),
     path("", include("characters.urls_bundles")),
-    path("", include("audit.urls")),
+    path("", include("review.urls")),
     path("sandbox/", include("sandbox.urls")),
 ]
 

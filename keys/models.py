@@ -16,6 +16,14 @@ def encryption_context_for(owner_id: object, pk: object) -> bytes:
     return f"convai-admin:apikey:{owner_id}:{pk}".encode()
 
 
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def usable(self) -> ApiKeyQuerySet:
+        """Keys that may do Convai work: not revoked, and verified (a key saved unverified
+        waits for its owner's "Verify"). The one "key usable" rule; whether a character's
+        bound key still serves its team (its owner a member) is characters' question."""
+        return self.filter(revoked_at__isnull=True, verified_at__isnull=False)
+
+
 class ApiKey(models.Model):
     """A member's own Convai API key. The secret is stored only as AES-256-GCM ciphertext
     (see keys.crypto) bound to this row and its owner; revoking wipes it."""
@@ -49,6 +57,8 @@ class ApiKey(models.Model):
     # sent (interactions, core-api, provider_pool_1, pixel_streaming, or a new one).
     usage_metrics = models.JSONField(default=dict, blank=True)
     usage_checked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -667,9 +667,7 @@ def refresh_stale_usage() -> str:
 def _refreshable() -> QuerySet[ApiKey]:
     """Keys whose usage a background refresh may ask for: active and verified (a key saved
     unverified waits for its owner's "Verify", which is audited as theirs)."""
-    return ApiKey.objects.filter(revoked_at__isnull=True, verified_at__isnull=False).exclude(
-        ciphertext=""
-    )
+    return ApiKey.objects.usable().exclude(ciphertext="")
 
 
 @sensitive_variables()

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from django.apps import apps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
@@ -18,10 +17,10 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
-from convai_admin.htmx import confirm_or_act
+from convai_admin.htmx import act_then_redirect, confirm_or_act
 from convai_admin.http import AuthenticatedRequest
 
-from . import services
+from . import hooks, services
 from .forms import ApiKeyForm
 from .models import ApiKey
 from .selectors import account_groups, api_keys_for
@@ -133,30 +132,24 @@ def api_keys(request: AuthenticatedRequest) -> HttpResponse:
 @require_POST
 def api_key_verify(request: AuthenticatedRequest, key_id: UUID) -> HttpResponse:
     """Check a stored key against Convai again (e.g. one saved while Convai was down)."""
-    try:
+
+    def act() -> None:
         check = services.verify_api_key(actor=request.user, api_key_id=key_id)
-    except services.ApiKeyNotFound:
-        raise
-    except services.ApiKeyError as error:
-        messages.error(request, error.message)
-    else:
         _report_check(request, check, "Convai accepted")
-    return redirect(reverse("keys:list") + "#messages")
+
+    return act_then_redirect(request, act=act, done_url=reverse("keys:list") + "#messages")
 
 
 @login_required
 @require_POST
 def api_key_refresh_usage(request: AuthenticatedRequest, key_id: UUID) -> HttpResponse:
     """Read the key's account, plan and quota from Convai again ("Refresh usage")."""
-    try:
+
+    def act() -> None:
         check = services.refresh_api_key_usage(actor=request.user, api_key_id=key_id)
-    except services.ApiKeyNotFound:
-        raise
-    except services.ApiKeyError as error:
-        messages.error(request, error.message)
-    else:
         _report_check(request, check, "Usage refreshed with")
-    return redirect(reverse("keys:list") + "#messages")
+
+    return act_then_redirect(request, act=act, done_url=reverse("keys:list") + "#messages")
 
 
 @login_required
@@ -181,10 +174,8 @@ def api_key_revoke(request: AuthenticatedRequest, key_id: UUID) -> HttpResponse:
         template=REVOKE_PAGE,
         context={
             "api_key": api_key,
-            # Through the app registry: keys does not import characters.
-            "characters_read_only": apps.get_model("characters", "Character")
-            ._default_manager.filter(bound_key=api_key, deleted_at__isnull=True)
-            .count(),
+            # What the apps built on keys registered (keys.hooks): keys imports none of them.
+            "characters_read_only": hooks.read_only_after_revoking(api_key),
         },
         act=act,
         done_url=reverse("keys:list") + "#messages",

@@ -44,17 +44,16 @@ def team_view(action: str) -> Callable[[ViewFunc], ViewFunc]:
             if request.session.get(CURRENT_TEAM_SESSION_KEY) != membership.team.slug:
                 # Only when it changes: writing it always would save the session every request.
                 request.session[CURRENT_TEAM_SESSION_KEY] = membership.team.slug
-            if not policy.at_least(membership, policy.floor(action)):
-                try:
-                    policy.authorize(
-                        membership,
-                        action,
-                        target_type="page",
-                        target_label=request.path[:200],
-                        details={"method": request.method},
-                    )
-                except policy.NotAllowed as error:
-                    raise PermissionDenied(error.message) from None
+            try:
+                policy.authorize_attempt(
+                    membership,
+                    action,
+                    target_type="page",
+                    target_label=request.path[:200],
+                    details={"method": request.method},
+                )
+            except policy.NotAllowed as error:
+                raise PermissionDenied(error.message) from None
             return view(team_request, *args, **kwargs)
 
         # The switcher asks which action a page needs before sending someone there

@@ -13,19 +13,28 @@ The rules (design.md, Roles and sharing):
   and reviews, verifies and exports the audit log.
 - Owner also manages Admins and Owners, invites Admins and renames the team. Nobody is invited
   as Owner: ownership is only granted by promoting someone who already joined, so a forwarded
-  link can never hand over the team. A team keeps at least one Owner (enforced under a lock in
-  the services; `Can` only stops offering what would be refused).
+  link can never hand over the team. A team keeps at least one Owner (`leaves_no_owner`: the
+  services ask it under a lock; `member_controls` and the leave offer only stop offering what
+  would be refused).
 
-Refusals: `authorize` records one `denied` audit event and raises `NotAllowed`. It is called
-exactly where the refusal happens (the decorator for the floor, the service for the rest), so a
-refusal is audited once.
+Refusals: `authorize` (the full rule) and `authorize_attempt` (the floor only) record one
+`denied` audit event and raise `NotAllowed`. They are called exactly where the refusal happens
+(the decorator for the floor, the service for the rest), so a refusal is audited once.
+
+Words shown to people about roles are written here too: what each role may do
+(`ROLE_ABILITIES`, from which `role_descriptions` is made), what it may not (`ROLE_LIMITS`),
+refusals, and who sets roles (`role_guidance`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
+
+from django.conf import settings
+from django.utils.safestring import mark_safe
 
 from audit.models import Outcome
 from audit.services import record
@@ -35,18 +44,9 @@ from .models import Membership, Role
 
 ROLE_ORDER: tuple[Role, ...] = (Role.VIEWER, Role.EDITOR, Role.ADMIN, Role.OWNER)
 
-# What each role adds to the one below it: shown on the overview, the invitation page and the
-# Members page. Written once, here.
-ROLE_DESCRIPTIONS: dict[Role, str] = {
-    Role.VIEWER: "Reads everything in the team: characters, their history, members.",
-    Role.EDITOR: "Also creates, edits, clones, imports, syncs and exports characters, and "
-    "deletes the ones they created.",
-    Role.ADMIN: "Also deletes and rebinds any character, invites people, manages Editors and "
-    "Viewers, and reviews the audit log.",
-    Role.OWNER: "Also manages Admins and Owners and renames the team. A team always keeps at "
-    "least one Owner.",
-}
-
+# What each role adds to the one below it: the overview's "What you can do", the invitation
+# page and, as one sentence per role (`role_descriptions`), the Members and invite pages.
+# Written once, here.
 ROLE_ABILITIES: dict[Role, tuple[str, ...]] = {
     Role.VIEWER: (
         "Browse the team's characters, their history and differences between versions",
@@ -157,7 +157,45 @@ def abilities(role: str) -> list[str]:
 
 
 def role_descriptions() -> list[tuple[Role, str]]:
-    return [(role, ROLE_DESCRIPTIONS[role]) for role in ROLE_ORDER]
+    """One sentence per role, smallest first, from what it adds to the role below."""
+    return [(role, _description(role)) for role in ROLE_ORDER]
+
+
+def _description(role: Role) -> str:
+    lines = ROLE_ABILITIES[role]
+    if role == ROLE_ORDER[0]:
+        return "; ".join(lines) + "."
+    return "Also: " + "; ".join(line[0].lower() + line[1:] for line in lines) + "."
+
+
+# Who sets roles, told on the overview under "What you can do": to a member who manages
+# members, which roles they set; to the others, whom to ask for more.
+_ROLE_SETTING: dict[Role, str] = {
+    Role.VIEWER: "Your role is set by the team's Admins and Owners.",
+    Role.EDITOR: "Your role is set by the team's Admins and Owners.",
+    Role.ADMIN: "you set Editors' and Viewers' roles; Owners set Admins and Owners.",
+    Role.OWNER: "as an Owner you set everyone's role, Admins and Owners included.",
+}
+_ASK_FOR_MORE: dict[Role, str] = {
+    Role.VIEWER: "an admin",
+    Role.EDITOR: "an admin",
+    Role.ADMIN: "an Owner",
+    Role.OWNER: "",  # nothing more to ask for
+}
+
+
+@dataclass(frozen=True)
+class RoleGuidance:
+    setting: str  # who sets roles, from the member's point of view
+    ask: str  # whom to ask for a bigger role ("" for an Owner)
+
+
+def role_guidance(role: str) -> RoleGuidance:
+    # Literals of this module, so safe as they are (the apostrophes stay apostrophes).
+    return RoleGuidance(
+        setting=mark_safe(_ROLE_SETTING[Role(role)]),  # noqa: S308
+        ask=_ASK_FOR_MORE[Role(role)],
+    )
 
 
 def assignable_roles(actor: Membership) -> list[Role]:
@@ -184,6 +222,57 @@ def manages(actor: Membership, target: Membership) -> bool:
     if actor.role == Role.ADMIN:
         return rank(target.role) < rank(Role.ADMIN)
     return False
+
+
+def count_owners(members: Iterable[Membership]) -> int:
+    """The Owners among `members` (already loaded: no query)."""
+    return sum(1 for member in members if member.role == Role.OWNER)
+
+
+def leaves_no_owner(role: str, new_role: str | None, owners: int | Callable[[], int]) -> bool:
+    """The last-Owner rule: a team keeps at least one Owner. Whether a member with `role`
+    becoming `new_role` (None: leaving or removed) would leave the team without one, given
+    `owners`, the number of Owners now (or a function counting them, called only when it
+    matters: the services count under a lock)."""
+    if role != Role.OWNER or new_role == Role.OWNER:
+        return False
+    return (owners() if callable(owners) else owners) <= 1
+
+
+@dataclass(frozen=True)
+class MemberControls:
+    """What the acting member may do to one member on the Members page."""
+
+    offered: list[Role]  # the roles in the role menu (the current one included)
+    change_role: bool  # show the role menu
+    remove: bool
+    unlock: bool  # may lift a lockout (the page shows it only for a locked member)
+    leave: bool  # the row is the actor's own and they may leave
+    note: str  # why the role cannot be changed here, where no menu is shown
+
+
+def member_controls(actor: Membership, member: Membership, *, owners: int) -> MemberControls:
+    """The Members page's controls for `member`, without the database (`owners`: the team's
+    Owner count). The only Owner is not offered a demotion or a leave that would be refused."""
+    own = member.pk == actor.pk
+    offered = [
+        role for role in assignable_roles(actor) if not leaves_no_owner(member.role, role, owners)
+    ]
+    only_owner = leaves_no_owner(member.role, None, owners)
+    if own and only_owner:
+        note = "Only Owner"
+    elif own:
+        note = "Ask an Owner"
+    else:
+        note = "Owners only"
+    return MemberControls(
+        offered=offered,
+        change_role=may(actor, "member.change_role", member) and len(offered) > 1,
+        remove=may(actor, "member.remove", member),
+        unlock=may(actor, "member.unlock", member),
+        leave=own and not only_owner,
+        note=note,
+    )
 
 
 def may(
@@ -233,6 +322,20 @@ def refusal_message(action: str, role: str | None = None) -> str:
     return f"{limit} {needs}" if limit else needs
 
 
+def may_attempt(actor: Membership, action: str) -> bool:
+    """Whether the member's role reaches the floor of `action`: the coarse check made before
+    the target is known (by `team_view`, and to offer a page in the team switcher)."""
+    return at_least(actor, floor(action))
+
+
+def authorize_attempt(actor: Membership, action: str, **audit: Any) -> None:
+    """`authorize` for the floor only (see `may_attempt`); `audit`: authorize's target_* and
+    details of the denied event."""
+    if may_attempt(actor, action):
+        return
+    _refuse(actor, action, **audit)
+
+
 def authorize(
     actor: Membership,
     action: str,
@@ -249,6 +352,29 @@ def authorize(
     unless `may` says yes."""
     if may(actor, action, target, role=role):
         return
+    _refuse(
+        actor,
+        action,
+        role=role,
+        target_type=target_type,
+        target_id=target_id,
+        target_label=target_label,
+        details=details,
+        event=event,
+    )
+
+
+def _refuse(
+    actor: Membership,
+    action: str,
+    *,
+    role: str | None = None,
+    target_type: str = "",
+    target_id: object = "",
+    target_label: str = "",
+    details: dict[str, object] | None = None,
+    event: str | None = None,
+) -> None:
     record(
         event or action,
         actor=actor.user,
@@ -267,46 +393,103 @@ def authorize(
     raise NotAllowed(refusal_message(action, actor.role))
 
 
+class UnknownAnswer(Exception):
+    """A template asked `Can` for an answer it does not have (a typo). Not an AttributeError,
+    which Django templates swallow into "no": with CONVAI_ADMIN_STRICT_PERMISSIONS (tests,
+    DEBUG) the page fails instead."""
+
+
 @dataclass(frozen=True)
 class Can:
     """The answers a template needs, computed once per request from the acting membership.
 
-    Attributes are team-wide answers; per-target answers (this member, this character) are
-    computed by views with `may` and handed over with the rows."""
+    Every answer is a property named here; per-target answers (this member, this character) are
+    computed by views with `may` (or `member_controls`) and handed over with the rows."""
 
     membership: Membership
 
-    def __getattr__(self, name: str) -> bool:
-        # can.create_character -> may(m, "character.create"); only known actions resolve.
-        action = _ANSWERS.get(name)
-        if action is None:
-            raise AttributeError(name)
+    def _may(self, action: str) -> bool:
         return may(self.membership, action)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not properties below: a typo, or a probe such as
+        # copy's __deepcopy__ (which must stay an AttributeError).
+        if not name.startswith("_") and settings.CONVAI_ADMIN_STRICT_PERMISSIONS:
+            raise UnknownAnswer(f"teams.policy.Can has no answer named {name!r}.")
+        raise AttributeError(name)
 
     @cached_property
     def manage_members(self) -> bool:
-        return may(self.membership, "member.remove")
+        return self._may("member.remove")
+
+    @cached_property
+    def rename_team(self) -> bool:
+        return self._may("team.rename")
+
+    @cached_property
+    def view_invitations(self) -> bool:
+        return self._may("invitation.view")
+
+    @cached_property
+    def invite(self) -> bool:
+        return self._may("invitation.create")
+
+    @cached_property
+    def unlock_members(self) -> bool:
+        return self._may("member.unlock")
+
+    @cached_property
+    def create_character(self) -> bool:
+        return self._may("character.create")
+
+    @cached_property
+    def edit_character(self) -> bool:
+        return self._may("character.update")
+
+    @cached_property
+    def clone_character(self) -> bool:
+        return self._may("character.clone")
+
+    @cached_property
+    def import_character(self) -> bool:
+        return self._may("character.import")
+
+    @cached_property
+    def sync_character(self) -> bool:
+        return self._may("character.sync")
+
+    @cached_property
+    def export_character(self) -> bool:
+        return self._may("character.export")
+
+    @cached_property
+    def rebind_character(self) -> bool:
+        return self._may("character.rebind")
 
     @cached_property
     def delete_any_character(self) -> bool:
-        return at_least(self.membership, Role.ADMIN)
+        return self._may("character.delete")
 
+    @cached_property
+    def cancel_job(self) -> bool:
+        return self._may("job.cancel")
 
-_ANSWERS: dict[str, str] = {
-    "rename_team": "team.rename",
-    "view_invitations": "invitation.view",
-    "invite": "invitation.create",
-    "unlock_members": "member.unlock",
-    "create_character": "character.create",
-    "edit_character": "character.update",
-    "clone_character": "character.clone",
-    "import_character": "character.import",
-    "sync_character": "character.sync",
-    "export_character": "character.export",
-    "rebind_character": "character.rebind",
-    "cancel_job": "job.cancel",
-    "resume_job": "job.resume",
-    "retry_job": "job.retry",
-    "review_audit": "audit.review",
-    "export_audit": "audit.export",
-}
+    @cached_property
+    def resume_job(self) -> bool:
+        return self._may("job.resume")
+
+    @cached_property
+    def retry_job(self) -> bool:
+        return self._may("job.retry")
+
+    @cached_property
+    def review_audit(self) -> bool:
+        return self._may("audit.review")
+
+    @cached_property
+    def export_audit(self) -> bool:
+        return self._may("audit.export")
+
+    @cached_property
+    def verify_audit(self) -> bool:
+        return self._may("audit.verify")

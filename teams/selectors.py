@@ -77,6 +77,12 @@ def team_invitation(team: Team, invitation_id: int) -> Invitation | None:
     )
 
 
+def membership_ids_of(team: Team, user_id: int) -> list[int]:
+    """The user's membership IDs in the team (none once they left): what the audit log's
+    "by or about this member" filter matches on."""
+    return list(Membership.objects.filter(team=team, user_id=user_id).values_list("pk", flat=True))
+
+
 def owner_count(team: Team) -> int:
     return Membership.objects.filter(team=team, role=Role.OWNER).count()
 

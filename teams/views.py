@@ -25,14 +25,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from accounts.models import User
 from convai_admin.errors import DomainError, NotFound
-from convai_admin.htmx import confirm_or_act
+from convai_admin.htmx import act_then_redirect, confirm_or_act
 from convai_admin.http import AuthenticatedRequest
 
-from . import policy, selectors, services
+from . import errors, hooks, invitations, policy, selectors, services
 from .decorators import CURRENT_TEAM_SESSION_KEY, team_view
 from .forms import InvitationForm, InvitationSignupForm, MemberRoleForm, TeamForm
 from .http import TeamRequest
-from .models import Membership, Role
+from .models import Invitation, Membership, Role
 
 # --- Not tied to one team ------------------------------------------------------------------------
 
@@ -88,7 +88,7 @@ def _same_page_in(request: HttpRequest, membership: Membership) -> str | None:
     if set(match.kwargs) != {"team_slug"} or not match.view_name:
         return None
     action = getattr(match.func, "team_action", None)
-    if action is None or not policy.at_least(membership, policy.floor(action)):
+    if action is None or not policy.may_attempt(membership, action):
         return None
     return reverse(match.view_name, kwargs={"team_slug": membership.team.slug})
 
@@ -116,9 +116,8 @@ def team_switch(request: AuthenticatedRequest) -> HttpResponse:
 @team_view("team.view")
 def team_overview(request: TeamRequest) -> HttpResponse:
     """The page a studio opens every morning: what changed in Convai, jobs, recent activity,
-    quotas, and the first-run checklist until it is done (characters.dashboard)."""
-    from characters.dashboard import team_dashboard  # the overview composes the apps
-
+    quotas, and the first-run checklist until it is done (what characters registers in
+    teams.hooks: teams does not import it)."""
     membership = request.membership
     team = request.team
     member_count = selectors.team_member_count(team)
@@ -132,30 +131,21 @@ def team_overview(request: TeamRequest) -> HttpResponse:
         "membership": membership,
         "member_count": member_count,
         "pending_count": pending_count,
-        "dashboard": team_dashboard(
+        **hooks.overview_sections(
             membership, request.can, members=member_count, pending=pending_count
         ),
         "abilities": policy.abilities(membership.role),
-        "can_ask_for_more": membership.role != Role.OWNER,
+        "guidance": policy.role_guidance(membership.role),
         "leave": _leave_offer(request),
     }
     return render(request, "teams/team_overview.html", context)
 
 
-def _characters_read_only(member: Membership) -> int:
-    """The team's live characters bound to this member's keys: read-only once they go."""
-    return (
-        member.user.api_keys.filter(
-            characters__team_id=member.team_id, characters__deleted_at__isnull=True
-        )
-        .values("characters")
-        .count()
-    )
-
-
 def _leave_offer(request: TeamRequest) -> dict[str, Any]:
     """Whether "Leave team" is offered; the only Owner is told why not instead."""
-    only_owner = request.membership.role == Role.OWNER and selectors.owner_count(request.team) <= 1
+    only_owner = policy.leaves_no_owner(
+        request.membership.role, None, lambda: selectors.owner_count(request.team)
+    )
     return {"allowed": not only_owner, "only_owner": only_owner}
 
 
@@ -188,8 +178,8 @@ def team_leave(request: TeamRequest) -> HttpResponse:
         "team": team,
         "membership": request.membership,
         "leave": _leave_offer(request),
-        "invitations_revoked": len(services.invitations_revoked_with(request.membership, None)),
-        "characters_read_only": _characters_read_only(request.membership),
+        "invitations_revoked": len(invitations.invitations_revoked_with(request.membership, None)),
+        "characters_read_only": hooks.read_only_after_leaving(team, request.user),
     }
     return confirm_or_act(
         request,
@@ -214,35 +204,29 @@ def team_members(request: TeamRequest) -> HttpResponse:
     actor = request.membership
     team = request.team
     members = list(selectors.team_members(team))
-    owners = sum(1 for member in members if member.role == Role.OWNER)
+    owners = policy.count_owners(members)
     locked = selectors.locked_usernames([m.user.username for m in members])
     rows = []
     for member in members:
-        own = member.pk == actor.pk
-        offered = [
-            role
-            for role in policy.assignable_roles(actor)
-            # The only Owner is not offered a demotion that would be refused.
-            if not (member.role == Role.OWNER and owners <= 1 and role != Role.OWNER)
-        ]
-        can_change = policy.may(actor, "member.change_role", member) and len(offered) > 1
+        controls = policy.member_controls(actor, member, owners=owners)
         rows.append(
             {
                 "member": member,
-                "is_you": own,
+                "is_you": member.pk == actor.pk,
                 "role_form": (
                     MemberRoleForm(
-                        offered=offered, initial={"role": member.role}, prefix=f"m{member.pk}"
+                        offered=controls.offered,
+                        initial={"role": member.role},
+                        prefix=f"m{member.pk}",
                     )
-                    if can_change
+                    if controls.change_role
                     else None
                 ),
-                "role_note": _role_note(actor, member, own=own, owners=owners),
-                "can_remove": policy.may(actor, "member.remove", member),
-                "can_leave": own and not (member.role == Role.OWNER and owners <= 1),
+                "role_note": controls.note,
+                "can_remove": controls.remove,
+                "can_leave": controls.leave,
                 "locked": member.user.username in locked,
-                "can_unlock": member.user.username in locked
-                and policy.may(actor, "member.unlock", member),
+                "can_unlock": member.user.username in locked and controls.unlock,
             }
         )
     context = {
@@ -257,15 +241,6 @@ def team_members(request: TeamRequest) -> HttpResponse:
     return render(request, "teams/team_members.html", context)
 
 
-def _role_note(actor: Any, member: Any, *, own: bool, owners: int) -> str:
-    """Why a member's role cannot be changed here, for managers who see the column."""
-    if own and member.role == Role.OWNER and owners <= 1:
-        return "Only Owner"
-    if own:
-        return "Ask an Owner"
-    return "Owners only"
-
-
 @require_POST
 @team_view("member.change_role")
 def member_role(request: TeamRequest, membership_id: int) -> HttpResponse:
@@ -278,25 +253,22 @@ def member_role(request: TeamRequest, membership_id: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose one of the roles in the list, then save again.")
         return redirect(members_url)
-    try:
+
+    def act() -> str:
         change = services.change_member_role(
             actor=actor, membership_id=membership_id, role=form.cleaned_data["role"]
         )
-    except NotFound:
-        raise
-    except DomainError as error:
-        messages.error(request, error.message)
-        return redirect(members_url)
-    member = change.member
-    text = f"{member.user.display_name} is now {Role(member.role).label} in {team.name}."
-    if change.invitations_revoked:
-        text += (
-            f" {change.invitations_revoked} pending invitation"
-            f"{'s' if change.invitations_revoked != 1 else ''} they made above their new role "
-            "stopped working."
-        )
-    messages.success(request, text)
-    return redirect(members_url)
+        member = change.member
+        text = f"{member.user.display_name} is now {Role(member.role).label} in {team.name}."
+        if change.invitations_revoked:
+            text += (
+                f" {change.invitations_revoked} pending invitation"
+                f"{'s' if change.invitations_revoked != 1 else ''} they made above their new "
+                "role stopped working."
+            )
+        return text
+
+    return act_then_redirect(request, act=act, done_url=members_url)
 
 
 @require_http_methods(["GET", "POST"])
@@ -323,9 +295,10 @@ def member_remove(request: TeamRequest, membership_id: int) -> HttpResponse:
         "team": team,
         "member": member,
         "allowed": policy.may(actor, "member.remove", member),
+        "refusal": policy.refusal_message("member.remove", actor.role),
         "is_you": member.pk == actor.pk,
-        "invitations_revoked": len(services.invitations_revoked_with(member, None)),
-        "characters_read_only": _characters_read_only(member),
+        "invitations_revoked": len(invitations.invitations_revoked_with(member, None)),
+        "characters_read_only": hooks.read_only_after_leaving(team, member.user),
     }
     members_url = reverse("teams:members", kwargs={"team_slug": team.slug})
     return confirm_or_act(
@@ -375,7 +348,7 @@ def invitation_create(request: TeamRequest) -> HttpResponse:
     form = InvitationForm(request.POST or None, offered=policy.invitable_roles(actor))
     if request.method == "POST" and form.is_valid():
         try:
-            created = services.create_invitation(
+            created = invitations.create_invitation(
                 actor=actor, role=form.cleaned_data["role"], email=form.cleaned_data["email"]
             )
         except DomainError as error:
@@ -404,7 +377,7 @@ def invitation_revoke(request: TeamRequest, invitation_id: int) -> HttpResponse:
         raise NotFound("No such invitation.")
 
     def act() -> str:
-        services.revoke_invitation(actor=request.membership, invitation_id=invitation.pk)
+        invitations.revoke_invitation(actor=request.membership, invitation_id=invitation.pk)
         return "The invitation was revoked; its link no longer works."
 
     return confirm_or_act(
@@ -448,55 +421,24 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
     account here (the only way to sign up) or sign in and come back."""
     user = request.user if isinstance(request.user, User) else None
     try:
-        invitation = services.find_invitation(token, visitor=user)
-    except (services.InvitationNotFound, services.InvitationUnusable) as error:
+        invitation = invitations.find_invitation(token, visitor=user)
+    except (errors.InvitationNotFound, errors.InvitationUnusable) as error:
         return _invalid_invitation(request, error)
-    team = invitation.team
     signup_form = None
     existing = None
-    overview = reverse("teams:overview", kwargs={"team_slug": team.slug})
     if user is not None:
         if request.method == "POST":
-            try:
-                services.accept_invitation(actor=user, token=token)
-            except services.AlreadyMember as error:
-                messages.info(request, error.message)
-                return redirect(overview)
-            except (services.InvitationNotFound, services.InvitationUnusable) as error:
-                return _invalid_invitation(request, error)
-            messages.success(
-                request,
-                f"Welcome to {team.name}! You joined as {Role(invitation.role).label}.",
-            )
-            return redirect(overview)
-        existing = selectors.membership_for(user, team.slug)
+            return _join(request, user, invitation, token)
+        existing = selectors.membership_for(user, invitation.team.slug)
     else:
         signup_form = InvitationSignupForm(
             request.POST or None, initial={"email": invitation.email}
         )
         if request.method == "POST" and signup_form.is_valid():
-            data = signup_form.cleaned_data
-            try:
-                membership = services.accept_invitation_with_new_account(
-                    token=token,
-                    username=data["username"],
-                    password=data["password1"],
-                    first_name=data.get("first_name", ""),
-                    last_name=data.get("last_name", ""),
-                    email=data.get("email", ""),
-                )
-            except services.UsernameTaken as error:
-                signup_form.add_error("username", error.message)
-            except (services.InvitationNotFound, services.InvitationUnusable) as error:
-                return _invalid_invitation(request, error)
-            else:
-                login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
-                messages.success(
-                    request,
-                    f"Welcome to {team.name}, {membership.user.display_name}! Your account is "
-                    f"ready and you joined as {Role(membership.role).label}.",
-                )
-                return redirect(overview)
+            joined = _sign_up_and_join(request, signup_form, invitation, token)
+            if joined is not None:
+                return joined
+    team = invitation.team
     context = {
         "invitation": invitation,
         "team": team,
@@ -507,3 +449,49 @@ def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
         "login_url": f"{reverse('accounts:login')}?{urlencode({'next': request.path})}",
     }
     return render(request, "teams/invitation_accept.html", context)
+
+
+def _join(request: HttpRequest, user: User, invitation: Invitation, token: str) -> HttpResponse:
+    """A signed-in person accepts: join, or say why not."""
+    team = invitation.team
+    overview = reverse("teams:overview", kwargs={"team_slug": team.slug})
+    try:
+        invitations.accept_invitation(actor=user, token=token)
+    except errors.AlreadyMember as error:
+        messages.info(request, error.message)
+        return redirect(overview)
+    except (errors.InvitationNotFound, errors.InvitationUnusable) as error:
+        return _invalid_invitation(request, error)
+    messages.success(
+        request, f"Welcome to {team.name}! You joined as {Role(invitation.role).label}."
+    )
+    return redirect(overview)
+
+
+@sensitive_variables()  # the form's cleaned data holds the new password
+def _sign_up_and_join(
+    request: HttpRequest, form: InvitationSignupForm, invitation: Invitation, token: str
+) -> HttpResponse | None:
+    """A new account through the invitation, signed in; None when the form got an error."""
+    data = form.cleaned_data
+    try:
+        membership = invitations.accept_invitation_with_new_account(
+            token=token,
+            username=data["username"],
+            password=data["password1"],
+            first_name=data.get("first_name", ""),
+            last_name=data.get("last_name", ""),
+            email=data.get("email", ""),
+        )
+    except errors.UsernameTaken as error:
+        form.add_error("username", error.message)
+        return None
+    except (errors.InvitationNotFound, errors.InvitationUnusable) as error:
+        return _invalid_invitation(request, error)
+    login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+    messages.success(
+        request,
+        f"Welcome to {invitation.team.name}, {membership.user.display_name}! Your account is "
+        f"ready and you joined as {Role(membership.role).label}.",
+    )
+    return redirect("teams:overview", team_slug=invitation.team.slug)

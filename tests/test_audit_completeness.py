@@ -28,6 +28,7 @@ from jobs import services as jobs
 from jobs.models import Job
 from keys import services as keys
 from sandbox.models import SandboxCharacter
+from teams import invitations
 from teams import services as teams
 from teams.models import Invitation, Membership, Role, Team
 from tests.characters.conftest import add_key, sandbox
@@ -127,25 +128,27 @@ def rename_team(w: World) -> None:
 
 
 def invite(w: World) -> None:
-    created = teams.create_invitation(actor=w.admin, role=Role.EDITOR, email="new@example.com")
+    created = invitations.create_invitation(
+        actor=w.admin, role=Role.EDITOR, email="new@example.com"
+    )
     w.stash["invitation"] = created.invitation
     w.stash["token"] = created.token
 
 
 def revoke_invitation(w: World) -> None:
-    teams.revoke_invitation(actor=w.admin, invitation_id=w.stash["invitation"].pk)
+    invitations.revoke_invitation(actor=w.admin, invitation_id=w.stash["invitation"].pk)
 
 
 def accept_revoked(w: World) -> None:
     w.stash["newcomer"] = UserFactory.create(username="newcomer")
     with pytest.raises(Exception):  # noqa: B017 — whichever domain error; the event is the point
-        teams.accept_invitation(actor=w.stash["newcomer"], token=w.stash["token"])
+        invitations.accept_invitation(actor=w.stash["newcomer"], token=w.stash["token"])
 
 
 def accept(w: World) -> None:
-    created = teams.create_invitation(actor=w.admin, role=Role.VIEWER)
+    created = invitations.create_invitation(actor=w.admin, role=Role.VIEWER)
     w.stash["invitation2"] = created.invitation
-    w.stash["newcomer_membership"] = teams.accept_invitation(
+    w.stash["newcomer_membership"] = invitations.accept_invitation(
         actor=w.stash["newcomer"], token=created.token
     )
 
@@ -820,7 +823,7 @@ def test_no_event_carries_a_secret(client: Client, add_key: Callable[..., Key]) 
     admin = MembershipFactory.create(team=team, role=Role.ADMIN)
     key = add_key(admin, "Main key")
     keys.verify_api_key(actor=admin.user, api_key_id=key.pk)
-    created = teams.create_invitation(actor=admin, role=Role.VIEWER)
+    created = invitations.create_invitation(actor=admin, role=Role.VIEWER)
     from accounts import services as accounts
 
     accounts.change_password(actor=admin.user, new_password="Correct horse battery 99")

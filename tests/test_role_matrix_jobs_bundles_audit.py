@@ -156,8 +156,8 @@ def test_job_bundle_and_audit_endpoints_role_matrix(
 
 
 def test_matrix_covers_every_job_bundle_and_audit_url() -> None:
-    from audit import urls as audit_urls
     from characters import urls_bundles, urls_jobs
+    from review import urls as audit_urls
 
     named = {
         f"{module.app_name}:{pattern.name}"

@@ -12,8 +12,8 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from keys.models import ApiKey
+from teams.invitations import create_invitation
 from teams.models import Role
-from teams.services import create_invitation
 from tests.e2e.conftest import DESKTOP, PHONE, BrowserPage
 from tests.factories import TEST_PASSWORD, MembershipFactory
 

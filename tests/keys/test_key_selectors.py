@@ -123,3 +123,19 @@ def test_groups_are_by_account_name_with_the_unknown_last() -> None:
     ]
     assert groups[1].latest is newer  # the freshest figures speak for the account
     assert not groups[2].known
+
+
+@pytest.mark.django_db
+def test_a_usable_key_is_active_and_verified() -> None:
+    from tests.keys.support import new_user
+
+    owner = new_user()
+    now = timezone.now()
+
+    def stored(label: str, **fields: object) -> ApiKey:
+        return ApiKey.objects.create(owner=owner, label=label, last_four="abcd", **fields)
+
+    usable = stored("usable", verified_at=now)
+    stored("unverified")
+    stored("revoked", verified_at=now, revoked_at=now)
+    assert list(ApiKey.objects.usable()) == [usable]

@@ -18,7 +18,7 @@ from audit.models import AuditChain, AuditEvent, Outcome
 from audit.services import chain_scope, verify_chain
 from keys import services as key_services
 from keys.models import ApiKey
-from teams import policy, services
+from teams import invitations, policy, services
 from teams.models import Invitation, Membership, Role, Team
 from tests.factories import MembershipFactory, UserFactory
 
@@ -89,7 +89,7 @@ def test_role_change_and_the_revocations_it_caused_are_rolled_back(
 ) -> None:
     owner = MembershipFactory.create(team=team, role=Role.OWNER)
     admin = MembershipFactory.create(team=team, role=Role.ADMIN)
-    link = services.create_invitation(actor=admin, role=Role.EDITOR)
+    link = invitations.create_invitation(actor=admin, role=Role.EDITOR)
     events_before = AuditEvent.objects.count()
     audit_fails_on("member.role_changed")
 
@@ -148,7 +148,7 @@ def test_invitation_is_not_created(team: Team, audit_fails_on) -> None:
     owner = MembershipFactory.create(team=team, role=Role.OWNER)
     audit_fails_on("invitation.created")
     with pytest.raises(AuditStoreDown):
-        services.create_invitation(actor=owner, role=Role.VIEWER)
+        invitations.create_invitation(actor=owner, role=Role.VIEWER)
     table = Invitation._meta.db_table
     assert one_value(f"SELECT COUNT(*) FROM {table} WHERE team_id = %s", [team.pk]) == 0
 

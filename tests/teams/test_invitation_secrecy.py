@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 from accounts.models import User
-from teams import services
+from teams import invitations
 from teams.models import Membership, Role
 from tests.factories import MembershipFactory, UserFactory
 
@@ -23,10 +23,10 @@ PASSWORD = "violet-harbor-lantern-42"
 
 
 @pytest.fixture
-def invite(team) -> services.CreatedInvitation:
+def invite(team) -> invitations.CreatedInvitation:
     MembershipFactory.create(team=team, role=Role.OWNER)
     admin: Membership = MembershipFactory.create(team=team, role=Role.ADMIN)
-    return services.create_invitation(actor=admin, role=Role.EDITOR)
+    return invitations.create_invitation(actor=admin, role=Role.EDITOR)
 
 
 def accept_url(token: str) -> str:
@@ -77,7 +77,7 @@ def test_a_crash_while_signing_up_leaks_no_password_into_the_report(
         reporter = ExceptionReporter(request, *sys.exc_info())
         reports.extend([reporter.get_traceback_text(), reporter.get_traceback_html()])
 
-    monkeypatch.setattr(services, "_consume", explode)
+    monkeypatch.setattr(invitations, "_consume", explode)
     got_request_exception.connect(report)
     try:
         crashing = Client(raise_request_exception=False)

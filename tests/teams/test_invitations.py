@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from audit.models import AuditEvent, Outcome
-from teams import policy, services
+from teams import errors, invitations, policy
 from teams.models import Invitation, Membership, Role
 from tests.factories import TEST_PASSWORD, MembershipFactory, TeamFactory, UserFactory
 
@@ -33,15 +33,17 @@ def admin(team) -> Membership:
 
 
 @pytest.fixture
-def invite(admin: Membership) -> services.CreatedInvitation:
-    return services.create_invitation(actor=admin, role=Role.EDITOR, email="sam@example.test")
+def invite(admin: Membership) -> invitations.CreatedInvitation:
+    return invitations.create_invitation(actor=admin, role=Role.EDITOR, email="sam@example.test")
 
 
 # --- Creating ------------------------------------------------------------------------------------
 
 
 def test_created_invitation_stores_only_the_token_hash(admin: Membership, settings) -> None:
-    created = services.create_invitation(actor=admin, role=Role.VIEWER, email=" kim@example.test ")
+    created = invitations.create_invitation(
+        actor=admin, role=Role.VIEWER, email=" kim@example.test "
+    )
     invitation = Invitation.objects.get()
     assert invitation.token_hash == hashlib.sha256(created.token.encode()).hexdigest()
     assert created.token not in invitation.token_hash
@@ -58,7 +60,7 @@ def test_created_invitation_stores_only_the_token_hash(admin: Membership, settin
 
 
 def test_tokens_are_unique(admin: Membership) -> None:
-    tokens = {services.create_invitation(actor=admin, role=Role.VIEWER).token for _ in range(5)}
+    tokens = {invitations.create_invitation(actor=admin, role=Role.VIEWER).token for _ in range(5)}
     assert len(tokens) == 5
 
 
@@ -76,11 +78,11 @@ def test_tokens_are_unique(admin: Membership) -> None:
 def test_who_may_invite_which_role(team, actor_role: Role, role: Role, allowed: bool) -> None:
     actor = MembershipFactory.create(team=team, role=actor_role)
     if allowed:
-        services.create_invitation(actor=actor, role=role)
+        invitations.create_invitation(actor=actor, role=role)
         assert Invitation.objects.get().role == role
     else:
         with pytest.raises(policy.NotAllowed):
-            services.create_invitation(actor=actor, role=role)
+            invitations.create_invitation(actor=actor, role=role)
         assert not Invitation.objects.exists()
         event = AuditEvent.objects.get(action="invitation.created")
         assert event.outcome == Outcome.DENIED
@@ -91,7 +93,7 @@ def test_who_may_invite_which_role(team, actor_role: Role, role: Role, allowed: 
 def test_editors_and_viewers_cannot_invite(team, role: Role) -> None:
     actor = MembershipFactory.create(team=team, role=role)
     with pytest.raises(policy.NotAllowed):
-        services.create_invitation(actor=actor, role=Role.VIEWER)
+        invitations.create_invitation(actor=actor, role=Role.VIEWER)
     assert not Invitation.objects.exists()
     event = AuditEvent.objects.get(outcome=Outcome.DENIED)
     assert (event.action, event.actor) == ("invitation.created", actor.user)
@@ -107,7 +109,7 @@ def test_create_view_shows_the_link_once_and_never_caches(client: Client, admin)
     token = link.rstrip("/").rsplit("/", 1)[1]
     assert link == "http://testserver" + accept_url(token)
     assert link in response.content.decode()
-    assert Invitation.objects.get().token_hash == services.hash_token(token)
+    assert Invitation.objects.get().token_hash == invitations.hash_token(token)
     # Nowhere else shows it again.
     listing = client.get(reverse("teams:invitations", args=[admin.team.slug]))
     assert token not in listing.content.decode()
@@ -144,7 +146,7 @@ def test_create_view_validates_email(client: Client, admin) -> None:
 
 def test_accept_joins_with_the_role_and_uses_up_the_link(invite) -> None:
     user = UserFactory.create()
-    membership = services.accept_invitation(actor=user, token=invite.token)
+    membership = invitations.accept_invitation(actor=user, token=invite.token)
     assert (membership.team, membership.user, membership.role) == (
         invite.invitation.team,
         user,
@@ -159,8 +161,8 @@ def test_accept_joins_with_the_role_and_uses_up_the_link(invite) -> None:
         user,
         invite.invitation.team,
     )
-    with pytest.raises(services.InvitationUnusable) as error:
-        services.accept_invitation(actor=UserFactory.create(), token=invite.token)
+    with pytest.raises(errors.InvitationUnusable) as error:
+        invitations.accept_invitation(actor=UserFactory.create(), token=invite.token)
     assert error.value.reason == "accepted"
     assert Membership.objects.filter(team=invite.invitation.team).count() == 3
 
@@ -169,35 +171,35 @@ def test_expired_invitation_cannot_be_used(invite) -> None:
     Invitation.objects.filter(pk=invite.invitation.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
-    with pytest.raises(services.InvitationUnusable) as error:
-        services.accept_invitation(actor=UserFactory.create(), token=invite.token)
+    with pytest.raises(errors.InvitationUnusable) as error:
+        invitations.accept_invitation(actor=UserFactory.create(), token=invite.token)
     assert error.value.reason == "expired"
     assert Invitation.objects.get().accepted_at is None
 
 
 def test_revoked_invitation_cannot_be_used(admin, invite) -> None:
-    services.revoke_invitation(actor=admin, invitation_id=invite.invitation.pk)
+    invitations.revoke_invitation(actor=admin, invitation_id=invite.invitation.pk)
     assert AuditEvent.objects.get(action="invitation.revoked").outcome == Outcome.SUCCESS
-    with pytest.raises(services.InvitationUnusable) as error:
-        services.accept_invitation(actor=UserFactory.create(), token=invite.token)
+    with pytest.raises(errors.InvitationUnusable) as error:
+        invitations.accept_invitation(actor=UserFactory.create(), token=invite.token)
     assert error.value.reason == "revoked"
 
 
 def test_unknown_token_is_not_found() -> None:
-    with pytest.raises(services.InvitationNotFound):
-        services.accept_invitation(actor=UserFactory.create(), token="made-up-token")
+    with pytest.raises(errors.InvitationNotFound):
+        invitations.accept_invitation(actor=UserFactory.create(), token="made-up-token")
 
 
 def test_already_member_does_not_consume_the_invitation(admin, invite) -> None:
     existing = MembershipFactory.create(team=admin.team, role=Role.VIEWER)
-    with pytest.raises(services.AlreadyMember):
-        services.accept_invitation(actor=existing.user, token=invite.token)
+    with pytest.raises(errors.AlreadyMember):
+        invitations.accept_invitation(actor=existing.user, token=invite.token)
     assert Invitation.objects.get().accepted_at is None
     assert Membership.objects.get(pk=existing.pk).role == Role.VIEWER
     event = AuditEvent.objects.get(action="invitation.accepted")
     assert event.outcome == Outcome.FAILURE
     # Still good for the person it was meant for.
-    services.accept_invitation(actor=UserFactory.create(), token=invite.token)
+    invitations.accept_invitation(actor=UserFactory.create(), token=invite.token)
 
 
 def test_accept_view_signed_in(client: Client, invite) -> None:
@@ -241,9 +243,9 @@ def test_unusable_links_explain_what_to_do(
     if spoil == "expire":
         Invitation.objects.update(expires_at=timezone.now() - timedelta(days=1))
     elif spoil == "revoke":
-        services.revoke_invitation(actor=admin, invitation_id=invite.invitation.pk)
+        invitations.revoke_invitation(actor=admin, invitation_id=invite.invitation.pk)
     elif spoil == "use":
-        services.accept_invitation(actor=UserFactory.create(), token=token)
+        invitations.accept_invitation(actor=UserFactory.create(), token=token)
     else:
         token = token[:-4] + "abcd"
     for response in (client.get(accept_url(token)), client.post(accept_url(token))):
@@ -330,7 +332,7 @@ def test_signup_refuses_taken_username_in_any_case(client: Client, invite) -> No
 
 
 def test_no_account_is_created_through_a_used_link(client: Client, invite) -> None:
-    services.accept_invitation(actor=UserFactory.create(), token=invite.token)
+    invitations.accept_invitation(actor=UserFactory.create(), token=invite.token)
     response = client.post(accept_url(invite.token), signup_data())
     assert response.status_code == 410
     assert not User.objects.filter(username="newcomer").exists()
@@ -360,9 +362,9 @@ def test_revoke_view_confirms_then_revokes(client: Client, admin, invite) -> Non
 
 
 def test_revoking_twice_explains(client: Client, admin, invite) -> None:
-    services.revoke_invitation(actor=admin, invitation_id=invite.invitation.pk)
-    with pytest.raises(services.InvitationUnusable):
-        services.revoke_invitation(actor=admin, invitation_id=invite.invitation.pk)
+    invitations.revoke_invitation(actor=admin, invitation_id=invite.invitation.pk)
+    with pytest.raises(errors.InvitationUnusable):
+        invitations.revoke_invitation(actor=admin, invitation_id=invite.invitation.pk)
     client.force_login(admin.user)
     url = reverse("teams:invitation-revoke", args=[admin.team.slug, invite.invitation.pk])
     assert "nothing to revoke" in client.get(url).content.decode()
@@ -371,9 +373,9 @@ def test_revoking_twice_explains(client: Client, admin, invite) -> None:
 
 def test_another_teams_invitation_is_not_found(client: Client, admin) -> None:
     other_owner = MembershipFactory.create(team=TeamFactory.create(), role=Role.OWNER)
-    foreign = services.create_invitation(actor=other_owner, role=Role.VIEWER).invitation
-    with pytest.raises(services.InvitationNotFound):
-        services.revoke_invitation(actor=admin, invitation_id=foreign.pk)
+    foreign = invitations.create_invitation(actor=other_owner, role=Role.VIEWER).invitation
+    with pytest.raises(errors.InvitationNotFound):
+        invitations.revoke_invitation(actor=admin, invitation_id=foreign.pk)
     client.force_login(admin.user)
     url = reverse("teams:invitation-revoke", args=[admin.team.slug, foreign.pk])
     assert client.get(url).status_code == 404
@@ -384,8 +386,8 @@ def test_another_teams_invitation_is_not_found(client: Client, admin) -> None:
 def test_invitation_list_separates_pending_from_closed_in_constant_queries(
     client: Client, admin, invite, django_assert_num_queries
 ) -> None:
-    used = services.create_invitation(actor=admin, role=Role.VIEWER, email="used@example.test")
-    services.accept_invitation(actor=UserFactory.create(), token=used.token)
+    used = invitations.create_invitation(actor=admin, role=Role.VIEWER, email="used@example.test")
+    invitations.accept_invitation(actor=UserFactory.create(), token=used.token)
     client.force_login(admin.user)
     url = reverse("teams:invitations", args=[admin.team.slug])
     client.get(url)  # the first visit remembers the team in the session
@@ -395,10 +397,10 @@ def test_invitation_list_separates_pending_from_closed_in_constant_queries(
     assert [i.pk for i in response.context["closed"]] == [used.invitation.pk]
     assert "Accepted" in response.content.decode()
     for _ in range(5):
-        services.create_invitation(actor=admin, role=Role.VIEWER)
-        services.accept_invitation(
+        invitations.create_invitation(actor=admin, role=Role.VIEWER)
+        invitations.accept_invitation(
             actor=UserFactory.create(),
-            token=services.create_invitation(actor=admin, role=Role.EDITOR).token,
+            token=invitations.create_invitation(actor=admin, role=Role.EDITOR).token,
         )
     with django_assert_num_queries(6):
         response = client.get(url)
@@ -421,8 +423,8 @@ def test_a_membership_created_concurrently_is_already_a_member_not_a_500(
         return real_filter(*args, **kwargs)
 
     monkeypatch.setattr(Membership.objects, "filter", stale_filter)
-    with pytest.raises(services.AlreadyMember):
-        services.accept_invitation(actor=user, token=invite.token)
+    with pytest.raises(errors.AlreadyMember):
+        invitations.accept_invitation(actor=user, token=invite.token)
     monkeypatch.undo()
     assert Invitation.objects.get(pk=invite.invitation.pk).accepted_at is None
     assert AuditEvent.objects.filter(

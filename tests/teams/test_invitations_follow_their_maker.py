@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent, Outcome
-from teams import services
+from teams import errors, invitations, services
 from teams.models import Invitation, Membership, Role, Team
 from tests.factories import MembershipFactory, UserFactory
 
@@ -26,8 +26,8 @@ def accept_url(token: str) -> str:
     return reverse("teams:invitation-accept", kwargs={"token": token})
 
 
-def invite(maker: Membership, role: Role) -> services.CreatedInvitation:
-    return services.create_invitation(actor=maker, role=role)
+def invite(maker: Membership, role: Role) -> invitations.CreatedInvitation:
+    return invitations.create_invitation(actor=maker, role=role)
 
 
 def pending(invitation: Invitation) -> bool:
@@ -111,9 +111,9 @@ def test_other_makers_invitations_survive_a_removal(team: Team, owner) -> None:
 def test_used_and_already_revoked_invitations_are_left_as_they_are(team: Team, owner) -> None:
     admin = MembershipFactory.create(team=team, role=Role.ADMIN)
     used = invite(admin, Role.VIEWER)
-    services.accept_invitation(actor=UserFactory.create(), token=used.token)
+    invitations.accept_invitation(actor=UserFactory.create(), token=used.token)
     withdrawn = invite(admin, Role.VIEWER)
-    services.revoke_invitation(actor=owner, invitation_id=withdrawn.invitation.pk)
+    invitations.revoke_invitation(actor=owner, invitation_id=withdrawn.invitation.pk)
     before = Invitation.objects.get(pk=withdrawn.invitation.pk).revoked_at
     change = services.remove_member(actor=owner, membership_id=admin.pk)
     assert change.invitations_revoked == 0
@@ -147,7 +147,7 @@ def test_an_owner_demoted_to_admin_loses_only_the_admin_level_links(
     changed = AuditEvent.objects.get(action="member.role_changed")
     assert changed.details["invitations_revoked"] == 1
     # The surviving link still works.
-    services.accept_invitation(actor=UserFactory.create(), token=editor_link.token)
+    invitations.accept_invitation(actor=UserFactory.create(), token=editor_link.token)
 
 
 def test_an_admin_demoted_to_editor_loses_every_link(team: Team, owner) -> None:
@@ -171,7 +171,7 @@ def test_a_promotion_revokes_nothing(team: Team, owner) -> None:
 def test_a_refused_demotion_revokes_nothing(team: Team, owner) -> None:
     """The last Owner cannot step down: their links must survive the refusal."""
     link = invite(owner, Role.ADMIN)
-    with pytest.raises(services.LastOwnerError):
+    with pytest.raises(errors.LastOwnerError):
         services.change_member_role(actor=owner, membership_id=owner.pk, role=Role.ADMIN)
     assert pending(link.invitation)
     assert revocations() == []
@@ -215,13 +215,13 @@ def test_using_a_dead_link_is_recorded(
 ) -> None:
     link = invite(owner, Role.EDITOR)
     if spoil == "revoked":
-        services.revoke_invitation(actor=owner, invitation_id=link.invitation.pk)
+        invitations.revoke_invitation(actor=owner, invitation_id=link.invitation.pk)
     elif spoil == "expired":
         Invitation.objects.filter(pk=link.invitation.pk).update(
             expires_at=timezone.now() - timedelta(minutes=1)
         )
     else:
-        services.accept_invitation(actor=UserFactory.create(), token=link.token)
+        invitations.accept_invitation(actor=UserFactory.create(), token=link.token)
     visitor = UserFactory.create() if signed_in else None
     if visitor is not None:
         client.force_login(visitor)

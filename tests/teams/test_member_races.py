@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEvent, Outcome
-from teams import services
+from teams import errors, services
 from teams.models import Membership, Role
 from tests.factories import MembershipFactory
 
@@ -24,7 +24,7 @@ def test_a_demoted_owner_cannot_promote_with_the_old_role(team) -> None:
     MembershipFactory.create(team=team, role=Role.OWNER)
     target = MembershipFactory.create(team=team, role=Role.VIEWER)
     set_role(actor, Role.EDITOR)
-    with pytest.raises(services.TeamError, match="Your own role"):
+    with pytest.raises(errors.TeamError, match="Your own role"):
         services.change_member_role(actor=actor, membership_id=target.pk, role=Role.OWNER)
     assert Membership.objects.get(pk=target.pk).role == Role.VIEWER
     event = AuditEvent.objects.get(action="member.role_changed")
@@ -36,7 +36,7 @@ def test_a_demoted_admin_cannot_remove_with_the_old_role(team) -> None:
     actor = MembershipFactory.create(team=team, role=Role.ADMIN)
     target = MembershipFactory.create(team=team, role=Role.EDITOR)
     set_role(actor, Role.VIEWER)
-    with pytest.raises(services.TeamError, match="Your own role"):
+    with pytest.raises(errors.TeamError, match="Your own role"):
         services.remove_member(actor=actor, membership_id=target.pk)
     assert Membership.objects.filter(pk=target.pk).exists()
     assert AuditEvent.objects.get(action="member.removed").outcome == Outcome.FAILURE
@@ -47,7 +47,7 @@ def test_a_removed_admin_cannot_change_roles(team) -> None:
     actor = MembershipFactory.create(team=team, role=Role.ADMIN)
     target = MembershipFactory.create(team=team, role=Role.VIEWER)
     Membership.objects.filter(pk=actor.pk).delete()
-    with pytest.raises(services.TeamError):
+    with pytest.raises(errors.TeamError):
         services.change_member_role(actor=actor, membership_id=target.pk, role=Role.EDITOR)
     assert Membership.objects.get(pk=target.pk).role == Role.VIEWER
 
@@ -59,7 +59,7 @@ def test_the_last_owner_cannot_leave_on_a_stale_smaller_role(team) -> None:
     stale = MembershipFactory.create(team=team, role=Role.ADMIN)
     set_role(stale, Role.OWNER)
     Membership.objects.filter(pk=first_owner.pk).delete()
-    with pytest.raises(services.LastOwnerError):
+    with pytest.raises(errors.LastOwnerError):
         services.leave_team(actor=stale)
     assert Membership.objects.filter(team=team, role=Role.OWNER).count() == 1
     event = AuditEvent.objects.get(action="member.left")
@@ -84,7 +84,7 @@ def test_leaving_after_being_removed_records_nothing(team) -> None:
 
 def test_a_last_owner_refusal_is_recorded_as_a_failure(team) -> None:
     owner = MembershipFactory.create(team=team, role=Role.OWNER)
-    with pytest.raises(services.LastOwnerError):
+    with pytest.raises(errors.LastOwnerError):
         services.change_member_role(actor=owner, membership_id=owner.pk, role=Role.ADMIN)
     event = AuditEvent.objects.get(action="member.role_changed")
     assert (event.outcome, event.team) == (Outcome.FAILURE, team)

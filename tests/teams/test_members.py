@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from teams import policy, services
+from teams import errors, policy, services
 from teams.models import Membership, Role
 from tests.factories import MembershipFactory, TeamFactory
 
@@ -74,7 +74,7 @@ def test_editors_and_viewers_cannot_change_roles(team, role: Role) -> None:
 
 def test_last_owner_cannot_be_demoted(team) -> None:
     owner = MembershipFactory.create(team=team, role=Role.OWNER)
-    with pytest.raises(services.LastOwnerError):
+    with pytest.raises(errors.LastOwnerError):
         services.change_member_role(actor=owner, membership_id=owner.pk, role=Role.ADMIN)
     assert role_of(owner) == Role.OWNER
 
@@ -88,7 +88,7 @@ def test_owner_may_step_down_when_another_owner_remains(team) -> None:
     # Now the other is the last Owner, and the demoted one can no longer touch them.
     with pytest.raises(policy.NotAllowed):
         services.change_member_role(actor=owner, membership_id=other.pk, role=Role.ADMIN)
-    with pytest.raises(services.LastOwnerError):
+    with pytest.raises(errors.LastOwnerError):
         services.change_member_role(actor=other, membership_id=other.pk, role=Role.VIEWER)
 
 
@@ -102,9 +102,9 @@ def test_admin_cannot_change_own_role(team) -> None:
 def test_member_of_another_team_is_not_found(team) -> None:
     owner = MembershipFactory.create(team=team, role=Role.OWNER)
     stranger = MembershipFactory.create(team=TeamFactory.create(), role=Role.VIEWER)
-    with pytest.raises(services.MemberNotFound):
+    with pytest.raises(errors.MemberNotFound):
         services.change_member_role(actor=owner, membership_id=stranger.pk, role=Role.EDITOR)
-    with pytest.raises(services.MemberNotFound):
+    with pytest.raises(errors.MemberNotFound):
         services.remove_member(actor=owner, membership_id=stranger.pk)
     assert role_of(stranger) == Role.VIEWER
 
@@ -146,7 +146,7 @@ def test_owner_removes_another_owner(team) -> None:
 def test_nobody_removes_themselves_they_leave(team) -> None:
     owner = MembershipFactory.create(team=team, role=Role.OWNER)
     MembershipFactory.create(team=team, role=Role.OWNER)
-    with pytest.raises(services.TeamError, match="Leave team"):
+    with pytest.raises(errors.TeamError, match="Leave team"):
         services.remove_member(actor=owner, membership_id=owner.pk)
     assert Membership.objects.filter(pk=owner.pk).exists()
 
@@ -163,7 +163,7 @@ def test_members_may_leave(team, role: Role) -> None:
 
 def test_last_owner_cannot_leave_but_one_of_two_can(team) -> None:
     owner = MembershipFactory.create(team=team, role=Role.OWNER)
-    with pytest.raises(services.LastOwnerError):
+    with pytest.raises(errors.LastOwnerError):
         services.leave_team(actor=owner)
     assert Membership.objects.filter(pk=owner.pk).exists()
     second = MembershipFactory.create(team=team, role=Role.OWNER)

@@ -7,9 +7,12 @@ from the policy's own tables: a change to the policy must change this table too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import count
+from typing import Any
 
 import pytest
+from django.template import Context, Template
 
 from teams import policy
 from teams.models import Membership, Role
@@ -264,11 +267,118 @@ def test_can_answers_for_every_role(answer: str) -> None:
     assert got == CAN[answer]
 
 
-def test_can_refuses_a_question_it_does_not_know() -> None:
-    """A typo in a template must not read as "no" (Django templates swallow AttributeError,
-    but code and tests see it)."""
-    with pytest.raises(AttributeError):
+def test_can_refuses_a_question_it_does_not_know(settings: Any) -> None:
+    """A typo in a template must not read as "no": Django templates swallow AttributeError, so
+    with strict permissions (tests, DEBUG) an unknown answer raises something else."""
+    settings.CONVAI_ADMIN_STRICT_PERMISSIONS = True
+    with pytest.raises(policy.UnknownAnswer):
         _ = policy.Can(member(Role.OWNER)).delete_the_team
+
+
+def test_a_typo_in_a_template_fails_the_page_in_tests(settings: Any) -> None:
+    settings.CONVAI_ADMIN_STRICT_PERMISSIONS = True
+    template = Template("{% if can.delete_the_team %}yes{% endif %}")
+    with pytest.raises(policy.UnknownAnswer):
+        template.render(Context({"can": policy.Can(member(Role.OWNER))}))
+    assert (
+        Template("{% if can.invite %}yes{% endif %}").render(
+            Context({"can": policy.Can(member(Role.OWNER))})
+        )
+        == "yes"
+    )
+
+
+def test_without_strict_permissions_an_unknown_answer_is_an_attribute_error(
+    settings: Any,
+) -> None:
+    settings.CONVAI_ADMIN_STRICT_PERMISSIONS = False
+    can = policy.Can(member(Role.OWNER))
+    assert not hasattr(can, "delete_the_team")
+    assert (
+        Template("{% if can.delete_the_team %}yes{% endif %}").render(Context({"can": can})) == ""
+    )
+
+
+def test_can_answers_are_properties_not_guesses() -> None:
+    """Every answer is written out on the class (no __getattr__ mapping)."""
+    answers = {
+        name for name, value in vars(policy.Can).items() if isinstance(value, cached_property)
+    }
+    assert set(CAN) <= answers
+
+
+# --- The last-Owner rule and the Members page's controls ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "new_role", "owners", "expected"),
+    [
+        (Role.OWNER, None, 1, True),
+        (Role.OWNER, Role.ADMIN, 1, True),
+        (Role.OWNER, Role.OWNER, 1, False),
+        (Role.OWNER, None, 2, False),
+        (Role.OWNER, Role.VIEWER, 2, False),
+        (Role.ADMIN, None, 1, False),
+        (Role.ADMIN, None, 0, False),
+    ],
+)
+def test_a_team_keeps_an_owner(
+    role: Role, new_role: Role | None, owners: int, expected: bool
+) -> None:
+    assert policy.leaves_no_owner(role, new_role, owners) is expected
+
+
+def test_the_owner_count_is_asked_only_when_it_matters() -> None:
+    def never() -> int:
+        raise AssertionError("counted owners for a non-Owner")
+
+    assert policy.leaves_no_owner(Role.ADMIN, None, never) is False
+    assert policy.leaves_no_owner(Role.OWNER, None, lambda: 1) is True
+
+
+def test_member_controls_of_the_only_owner_for_themselves() -> None:
+    owner = member(Role.OWNER)
+    controls = policy.member_controls(owner, owner, owners=1)
+    assert controls.offered == [Role.OWNER]
+    assert not controls.change_role
+    assert not controls.remove
+    assert not controls.leave
+    assert controls.note == "Only Owner"
+
+
+def test_member_controls_of_one_of_two_owners_for_themselves() -> None:
+    owner = member(Role.OWNER)
+    controls = policy.member_controls(owner, owner, owners=2)
+    assert controls.offered == [Role.OWNER, Role.ADMIN, Role.EDITOR, Role.VIEWER]
+    assert controls.change_role  # an Owner may step down while another Owner remains
+    assert controls.leave
+    assert not controls.remove  # themselves: they leave instead
+
+
+def test_member_controls_of_an_admin_for_an_editor_and_an_owner() -> None:
+    admin = member(Role.ADMIN)
+    editor = policy.member_controls(admin, member(Role.EDITOR), owners=1)
+    assert editor.offered == [Role.EDITOR, Role.VIEWER]
+    assert editor.change_role and editor.remove and editor.unlock
+    assert not editor.leave
+    owner = policy.member_controls(admin, member(Role.OWNER), owners=1)
+    assert not owner.change_role and not owner.remove and not owner.unlock
+    assert owner.note == "Owners only"
+
+
+@pytest.mark.parametrize(
+    ("role", "ask"),
+    [
+        (Role.VIEWER, "an admin"),
+        (Role.EDITOR, "an admin"),
+        (Role.ADMIN, "an Owner"),
+        (Role.OWNER, ""),
+    ],
+)
+def test_role_guidance_says_whom_to_ask(role: Role, ask: str) -> None:
+    guidance = policy.role_guidance(role)
+    assert guidance.ask == ask
+    assert guidance.setting
 
 
 # --- Words shown to people ------------------------------------------------------------------------

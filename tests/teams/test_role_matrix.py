@@ -34,8 +34,8 @@ from django.utils import timezone
 
 from audit.models import AuditEvent, Outcome
 from teams import policy
+from teams.invitations import hash_token
 from teams.models import Invitation, Membership, Role, Team
-from teams.services import hash_token
 from tests.factories import MembershipFactory, TeamFactory
 
 ACTORS = ("anonymous", "outsider", "viewer", "editor", "admin", "owner")

@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from teams import policy, services
+from teams import invitations, policy, services
 from teams.models import Membership, Role, Team
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
@@ -126,7 +126,7 @@ def test_team_pages_send_anonymous_to_sign_in(client: Client) -> None:
 def test_overview_shows_role_counts_and_links(client: Client) -> None:
     admin = MembershipFactory.create(role=Role.ADMIN)
     MembershipFactory.create_batch(2, team=admin.team, role=Role.VIEWER)
-    services.create_invitation(
+    invitations.create_invitation(
         actor=MembershipFactory.create(team=admin.team, role=Role.OWNER), role=Role.EDITOR
     )
     client.force_login(admin.user)

@@ -9,8 +9,8 @@ from django.test import Client
 from django.urls import reverse
 
 from keys.models import ApiKey
+from teams.invitations import create_invitation
 from teams.models import Membership, Role
-from teams.services import create_invitation
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,8 @@ from django.contrib.auth import password_validation
 from django.test import Client
 from django.urls import reverse
 
+from teams.invitations import create_invitation
 from teams.models import Membership, Role
-from teams.services import create_invitation
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db

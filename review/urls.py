@@ -1,4 +1,5 @@
-"""The team's audit log, under /t/<team_slug>/audit/."""
+"""The team's audit log, under /t/<team_slug>/audit/ (namespace `audit:`, as before the pages
+left audit/: see review/views.py)."""
 
 from django.urls import path
 

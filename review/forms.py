@@ -6,8 +6,8 @@ from typing import Any, cast
 
 from django import forms
 
-from .models import AuditChain, Outcome
-from .selectors import (
+from audit.models import AuditChain, Outcome
+from audit.selectors import (
     MAX_ID,
     TARGET_TYPES,
     Criteria,

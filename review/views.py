@@ -1,4 +1,7 @@
-"""The audit log for a team's Admins and Owners: review, details, export, verify."""
+"""The audit log's pages for a team's Admins and Owners: review, details, export, verify.
+
+They live outside audit/ because they are team pages: they need teams (`team_view`, the
+policy), and audit imports nothing of ours (design.md), since every app records into it."""
 
 from __future__ import annotations
 
@@ -12,15 +15,10 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from teams import policy
-from teams.decorators import team_view
-from teams.http import TeamRequest
-
-from . import export
-from .chain import last_checkpoint
-from .forms import AuditFilterForm
-from .models import AuditEvent, Outcome
-from .selectors import (
+from audit import export
+from audit.chain import last_checkpoint
+from audit.models import AuditEvent, Outcome
+from audit.selectors import (
     TARGET_TYPES,
     Criteria,
     chain_of,
@@ -29,8 +27,14 @@ from .selectors import (
     id_bound_before,
     last_verification,
     page_of,
+    team_event,
 )
-from .services import chain_scope, record_export, verify_team_chain
+from audit.services import chain_scope, record_export, verify_team_chain
+from teams.decorators import team_view
+from teams.http import TeamRequest
+from teams.selectors import membership_ids_of
+
+from .forms import AuditFilterForm
 
 TEMPLATE = "audit/audit_log.html"
 
@@ -48,11 +52,7 @@ def _filters(request: TeamRequest) -> tuple[AuditFilterForm, Criteria]:
     if form.is_bound and form.is_valid():
         criteria = form.criteria()
         if criteria.member_id is not None:
-            criteria.member_memberships = list(
-                request.team.memberships.filter(user_id=criteria.member_id).values_list(
-                    "pk", flat=True
-                )
-            )
+            criteria.member_memberships = membership_ids_of(request.team, criteria.member_id)
         return form, criteria
     return form, Criteria(errors=form.warnings() if form.is_bound else [])
 
@@ -75,8 +75,8 @@ def audit_log(request: TeamRequest) -> HttpResponse:
         "page": page,
         "rows": [_row(event) for event in page.events],
         "filtered": criteria.filtered,
-        "can_verify": policy.may(request.membership, "audit.verify"),
-        "can_export": policy.may(request.membership, "audit.export"),
+        "can_verify": request.can.verify_audit,
+        "can_export": request.can.export_audit,
         "target_types": TARGET_TYPES,
         "member_label": _member_label(form, criteria),
         "last_verified": last_verification(request.team.pk) if not htmx_results else None,
@@ -110,7 +110,7 @@ OUTCOME_BADGES: dict[str, str] = {
 @require_GET
 @team_view("audit.review")
 def audit_event(request: TeamRequest, event_id: int) -> HttpResponse:
-    event = AuditEvent.objects.filter(team=request.team, pk=event_id).first()
+    event = team_event(request.team.pk, event_id)
     if event is None:
         raise Http404("No such event in this team's log.")
     htmx = getattr(request, "htmx", False)

@@ -1,0 +1,28 @@
+"""What characters tells teams and keys about itself through their hooks (teams/hooks.py,
+keys/hooks.py): the overview's dashboard, and the characters a departing member or a revoked
+key leaves read-only. Registered once, from CharactersConfig.ready()."""
+
+from __future__ import annotations
+
+from accounts.models import User
+from keys import hooks as keys_hooks
+from keys.models import ApiKey
+from teams import hooks as teams_hooks
+from teams.models import Team
+
+from .dashboard import team_dashboard
+from .selectors import characters_losing_key
+
+
+def _losing_owner(team: Team, user: User) -> int:
+    return characters_losing_key(team=team, owner=user)
+
+
+def _losing_key(api_key: ApiKey) -> int:
+    return characters_losing_key(api_key=api_key)
+
+
+def register() -> None:
+    teams_hooks.register_overview_section("dashboard", team_dashboard)
+    teams_hooks.register_bound_counter("characters", _losing_owner)
+    keys_hooks.register_bound_counter("characters", _losing_key)

@@ -1,0 +1,53 @@
+"""What the apps built on teams add to its pages, without teams importing them.
+
+design.md: characters → teams, never back. The overview shows the team's characters, jobs and
+activity, and the leave/remove dialogs warn about characters left without a usable key; teams
+asks here, and characters registers the answers in its AppConfig.ready() (characters/hooks.py).
+With nothing registered the pages show only the team's own data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+    from .models import Membership, Team
+    from .policy import Can
+
+
+class OverviewSection(Protocol):
+    def __call__(
+        self, membership: Membership, can: Can, *, members: int, pending: int | None
+    ) -> object: ...
+
+
+_overview_sections: dict[str, OverviewSection] = {}
+_bound_counters: dict[str, Callable[[Team, User], int]] = {}
+
+
+def register_overview_section(name: str, section: OverviewSection) -> None:
+    """`section(...)` becomes the overview template's `name` (`members` and `pending`: the
+    team's own figures, `pending` None when the member may not see invitations)."""
+    _overview_sections[name] = section
+
+
+def overview_sections(
+    membership: Membership, can: Can, *, members: int, pending: int | None
+) -> dict[str, object]:
+    return {
+        name: section(membership, can, members=members, pending=pending)
+        for name, section in _overview_sections.items()
+    }
+
+
+def register_bound_counter(name: str, counter: Callable[[Team, User], int]) -> None:
+    """`counter(team, user)`: how many of the team's things work through the user's keys and
+    become read-only when the user leaves it."""
+    _bound_counters[name] = counter
+
+
+def read_only_after_leaving(team: Team, user: User) -> int:
+    return sum(counter(team, user) for counter in _bound_counters.values())
