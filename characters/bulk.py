@@ -45,7 +45,6 @@ import requests
 from django.conf import settings
 from django.db import connection, transaction
 from django_tasks import task
-from django_tasks.base import Task
 
 from audit.models import Outcome
 from convai.client import MAX_RETRY_WAIT_SECONDS, ConvaiClient, thread_session
@@ -66,6 +65,9 @@ from .selectors import with_key_state
 
 logger = logging.getLogger("convai_admin.jobs")
 SWITCH_INTERVAL = 0.0005  # seconds; see run_pooled
+# The job kinds (registered in characters/job_kinds.py).
+IMPORT_ALL = "import_all"
+SYNC_ALL = "sync_all"
 
 
 # --- Job clients and the pool -------------------------------------------------------------------
@@ -436,9 +438,8 @@ def start_import_all(
         )
     return jobs.start_job(
         actor=actor,
-        kind=Job.Kind.IMPORT_ALL,
+        kind=IMPORT_ALL,
         scope=jobs.key_scope(api_key),
-        task=import_all,
         items=items,
         api_key=api_key,
         params={
@@ -555,9 +556,8 @@ def start_sync_all(*, actor: Membership) -> Job:
         raise services.CharacterError("This team has no characters to sync yet.")
     return jobs.start_job(
         actor=actor,
-        kind=Job.Kind.SYNC_ALL,
+        kind=SYNC_ALL,
         scope=jobs.sync_scope(actor.team_id),
-        task=sync_all,
         items=[jobs.NewItem(name, convai_id, pk) for pk, name, convai_id in characters],
     )
 
@@ -675,7 +675,3 @@ def _sync_one(
 def sync_all(job_id: int) -> str:
     """Sync the characters a job lists from Convai (one `get` each)."""
     return jobs.run_job(job_id, _sync_body, task=sync_all)
-
-
-# What resumes each kind of job (the job pages look it up by kind).
-TASKS: dict[str, Task[[int], str]] = {Job.Kind.IMPORT_ALL: import_all, Job.Kind.SYNC_ALL: sync_all}

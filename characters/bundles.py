@@ -75,7 +75,7 @@ MAX_CHARACTERS = 10_000
 MAX_VALUES = 2_000_000
 MAX_KEYS = 1_000  # keys in one object (the duplicate check keeps one object's keys at a time)
 MAX_PROBLEMS = 12
-KIND = Job.Kind.IMPORT_BUNDLE
+KIND = "import_bundle"  # the job kind (registered in characters/job_kinds.py)
 UPLOAD_ACTION = "character.bundle_upload"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 
@@ -1193,7 +1193,6 @@ def start_bundle_import(
         actor=actor,
         kind=KIND,
         scope=jobs.key_scope(preview.api_key),
-        task=import_bundle,
         items=items,
         api_key=preview.api_key,
         params={

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -48,25 +48,15 @@ from keys.services import refresh_usage_after_job
 from teams import policy
 from teams.models import Membership
 
+from . import registry
 from .models import Job, JobItem
+from .registry import Enqueueable
 
 logger = logging.getLogger("convai_admin.jobs")
 
 TARGET_TYPE = "job"
-# What a member needs to start (and so to resume) each kind of job.
-START_ACTIONS: dict[str, str] = {
-    Job.Kind.IMPORT_ALL: "character.import",
-    Job.Kind.SYNC_ALL: "character.sync",
-    Job.Kind.IMPORT_BUNDLE: "character.import",
-}
 # How often a running job writes its heartbeat and looks for a cancel request, at most.
 CHECK_EVERY_SECONDS = 0.5
-
-
-class _Enqueueable(Protocol):
-    """A django-tasks Task taking the job's ID (characters.bulk defines them)."""
-
-    def enqueue(self, job_id: int) -> Any: ...
 
 
 # --- Errors ------------------------------------------------------------------------------------
@@ -271,17 +261,17 @@ def start_job(
     actor: Membership,
     kind: str,
     scope: str,
-    task: _Enqueueable,
     items: Sequence[NewItem],
     api_key: ApiKey | None = None,
     params: dict[str, Any] | None = None,
     starter: Any = None,
     event: str = "job.start",
 ) -> Job:
-    """Create the job and its items, queue its task and audit it (`event`, by the actor), all
-    or nothing. Raises JobBusy when another job holds the scope (recorded as refused). The job
-    runs as `starter` (default: the actor), with the starter's keys."""
-    policy.authorize(actor, START_ACTIONS[kind], event=event, target_type=TARGET_TYPE)
+    """Create the job and its items, queue its kind's task and audit it (`event`, by the
+    actor), all or nothing. Raises JobBusy when another job holds the scope (recorded as
+    refused). The job runs as `starter` (default: the actor), with the starter's keys."""
+    job_kind = registry.get(kind)
+    policy.authorize(actor, job_kind.start_action, event=event, target_type=TARGET_TYPE)
     job = Job(
         team=actor.team,
         kind=kind,
@@ -309,7 +299,7 @@ def start_job(
                 ],
                 batch_size=500,
             )
-            result = task.enqueue(job.pk)
+            result = job_kind.task.enqueue(job.pk)
             job.task_id = str(result.id)
             job.save(update_fields=["task_id"])
             _record(
@@ -374,9 +364,9 @@ def cancel_job(*, actor: Membership, job_id: int) -> Job:
     return locked
 
 
-def resume_job(*, actor: Membership, job_id: int, task: _Enqueueable) -> Job:
-    """Queue an interrupted job again: it works through the items still pending, as its
-    starter (with the starter's key). The starter or an Admin+ may resume it."""
+def resume_job(*, actor: Membership, job_id: int) -> Job:
+    """Queue an interrupted job again (its kind's task): it works through the items still
+    pending, as its starter (with the starter's key). The starter or an Admin+ may resume it."""
     job = _job(actor, job_id)
     policy.authorize(actor, "job.resume", job, target_type=TARGET_TYPE, target_id=job.pk)
     try:
@@ -388,7 +378,7 @@ def resume_job(*, actor: Membership, job_id: int, task: _Enqueueable) -> Job:
             locked.message = ""
             locked.cancel_requested_at = None
             locked.save(update_fields=["state", "message", "cancel_requested_at"])
-            result = task.enqueue(locked.pk)
+            result = registry.get(locked.kind).task.enqueue(locked.pk)
             locked.task_id = str(result.id)
             locked.save(update_fields=["task_id"])
             _record(
@@ -406,21 +396,24 @@ class NothingToRetry(JobError):
     default_message = "This job has no failed items to retry."
 
 
-# Kinds whose failed items can be tried again as a new job (a bundle's upload is gone once its
-# import finished: upload it again instead).
-RETRYABLE = (Job.Kind.IMPORT_ALL, Job.Kind.SYNC_ALL)
+def may_retry_now(job: Job) -> bool:
+    """The job has failed items, its kind can retry them, and it is no longer moving (the
+    page offers "Retry" only then; the policy says who may)."""
+    return (
+        job.failed > 0
+        and registry.get(job.kind).retryable
+        and (job.is_finished or job.shown_state == Job.State.INTERRUPTED)
+    )
 
 
-def retry_failed(*, actor: Membership, job_id: int, task: _Enqueueable) -> Job:
+def retry_failed(*, actor: Membership, job_id: int) -> Job:
     """A new job over exactly the failed items of a finished job, run as the first job's
     starter (with the starter's key). The starter or an Admin+ may ask for it."""
     job = _job(actor, job_id)
     policy.authorize(actor, "job.retry", job, target_type=TARGET_TYPE, target_id=job.pk)
-    if job.kind not in RETRYABLE:
-        raise JobError(
-            "A bundle import cannot be retried from here: upload the bundle again; what is "
-            "already imported is skipped."
-        )
+    no_retry = registry.get(job.kind).no_retry
+    if no_retry:
+        raise JobError(no_retry)
     if not job.is_finished and job.shown_state != Job.State.INTERRUPTED:
         raise JobError("Wait for this job to finish (or cancel it) before retrying its failures.")
     failed = list(items_for(job, [JobItem.State.FAILED]))
@@ -433,7 +426,6 @@ def retry_failed(*, actor: Membership, job_id: int, task: _Enqueueable) -> Job:
         actor=actor,
         kind=job.kind,
         scope=job.scope,
-        task=task,
         items=[NewItem(item.label, item.target_id, item.local_id) for item in failed],
         api_key=job.api_key,
         params={**job.params, "retry_of": job.pk},
@@ -615,7 +607,7 @@ def _refresh_usage_of(job: Job) -> None:
         logger.info("job #%s: %s", job.pk, summary)
 
 
-def _requeue(run: JobRun, task: _Enqueueable) -> bool:
+def _requeue(run: JobRun, task: Enqueueable) -> bool:
     """Put a job whose slice is spent back in the queue, behind the jobs queued meanwhile (so
     one team's long job and another team's short one take turns on a worker). False when the
     run lost the job or a cancel was asked for (then the job is finished, not requeued)."""
@@ -631,9 +623,7 @@ def _requeue(run: JobRun, task: _Enqueueable) -> bool:
     return True
 
 
-def run_job(
-    job_id: int, body: Callable[[JobRun], None], *, task: _Enqueueable | None = None
-) -> str:
+def run_job(job_id: int, body: Callable[[JobRun], None], *, task: Enqueueable | None = None) -> str:
     """Claim the job, run `body` with the progress API, and finish it: done, cancelled, or
     failed with a message (a body raising JobError says why; anything else is logged). Returns
     the final state (what the task result stores).

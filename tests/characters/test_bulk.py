@@ -309,7 +309,7 @@ def test_sync_all_stores_revisions_only_for_changed_characters(
     SandboxCharacter.objects.filter(character_id=gone.convai_id).delete()
     response = login(editor).post(reverse("jobs:sync-all", args=[editor.team.slug]))
     job = Job.objects.get()
-    assert response.status_code == 302 and job.kind == Job.Kind.SYNC_ALL and job.total == 4
+    assert response.status_code == 302 and job.kind == bulk.SYNC_ALL and job.total == 4
     real_sync_one = bulk._sync_one
 
     def teammate_saves_first(run: Any, item: Any, character: Character, *args: Any) -> None:

@@ -21,6 +21,7 @@ from django.utils.html import escape
 
 from audit.models import AuditChain, AuditEvent
 from audit.services import chain_scope, record
+from characters import bulk
 from convai_admin.dbbusy import MESSAGE as RAW_MESSAGE
 from jobs import services as jobs
 from jobs.models import Job
@@ -119,7 +120,7 @@ def test_a_frozen_worker_answers_busy_then_frees_the_team(
 ) -> None:
     job = Job.objects.create(
         team=editor.team,
-        kind=Job.Kind.SYNC_ALL,
+        kind=bulk.SYNC_ALL,
         scope=jobs.sync_scope(editor.team_id),
         created_by=editor.user,
         state=Job.State.INTERRUPTED,
@@ -163,7 +164,7 @@ def test_a_lock_timeout_or_a_deadlock_answers_busy_not_500(
     """On every database: whatever raised it (SQLite says "database is locked")."""
     job = Job.objects.create(
         team=editor.team,
-        kind=Job.Kind.SYNC_ALL,
+        kind=bulk.SYNC_ALL,
         scope=jobs.sync_scope(editor.team_id),
         created_by=editor.user,
         state=Job.State.INTERRUPTED,

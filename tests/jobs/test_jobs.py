@@ -142,7 +142,7 @@ def test_a_worker_declared_dead_that_wakes_up_stops_instead_of_working_beside_th
     first = jobs._claim(job.pk)
     assert first is not None
     Job.objects.filter(pk=job.pk).update(state=Job.State.INTERRUPTED)
-    jobs.resume_job(actor=editor, job_id=job.pk, task=bulk.import_all)
+    jobs.resume_job(actor=editor, job_id=job.pk)
     run_worker()  # the resumed run does everything
     stale_run = jobs.JobRun(job=first[0], actor=editor, number=first[1])
     item = job.items.first()

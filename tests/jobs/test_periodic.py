@@ -162,7 +162,7 @@ def test_the_sweep_marks_a_dead_workers_job_interrupted_and_its_task_row_failed(
     assert jobs.sweep_stale().startswith("0 stale job(s)")
     assert AuditEvent.objects.filter(action="job.worker_lost").count() == 1
     # And it resumes.
-    jobs.resume_job(actor=editor, job_id=job.pk, task=bulk.import_all)
+    jobs.resume_job(actor=editor, job_id=job.pk)
     run_worker()
     assert fresh(job).state == Job.State.DONE
 
