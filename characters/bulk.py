@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -64,7 +63,6 @@ from .remote import differences, fields_from_remote, fields_from_snapshot
 from .selectors import with_key_state
 
 logger = logging.getLogger("convai_admin.jobs")
-SWITCH_INTERVAL = 0.0005  # seconds; see run_pooled
 # The job kinds (registered in characters/job_kinds.py).
 IMPORT_ALL = "import_all"
 SYNC_ALL = "sync_all"
@@ -152,12 +150,7 @@ def run_pooled(
         pool, concurrency = _InThisThread(), 1
     else:
         pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"job-{run.job.pk}")
-    # This thread gives up the GIL at every database call; with the default 5 ms switch
-    # interval it then waits behind the pool's HTTP threads each time (the "convoy effect"),
-    # which made the database side, not Convai, the bottleneck. A worker runs one task at a
-    # time, so the interval is lowered for the job's duration only.
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
+    # The worker process switches threads often (jobs/worker.py): set once, when it starts.
     try:
         while True:
             while not exhausted and len(in_flight) < 2 * concurrency and not run.should_stop():
@@ -193,7 +186,6 @@ def run_pooled(
                     for future in list(in_flight):
                         future.cancel()
     finally:
-        sys.setswitchinterval(switch_interval)
         pool.shutdown(wait=True, cancel_futures=True)
         for session in sessions:
             session.close()
