@@ -52,6 +52,7 @@ from convai.types import CharacterDetails
 from convai_admin.display import natural_key
 from jobs import services as jobs
 from jobs.models import Job, JobItem
+from jobs.running import JobRun, LostJob, run_job
 from keys import selectors as key_selectors
 from keys.models import ApiKey
 from keys.services import ApiKeyUnusable, client_for
@@ -113,7 +114,7 @@ class Fetched:
 
 
 def run_pooled(
-    run: jobs.JobRun,
+    run: JobRun,
     work: Iterable[tuple[JobItem, Callable[[], Any]]],
     handle: Callable[[JobItem, Fetched], None],
     *,
@@ -175,7 +176,7 @@ def run_pooled(
                         if not run.lost:
                             handle(item, future.result())
                     run.flush()
-            except jobs.LostJob:
+            except LostJob:
                 run.discard()
             except BaseException:
                 run.discard()
@@ -207,7 +208,7 @@ class _Discard(Exception):
     """The job item could not be recorded (another run has it): undo the character too."""
 
 
-def _store(run: jobs.JobRun, item: JobItem, state: str, message: str, **extra: Any) -> None:
+def _store(run: JobRun, item: JobItem, state: str, message: str, **extra: Any) -> None:
     if not run.record_item(item, state, message, **extra):
         raise _Discard()
 
@@ -443,7 +444,7 @@ def start_import_all(
     )
 
 
-def _import_body(run: jobs.JobRun) -> None:
+def _import_body(run: JobRun) -> None:
     job, actor = run.job, run.actor
     services.authorize(actor, "character.import")
     if job.api_key_id is None:
@@ -500,7 +501,7 @@ def _import_body(run: jobs.JobRun) -> None:
 @task()
 def import_all(job_id: int) -> str:
     """Import the characters a job lists (one `get` each) into its team."""
-    return jobs.run_job(job_id, _import_body, task=import_all)
+    return run_job(job_id, _import_body, task=import_all)
 
 
 # --- Sync all of a team -------------------------------------------------------------------------
@@ -554,7 +555,7 @@ def start_sync_all(*, actor: Membership) -> Job:
     )
 
 
-def _sync_body(run: jobs.JobRun) -> None:
+def _sync_body(run: JobRun) -> None:
     job, actor = run.job, run.actor
     services.authorize(actor, "character.sync")
     characters = {
@@ -625,7 +626,7 @@ def _sync_body(run: jobs.JobRun) -> None:
 
 
 def _sync_one(
-    run: jobs.JobRun,
+    run: JobRun,
     item: JobItem,
     character: Character,
     remote: CharacterDetails,
@@ -666,4 +667,4 @@ def _sync_one(
 @task()
 def sync_all(job_id: int) -> str:
     """Sync the characters a job lists from Convai (one `get` each)."""
-    return jobs.run_job(job_id, _sync_body, task=sync_all)
+    return run_job(job_id, _sync_body, task=sync_all)

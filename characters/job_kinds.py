@@ -1,11 +1,22 @@
 """The background job kinds of characters: everything the job engine and the job pages know
 about them (jobs/registry.py), registered by CharactersConfig.ready()."""
 
+from typing import Any
+
+from jobs.models import Job
 from jobs.registry import JobKind, StartPage, register
+from keys.models import ApiKey
 
 from . import bulk, bulk_views, bundles
 
 CHARACTER_PAGE = "characters:character-detail"
+
+
+def bound_keys_of_items(job: Job) -> set[Any]:
+    """The keys the job's characters are bound to (a sync reads each through its own)."""
+    local_ids = job.items.filter(local_id__isnull=False).values("local_id")
+    return set(ApiKey.objects.filter(characters__pk__in=local_ids).values_list("pk", flat=True))
+
 
 KINDS = (
     JobKind(
@@ -14,6 +25,7 @@ KINDS = (
         task=bulk.import_all,
         start_action="character.import",
         item_url=CHARACTER_PAGE,
+        keys_spent=bound_keys_of_items,
         start_pages=(StartPage("characters/import-all/", bulk_views.import_all, "import-all"),),
     ),
     JobKind(
@@ -22,6 +34,7 @@ KINDS = (
         task=bulk.sync_all,
         start_action="character.sync",
         item_url=CHARACTER_PAGE,
+        keys_spent=bound_keys_of_items,
         start_pages=(StartPage("characters/sync-all/", bulk_views.sync_all, "sync-all"),),
     ),
     JobKind(
@@ -35,6 +48,7 @@ KINDS = (
             "already imported is skipped."
         ),
         item_url=CHARACTER_PAGE,
+        keys_spent=bound_keys_of_items,
     ),
 )
 

@@ -12,11 +12,14 @@ takes its choices from here).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.core.exceptions import ImproperlyConfigured
+
+if TYPE_CHECKING:
+    from .models import Job
 
 
 class Enqueueable(Protocol):
@@ -45,6 +48,9 @@ class JobKind:
     # The URL name of an item's local object, reversed with (team slug, item.local_id).
     item_url: str = ""
     start_pages: tuple[StartPage, ...] = ()
+    # The IDs of the keys whose Convai quota a finished job spent besides its own `api_key`
+    # (their account usage is refreshed then).
+    keys_spent: Callable[[Job], Iterable[Any]] | None = None
 
     @property
     def retryable(self) -> bool:

@@ -17,7 +17,7 @@ from django_tasks import task
 
 from audit.models import AuditEvent
 from characters import bulk, job_kinds
-from jobs import registry, worker
+from jobs import registry, running, worker
 from jobs import services as jobs
 from jobs.models import Job, JobItem
 from teams.models import Membership, Role
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 SEEN: list[float] = []
 
 
-def _echo_body(run: jobs.JobRun) -> None:
+def _echo_body(run: running.JobRun) -> None:
     """Through the pooled engine: items named "bad …" fail, the others are done."""
 
     def fetch(label: str) -> str:
@@ -48,7 +48,7 @@ def _echo_body(run: jobs.JobRun) -> None:
 
 @task()
 def echo(job_id: int) -> str:
-    return jobs.run_job(job_id, _echo_body, task=echo)
+    return running.run_job(job_id, _echo_body, task=echo)
 
 
 ECHO = registry.JobKind(
