@@ -41,6 +41,7 @@ from teams.models import Membership
 
 from . import registry
 from .models import Job, JobItem
+from .registry import Enqueueable
 
 TARGET_TYPE = "job"
 
@@ -272,22 +273,8 @@ def start_job(
         with transaction.atomic():
             reap_stale(scope)
             job.save(force_insert=True)
-            JobItem.objects.bulk_create(
-                [
-                    JobItem(
-                        job=job,
-                        ordinal=number,
-                        label=item.label[:200],
-                        target_id=item.target_id,
-                        local_id=item.local_id,
-                    )
-                    for number, item in enumerate(items, start=1)
-                ],
-                batch_size=500,
-            )
-            result = job_kind.task.enqueue(job.pk)
-            job.task_id = str(result.id)
-            job.save(update_fields=["task_id"])
+            _add_items(job, items)
+            _enqueue(job, job_kind.task)
             record_job_event(
                 event,
                 job,
@@ -311,6 +298,29 @@ def start_job(
         )
         raise JobBusy(busy) from None
     return job
+
+
+def _add_items(job: Job, items: Sequence[NewItem]) -> None:
+    JobItem.objects.bulk_create(
+        [
+            JobItem(
+                job=job,
+                ordinal=number,
+                label=item.label[:200],
+                target_id=item.target_id,
+                local_id=item.local_id,
+            )
+            for number, item in enumerate(items, start=1)
+        ],
+        batch_size=500,
+    )
+
+
+def _enqueue(job: Job, task: Enqueueable) -> None:
+    """Queue the job's task (in the caller's transaction: both or neither)."""
+    result = task.enqueue(job.pk)
+    job.task_id = str(result.id)
+    job.save(update_fields=["task_id"])
 
 
 # --- Cancelling and resuming --------------------------------------------------------------------
@@ -364,9 +374,7 @@ def resume_job(*, actor: Membership, job_id: int) -> Job:
             locked.message = ""
             locked.cancel_requested_at = None
             locked.save(update_fields=["state", "message", "cancel_requested_at"])
-            result = registry.get(locked.kind).task.enqueue(locked.pk)
-            locked.task_id = str(result.id)
-            locked.save(update_fields=["task_id"])
+            _enqueue(locked, registry.get(locked.kind).task)
             record_job_event(
                 "job.resume",
                 locked,
