@@ -81,6 +81,11 @@ def get(name: str) -> JobKind:
         raise UnknownJobKind(name) from None
 
 
+def find(name: str) -> JobKind | None:
+    """The kind, or None for a job row whose kind is no longer registered (pages still show it)."""
+    return _KINDS.get(name)
+
+
 def kinds() -> list[JobKind]:
     return list(_KINDS.values())
 

@@ -395,7 +395,8 @@ def may_retry_now(job: Job) -> bool:
     page offers "Retry" only then; the policy says who may)."""
     return (
         job.failed > 0
-        and registry.get(job.kind).retryable
+        and (kind := registry.find(job.kind)) is not None
+        and kind.retryable
         and (job.is_finished or job.shown_state == Job.State.INTERRUPTED)
     )
 

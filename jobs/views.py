@@ -64,7 +64,7 @@ def _detail_context(request: TeamRequest, job: Job) -> dict[str, object]:
         "may_cancel": job.can_cancel and policy.may(request.membership, "job.cancel", job),
         "may_resume": job.can_resume and policy.may(request.membership, "job.resume", job),
         "may_retry": (jobs.may_retry_now(job) and policy.may(request.membership, "job.retry", job)),
-        "item_url": registry.get(job.kind).item_url,
+        "item_url": kind.item_url if (kind := registry.find(job.kind)) else "",
     }
     if job.is_active:
         context["recent"] = recent_items(job)

@@ -166,3 +166,14 @@ def test_the_worker_command_tunes_its_process_once(switch_interval: float) -> No
     assert switch_interval != worker.SWITCH_INTERVAL
     call_command("run_worker", batch=True, startup_delay=False, reload=False, verbosity=0)
     assert sys.getswitchinterval() == pytest.approx(worker.SWITCH_INTERVAL)
+
+
+def test_a_job_whose_kind_is_no_longer_registered_still_shows(
+    editor: Membership, client: Any
+) -> None:
+    job = Job.objects.create(team=editor.team, kind="gone", scope="g", state=Job.State.FAILED)
+    JobItem.objects.create(job=job, ordinal=1, label="Left", state=JobItem.State.FAILED)
+    client.force_login(editor.user)
+    page = client.get(reverse("jobs:job-detail", args=[editor.team.slug, job.pk]))
+    assert page.status_code == 200 and f"gone #{job.pk}" in page.content.decode()
+    assert "Retry" not in page.content.decode()
