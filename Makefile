@@ -43,7 +43,7 @@ run: venv .env
 	{ pids=""; \
 	  for n in $$(seq 1 $(WORKERS)); do \
 	    DB_LOCK_TIMEOUT_MS="$${DB_WORKER_LOCK_TIMEOUT_MS:-30000}" \
-	      $(PY) manage.py db_worker --no-reload --no-startup-delay & \
+	      $(PY) manage.py run_worker --no-reload --no-startup-delay & \
 	    pids="$$pids $$!"; \
 	  done; \
 	  $(PY) manage.py run_scheduler & pids="$$pids $$!"; \

@@ -14,9 +14,13 @@ class CharactersConfig(AppConfig):
         from . import (
             bundles,
             drift,
+            job_kinds,
             lookups,  # noqa: F401  (registers search_contains)
             services,
         )
+
+        # Import all, sync all, bundle import: their tasks, start pages and rules (jobs.registry).
+        job_kinds.register_kinds()
 
         # Drift that shows itself (docs/drift.md); check_drift itself says "off" at 0 minutes.
         minutes = settings.CONVAI_ADMIN_DRIFT_CHECK_MINUTES

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -45,7 +44,6 @@ import requests
 from django.conf import settings
 from django.db import connection, transaction
 from django_tasks import task
-from django_tasks.base import Task
 
 from audit.models import Outcome
 from convai.client import MAX_RETRY_WAIT_SECONDS, ConvaiClient, thread_session
@@ -54,6 +52,7 @@ from convai.types import CharacterDetails
 from convai_admin.display import natural_key
 from jobs import services as jobs
 from jobs.models import Job, JobItem
+from jobs.running import JobRun, LostJob, run_job
 from keys import selectors as key_selectors
 from keys.models import ApiKey
 from keys.services import ApiKeyUnusable, client_for
@@ -65,7 +64,9 @@ from .remote import differences, fields_from_remote, fields_from_snapshot
 from .selectors import with_key_state
 
 logger = logging.getLogger("convai_admin.jobs")
-SWITCH_INTERVAL = 0.0005  # seconds; see run_pooled
+# The job kinds (registered in characters/job_kinds.py).
+IMPORT_ALL = "import_all"
+SYNC_ALL = "sync_all"
 
 
 # --- Job clients and the pool -------------------------------------------------------------------
@@ -113,7 +114,7 @@ class Fetched:
 
 
 def run_pooled(
-    run: jobs.JobRun,
+    run: JobRun,
     work: Iterable[tuple[JobItem, Callable[[], Any]]],
     handle: Callable[[JobItem, Fetched], None],
     *,
@@ -150,12 +151,7 @@ def run_pooled(
         pool, concurrency = _InThisThread(), 1
     else:
         pool = ThreadPoolExecutor(concurrency, thread_name_prefix=f"job-{run.job.pk}")
-    # This thread gives up the GIL at every database call; with the default 5 ms switch
-    # interval it then waits behind the pool's HTTP threads each time (the "convoy effect"),
-    # which made the database side, not Convai, the bottleneck. A worker runs one task at a
-    # time, so the interval is lowered for the job's duration only.
-    switch_interval = sys.getswitchinterval()
-    sys.setswitchinterval(min(switch_interval, SWITCH_INTERVAL))
+    # The worker process switches threads often (jobs/worker.py): set once, when it starts.
     try:
         while True:
             while not exhausted and len(in_flight) < 2 * concurrency and not run.should_stop():
@@ -180,7 +176,7 @@ def run_pooled(
                         if not run.lost:
                             handle(item, future.result())
                     run.flush()
-            except jobs.LostJob:
+            except LostJob:
                 run.discard()
             except BaseException:
                 run.discard()
@@ -191,7 +187,6 @@ def run_pooled(
                     for future in list(in_flight):
                         future.cancel()
     finally:
-        sys.setswitchinterval(switch_interval)
         pool.shutdown(wait=True, cancel_futures=True)
         for session in sessions:
             session.close()
@@ -213,7 +208,7 @@ class _Discard(Exception):
     """The job item could not be recorded (another run has it): undo the character too."""
 
 
-def _store(run: jobs.JobRun, item: JobItem, state: str, message: str, **extra: Any) -> None:
+def _store(run: JobRun, item: JobItem, state: str, message: str, **extra: Any) -> None:
     if not run.record_item(item, state, message, **extra):
         raise _Discard()
 
@@ -436,9 +431,8 @@ def start_import_all(
         )
     return jobs.start_job(
         actor=actor,
-        kind=Job.Kind.IMPORT_ALL,
+        kind=IMPORT_ALL,
         scope=jobs.key_scope(api_key),
-        task=import_all,
         items=items,
         api_key=api_key,
         params={
@@ -450,7 +444,7 @@ def start_import_all(
     )
 
 
-def _import_body(run: jobs.JobRun) -> None:
+def _import_body(run: JobRun) -> None:
     job, actor = run.job, run.actor
     services.authorize(actor, "character.import")
     if job.api_key_id is None:
@@ -507,7 +501,7 @@ def _import_body(run: jobs.JobRun) -> None:
 @task()
 def import_all(job_id: int) -> str:
     """Import the characters a job lists (one `get` each) into its team."""
-    return jobs.run_job(job_id, _import_body, task=import_all)
+    return run_job(job_id, _import_body, task=import_all)
 
 
 # --- Sync all of a team -------------------------------------------------------------------------
@@ -555,14 +549,13 @@ def start_sync_all(*, actor: Membership) -> Job:
         raise services.CharacterError("This team has no characters to sync yet.")
     return jobs.start_job(
         actor=actor,
-        kind=Job.Kind.SYNC_ALL,
+        kind=SYNC_ALL,
         scope=jobs.sync_scope(actor.team_id),
-        task=sync_all,
         items=[jobs.NewItem(name, convai_id, pk) for pk, name, convai_id in characters],
     )
 
 
-def _sync_body(run: jobs.JobRun) -> None:
+def _sync_body(run: JobRun) -> None:
     job, actor = run.job, run.actor
     services.authorize(actor, "character.sync")
     characters = {
@@ -633,7 +626,7 @@ def _sync_body(run: jobs.JobRun) -> None:
 
 
 def _sync_one(
-    run: jobs.JobRun,
+    run: JobRun,
     item: JobItem,
     character: Character,
     remote: CharacterDetails,
@@ -674,8 +667,4 @@ def _sync_one(
 @task()
 def sync_all(job_id: int) -> str:
     """Sync the characters a job lists from Convai (one `get` each)."""
-    return jobs.run_job(job_id, _sync_body, task=sync_all)
-
-
-# What resumes each kind of job (the job pages look it up by kind).
-TASKS: dict[str, Task[[int], str]] = {Job.Kind.IMPORT_ALL: import_all, Job.Kind.SYNC_ALL: sync_all}
+    return run_job(job_id, _sync_body, task=sync_all)

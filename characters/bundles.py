@@ -56,6 +56,7 @@ from convai_admin.display import natural_key
 from convai_admin.validators import BIDI_CONTROLS
 from jobs import services as jobs
 from jobs.models import Job, JobItem
+from jobs.running import JobRun, run_job
 from keys.models import ApiKey
 from teams.models import Membership
 
@@ -75,7 +76,7 @@ MAX_CHARACTERS = 10_000
 MAX_VALUES = 2_000_000
 MAX_KEYS = 1_000  # keys in one object (the duplicate check keeps one object's keys at a time)
 MAX_PROBLEMS = 12
-KIND = Job.Kind.IMPORT_BUNDLE
+KIND = "import_bundle"  # the job kind (registered in characters/job_kinds.py)
 UPLOAD_ACTION = "character.bundle_upload"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 
@@ -1193,7 +1194,6 @@ def start_bundle_import(
         actor=actor,
         kind=KIND,
         scope=jobs.key_scope(preview.api_key),
-        task=import_bundle,
         items=items,
         api_key=preview.api_key,
         params={
@@ -1225,7 +1225,7 @@ def start_bundle_import(
     return job
 
 
-def _bundle_body(run: jobs.JobRun) -> None:
+def _bundle_body(run: JobRun) -> None:
     job, actor = run.job, run.actor
     services.authorize(actor, "character.import")
     if job.api_key_id is None:
@@ -1273,7 +1273,7 @@ def _bundle_body(run: jobs.JobRun) -> None:
     _finished(run, filename, token)
 
 
-def _finished(run: jobs.JobRun, filename: str, token: str) -> None:
+def _finished(run: JobRun, filename: str, token: str) -> None:
     job = run.job
     if run.lost or run.pending().exists():
         return  # cancelled or taken over: the upload stays for a resume
@@ -1291,7 +1291,7 @@ def _finished(run: jobs.JobRun, filename: str, token: str) -> None:
 
 
 def _apply_one(
-    run: jobs.JobRun,
+    run: JobRun,
     item: JobItem,
     api_key: ApiKey,
     entry: BundleCharacter,
@@ -1350,4 +1350,4 @@ def _apply_one(
 @task()
 def import_bundle(job_id: int) -> str:
     """Create or update each character of an uploaded bundle under the job's key."""
-    return jobs.run_job(job_id, _bundle_body, task=import_bundle)
+    return run_job(job_id, _bundle_body, task=import_bundle)

@@ -5,7 +5,7 @@ urlpatterns = [
     path("", include("teams.urls")),
     path("", include("keys.urls")),
     path("", include("characters.urls")),
-    path("", include("characters.urls_jobs")),
+    path("", include("jobs.urls")),
     path("", include("characters.urls_bundles")),
     path("", include("review.urls")),
     path("sandbox/", include("sandbox.urls")),

@@ -17,13 +17,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from . import registry
+
 
 class Job(models.Model):
-    class Kind(models.TextChoices):
-        IMPORT_ALL = "import_all", "Import from a key"
-        SYNC_ALL = "sync_all", "Sync all from Convai"
-        IMPORT_BUNDLE = "import_bundle", "Import a bundle"
-
     class State(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
@@ -36,7 +33,8 @@ class Job(models.Model):
     FINISHED_STATES = (State.DONE, State.FAILED, State.CANCELLED)
 
     team = models.ForeignKey("teams.Team", on_delete=models.CASCADE, related_name="jobs")
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    # What the job does: one of the kinds registered in jobs.registry (by the app doing it).
+    kind = models.CharField(max_length=20, choices=registry.kind_choices)
     scope = models.CharField(max_length=100)
     # The key an import reads with (a sync uses each character's bound key: none here).
     api_key = models.ForeignKey(

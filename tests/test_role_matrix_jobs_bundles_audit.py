@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
 from audit.services import record
+from characters.bulk import IMPORT_ALL
 from jobs.models import Job
 from keys.models import ApiKey
 from teams.models import Role
@@ -30,7 +31,7 @@ def _objects(world: World) -> None:
     )
     world.extra["job"] = Job.objects.create(
         team=world.team,
-        kind=Job.Kind.IMPORT_ALL,
+        kind=IMPORT_ALL,
         scope=f"key:{api_key.pk}",
         api_key=api_key,
         created_by=editor.user,
@@ -106,7 +107,7 @@ def _interrupted_job_of(world: World, starter: str) -> Job:
     )
     return Job.objects.create(
         team=world.team,
-        kind=Job.Kind.IMPORT_ALL,
+        kind=IMPORT_ALL,
         scope=f"key:{api_key.pk}",
         api_key=api_key,
         created_by=world.members[starter].user,
@@ -156,12 +157,13 @@ def test_job_bundle_and_audit_endpoints_role_matrix(
 
 
 def test_matrix_covers_every_job_bundle_and_audit_url() -> None:
-    from characters import urls_bundles, urls_jobs
+    from characters import urls_bundles
+    from jobs import urls as jobs_urls
     from review import urls as audit_urls
 
     named = {
         f"{module.app_name}:{pattern.name}"
-        for module in (urls_jobs, urls_bundles, audit_urls)
+        for module in (jobs_urls, urls_bundles, audit_urls)
         for pattern in module.urlpatterns
     }
     assert named <= {endpoint.url_name for endpoint in ENDPOINTS}

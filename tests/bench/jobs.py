@@ -141,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     from django.core.management import call_command
 
+    from jobs.worker import configure_process
+
+    configure_process()  # the worker loop runs here: tuned as `manage.py run_worker` is
     call_command("migrate", verbosity=0, interactive=False)
     results: list[tuple[str, int, int, float, float, int]] = []
     try:

@@ -15,6 +15,7 @@ from characters import bulk
 from characters.models import Character, Revision
 from convai.client import ConvaiClient
 from convai.errors import ConvaiRateLimitError
+from jobs import running
 from jobs.models import Job, JobItem
 from sandbox.models import SandboxCharacter
 from sandbox.services import set_fault
@@ -205,7 +206,7 @@ def test_a_fault_in_the_middle_finishes_what_it_can_and_reports_the_rest(
     # One character disappears from Convai before the job reads it (a 400 with Convai's
     # message); after three characters, Convai goes down (503s, retried, then given up).
     SandboxCharacter.objects.filter(pk=remote[1].pk).delete()
-    real = bulk.jobs.JobRun.record_item
+    real = running.JobRun.record_item
     recorded: list[str] = []
 
     def record_then_break(self: Any, item: JobItem, state: str, *args: Any, **kw: Any) -> bool:
@@ -215,7 +216,7 @@ def test_a_fault_in_the_middle_finishes_what_it_can_and_reports_the_rest(
             set_fault(key_label=editor_key.sandbox_label, outage=True)
         return stored
 
-    monkeypatch.setattr(bulk.jobs.JobRun, "record_item", record_then_break)
+    monkeypatch.setattr(running.JobRun, "record_item", record_then_break)
 
     run_worker()
 
@@ -309,7 +310,7 @@ def test_sync_all_stores_revisions_only_for_changed_characters(
     SandboxCharacter.objects.filter(character_id=gone.convai_id).delete()
     response = login(editor).post(reverse("jobs:sync-all", args=[editor.team.slug]))
     job = Job.objects.get()
-    assert response.status_code == 302 and job.kind == Job.Kind.SYNC_ALL and job.total == 4
+    assert response.status_code == 302 and job.kind == bulk.SYNC_ALL and job.total == 4
     real_sync_one = bulk._sync_one
 
     def teammate_saves_first(run: Any, item: Any, character: Character, *args: Any) -> None:

@@ -16,7 +16,7 @@ from django_tasks_db.models import DBTaskResult
 from audit.models import AuditEvent
 from characters import bulk
 from characters.models import Character
-from jobs import services as jobs
+from jobs import running
 from jobs.models import Job, JobItem
 from teams.models import Membership, Role
 from tests.characters.support import Key
@@ -75,7 +75,7 @@ def test_a_slice_boundary_with_a_cancel_request_finishes_the_job_cancelled(
     job = bulk.start_import_all(
         actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
     )
-    real = jobs.JobRun.record_item
+    real = running.JobRun.record_item
     seen: list[int] = []
 
     def record(self: Any, *args: Any, **kwargs: Any) -> bool:
@@ -85,7 +85,7 @@ def test_a_slice_boundary_with_a_cancel_request_finishes_the_job_cancelled(
             Job.objects.filter(pk=job.pk).update(cancel_requested_at=self.job.created_at)
         return stored
 
-    monkeypatch.setattr(jobs.JobRun, "record_item", record)
+    monkeypatch.setattr(running.JobRun, "record_item", record)
     run_worker()
     job = fresh(job)
     assert job.state == Job.State.CANCELLED and job.runs == 1

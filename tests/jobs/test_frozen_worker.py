@@ -21,7 +21,9 @@ from django.utils.html import escape
 
 from audit.models import AuditChain, AuditEvent
 from audit.services import chain_scope, record
+from characters import bulk
 from convai_admin.dbbusy import MESSAGE as RAW_MESSAGE
+from jobs import running
 from jobs import services as jobs
 from jobs.models import Job
 from teams.models import Membership
@@ -119,7 +121,7 @@ def test_a_frozen_worker_answers_busy_then_frees_the_team(
 ) -> None:
     job = Job.objects.create(
         team=editor.team,
-        kind=Job.Kind.SYNC_ALL,
+        kind=bulk.SYNC_ALL,
         scope=jobs.sync_scope(editor.team_id),
         created_by=editor.user,
         state=Job.State.INTERRUPTED,
@@ -163,7 +165,7 @@ def test_a_lock_timeout_or_a_deadlock_answers_busy_not_500(
     """On every database: whatever raised it (SQLite says "database is locked")."""
     job = Job.objects.create(
         team=editor.team,
-        kind=Job.Kind.SYNC_ALL,
+        kind=bulk.SYNC_ALL,
         scope=jobs.sync_scope(editor.team_id),
         created_by=editor.user,
         state=Job.State.INTERRUPTED,
@@ -206,7 +208,7 @@ def test_a_job_that_meets_a_held_lock_takes_a_turn_later_instead_of_failing(
     job = bulk.start_sync_all(actor=editor)
     calls: list[int] = []
 
-    def body(run: jobs.JobRun) -> None:
+    def body(run: running.JobRun) -> None:
         calls.append(run.number)
         if run.number == 1:
             raise OperationalError("canceling statement due to lock timeout") from type(
@@ -214,9 +216,9 @@ def test_a_job_that_meets_a_held_lock_takes_a_turn_later_instead_of_failing(
             )()
         bulk._sync_body(run)
 
-    assert jobs.run_job(job.pk, body, task=bulk.sync_all) == "requeued"
+    assert running.run_job(job.pk, body, task=bulk.sync_all) == "requeued"
     job.refresh_from_db()
     assert job.state == Job.State.QUEUED and job.done == 0
-    assert jobs.run_job(job.pk, body, task=bulk.sync_all) == Job.State.DONE
+    assert running.run_job(job.pk, body, task=bulk.sync_all) == Job.State.DONE
     job.refresh_from_db()
     assert (calls, job.state, job.done) == ([1, 2], Job.State.DONE, 1)

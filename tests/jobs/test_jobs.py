@@ -17,6 +17,7 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from characters import bulk
 from characters.models import Character
+from jobs import running
 from jobs import services as jobs
 from jobs.models import Job, JobItem
 from teams.models import Membership, Role
@@ -39,7 +40,7 @@ def start_import(editor: Membership, key: Key, count: int, prefix: str = "Remote
 
 def after_items(monkeypatch: pytest.MonkeyPatch, count: int, act: Callable[[], None]) -> None:
     """Run `act` once, right after the job has recorded `count` items."""
-    real = jobs.JobRun.record_item
+    real = running.JobRun.record_item
     seen: list[int] = []
 
     def record(self: Any, *args: Any, **kwargs: Any) -> bool:
@@ -49,7 +50,7 @@ def after_items(monkeypatch: pytest.MonkeyPatch, count: int, act: Callable[[], N
             act()
         return stored
 
-    monkeypatch.setattr(jobs.JobRun, "record_item", record)
+    monkeypatch.setattr(running.JobRun, "record_item", record)
 
 
 def test_cancel_stops_between_items_and_keeps_what_was_done(
@@ -57,7 +58,7 @@ def test_cancel_stops_between_items_and_keeps_what_was_done(
 ) -> None:
     settings.CONVAI_JOB_CONCURRENCY = 1
     job = start_import(editor, editor_key, 12)
-    monkeypatch.setattr(jobs, "CHECK_EVERY_SECONDS", 0)
+    monkeypatch.setattr(running, "CHECK_EVERY_SECONDS", 0)
     after_items(monkeypatch, 3, lambda: jobs.cancel_job(actor=editor, job_id=job.pk))
 
     run_worker()
@@ -139,12 +140,12 @@ def test_a_worker_declared_dead_that_wakes_up_stops_instead_of_working_beside_th
     editor: Membership, editor_key: Key
 ) -> None:
     job = start_import(editor, editor_key, 2)
-    first = jobs._claim(job.pk)
+    first = running._claim(job.pk)
     assert first is not None
     Job.objects.filter(pk=job.pk).update(state=Job.State.INTERRUPTED)
-    jobs.resume_job(actor=editor, job_id=job.pk, task=bulk.import_all)
+    jobs.resume_job(actor=editor, job_id=job.pk)
     run_worker()  # the resumed run does everything
-    stale_run = jobs.JobRun(job=first[0], actor=editor, number=first[1])
+    stale_run = running.JobRun(job=first[0], actor=editor, number=first[1])
     item = job.items.first()
     assert stale_run.record_item(item, JobItem.State.FAILED, "late") is False
     assert stale_run.should_stop(force=True) and stale_run.lost

@@ -95,7 +95,7 @@ def test_a_killed_worker_is_found_by_the_sweep_and_the_job_resumes(
     lost = AuditEvent.objects.get(action="job.worker_lost")
     assert lost.actor is None and lost.details["workers"] == row.worker_ids
 
-    jobs.resume_job(actor=editor, job_id=job.pk, task=bulk.import_all)
+    jobs.resume_job(actor=editor, job_id=job.pk)
     set_fault(key_label=editor_key.sandbox_label, latency_ms=0)
     run_worker()
     job = fresh(job)

@@ -17,7 +17,7 @@ from django_tasks_db.models import DBTaskResult
 
 from audit.models import AuditEvent
 from characters import bulk
-from jobs import periodic
+from jobs import periodic, running
 from jobs import services as jobs
 from jobs.models import Job, PeriodicRun
 from teams.models import Membership
@@ -141,7 +141,7 @@ def test_the_sweep_marks_a_dead_workers_job_interrupted_and_its_task_row_failed(
     # A worker takes the task and the job, then is killed (nothing of it runs any more).
     row = DBTaskResult.objects.get(pk=job.task_id)
     row.claim("worker-that-dies")
-    assert jobs._claim(job.pk) is not None
+    assert running._claim(job.pk) is not None
     assert jobs.sweep_stale().startswith("0 stale job(s)")  # its heartbeat is still fresh
 
     old = timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1)
@@ -162,7 +162,7 @@ def test_the_sweep_marks_a_dead_workers_job_interrupted_and_its_task_row_failed(
     assert jobs.sweep_stale().startswith("0 stale job(s)")
     assert AuditEvent.objects.filter(action="job.worker_lost").count() == 1
     # And it resumes.
-    jobs.resume_job(actor=editor, job_id=job.pk, task=bulk.import_all)
+    jobs.resume_job(actor=editor, job_id=job.pk)
     run_worker()
     assert fresh(job).state == Job.State.DONE
 

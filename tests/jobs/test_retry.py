@@ -98,7 +98,7 @@ def test_retry_is_refused_to_another_editor_and_when_nothing_failed(
     JobItem.objects.filter(job=job, state="failed").update(state="done")
     Job.objects.filter(pk=job.pk).update(failed=0, done=6)
     with pytest.raises(jobs.NothingToRetry):
-        jobs.retry_failed(actor=editor, job_id=job.pk, task=bulk.import_all)
+        jobs.retry_failed(actor=editor, job_id=job.pk)
     # Through htmx: told where to go (the job page, with the message).
     answer = login(editor).post(
         reverse("jobs:job-retry", args=[editor.team.slug, job.pk]), headers={"HX-Request": "true"}
@@ -115,4 +115,4 @@ def test_a_running_job_is_not_retried(editor: Membership, editor_key: Key) -> No
     )
     Job.objects.filter(pk=job.pk).update(failed=1)
     with pytest.raises(jobs.JobError, match="Wait for this job to finish"):
-        jobs.retry_failed(actor=editor, job_id=job.pk, task=bulk.import_all)
+        jobs.retry_failed(actor=editor, job_id=job.pk)

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.services import record
+from characters.bulk import IMPORT_ALL, SYNC_ALL
 from jobs.models import Job
 from keys.models import ApiKey
 from teams.models import Membership, Role, Team
@@ -65,7 +66,7 @@ def fill(team: Team, size: int) -> None:
         for state in Job.State.values:
             Job.objects.create(
                 team=team,
-                kind=Job.Kind.SYNC_ALL,
+                kind=SYNC_ALL,
                 scope=f"x:{team.pk}:{n}:{state}",
                 state=state,
                 created_by=member.user,
@@ -162,17 +163,13 @@ def test_changed_in_convai_jobs_and_quota(
     CharacterFactory.create(team=viewer.team, name="Quiet Quinn", bound_key=key)
     running = Job.objects.create(
         team=viewer.team,
-        kind=Job.Kind.IMPORT_ALL,
+        kind=IMPORT_ALL,
         scope="a",
         state=Job.State.RUNNING,
         heartbeat_at=timezone.now(),
     )
-    failed = Job.objects.create(
-        team=viewer.team, kind=Job.Kind.SYNC_ALL, scope="b", state=Job.State.FAILED
-    )
-    done = Job.objects.create(
-        team=viewer.team, kind=Job.Kind.SYNC_ALL, scope="c", state=Job.State.DONE
-    )
+    failed = Job.objects.create(team=viewer.team, kind=SYNC_ALL, scope="b", state=Job.State.FAILED)
+    done = Job.objects.create(team=viewer.team, kind=SYNC_ALL, scope="c", state=Job.State.DONE)
     outsider = UserFactory.create()
     ApiKey.objects.create(owner=outsider, label="Not in this team", last_four="zzzz")
 

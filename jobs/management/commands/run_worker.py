@@ -1,0 +1,18 @@
+"""`manage.py run_worker`: the django-tasks-db worker (`db_worker`, same options), in a process
+set up for jobs first (jobs/worker.py). `make run` starts WORKERS of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
+
+from jobs.worker import configure_process
+
+
+class Command(DbWorkerCommand):
+    help = "Run the job worker: django-tasks-db's db_worker in a process tuned for jobs."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        configure_process()
+        super().handle(*args, **options)
