@@ -12,11 +12,11 @@ class CharactersConfig(AppConfig):
         from jobs import periodic
 
         from . import (
-            bundles,
             drift,
             lookups,  # noqa: F401  (registers search_contains)
             services,
         )
+        from .bundles import uploads
 
         # Drift that shows itself (docs/drift.md); check_drift itself says "off" at 0 minutes.
         minutes = settings.CONVAI_ADMIN_DRIFT_CHECK_MINUTES
@@ -36,5 +36,5 @@ class CharactersConfig(AppConfig):
         periodic.register(
             "characters.prune_expired_uploads",
             every="CONVAI_BUNDLE_PRUNE_INTERVAL_SECONDS",
-            func=bundles.prune_expired_uploads,
+            func=uploads.prune_expired_uploads,
         )

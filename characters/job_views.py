@@ -27,14 +27,19 @@ from teams import policy
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
-from . import bulk, selectors, services
-from .bundles import import_bundle
+from . import selectors, services
+from .bulk import importing, syncing
+from .bundles.importing import import_bundle
 
 ITEMS_PER_PAGE = 200
 
 
 # What resumes each kind of job.
-RESUMES: dict[str, Task[[int], str]] = {**bulk.TASKS, Job.Kind.IMPORT_BUNDLE: import_bundle}
+RESUMES: dict[str, Task[[int], str]] = {
+    Job.Kind.IMPORT_ALL: importing.import_all,
+    Job.Kind.SYNC_ALL: syncing.sync_all,
+    Job.Kind.IMPORT_BUNDLE: import_bundle,
+}
 
 
 def _job_url(request: TeamRequest, job: Job) -> str:
@@ -62,7 +67,7 @@ def import_all(request: TeamRequest) -> HttpResponse:
             # The page sends the exceptions, not one field per character: "new=all" takes
             # every new one but those ticked "Leave out" (skip); characters another team has
             # too are added one by one (convai_id) or all at once (elsewhere=all).
-            job = bulk.start_import_all(
+            job = importing.start_import_all(
                 actor=request.membership,
                 api_key_id=key_id,
                 convai_ids=request.POST.getlist("convai_id"),
@@ -84,7 +89,9 @@ def import_all(request: TeamRequest) -> HttpResponse:
         return redirect(_job_url(request, job))
     if key_id:
         try:
-            context["preview"] = bulk.preview_import(actor=request.membership, api_key_id=key_id)
+            context["preview"] = importing.preview_import(
+                actor=request.membership, api_key_id=key_id
+            )
         except services.CharacterError as error:
             context["error"] = error.message
         else:
@@ -99,7 +106,7 @@ def sync_all(request: TeamRequest) -> HttpResponse:
     """GET: what a sync of every character will do and cost; POST: start it."""
     if request.method == "POST":
         try:
-            job = bulk.start_sync_all(actor=request.membership)
+            job = syncing.start_sync_all(actor=request.membership)
         except jobs.JobBusy as error:
             return _busy(request, error)
         except services.CharacterError as error:
@@ -107,7 +114,7 @@ def sync_all(request: TeamRequest) -> HttpResponse:
             return redirect("characters:character-list", request.team.slug)
         messages.success(request, f"Syncing {job.total} character{'s' * (job.total != 1)}.")
         return redirect(_job_url(request, job))
-    keys = bulk.sync_plan(request.team)
+    keys = syncing.sync_plan(request.team)
     context = {
         "team": request.team,
         "keys": keys,

@@ -187,15 +187,16 @@ def upload_worker(kind: str, path: str) -> dict[str, Any]:
     import django
 
     django.setup()
-    from characters import bundles
+    from characters.bundles.reading import validate_file
+    from characters.bundles.schema import BundleInvalid
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     try:
         with open(path, "rb") as stream:
-            bundle = bundles.validate_file(stream)
+            bundle = validate_file(stream)
         outcome = f"valid ({len(bundle.characters):,} characters)"
-    except bundles.BundleInvalid as refusal:
+    except BundleInvalid as refusal:
         outcome = f"refused: {refusal.reason}"
     return {
         "kind": kind,

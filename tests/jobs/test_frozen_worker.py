@@ -200,10 +200,10 @@ def test_a_lock_timeout_or_a_deadlock_answers_busy_not_500(
 def test_a_job_that_meets_a_held_lock_takes_a_turn_later_instead_of_failing(
     editor: Membership, create: Callable[..., Any]
 ) -> None:
-    from characters import bulk
+    from characters.bulk import syncing
 
     create(name="One")
-    job = bulk.start_sync_all(actor=editor)
+    job = syncing.start_sync_all(actor=editor)
     calls: list[int] = []
 
     def body(run: jobs.JobRun) -> None:
@@ -212,11 +212,11 @@ def test_a_job_that_meets_a_held_lock_takes_a_turn_later_instead_of_failing(
             raise OperationalError("canceling statement due to lock timeout") from type(
                 "LockNotAvailable", (Exception,), {"sqlstate": "55P03"}
             )()
-        bulk._sync_body(run)
+        syncing._sync_body(run)
 
-    assert jobs.run_job(job.pk, body, task=bulk.sync_all) == "requeued"
+    assert jobs.run_job(job.pk, body, task=syncing.sync_all) == "requeued"
     job.refresh_from_db()
     assert job.state == Job.State.QUEUED and job.done == 0
-    assert jobs.run_job(job.pk, body, task=bulk.sync_all) == Job.State.DONE
+    assert jobs.run_job(job.pk, body, task=syncing.sync_all) == Job.State.DONE
     job.refresh_from_db()
     assert (calls, job.state, job.done) == ([1, 2], Job.State.DONE, 1)
