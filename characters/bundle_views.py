@@ -1,6 +1,6 @@
 """Bundle pages: export (the list's selection, or one character), import (upload, preview,
 confirm: a background job), and "Copy to another key". Thin: the services in
-characters.bundles and characters.copying decide, audit and talk to Convai."""
+characters/bundles/ and characters.copying decide, audit and talk to Convai."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ Concurrency (two jobs, two workers, a dead worker):
   conditional on it still being pending.
 - A running job whose heartbeat is older than JOB_STALE_SECONDS is shown "interrupted" and may
   be resumed: re-queued, it works only through the items still pending.
-The task bodies guard the characters themselves (see characters/bulk.py).
+The task bodies guard the characters themselves (see characters/bulk/).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ CHECK_EVERY_SECONDS = 0.5
 
 
 class _Enqueueable(Protocol):
-    """A django-tasks Task taking the job's ID (characters.bulk defines them)."""
+    """A django-tasks Task taking the job's ID (characters/bulk/, bundles/ define them)."""
 
     def enqueue(self, job_id: int) -> Any: ...
 
@@ -491,7 +491,7 @@ class JobRun:
         """Store one item's result; False if it was already stored (by an earlier run) or
         this run lost the job (then `lost` is set).
 
-        Inside a transaction (a batch of results: see characters.bulk.run_pooled) the job's
+        Inside a transaction (a batch of results: see jobs.pool.run_pooled) the job's
         totals are written by `flush()` at its end, once; outside one, at once."""
         if self.lost:
             return False

@@ -10,7 +10,7 @@ one worker runs team A's import of 2,000 characters; once it is under way, team 
 sync of its one character. Goal: B's job starts within 5 s. Measured with the fair slices
 (JOB_SLICE_ITEMS / JOB_SLICE_SECONDS, the defaults) and, for comparison, without them.
 
-What runs is the product's path end to end: the job is started through characters.bulk (as the
+What runs is the product's path end to end: the job is started through characters/bulk/ (as the
 page does: one `list` call, the job and its items, the queued task), then the real
 django-tasks-db worker loop runs it in this process (as `manage.py db_worker` does), with its
 thread pool of Convai gets against the sandbox, served by a subprocess (Django's threaded WSGI
