@@ -339,7 +339,26 @@ def _document(reader: _Reader, scan: _Scan) -> Bundle:
         else:
             top[key] = reader.skip(event, value)
     reader.end()
-    schema = top.get("schema")
+    _check_schema(top.get("schema"))
+    head, team = _top_problems(top)
+    if "characters" not in top or isinstance(top["characters"], Opaque):
+        raise BundleInvalid(
+            [*head, "“characters” must be a list."][:MAX_PROBLEMS],
+            reason="fields",
+            **scan.facts(),
+        )
+    if count == 0:
+        head.append("it has no characters.")
+    problems = head + problems
+    if problems:
+        reported = problems[:MAX_PROBLEMS]
+        if len(problems) > MAX_PROBLEMS:
+            reported.append("(and more)")
+        raise BundleInvalid(reported, reason="fields", **scan.facts())
+    return Bundle(characters, str(team), scan.sha256, scan.size)
+
+
+def _check_schema(schema: Any) -> None:
     if schema != SCHEMA:
         if isinstance(schema, str) and schema.startswith(SCHEMA_FAMILY):
             raise _Fatal(
@@ -347,6 +366,10 @@ def _document(reader: _Reader, scan: _Scan) -> Bundle:
                 "schema",
             )
         raise _Fatal(f"it is not a Convai Admin bundle (its “schema” is not “{SCHEMA}”).", "schema")
+
+
+def _top_problems(top: dict[str, Any]) -> tuple[list[str], str]:
+    """The problems of the document's own keys (besides "characters"), and its team."""
     head: list[str] = []
     unknown = sorted(set(top) - {"schema", "characters", "selection", "team"})
     if unknown:
@@ -363,21 +386,7 @@ def _document(reader: _Reader, scan: _Scan) -> Bundle:
         top.get("selection", Opaque("object")).kind != "object"
     ):
         head.append("“selection” must be an object.")
-    if "characters" not in top or isinstance(top["characters"], Opaque):
-        raise BundleInvalid(
-            [*head, "“characters” must be a list."][:MAX_PROBLEMS],
-            reason="fields",
-            **scan.facts(),
-        )
-    if count == 0:
-        head.append("it has no characters.")
-    problems = head + problems
-    if problems:
-        reported = problems[:MAX_PROBLEMS]
-        if len(problems) > MAX_PROBLEMS:
-            reported.append("(and more)")
-        raise BundleInvalid(reported, reason="fields", **scan.facts())
-    return Bundle(characters, str(team), scan.sha256, scan.size)
+    return head, team
 
 
 def _characters(reader: _Reader, problems: list[str], characters: list[BundleCharacter]) -> int:
