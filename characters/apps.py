@@ -12,12 +12,12 @@ class CharactersConfig(AppConfig):
         from jobs import periodic
 
         from . import (
-            bundles,
             drift,
             job_kinds,
             lookups,  # noqa: F401  (registers search_contains)
             services,
         )
+        from .bundles import uploads
 
         # Import all, sync all, bundle import: their tasks, start pages and rules (jobs.registry).
         job_kinds.register_kinds()
@@ -40,7 +40,7 @@ class CharactersConfig(AppConfig):
         periodic.register(
             "characters.prune_expired_uploads",
             every="CONVAI_BUNDLE_PRUNE_INTERVAL_SECONDS",
-            func=bundles.prune_expired_uploads,
+            func=uploads.prune_expired_uploads,
         )
         # The overview's dashboard and the read-only warnings of teams and keys (their hooks).
         from . import hooks

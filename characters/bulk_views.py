@@ -15,7 +15,8 @@ from jobs.views import busy_response, job_url
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
-from . import bulk, selectors, services
+from . import selectors, services
+from .bulk import importing, syncing
 
 
 @require_http_methods(["GET", "POST"])
@@ -32,7 +33,7 @@ def import_all(request: TeamRequest) -> HttpResponse:
             # The page sends the exceptions, not one field per character: "new=all" takes
             # every new one but those ticked "Leave out" (skip); characters another team has
             # too are added one by one (convai_id) or all at once (elsewhere=all).
-            job = bulk.start_import_all(
+            job = importing.start_import_all(
                 actor=request.membership,
                 api_key_id=key_id,
                 convai_ids=request.POST.getlist("convai_id"),
@@ -54,7 +55,7 @@ def import_all(request: TeamRequest) -> HttpResponse:
         return redirect(job_url(request, job))
     if key_id:
         try:
-            preview = bulk.preview_import(actor=request.membership, api_key_id=key_id)
+            preview = importing.preview_import(actor=request.membership, api_key_id=key_id)
         except services.CharacterError as error:
             context["error"] = error.message
         else:
@@ -69,7 +70,7 @@ def sync_all(request: TeamRequest) -> HttpResponse:
     """GET: what a sync of every character will do and cost; POST: start it."""
     if request.method == "POST":
         try:
-            job = bulk.start_sync_all(actor=request.membership)
+            job = syncing.start_sync_all(actor=request.membership)
         except jobs.JobBusy as error:
             return busy_response(request, error)
         except services.CharacterError as error:
@@ -77,7 +78,7 @@ def sync_all(request: TeamRequest) -> HttpResponse:
             return redirect("characters:character-list", request.team.slug)
         messages.success(request, f"Syncing {job.total} character{'s' * (job.total != 1)}.")
         return redirect(job_url(request, job))
-    keys = bulk.sync_plan(request.team)
+    keys = syncing.sync_plan(request.team)
     context = {
         "team": request.team,
         "keys": keys,

@@ -1,6 +1,6 @@
 """Bundle pages: export (the list's selection, or one character), import (upload, preview,
 confirm: a background job), and "Copy to another key". Thin: the services in
-characters.bundles and characters.copying decide, audit and talk to Convai."""
+characters/bundles/ and characters.copying decide, audit and talk to Convai."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from jobs import services as jobs
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
-from . import bundles, copying, selectors, services
+from . import copying, selectors, services
+from .bundles import exporting, importing, schema, uploads
 from .forms import FilterForm, KeyField
 from .models import Character
 
@@ -62,7 +63,7 @@ def _key_choice(api_key: Any) -> str:
     return f"{label} · {account}" if account else label
 
 
-def _attachment(export: bundles.Export) -> HttpResponse:
+def _attachment(export: exporting.Export) -> HttpResponse:
     response = StreamingHttpResponse(export.chunks, content_type="application/json; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
     response["X-Bundle-Count"] = str(export.count)
@@ -84,13 +85,13 @@ def export_list(request: TeamRequest) -> HttpResponse:
         key=form.value("key"),
         unusable=bool(form.value("unusable")),
     )
-    return _attachment(bundles.export_characters(actor=request.membership, filters=filters))
+    return _attachment(exporting.export_characters(actor=request.membership, filters=filters))
 
 
 @require_GET
 @team_view("character.export")
 def export_one(request: TeamRequest, character_id: int) -> HttpResponse:
-    export = bundles.export_characters(actor=request.membership, character_id=character_id)
+    export = exporting.export_characters(actor=request.membership, character_id=character_id)
     return _attachment(export)
 
 
@@ -106,18 +107,18 @@ def import_bundle(request: TeamRequest) -> HttpResponse:
         form = BundleUploadForm(request.POST, request.FILES, keys=keys)
         if form.is_valid():
             try:
-                kept = bundles.upload_bundle(
+                kept = uploads.upload_bundle(
                     actor=request.membership,
                     api_key_id=form.cleaned_data["key"],
                     upload=form.cleaned_data["bundle"],
                 )
             except services.KeyNotUsable as refused:
                 form.add_error("key", refused.message)
-            except bundles.BundleInvalid as refusal:
+            except schema.BundleInvalid as refusal:
                 problems = refusal.problems  # listed above the form, one per line
                 form.add_error("bundle", "Choose a corrected file (see the problems above).")
                 status = 400
-            except bundles.UploadRefused as refusal:
+            except uploads.UploadRefused as refusal:
                 form.add_error("bundle", refusal.message)
                 status = 429 if refusal.reason == "rate_limited" else 507
             else:
@@ -142,7 +143,7 @@ def import_bundle(request: TeamRequest) -> HttpResponse:
 
 
 def _max_mb() -> str:
-    return f"{bundles.max_bytes() / (1024 * 1024):g} MB"
+    return f"{schema.max_bytes() / (1024 * 1024):g} MB"
 
 
 @require_http_methods(["GET", "POST"])
@@ -153,11 +154,11 @@ def preview(request: TeamRequest, token: str) -> HttpResponse:
     key_id = request.POST.get("key") or request.GET.get("key") or (str(keys[0].pk) if keys else "")
     if request.method == "POST":
         if request.POST.get("discard"):
-            bundles.discard_upload(actor=request.membership, token=token)
+            uploads.discard_upload(actor=request.membership, token=token)
             messages.info(request, "The uploaded bundle was discarded. Nothing was imported.")
             return redirect("characters:character-list", request.team.slug)
         try:
-            job = bundles.start_bundle_import(
+            job = importing.start_bundle_import(
                 actor=request.membership,
                 api_key_id=key_id,
                 token=token,
@@ -188,14 +189,14 @@ def preview(request: TeamRequest, token: str) -> HttpResponse:
         "key_id": key_id,
     }
     try:
-        bundle, filename = bundles.load_upload(actor=request.membership, token=token)
+        bundle, filename = uploads.load_upload(actor=request.membership, token=token)
     except services.CharacterError as error:
         messages.error(request, error.message)
         return redirect("bundles:import", request.team.slug)
     context.update(bundle=bundle, filename=filename)
     if key_id:
         try:
-            result = bundles.preview_bundle(
+            result = importing.preview_bundle(
                 actor=request.membership, api_key_id=key_id, bundle=bundle
             )
         except services.CharacterError as error:

@@ -7,7 +7,9 @@ from jobs.models import Job
 from jobs.registry import JobKind, StartPage, register
 from keys.models import ApiKey
 
-from . import bulk, bulk_views, bundles
+from . import bulk_views
+from .bulk import importing, syncing
+from .bundles import importing as bundle_importing
 
 CHARACTER_PAGE = "characters:character-detail"
 
@@ -20,27 +22,27 @@ def bound_keys_of_items(job: Job) -> set[Any]:
 
 KINDS = (
     JobKind(
-        name=bulk.IMPORT_ALL,
+        name=importing.IMPORT_ALL,
         label="Import from a key",
-        task=bulk.import_all,
+        task=importing.import_all,
         start_action="character.import",
         item_url=CHARACTER_PAGE,
         keys_spent=bound_keys_of_items,
         start_pages=(StartPage("characters/import-all/", bulk_views.import_all, "import-all"),),
     ),
     JobKind(
-        name=bulk.SYNC_ALL,
+        name=syncing.SYNC_ALL,
         label="Sync all from Convai",
-        task=bulk.sync_all,
+        task=syncing.sync_all,
         start_action="character.sync",
         item_url=CHARACTER_PAGE,
         keys_spent=bound_keys_of_items,
         start_pages=(StartPage("characters/sync-all/", bulk_views.sync_all, "sync-all"),),
     ),
     JobKind(
-        name=bundles.KIND,
+        name=bundle_importing.KIND,
         label="Import a bundle",
-        task=bundles.import_bundle,
+        task=bundle_importing.import_bundle,
         start_action="character.import",
         # A bundle's upload is gone once its import finished: it is uploaded again instead.
         no_retry=(

@@ -423,7 +423,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # each read from a client (its request, the rest of its body, its next request on a kept-alive
 # connection) before closing the connection and freeing the thread.
 REQUEST_READ_TIMEOUT = float(os.environ.get("CONVAI_ADMIN_REQUEST_READ_TIMEOUT", "30"))
-# The largest bundle file an import accepts (characters.bundles.max_bytes() reads it too).
+# The largest bundle file an import accepts (characters.bundles.schema.max_bytes() reads it).
 CONVAI_BUNDLE_MAX_BYTES = int(os.environ.get("CONVAI_BUNDLE_MAX_BYTES", str(20 * 1024 * 1024)))
 REQUEST_UPLOAD_LIMITS = {"bundles:import": "CONVAI_BUNDLE_MAX_BYTES"}
 

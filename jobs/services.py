@@ -13,7 +13,7 @@ Concurrency (two jobs, two workers, a dead worker):
 - A running job whose heartbeat is older than JOB_STALE_SECONDS is shown "interrupted" and may
   be resumed: re-queued, it works only through the items still pending (see jobs/running.py
   for how a run that wakes up late stops).
-The task bodies guard what they work on themselves (e.g. characters/bulk.py).
+The task bodies guard what they work on themselves (e.g. characters/bulk/).
 """
 
 from __future__ import annotations

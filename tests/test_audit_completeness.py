@@ -21,8 +21,9 @@ from django.urls import reverse
 
 from accounts.models import User
 from audit.models import AuditEvent
-from characters import bulk, drift
+from characters import drift
 from characters import services as characters
+from characters.bulk import importing
 from characters.models import Character
 from jobs import services as jobs
 from jobs.models import Job
@@ -338,14 +339,15 @@ def copy_to_another_key(w: World) -> None:
 
 
 def bundle_export(w: World) -> None:
-    from characters import bundles
+    from characters.bundles.exporting import export_characters
 
-    exported = bundles.export_characters(actor=w.editor)
+    exported = export_characters(actor=w.editor)
     w.stash["bundle"] = b"".join(exported.chunks)
 
 
 def bundle_import(w: World) -> None:
-    from characters import bundles
+    from characters.bundles.importing import start_bundle_import
+    from characters.bundles.uploads import upload_bundle
 
     document = json.loads(w.stash["bundle"])
     raymond = next(c for c in document["characters"] if c["convai_id"] == character(w).convai_id)
@@ -355,19 +357,15 @@ def bundle_import(w: World) -> None:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     upload = SimpleUploadedFile("studio.json", data, "application/json")
-    token = bundles.upload_bundle(
-        actor=w.editor, api_key_id=w.stash["editor_key"].pk, upload=upload
-    ).token
-    job = bundles.start_bundle_import(
-        actor=w.editor, api_key_id=w.stash["editor_key"].pk, token=token
-    )
+    token = upload_bundle(actor=w.editor, api_key_id=w.stash["editor_key"].pk, upload=upload).token
+    job = start_bundle_import(actor=w.editor, api_key_id=w.stash["editor_key"].pk, token=token)
     w.stash["bundle_job"] = job
     run_worker()
 
 
 def start_and_finish_job(w: World) -> None:
     remote = seed_remote(w.stash["editor_key"], 2, prefix="Batch")
-    job = bulk.start_import_all(
+    job = importing.start_import_all(
         actor=w.editor,
         api_key_id=w.stash["editor_key"].pk,
         convai_ids=[c.character_id for c in remote],
@@ -378,7 +376,7 @@ def start_and_finish_job(w: World) -> None:
 
 def start_and_cancel_job(w: World) -> None:
     remote = seed_remote(w.stash["editor_key"], 2, prefix="Later")
-    job = bulk.start_import_all(
+    job = importing.start_import_all(
         actor=w.editor,
         api_key_id=w.stash["editor_key"].pk,
         convai_ids=[c.character_id for c in remote],

@@ -18,7 +18,7 @@ Upload validation (`--uploads`, also run by `make bench`): each of the worst fil
 under the 20 MB limit (6.6 million empty objects; ten million values in one snapshot; objects
 of 1,000 keys; the largest valid bundle of 10,000 characters in 2- and 4-byte UTF-8; one 20 MB
 string; empty objects read by the pure-Python parser) is written to a temporary file and
-validated by `characters.bundles.validate_file` in a fresh child process, which reports its
+validated by `characters.bundles.reading.validate_file` in a fresh child process, which reports its
 peak RSS (`resource.getrusage`, whole process: Python, Django and the validation) and its RSS
 before validating. Goal: peak RSS <= 150 MB for every file.
 """
@@ -187,15 +187,16 @@ def upload_worker(kind: str, path: str) -> dict[str, Any]:
     import django
 
     django.setup()
-    from characters import bundles
+    from characters.bundles.reading import validate_file
+    from characters.bundles.schema import BundleInvalid
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     started = time.perf_counter()
     try:
         with open(path, "rb") as stream:
-            bundle = bundles.validate_file(stream)
+            bundle = validate_file(stream)
         outcome = f"valid ({len(bundle.characters):,} characters)"
-    except bundles.BundleInvalid as refusal:
+    except BundleInvalid as refusal:
         outcome = f"refused: {refusal.reason}"
     return {
         "kind": kind,

@@ -10,7 +10,7 @@ one worker runs team A's import of 2,000 characters; once it is under way, team 
 sync of its one character. Goal: B's job starts within 5 s. Measured with the fair slices
 (JOB_SLICE_ITEMS / JOB_SLICE_SECONDS, the defaults) and, for comparison, without them.
 
-What runs is the product's path end to end: the job is started through characters.bulk (as the
+What runs is the product's path end to end: the job is started through characters/bulk/ (as the
 page does: one `list` call, the job and its items, the queued task), then the real
 django-tasks-db worker loop runs it in this process (as `manage.py db_worker` does), with its
 thread pool of Convai gets against the sandbox, served by a subprocess (Django's threaded WSGI
@@ -188,7 +188,7 @@ def run_benchmark(
 ) -> list[tuple[str, int, int, float, float, int]]:
     from django.conf import settings
 
-    from characters import bulk
+    from characters.bulk import importing, syncing
     from characters.models import Character, Revision
     from jobs.models import Job
     from keys.services import add_api_key, client_for
@@ -213,7 +213,7 @@ def run_benchmark(
             wall = time.perf_counter() - started
         results.append(("bare gets, no job (floor)", concurrency, count, wall, ideal, 0))
         Character.objects.filter(team=member.team).delete()
-        job = bulk.start_import_all(actor=member, api_key_id=api_key.pk, convai_ids=ids)
+        job = importing.start_import_all(actor=member, api_key_id=api_key.pk, convai_ids=ids)
         started = time.perf_counter()
         run_worker()
         wall = time.perf_counter() - started
@@ -227,7 +227,7 @@ def run_benchmark(
         for convai_id in changed:
             client.update_character(convai_id, backstory=f"Changed at concurrency {concurrency}.")
         before = Revision.objects.filter(reason=Revision.Reason.SYNCED).count()
-        job = bulk.start_sync_all(actor=member)
+        job = syncing.start_sync_all(actor=member)
         started = time.perf_counter()
         run_worker()
         wall = time.perf_counter() - started
@@ -251,7 +251,7 @@ def run_fairness(raw_key: str, rival_key: str, count: int) -> list[dict[str, flo
     from django.db import connection
     from django.utils import timezone
 
-    from characters import bulk
+    from characters.bulk import importing, syncing
     from characters.models import Character
     from jobs.models import Job
     from keys.services import add_api_key, client_for
@@ -265,7 +265,7 @@ def run_fairness(raw_key: str, rival_key: str, count: int) -> list[dict[str, flo
     key_b = add_api_key(actor=team_b.user, label="Team B", raw_key=rival_key)
     ids = [c.character_id for c in client_for(key_a).list_characters()]
     assert len(ids) == count, len(ids)
-    bulk.start_import_all(
+    importing.start_import_all(
         actor=team_b,
         api_key_id=key_b.pk,
         convai_ids=[c.character_id for c in client_for(key_b).list_characters()],
@@ -279,7 +279,7 @@ def run_fairness(raw_key: str, rival_key: str, count: int) -> list[dict[str, flo
         else:
             settings.JOB_SLICE_ITEMS, settings.JOB_SLICE_SECONDS = 10**9, 1e9
         Character.objects.filter(team=team_a.team).delete()
-        long = bulk.start_import_all(actor=team_a, api_key_id=key_a.pk, convai_ids=ids)
+        long = importing.start_import_all(actor=team_a, api_key_id=key_a.pk, convai_ids=ids)
 
         def worker() -> None:
             try:
@@ -293,7 +293,7 @@ def run_fairness(raw_key: str, rival_key: str, count: int) -> list[dict[str, flo
         while Job.objects.get(pk=long.pk).done < 50:  # A is under way
             time.sleep(0.05)
         asked = timezone.now()
-        short = bulk.start_sync_all(actor=team_b)
+        short = syncing.start_sync_all(actor=team_b)
         while Job.objects.get(pk=short.pk).state != Job.State.DONE:
             time.sleep(0.05)
         short = Job.objects.get(pk=short.pk)

@@ -9,11 +9,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from characters import bundles
+from characters.bundles.schema import SCHEMA
 
 
 def document(characters: list[dict[str, Any]], **top: Any) -> bytes:
-    return json.dumps({"schema": bundles.SCHEMA, "characters": characters, **top}).encode()
+    return json.dumps({"schema": SCHEMA, "characters": characters, **top}).encode()
 
 
 def entry(convai_id: str = "abc-123", **fields: Any) -> dict[str, Any]:

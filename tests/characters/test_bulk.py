@@ -11,11 +11,11 @@ from django.db.models import F
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from characters import bulk
+from characters.bulk import importing, syncing
 from characters.models import Character, Revision
 from convai.client import ConvaiClient
 from convai.errors import ConvaiRateLimitError
-from jobs import running
+from jobs import pool, running
 from jobs.models import Job, JobItem
 from sandbox.models import SandboxCharacter
 from sandbox.services import set_fault
@@ -30,7 +30,7 @@ pytestmark = [
 ]
 
 
-def statuses(preview: bulk.ImportPreview) -> dict[str, str]:
+def statuses(preview: importing.ImportPreview) -> dict[str, str]:
     return {row.name: row.status for row in preview.rows}
 
 
@@ -43,7 +43,7 @@ def test_preview_sorts_the_keys_characters_into_new_here_changed_and_elsewhere(
     remote = {c.character_name: c for c in seed_remote(key, 4)}
     # Two already here (one changed in Convai since), one in another team (of someone with a
     # key of the same Convai account), one new.
-    bulk.start_import_all(
+    importing.start_import_all(
         actor=editor,
         api_key_id=key.pk,
         convai_ids=[remote["Remote 001"].character_id, remote["Remote 002"].character_id],
@@ -52,7 +52,7 @@ def test_preview_sorts_the_keys_characters_into_new_here_changed_and_elsewhere(
     rival = TeamFactory(name="Rival Studio")
     other_team_member = MembershipFactory(team=rival, role=Role.EDITOR)
     other_key = add_key(other_team_member, "Rival", account="studio")
-    bulk.start_import_all(
+    importing.start_import_all(
         actor=other_team_member,
         api_key_id=other_key.pk,
         convai_ids=[remote["Remote 003"].character_id],
@@ -60,7 +60,7 @@ def test_preview_sorts_the_keys_characters_into_new_here_changed_and_elsewhere(
     run_worker()
     SandboxCharacter.objects.filter(pk=remote["Remote 002"].pk).update(character_name="Renamed")
 
-    preview = bulk.preview_import(actor=editor, api_key_id=key.pk)
+    preview = importing.preview_import(actor=editor, api_key_id=key.pk)
 
     assert statuses(preview) == {
         "Remote 001": "here",
@@ -200,7 +200,7 @@ def test_a_fault_in_the_middle_finishes_what_it_can_and_reports_the_rest(
     settings.CONVAI_JOB_CONCURRENCY = 1
     settings.CONVAI_JOB_READ_RETRIES = 1
     remote = seed_remote(editor_key, 8)
-    job = bulk.start_import_all(
+    job = importing.start_import_all(
         actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
     )
     # One character disappears from Convai before the job reads it (a 400 with Convai's
@@ -242,7 +242,7 @@ def test_reads_are_retried_on_429_and_then_reported(
     Retry-After of 0 s honoured), then the item fails with Convai's words; nothing is stored."""
     settings.CONVAI_JOB_READ_RETRIES = 2
     remote = seed_remote(editor_key, 3)
-    job = bulk.start_import_all(
+    job = importing.start_import_all(
         actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
     )
     set_fault(key_label=editor_key.sandbox_label, rate_limit=True, retry_after=0)
@@ -270,10 +270,10 @@ def test_a_long_retry_after_is_waited_out_by_the_job(
     on; one longer than CONVAI_JOB_MAX_RETRY_WAIT fails that item."""
     settings.CONVAI_JOB_CONCURRENCY = 1
     remote = seed_remote(editor_key, 2)
-    job = bulk.start_import_all(
+    job = importing.start_import_all(
         actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
     )
-    real_get = bulk.ConvaiClient.get_character
+    real_get = ConvaiClient.get_character
     answers = iter([7.0, None, 600.0])
 
     def limited(self: Any, convai_id: str) -> Any:
@@ -283,8 +283,8 @@ def test_a_long_retry_after_is_waited_out_by_the_job(
         return real_get(self, convai_id)
 
     waits: list[float] = []
-    monkeypatch.setattr(bulk.ConvaiClient, "get_character", limited)
-    monkeypatch.setattr(bulk, "wait_out", waits.append)
+    monkeypatch.setattr(ConvaiClient, "get_character", limited)
+    monkeypatch.setattr(pool, "wait_out", waits.append)
     run_worker()
     job = fresh(job)
     assert (job.done, job.failed) == (1, 1) and waits == [7.0]
@@ -310,15 +310,15 @@ def test_sync_all_stores_revisions_only_for_changed_characters(
     SandboxCharacter.objects.filter(character_id=gone.convai_id).delete()
     response = login(editor).post(reverse("jobs:sync-all", args=[editor.team.slug]))
     job = Job.objects.get()
-    assert response.status_code == 302 and job.kind == bulk.SYNC_ALL and job.total == 4
-    real_sync_one = bulk._sync_one
+    assert response.status_code == 302 and job.kind == syncing.SYNC_ALL and job.total == 4
+    real_sync_one = syncing._sync_one
 
     def teammate_saves_first(run: Any, item: Any, character: Character, *args: Any) -> None:
         if character.pk == edited_meanwhile.pk:
             Character.objects.filter(pk=character.pk).update(version=F("version") + 1)
         real_sync_one(run, item, character, *args)
 
-    monkeypatch.setattr(bulk, "_sync_one", teammate_saves_first)
+    monkeypatch.setattr(syncing, "_sync_one", teammate_saves_first)
     revisions_before = Revision.objects.count()
 
     run_worker()
@@ -350,7 +350,7 @@ def test_sync_all_reads_each_character_once_through_its_bound_key(
 ) -> None:
     characters = [create(name=f"C{n}").character for n in range(5)]
     sent = record_requests(monkeypatch)
-    bulk.start_sync_all(actor=editor)
+    syncing.start_sync_all(actor=editor)
     run_worker()
     gets = sorted(body["charID"] for path, body in sent if path == "/character/get")
     assert gets == sorted(c.convai_id for c in characters)

@@ -24,7 +24,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from characters import bundles
+from characters.bundles import reading
+from characters.bundles.importing import KIND
+from characters.bundles.reading import parse_bundle
+from characters.bundles.schema import SCHEMA, BundleInvalid
+from characters.bundles.uploads import UPLOAD_ACTION, UploadGone, load_upload, prune_expired_uploads
 from characters.catalogue import Catalogue
 from characters.forms import CharacterForm
 from convai.types import Language, Voice
@@ -35,8 +39,6 @@ from tests.characters.bundle_support import document, entry, upload
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
-
-UPLOAD_ACTION = bundles.UPLOAD_ACTION
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +87,7 @@ def page_text(response: Any) -> str:
     return html.unescape(response.content.decode())
 
 
-def raw_document(characters: str, schema: str = bundles.SCHEMA) -> bytes:
+def raw_document(characters: str, schema: str = SCHEMA) -> bytes:
     return f'{{"characters": [{characters}], "schema": "{schema}"}}'.encode()
 
 
@@ -275,7 +277,7 @@ def test_a_file_of_too_many_values_is_refused_through_the_page(
 ) -> None:
     """The cap is 2,000,000 values (a 20 MB file can hold 10 million); lowered here to keep
     the test fast: the same check, at a smaller number."""
-    monkeypatch.setattr(bundles, "MAX_VALUES", 1000)
+    monkeypatch.setattr(reading, "MAX_VALUES", 1000)
     data = document([entry(snapshot={"v": [0] * 1000})])
 
     response = upload(client_for(editor), editor.team.slug, data, key)
@@ -323,7 +325,7 @@ def test_a_valid_upload_is_kept_for_its_preview_and_audited(
 
     assert response.status_code == 302
     token = response["Location"].split("/bundles/")[1].split("/")[0]
-    bundle, filename = bundles.load_upload(actor=editor, token=token)
+    bundle, filename = load_upload(actor=editor, token=token)
     assert filename == "studio.json" and bundle.sha256 == hashlib.sha256(data).hexdigest()
     event = AuditEvent.objects.get(action=UPLOAD_ACTION)
     assert event.outcome == "success"
@@ -402,8 +404,8 @@ def test_the_form_and_a_bundle_refuse_the_same_values(field: str, value: str) ->
     assert not form.is_valid()
     assert field in form.errors
 
-    with pytest.raises(bundles.BundleInvalid) as refused:
-        bundles.parse_bundle(document([entry(**{field: bundle_value(field, value)})]))
+    with pytest.raises(BundleInvalid) as refused:
+        parse_bundle(document([entry(**{field: bundle_value(field, value)})]))
     assert f"“{field}”" in refused.value.message
 
 
@@ -416,7 +418,7 @@ def test_the_form_and_a_bundle_accept_and_store_the_same_values(
     assert form.cleaned_data[field] == stored
 
     as_list = value.split("\n") if field == "actions" else value
-    bundle = bundles.parse_bundle(document([entry(**{field: as_list})]))
+    bundle = parse_bundle(document([entry(**{field: as_list})]))
     assert getattr(bundle.characters[0], field) == stored
 
 
@@ -438,12 +440,10 @@ def test_a_new_upload_replaces_the_members_pending_one_but_not_anothers(
     first = token_of(upload(client_for(editor), editor.team.slug, document([entry()]), key))
     second = token_of(upload(client_for(editor), editor.team.slug, document([entry("b-2")]), key))
 
-    with pytest.raises(bundles.UploadGone):
-        bundles.load_upload(actor=editor, token=first)
-    assert [c.convai_id for c in bundles.load_upload(actor=editor, token=second)[0].characters] == [
-        "b-2"
-    ]
-    assert bundles.load_upload(actor=other, token=theirs)[0].characters
+    with pytest.raises(UploadGone):
+        load_upload(actor=editor, token=first)
+    assert [c.convai_id for c in load_upload(actor=editor, token=second)[0].characters] == ["b-2"]
+    assert load_upload(actor=other, token=theirs)[0].characters
     assert len(kept(uploads)) == 4  # two uploads, each with its .name
 
 
@@ -453,16 +453,14 @@ def test_an_upload_that_a_job_reads_is_not_replaced(
     confirmed = token_of(upload(client_for(editor), editor.team.slug, document([entry()]), key))
     Job.objects.create(
         team=editor.team,
-        kind=bundles.KIND,
+        kind=KIND,
         scope="key:x",
         created_by=editor.user,
         params={"bundle": confirmed},
     )
     token_of(upload(client_for(editor), editor.team.slug, document([entry("b-2")]), key))
 
-    assert (
-        bundles.load_upload(actor=editor, token=confirmed)[0].characters[0].convai_id == "abc-123"
-    )
+    assert load_upload(actor=editor, token=confirmed)[0].characters[0].convai_id == "abc-123"
 
 
 def test_uploads_stop_at_the_storage_quota_with_a_clear_message(
@@ -532,16 +530,14 @@ def test_prune_expired_uploads_removes_only_the_expired_and_says_what_it_did(
     for path in uploads.glob(f"*{old}*"):
         os.utime(path, (stale, stale))
 
-    summary = bundles.prune_expired_uploads()
+    summary = prune_expired_uploads()
 
     assert summary.startswith("Removed 2 expired bundle upload files (")
     assert summary.endswith("; 2 kept.")
-    with pytest.raises(bundles.UploadGone):
-        bundles.load_upload(actor=other, token=old)
-    assert bundles.load_upload(actor=editor, token=fresh_token)[0].characters
-    assert (
-        bundles.prune_expired_uploads() == "Removed 0 expired bundle upload files (0.0 MB); 2 kept."
-    )
+    with pytest.raises(UploadGone):
+        load_upload(actor=other, token=old)
+    assert load_upload(actor=editor, token=fresh_token)[0].characters
+    assert prune_expired_uploads() == "Removed 0 expired bundle upload files (0.0 MB); 2 kept."
 
 
 def test_the_control_characters_refused_are_exactly_unicodes_cc_zl_and_zp() -> None:

@@ -15,7 +15,11 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from characters import bundles, services
+from characters import services
+from characters.bundles.importing import preview_bundle, start_bundle_import
+from characters.bundles.reading import MAX_DEPTH, parse_bundle, read_upload
+from characters.bundles.schema import BundleInvalid
+from characters.bundles.uploads import UploadGone, load_upload, upload_bundle
 from characters.models import Character
 from jobs.models import Job, JobItem
 from sandbox.services import clear_faults, set_fault
@@ -148,8 +152,8 @@ def nested(depth: int) -> bytes:
     ],
 )
 def test_a_bad_file_is_refused_as_a_whole_with_a_clear_message(data: bytes, says: str) -> None:
-    with pytest.raises(bundles.BundleInvalid) as refused:
-        bundles.parse_bundle(data)
+    with pytest.raises(BundleInvalid) as refused:
+        parse_bundle(data)
     assert says in refused.value.message
     assert refused.value.message.endswith("Nothing was changed.")
 
@@ -158,8 +162,8 @@ def test_a_50_mb_upload_is_refused_before_it_is_read_and_nothing_is_kept(
     editor: Membership, editor_key: Key, login: Callable[[Membership], Client], uploads: Path
 ) -> None:
     big = SimpleUploadedFile("big.json", b" " * (50 * 1024 * 1024), "application/json")
-    with pytest.raises(bundles.BundleInvalid) as refused:
-        bundles.read_upload(big)
+    with pytest.raises(BundleInvalid) as refused:
+        read_upload(big)
     assert "it is 50.0 MB; a bundle may be at most 20.0 MB" in refused.value.message
 
     client = login(editor)
@@ -203,7 +207,7 @@ def test_preview_and_confirm_never_fail_on_any_content_that_passed_validation(
     """The edge of every rule, accepted by the upload, then through the preview page, the
     confirmation and the job: pages answer 200/302, every item ends with a message."""
     deep: Any = "bottom"
-    for _ in range(bundles.MAX_DEPTH - 4):  # document, characters, character, snapshot
+    for _ in range(MAX_DEPTH - 4):  # document, characters, character, snapshot
         deep = [deep]
     edgy = [
         entry(
@@ -247,10 +251,10 @@ def test_an_upload_is_only_usable_by_the_member_who_made_it(
 ) -> None:
     token = token_of(upload(login(editor), editor.team.slug, document([entry()]), editor_key))
     other = make_member(Role.EDITOR)
-    with pytest.raises(bundles.UploadGone):
-        bundles.load_upload(actor=other, token=token)
-    with pytest.raises(bundles.UploadGone):
-        bundles.load_upload(actor=editor, token="../../etc/passwd")
+    with pytest.raises(UploadGone):
+        load_upload(actor=other, token=token)
+    with pytest.raises(UploadGone):
+        load_upload(actor=editor, token="../../etc/passwd")
 
 
 # --- Round trip, preview, apply ------------------------------------------------------------------
@@ -273,10 +277,10 @@ def test_round_trip_into_another_account_reproduces_every_character_field_for_fi
     data = export(client, editor.team.slug)
     token = token_of(upload(client, editor.team.slug, data, production))
 
-    preview = bundles.preview_bundle(
+    preview = preview_bundle(
         actor=editor,
         api_key_id=production.pk,
-        bundle=bundles.load_upload(actor=editor, token=token)[0],
+        bundle=load_upload(actor=editor, token=token)[0],
     )
     assert (preview.creates, preview.updates, preview.skips) == (3, 0, 0)
     response = client.post(
@@ -311,8 +315,8 @@ def test_round_trip_into_another_account_reproduces_every_character_field_for_fi
     )
     assert creates.count() == 3
     # The upload is gone once every item is done.
-    with pytest.raises(bundles.UploadGone):
-        bundles.load_upload(actor=editor, token=token)
+    with pytest.raises(UploadGone):
+        load_upload(actor=editor, token=token)
 
 
 def test_preview_creates_updates_and_skips_and_the_job_applies_them(
@@ -332,12 +336,12 @@ def test_preview_creates_updates_and_skips_and_the_job_applies_them(
             entry("not-owned-anywhere", name="Fresh"),
         ]
     )
-    token = bundles.upload_bundle(
+    token = upload_bundle(
         actor=editor, api_key_id=editor_key.pk, upload=SimpleUploadedFile("b.json", bundle_data)
     ).token
-    bundle, _ = bundles.load_upload(actor=editor, token=token)
+    bundle, _ = load_upload(actor=editor, token=token)
 
-    preview = bundles.preview_bundle(actor=editor, api_key_id=editor_key.pk, bundle=bundle)
+    preview = preview_bundle(actor=editor, api_key_id=editor_key.pk, bundle=bundle)
 
     plans = {row.entry.name: (row.plan, row.changed) for row in preview.rows}
     assert plans == {
@@ -345,7 +349,7 @@ def test_preview_creates_updates_and_skips_and_the_job_applies_them(
         "Changed": ("update", ("Backstory",)),
         "Fresh": ("create", ()),
     }
-    job = bundles.start_bundle_import(actor=editor, api_key_id=editor_key.pk, token=token)
+    job = start_bundle_import(actor=editor, api_key_id=editor_key.pk, token=token)
     assert job.total == 2
     run_worker()
     job = fresh(job)
@@ -365,10 +369,10 @@ def test_a_fault_in_the_middle_fails_that_item_and_the_job_finishes_the_rest(
 ) -> None:
     settings.CONVAI_JOB_CONCURRENCY = 1  # the outage below is key-wide: one call at a time
     data = document([entry(f"id-{n}", name=f"Char {n}") for n in range(1, 5)])
-    token = bundles.upload_bundle(
+    token = upload_bundle(
         actor=editor, api_key_id=editor_key.pk, upload=SimpleUploadedFile("b.json", data)
     ).token
-    job = bundles.start_bundle_import(actor=editor, api_key_id=editor_key.pk, token=token)
+    job = start_bundle_import(actor=editor, api_key_id=editor_key.pk, token=token)
     real = services.create_character
     calls = {"n": 0}
 
@@ -394,8 +398,8 @@ def test_a_fault_in_the_middle_fails_that_item_and_the_job_finishes_the_rest(
     refused = AuditEvent.objects.get(action="character.create", outcome="failure")
     assert refused.target_label == "Char 2"
     # The upload stays? No: every item was processed, so it is removed.
-    with pytest.raises(bundles.UploadGone):
-        bundles.load_upload(actor=editor, token=token)
+    with pytest.raises(UploadGone):
+        load_upload(actor=editor, token=token)
 
 
 def test_characters_ticked_leave_out_are_left_out(
@@ -421,10 +425,10 @@ def test_a_resumed_import_never_creates_twice_what_the_dead_run_created(
     from sandbox.models import SandboxCharacter
 
     data = document([entry("not-owned", name="Only Once")])
-    token = bundles.upload_bundle(
+    token = upload_bundle(
         actor=editor, api_key_id=editor_key.pk, upload=SimpleUploadedFile("b.json", data)
     ).token
-    job = bundles.start_bundle_import(actor=editor, api_key_id=editor_key.pk, token=token)
+    job = start_bundle_import(actor=editor, api_key_id=editor_key.pk, token=token)
     item = job.items.get()
     first = services.create_character(
         actor=editor,

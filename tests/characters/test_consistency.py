@@ -14,7 +14,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
-from characters import bundles, services
+from characters import services
+from characters.bundles.schema import SCHEMA
 from characters.models import Character
 from teams.models import Membership
 from tests.characters.support import Key, remote
@@ -111,7 +112,7 @@ def test_the_bundle_preview_names_voices_sorts_naturally_and_offers_select_all(
         }
         for number, name in enumerate(("Guard 10", "Guard 2", "Guard 1"))
     ]
-    data = json.dumps({"schema": bundles.SCHEMA, "characters": entries}).encode()
+    data = json.dumps({"schema": SCHEMA, "characters": entries}).encode()
     uploaded = page.post(
         reverse("bundles:import", args=[editor.team.slug]),
         {"bundle": SimpleUploadedFile("b.json", data, "application/json"), "key": editor_key.pk},

@@ -15,7 +15,8 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from characters import bundles, services
+from characters import services
+from characters.bundles.schema import SCHEMA
 from characters.models import Character
 from jobs.models import Job
 from sandbox.models import SandboxCharacter
@@ -142,7 +143,7 @@ def _bundle() -> bytes:
         "actions": ["Wave"],
         "language_codes": ["en-US"],
     }
-    return json.dumps({"schema": bundles.SCHEMA, "characters": [character]}).encode()
+    return json.dumps({"schema": SCHEMA, "characters": [character]}).encode()
 
 
 @pytest.mark.parametrize("which", SWAPS)

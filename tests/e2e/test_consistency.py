@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from characters import bundles
+from characters.bundles.schema import SCHEMA
 from teams.models import Membership
 from tests.e2e.conftest import PHONE
 from tests.e2e.test_characters import (
@@ -95,7 +95,7 @@ def test_select_all_and_none_on_the_bundle_preview(
         for n in (10, 2, 1)
     ]
     bundle = tmp_path / "guards.json"
-    bundle.write_text(json.dumps({"schema": bundles.SCHEMA, "characters": characters}))
+    bundle.write_text(json.dumps({"schema": SCHEMA, "characters": characters}))
     browser_page = signed_in(open_page, owner)
     page = browser_page.page
     browser_page.goto(reverse("bundles:import", args=[owner.team.slug]))

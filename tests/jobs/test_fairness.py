@@ -14,7 +14,7 @@ from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from audit.models import AuditEvent
-from characters import bulk
+from characters.bulk import importing, syncing
 from characters.models import Character
 from jobs import running
 from jobs.models import Job, JobItem
@@ -43,10 +43,10 @@ def test_a_short_job_of_another_team_runs_between_the_slices_of_a_long_one(
     other_key = add_key(other, "Other key")
     create(actor=other, key=other_key, name="Solo")
     remote = seed_remote(editor_key, 30)
-    long = bulk.start_import_all(
+    long = importing.start_import_all(
         actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
     )
-    short = bulk.start_sync_all(actor=other)  # queued after the long one
+    short = syncing.start_sync_all(actor=other)  # queued after the long one
 
     run_worker()
 
@@ -58,7 +58,7 @@ def test_a_short_job_of_another_team_runs_between_the_slices_of_a_long_one(
     before = long.items.filter(finished_at__lt=short.finished_at).count()
     assert 5 <= before <= 7
     # One task per slice, each finished; the job's counts are whole, each item once.
-    slices = DBTaskResult.objects.filter(task_path="characters.bulk.import_all")
+    slices = DBTaskResult.objects.filter(task_path="characters.bulk.importing.import_all")
     assert slices.count() == long.runs >= 30 // 7
     assert set(slices.values_list("status", flat=True)) == {TaskResultStatus.SUCCESSFUL}
     assert Character.objects.filter(team=editor.team).count() == 30
@@ -72,7 +72,7 @@ def test_a_slice_boundary_with_a_cancel_request_finishes_the_job_cancelled(
     settings.CONVAI_JOB_CONCURRENCY = 1
     settings.JOB_SLICE_ITEMS = 3
     remote = seed_remote(editor_key, 10)
-    job = bulk.start_import_all(
+    job = importing.start_import_all(
         actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
     )
     real = running.JobRun.record_item
@@ -103,15 +103,17 @@ def test_a_bundle_import_runs_on_the_pooled_engine(
     """Several characters at once, each in its pool thread, in the job's audit context."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from characters import bundles, services
+    from characters import services
+    from characters.bundles.importing import start_bundle_import
+    from characters.bundles.uploads import upload_bundle
     from tests.characters.test_bundles import document, entry
 
     settings.CONVAI_JOB_CONCURRENCY = 3
     data = document([entry(f"id-{n}", name=f"Char {n}") for n in range(1, 7)])
-    token = bundles.upload_bundle(
+    token = upload_bundle(
         actor=editor, api_key_id=editor_key.pk, upload=SimpleUploadedFile("b.json", data)
     ).token
-    job = bundles.start_bundle_import(actor=editor, api_key_id=editor_key.pk, token=token)
+    job = start_bundle_import(actor=editor, api_key_id=editor_key.pk, token=token)
     together = threading.Barrier(3, timeout=20)
     threads: set[str] = set()
     real = services.create_character
@@ -141,7 +143,7 @@ def test_between_two_slices_the_page_says_the_job_is_taking_turns(
     settings.CONVAI_JOB_CONCURRENCY = 1
     settings.JOB_SLICE_ITEMS = 2
     remote = seed_remote(editor_key, 5)
-    job = bulk.start_import_all(
+    job = importing.start_import_all(
         actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
     )
     run_worker(max_tasks=1)

@@ -21,7 +21,7 @@ from django.utils.html import escape
 
 from audit.models import AuditChain, AuditEvent
 from audit.services import chain_scope, record
-from characters import bulk
+from characters.bulk import syncing
 from convai_admin.dbbusy import MESSAGE as RAW_MESSAGE
 from jobs import running
 from jobs import services as jobs
@@ -121,7 +121,7 @@ def test_a_frozen_worker_answers_busy_then_frees_the_team(
 ) -> None:
     job = Job.objects.create(
         team=editor.team,
-        kind=bulk.SYNC_ALL,
+        kind=syncing.SYNC_ALL,
         scope=jobs.sync_scope(editor.team_id),
         created_by=editor.user,
         state=Job.State.INTERRUPTED,
@@ -165,7 +165,7 @@ def test_a_lock_timeout_or_a_deadlock_answers_busy_not_500(
     """On every database: whatever raised it (SQLite says "database is locked")."""
     job = Job.objects.create(
         team=editor.team,
-        kind=bulk.SYNC_ALL,
+        kind=syncing.SYNC_ALL,
         scope=jobs.sync_scope(editor.team_id),
         created_by=editor.user,
         state=Job.State.INTERRUPTED,
@@ -202,10 +202,10 @@ def test_a_lock_timeout_or_a_deadlock_answers_busy_not_500(
 def test_a_job_that_meets_a_held_lock_takes_a_turn_later_instead_of_failing(
     editor: Membership, create: Callable[..., Any]
 ) -> None:
-    from characters import bulk
+    from characters.bulk import syncing
 
     create(name="One")
-    job = bulk.start_sync_all(actor=editor)
+    job = syncing.start_sync_all(actor=editor)
     calls: list[int] = []
 
     def body(run: running.JobRun) -> None:
@@ -214,11 +214,11 @@ def test_a_job_that_meets_a_held_lock_takes_a_turn_later_instead_of_failing(
             raise OperationalError("canceling statement due to lock timeout") from type(
                 "LockNotAvailable", (Exception,), {"sqlstate": "55P03"}
             )()
-        bulk._sync_body(run)
+        syncing._sync_body(run)
 
-    assert running.run_job(job.pk, body, task=bulk.sync_all) == "requeued"
+    assert running.run_job(job.pk, body, task=syncing.sync_all) == "requeued"
     job.refresh_from_db()
     assert job.state == Job.State.QUEUED and job.done == 0
-    assert running.run_job(job.pk, body, task=bulk.sync_all) == Job.State.DONE
+    assert running.run_job(job.pk, body, task=syncing.sync_all) == Job.State.DONE
     job.refresh_from_db()
     assert (calls, job.state, job.done) == ([1, 2], Job.State.DONE, 1)

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from characters import bulk
+from characters.bulk import importing, syncing
 from characters.models import Character
 from jobs import running
 from jobs import services as jobs
@@ -33,7 +33,7 @@ pytestmark = [
 
 def start_import(editor: Membership, key: Key, count: int, prefix: str = "Remote") -> Job:
     remote = seed_remote(key, count, prefix)
-    return bulk.start_import_all(
+    return importing.start_import_all(
         actor=editor, api_key_id=key.pk, convai_ids=[c.character_id for c in remote]
     )
 
@@ -193,15 +193,15 @@ def test_two_syncs_of_one_team_are_refused_and_a_stale_one_is_reaped(
     editor: Membership, create: Callable[..., Any], settings: Any
 ) -> None:
     create(name="One")
-    first = bulk.start_sync_all(actor=editor)
+    first = syncing.start_sync_all(actor=editor)
     with pytest.raises(jobs.JobBusy):
-        bulk.start_sync_all(actor=editor)
+        syncing.start_sync_all(actor=editor)
     # A sync whose worker died long ago does not block the team forever.
     Job.objects.filter(pk=first.pk).update(
         state=Job.State.RUNNING,
         heartbeat_at=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 5),
     )
-    second = bulk.start_sync_all(actor=editor)
+    second = syncing.start_sync_all(actor=editor)
     assert fresh(first).state == Job.State.INTERRUPTED
     run_worker()
     assert fresh(second).state == Job.State.DONE

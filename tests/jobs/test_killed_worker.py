@@ -20,7 +20,7 @@ from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from audit.models import AuditEvent
-from characters import bulk
+from characters.bulk import importing
 from jobs import periodic
 from jobs import services as jobs
 from jobs.models import Job, PeriodicRun
@@ -61,7 +61,7 @@ def test_a_killed_worker_is_found_by_the_sweep_and_the_job_resumes(
 ) -> None:
     remote = seed_remote(editor_key, 40)
     set_fault(key_label=editor_key.sandbox_label, latency_ms=100)  # slow enough to kill mid-way
-    job = bulk.start_import_all(
+    job = importing.start_import_all(
         actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
     )
     worker = subprocess.Popen(

@@ -16,7 +16,7 @@ from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from audit.models import AuditEvent
-from characters import bulk
+from characters.bulk import importing
 from jobs import periodic, running
 from jobs import services as jobs
 from jobs.models import Job, PeriodicRun
@@ -135,7 +135,7 @@ def test_the_sweep_marks_a_dead_workers_job_interrupted_and_its_task_row_failed(
     editor: Membership, editor_key: Key, settings: Any
 ) -> None:
     remote = seed_remote(editor_key, 3)
-    job = bulk.start_import_all(
+    job = importing.start_import_all(
         actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
     )
     # A worker takes the task and the job, then is killed (nothing of it runs any more).

@@ -16,8 +16,9 @@ from django.urls import reverse
 from django_tasks import task
 
 from audit.models import AuditEvent
-from characters import bulk, job_kinds
-from jobs import registry, running, worker
+from characters import job_kinds
+from characters.bulk import importing
+from jobs import pool, registry, running, worker
 from jobs import services as jobs
 from jobs.models import Job, JobItem
 from teams.models import Membership, Role
@@ -36,14 +37,14 @@ def _echo_body(run: running.JobRun) -> None:
         SEEN.append(sys.getswitchinterval())
         return label
 
-    def handle(item: JobItem, fetched: bulk.Fetched) -> None:
+    def handle(item: JobItem, fetched: pool.Fetched) -> None:
         SEEN.append(sys.getswitchinterval())
         failed = str(fetched.value).startswith("bad")
         state = JobItem.State.FAILED if failed else JobItem.State.DONE
         run.record_item(item, state, "Refused." if failed else "Echoed.")
 
     work = ((item, partial(fetch, item.label)) for item in list(run.pending()))
-    bulk.run_pooled(run, work, handle)
+    pool.run_pooled(run, work, handle)
 
 
 @task()
@@ -137,7 +138,7 @@ def test_one_name_cannot_be_registered_as_two_kinds(echo_kind: registry.JobKind)
 def test_job_kind_choices_and_start_pages_come_from_the_registrations() -> None:
     choices = dict(Job._meta.get_field("kind").choices or [])
     assert choices == {kind.name: kind.label for kind in job_kinds.KINDS}
-    assert registry.get(bulk.IMPORT_ALL).task is bulk.import_all
+    assert registry.get(importing.IMPORT_ALL).task is importing.import_all
     assert [page.name for page in registry.start_pages()] == ["import-all", "sync-all"]
     assert reverse("jobs:import-all", args=["t1"]) == "/t/t1/characters/import-all/"
     assert reverse("jobs:sync-all", args=["t1"]) == "/t/t1/characters/sync-all/"

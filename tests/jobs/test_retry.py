@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from characters import bulk
+from characters.bulk import importing
 from characters.models import Character
 from jobs import services as jobs
 from jobs.models import Job, JobItem
@@ -28,7 +28,7 @@ pytestmark = [
 def partly_failed(editor: Membership, key: Key) -> Job:
     """An import of 6 whose 2nd and 5th characters vanished from Convai before it ran."""
     remote = seed_remote(key, 6)
-    job = bulk.start_import_all(
+    job = importing.start_import_all(
         actor=editor, api_key_id=key.pk, convai_ids=[c.character_id for c in remote]
     )
     gone = [remote[1], remote[4]]
@@ -110,7 +110,7 @@ def test_retry_is_refused_to_another_editor_and_when_nothing_failed(
 
 def test_a_running_job_is_not_retried(editor: Membership, editor_key: Key) -> None:
     remote = seed_remote(editor_key, 2)
-    job = bulk.start_import_all(
+    job = importing.start_import_all(
         actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
     )
     Job.objects.filter(pk=job.pk).update(failed=1)

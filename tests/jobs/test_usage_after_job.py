@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from characters import bulk
+from characters.bulk import importing, syncing
 from jobs import periodic
 from keys.models import ApiKey
 from teams.models import Membership
@@ -35,7 +35,7 @@ def test_an_import_refreshes_its_keys_usage_when_it_ends(
     editor: Membership, editor_key: Key, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     remote = seed_remote(editor_key, 3)
-    job = bulk.start_import_all(
+    job = importing.start_import_all(
         actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
     )
     make_stale(editor_key)
@@ -55,11 +55,11 @@ def test_a_sync_refreshes_the_bound_keys_usage_when_it_ends(
     editor: Membership, editor_key: Key, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     remote = seed_remote(editor_key, 2)
-    bulk.start_import_all(
+    importing.start_import_all(
         actor=editor, api_key_id=editor_key.pk, convai_ids=[c.character_id for c in remote]
     )
     run_worker()
-    job = bulk.start_sync_all(actor=editor)
+    job = syncing.start_sync_all(actor=editor)
     make_stale(editor_key)
     sent = record_requests(monkeypatch)
 
