@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
 from audit.services import record
-from characters.bulk import IMPORT_ALL
+from characters.bulk.importing import IMPORT_ALL
 from jobs.models import Job
 from keys.models import ApiKey
 from teams.models import Role

@@ -15,7 +15,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.services import record
-from characters.bulk import IMPORT_ALL, SYNC_ALL
+from characters.bulk.importing import IMPORT_ALL
+from characters.bulk.syncing import SYNC_ALL
 from jobs.models import Job
 from keys.models import ApiKey
 from teams.models import Membership, Role, Team
