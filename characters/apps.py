@@ -11,12 +11,7 @@ class CharactersConfig(AppConfig):
 
         from jobs import periodic
 
-        from . import (
-            bundles,
-            drift,
-            lookups,  # noqa: F401  (registers search_contains)
-            services,
-        )
+        from . import bundles, drift, services
 
         # Drift that shows itself (docs/drift.md); check_drift itself says "off" at 0 minutes.
         minutes = settings.CONVAI_ADMIN_DRIFT_CHECK_MINUTES

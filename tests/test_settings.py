@@ -94,6 +94,41 @@ def test_var_dir_and_database_file_are_created_owner_only(tmp_path: Path) -> Non
     assert _mode(var / "db.sqlite3") == 0o600
 
 
+def test_sqlite_journal_files_are_owner_only_without_a_process_umask(tmp_path: Path) -> None:
+    """SQLite gives its -journal file the database file's mode: no `os.umask` is needed (nor
+    set: the process keeps the umask it was started with)."""
+    var = tmp_path / "var"
+    script = (
+        "import os; from pathlib import Path; from django.db import connection, transaction;"
+        "c = connection.cursor(); c.execute('create table t (x integer)');\n"
+        "with transaction.atomic():\n"
+        "    c.execute('insert into t values (1)');"
+        "    j = Path(connection.settings_dict['NAME'] + '-journal');"
+        "    print(oct(j.stat().st_mode & 0o777))\n"
+        "print(oct(os.umask(0o022)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env={
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("DJANGO_", "CONVAI_", "DATABASE_URL"))
+            },
+            **PROD_ENV,
+            "CONVAI_ADMIN_VAR_DIR": str(var),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        umask=0o022,
+    )
+    assert result.returncode == 0, result.stderr
+    journal, umask = result.stdout.split()[-2:]
+    assert (journal, umask) == ("0o600", "0o22")
+
+
 def test_a_world_readable_var_dir_and_database_are_tightened(tmp_path: Path) -> None:
     var = tmp_path / "var"
     var.mkdir(mode=0o755)
