@@ -11,7 +11,7 @@ the edit form with a drift and the delete dialog go to /tmp/shots/e2e/ at 1280 a
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,11 @@ from playwright.sync_api import expect
 
 from characters import services
 from characters.models import Character
-from convai.client import close_thread_session
 from keys.models import ApiKey
 from keys.services import add_api_key, revoke_api_key
 from sandbox import emulator
 from sandbox.models import SandboxCharacter, SandboxKey
-from sandbox.services import clear_faults, create_sandbox_key, hash_key
+from sandbox.services import create_sandbox_key, hash_key
 from teams.models import Membership, Role
 from tests.e2e.conftest import DESKTOP, PHONE, BrowserPage
 from tests.factories import TEST_PASSWORD, MembershipFactory
@@ -45,16 +44,6 @@ _labels = count(1)
 
 
 # --- fixtures --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def sandbox(live_server: Any, settings: Any, transactional_db: None) -> Iterator[str]:
-    """The dashboard talks to the sandbox on the live server, over real HTTP."""
-    settings.CONVAI_API_BASE_URL = f"{live_server.url}/sandbox"
-    settings.CONVAI_RETRY_BACKOFF = 0
-    yield str(settings.CONVAI_API_BASE_URL)
-    clear_faults(everything=True)
-    close_thread_session()
 
 
 AddKey = Callable[..., tuple[ApiKey, str]]
