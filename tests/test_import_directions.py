@@ -180,3 +180,25 @@ def test_the_rules_have_no_cycle() -> None:
         )
 
     assert [app for app in sorted(APPS) if reaches(app, app)] == []
+
+
+def test_tests_share_helpers_through_support_modules_not_test_modules() -> None:
+    """A helper two test modules need lives in a support module (tests/support/, or a
+    package's support.py/conftest.py), never in a test module another one imports: running
+    one file must not collect another's tests, and moving a test must not break a neighbour."""
+    wrong: list[str] = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=relative)):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            wrong.extend(
+                f"{relative}:{node.lineno} imports {name}"
+                for name in names
+                if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_")
+            )
+    assert wrong == []

@@ -5,6 +5,7 @@
   tests/conftest.py) and `hits`, `wait_for_live_server`.
 - secrets.py: leak checks (`assert_secret_absent`) and the audit log as text (`audit_text`).
 - manage.py: `manage.py` in a child process with production settings (`run_manage`, `PROD_ENV`).
+- forms.py: raw multipart posts of unreadable text.
 - role_matrix.py: the role-by-view matrix (`World`, `build_world`, `Endpoint`,
   `matrix_params`, `check_access`) that every app's matrix test drives.
 
