@@ -14,7 +14,9 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -23,6 +25,7 @@ from django.utils import timezone
 from audit.chain import canonical, mac
 from audit.keyring import keyring
 from audit.models import AuditChain, AuditEvent, Outcome
+from teams.models import Team
 
 ACTIONS = [
     "character.create",
@@ -57,81 +60,92 @@ def seed_audit_events(
 ) -> str:
     """Bulk-insert `events` fake, correctly chained audit events into team `team` by
     `actors` users (auditor0..N, created when missing). Returns a one-line summary."""
-    team_model = AuditEvent._meta.get_field("team").related_model
-    assert team_model is not None and not isinstance(team_model, str)
-    the_team = team_model._default_manager.filter(slug=team).first()
+    the_team = Team.objects.filter(slug=team).first()
     if the_team is None:
         raise ValueError(f"No team {team!r}.")
-    users = get_user_model()._default_manager
-    authors = []
-    for n in range(actors):
-        user, _ = users.get_or_create(
-            username=f"auditor{n}", defaults={"first_name": f"Auditor {n}"}
-        )
-        authors.append(user)
+    authors = _authors(actors)
     ring = keyring()
-    kid, key = ring.active_id, ring.keys[ring.active_id]
-    scope = f"team:{the_team.pk}"  # audit.services.chain_scope
-    total = events
+    seal = Seal(scope=f"team:{the_team.pk}", kid=ring.active_id, key=ring.keys[ring.active_id])
     rng = random.Random(7)
     started = time.perf_counter()
     with transaction.atomic():
-        head, _ = AuditChain.objects.get_or_create(scope=scope)
+        head, _ = AuditChain.objects.get_or_create(scope=seal.scope)
         head = AuditChain.objects.select_for_update().get(pk=head.pk)
         now = timezone.now()
         first = now - timedelta(days=days)
-        step = (now - first) / max(total, 1)
+        step = (now - first) / max(events, 1)
         seq, prev = head.seq, head.last_hash
-        for offset in range(0, total, batch):
+        for offset in range(0, events, batch):
             rows = []
-            for i in range(offset, min(offset + batch, total)):
-                actor = authors[i % len(authors)]
+            for i in range(offset, min(offset + batch, events)):
                 seq += 1
-                event = AuditEvent(
-                    created_at=first + step * i,
-                    team_id=the_team.pk,
-                    actor_id=actor.pk,
-                    actor_label=actor.first_name,
-                    ip_address=f"192.0.2.{i % 250 + 1}",
-                    user_agent="Mozilla/5.0 (benchmark)",
-                    request_id=f"{i:032x}",
-                    origin="web",
-                    action=ACTIONS[rng.randrange(len(ACTIONS))],
-                    target_type="character",
-                    target_id=f"char-{i % 5000:05d}",
-                    target_label=f"Character {i % 5000}",
-                    outcome=OUTCOMES[rng.randrange(len(OUTCOMES))],
-                    details={"key_used": "Bench (…abcd)", "duration_ms": i % 900},
-                    chain=scope,
-                    seq=seq,
-                    prev_hash=prev,
-                    key_id=kid,
-                )
-                event.hash = mac(
-                    key,
-                    canonical(
-                        (
-                            scope, seq, prev, kid, event.created_at, the_team.pk, actor.pk,
-                            event.actor_label, event.ip_address, event.user_agent,
-                            event.request_id, event.origin, event.action, event.target_type,
-                            event.target_id, event.target_label, event.outcome, event.details,
-                        )
-                    ),
-                )  # fmt: skip
-                prev = event.hash
+                event = _event(i, the_team.pk, authors[i % len(authors)], rng)
+                event.created_at = first + step * i
+                prev = seal.chain(event, seq, prev)
                 rows.append(event)
             AuditEvent.objects.bulk_create(rows, batch_size=batch)
             if progress is not None:
                 progress(f"{offset + len(rows)} events")
-        actions = sorted(set(head.actions) | set(ACTIONS))
-        labels = {str(a.pk): a.first_name for a in authors}
         AuditChain.objects.filter(pk=head.pk).update(
             seq=seq,
             last_hash=prev,
-            actions=actions,
-            actors={**head.actors, **labels},
+            actions=sorted(set(head.actions) | set(ACTIONS)),
+            actors={**head.actors, **{str(a.pk): a.first_name for a in authors}},
             checkpoint_seq=seq,
             checkpoint_at=now,
         )
     elapsed = time.perf_counter() - started
-    return f"Seeded {total} events into {scope} in {elapsed:.1f} s ({total / elapsed:,.0f}/s)."
+    return (
+        f"Seeded {events} events into {seal.scope} in {elapsed:.1f} s ({events / elapsed:,.0f}/s)."
+    )
+
+
+def _authors(count: int) -> list[Any]:
+    users = get_user_model()._default_manager
+    return [
+        users.get_or_create(username=f"auditor{n}", defaults={"first_name": f"Auditor {n}"})[0]
+        for n in range(count)
+    ]
+
+
+def _event(i: int, team_id: int, actor: Any, rng: random.Random) -> AuditEvent:
+    """The i-th fake event, not yet chained."""
+    return AuditEvent(
+        team_id=team_id,
+        actor_id=actor.pk,
+        actor_label=actor.first_name,
+        ip_address=f"192.0.2.{i % 250 + 1}",
+        user_agent="Mozilla/5.0 (benchmark)",
+        request_id=f"{i:032x}",
+        origin="web",
+        action=ACTIONS[rng.randrange(len(ACTIONS))],
+        target_type="character",
+        target_id=f"char-{i % 5000:05d}",
+        target_label=f"Character {i % 5000}",
+        outcome=OUTCOMES[rng.randrange(len(OUTCOMES))],
+        details={"key_used": "Bench (…abcd)", "duration_ms": i % 900},
+    )
+
+
+@dataclass(frozen=True)
+class Seal:
+    """Chains events the way audit.services.record does (one scope, the active key)."""
+
+    scope: str
+    kid: str
+    key: bytes
+
+    def chain(self, event: AuditEvent, seq: int, prev: str) -> str:
+        event.chain, event.seq, event.prev_hash, event.key_id = self.scope, seq, prev, self.kid
+        event.hash = mac(
+            self.key,
+            canonical(
+                (
+                    self.scope, seq, prev, self.kid, event.created_at, event.team_id,
+                    event.actor_id, event.actor_label, event.ip_address, event.user_agent,
+                    event.request_id, event.origin, event.action, event.target_type,
+                    event.target_id, event.target_label, event.outcome, event.details,
+                )
+            ),
+        )  # fmt: skip
+        return event.hash
