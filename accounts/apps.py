@@ -6,6 +6,4 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
 
     def ready(self) -> None:
-        from convai_admin import checks  # noqa: F401  (registers the project's system checks)
-
         from . import signals  # noqa: F401  (registers the sign-in audit receivers)

@@ -12,8 +12,9 @@ nothing. `SignInLimitBackend` refuses before any password is checked, the way ax
 does, and axes' middleware answers with our lockout page (AXES_LOCKOUT_CALLABLE).
 
 Password change, per user: the current password is the secret being guessed, by whoever holds
-a session. Wrong current passwords are audited (`account.password_changed`, failure), and the
-limit counts those events: the audit log is already the shared, durable record of them.
+a session. Wrong current passwords are audited (`account.password_changed`, failure) and
+counted in their own table (accounts.models.PasswordChangeFailure): the limit reads its
+counter, never the audit log's details.
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audit.models import AuditEvent, Outcome
+from audit.models import Outcome
 from audit.services import record
 
-from .models import User
+from .models import PasswordChangeFailure, User
 
 PASSWORD_CHANGED = "account.password_changed"
 WRONG_CURRENT_PASSWORD = "wrong current password"
@@ -25,19 +25,9 @@ def password_change_window() -> timedelta:
 
 def wrong_current_passwords(user: User) -> int:
     """Wrong current passwords given at password change within the window, since the last
-    successful change. The audit log is the counter (see accounts/limits.py)."""
+    successful change (which clears them)."""
     since = timezone.now() - password_change_window()
-    events = AuditEvent.objects.filter(action=PASSWORD_CHANGED, actor=user, created_at__gte=since)
-    last_change = (
-        events.filter(outcome=Outcome.SUCCESS)
-        .order_by("-created_at")
-        .values_list("created_at", flat=True)
-        .first()
-    )
-    failures = events.filter(outcome=Outcome.FAILURE, details__reason=WRONG_CURRENT_PASSWORD)
-    if last_change is not None:
-        failures = failures.filter(created_at__gt=last_change)
-    return failures.count()
+    return PasswordChangeFailure.objects.filter(user=user, created_at__gte=since).count()
 
 
 def password_change_locked(user: User) -> bool:
@@ -61,6 +51,7 @@ def change_password(*, actor: User, new_password: str) -> User:
     with transaction.atomic():
         actor.set_password(new_password)
         actor.save(update_fields=["password"])
+        PasswordChangeFailure.objects.filter(user=actor).delete()
         _record(actor, Outcome.SUCCESS)
     return actor
 
@@ -69,4 +60,12 @@ def record_password_change_refused(*, actor: User, reason: str) -> None:
     """A refused change: a wrong current password (counted by the limit), a new password the
     validators refused, or the limit itself (denied). Never records a password."""
     outcome = Outcome.DENIED if reason == TOO_MANY_ATTEMPTS else Outcome.FAILURE
-    _record(actor, outcome, reason)
+    with transaction.atomic():
+        if reason == WRONG_CURRENT_PASSWORD:
+            now = timezone.now()
+            stale = PasswordChangeFailure.objects.filter(
+                user=actor, created_at__lt=now - password_change_window()
+            )
+            stale.delete()
+            PasswordChangeFailure.objects.create(user=actor, created_at=now)
+        _record(actor, outcome, reason)

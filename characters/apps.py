@@ -14,7 +14,6 @@ class CharactersConfig(AppConfig):
         from . import (
             drift,
             job_kinds,
-            lookups,  # noqa: F401  (registers search_contains)
             services,
         )
         from .bundles import uploads

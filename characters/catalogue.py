@@ -6,23 +6,20 @@ and says the catalogue could not be loaded.
 
 Pages that only show names (list, detail, labels) never ask Convai: `peek` reads what the
 client already cached, and falls back to Convai's public voice and language tables shipped in
-characters/data/ (product data, for display only: never for validation).
+convai/data/ (convai.public_tables; product data, for display only: never for validation).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 
+from convai import public_tables
 from convai.client import ConvaiClient
 from convai.errors import ConvaiError
 from convai.types import Language, Voice
 from keys.models import ApiKey
 from keys.services import ApiKeyUnusable, client_for, open_key
-
-DATA_DIR = Path(__file__).resolve().parent / "data"
 
 VoiceNames = dict[str, dict[str, str]]
 LanguageNames = dict[str, str]
@@ -65,12 +62,12 @@ def shipped_catalogue() -> Catalogue:
             gender=row.get("gender", ""),
             lang_codes=list(row.get("lang_codes") or []),
         )
-        for row in json.loads((DATA_DIR / "voices.json").read_text(encoding="utf-8"))
+        for row in public_tables.voices()
         if row.get("voice_value")
     ]
     languages = [
         Language(lang_code=row["lang_code"], lang_name=row.get("lang_name") or row["lang_code"])
-        for row in json.loads((DATA_DIR / "languages.json").read_text(encoding="utf-8"))
+        for row in public_tables.languages()
         if row.get("lang_code")
     ]
     return Catalogue(voices=voices, languages=languages)

@@ -4,13 +4,15 @@ trigram index.
 Django writes `icontains` on PostgreSQL as UPPER(column::text) LIKE UPPER(pattern), which no
 index serves: every search read every character (60+ ms over 10,000 backstories). ILIKE is the
 same test, and pg_trgm's GIN indexes (migration 0003) answer it. Elsewhere it is `icontains`.
+
+Registered on the fields that have those indexes only (Character.name and .backstory, in
+characters/models.py), not on every CharField of every app.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import CharField, TextField
 from django.db.models.lookups import IContains
 
 
@@ -26,7 +28,3 @@ class SearchContains(IContains):
         rhs_sql, rhs_params = self.process_rhs(compiler, connection)
         # process_rhs already wrapped and escaped the value for a "contains" pattern.
         return f"{lhs_sql} ILIKE {rhs_sql}", [*lhs_params, *rhs_params]
-
-
-CharField.register_lookup(SearchContains)
-TextField.register_lookup(SearchContains)

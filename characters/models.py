@@ -17,6 +17,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from .lookups import SearchContains
+
 SORT_NAME_LENGTH = 300
 _DIGITS = re.compile(r"\d+")
 
@@ -164,6 +166,14 @@ class Character(models.Model):
             "actions": list(self.actions or []),
             "language_codes": list(self.language_codes or []),
         }
+
+
+# The list's search (`name__search_contains`, `backstory__search_contains`): only on the two
+# fields migration 0003 indexes, not on every CharField of every app.
+for _searchable in ("name", "backstory"):
+    _field = Character._meta.get_field(_searchable)
+    assert isinstance(_field, models.Field)
+    _field.register_lookup(SearchContains)
 
 
 class Revision(models.Model):

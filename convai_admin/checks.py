@@ -1,4 +1,4 @@
-"""Project-wide system checks (registered by accounts.apps.AccountsConfig.ready)."""
+"""Project-wide system checks (registered by convai_admin.apps.ConvaiAdminConfig.ready)."""
 
 from __future__ import annotations
 

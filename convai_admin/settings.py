@@ -171,11 +171,8 @@ TEMPLATES = [
     }
 ]
 
-# var/ holds the SQLite database (every team's data, the audit log, encrypted keys) and the
-# collected static files: owner-only, like .env (0700; an older, world-readable one is fixed).
-VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
-if VAR_DIR.stat().st_uid == os.getuid() and VAR_DIR.stat().st_mode & 0o077:
-    VAR_DIR.chmod(0o700)
+# var/ (the SQLite database, collected static files, bundle uploads) is made owner-only by
+# convai_admin.apps.secure_var_dir when Django starts, before any connection opens.
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
@@ -189,16 +186,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {"transaction_mode": "IMMEDIATE", "timeout": 20}
     )
-    # The database file, and the -journal/-wal files SQLite makes beside it later, are
-    # created owner-only (0600): hence the process umask. An existing file is tightened.
-    os.umask(0o077)
-    _sqlite_file = Path(str(DATABASES["default"]["NAME"]))
-    if (
-        _sqlite_file.is_file()
-        and _sqlite_file.stat().st_uid == os.getuid()
-        and _sqlite_file.stat().st_mode & 0o077
-    ):
-        _sqlite_file.chmod(0o600)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # No request or job waits long on a lock, and no session keeps a transaction (and the rows
     # it locked, such as a team's audit chain head) open while idle: a frozen or stuck process
@@ -423,8 +410,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # each read from a client (its request, the rest of its body, its next request on a kept-alive
 # connection) before closing the connection and freeing the thread.
 REQUEST_READ_TIMEOUT = float(os.environ.get("CONVAI_ADMIN_REQUEST_READ_TIMEOUT", "30"))
-# The largest bundle file an import accepts (characters.bundles.schema.max_bytes() reads it).
-CONVAI_BUNDLE_MAX_BYTES = int(os.environ.get("CONVAI_BUNDLE_MAX_BYTES", str(20 * 1024 * 1024)))
+# The bundle import page takes CONVAI_BUNDLE_MAX_BYTES (above; bundles' schema.max_bytes()).
 REQUEST_UPLOAD_LIMITS = {"bundles:import": "CONVAI_BUNDLE_MAX_BYTES"}
 
 LOGGING = {

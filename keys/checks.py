@@ -1,5 +1,7 @@
-"""System checks for keys: the encryption keyring must be well formed and must still hold
-every key that stored values were encrypted with."""
+"""System checks for keys: the encryption keyring must be well formed (every command checks
+that) and must still hold every key that stored values were encrypted with (a database query:
+tagged `database`, so it runs at `migrate`, which `make run` calls before serving, and with
+`manage.py check --database default`, not before every management command)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.db import DatabaseError
+from django.db import DEFAULT_DB_ALIAS, DatabaseError
 
 from . import crypto
 
@@ -31,7 +33,7 @@ def check_encryption_keyring(
             )
         ]
     try:
-        keyring = crypto.parse_keyring(spec)
+        crypto.parse_keyring(spec)
     except crypto.KeyringError as error:
         return [
             Error(
@@ -41,6 +43,24 @@ def check_encryption_keyring(
                 id="keys.E001",
             )
         ]
+    return []
+
+
+@register(Tags.database)
+def check_stored_key_ids(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """Stored API keys whose encryption key ID the keyring lacks (lost) or no longer uses
+    first (not rotated yet)."""
+    spec = getattr(settings, "ENCRYPTION_KEYS", "") or ""
+    if not databases or DEFAULT_DB_ALIAS not in databases or not spec.strip():
+        return []
+    try:
+        keyring = crypto.parse_keyring(spec)
+    except crypto.KeyringError:
+        return []  # check_encryption_keyring reports it
     try:
         in_use = _key_ids_in_use()
     except DatabaseError:

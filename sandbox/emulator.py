@@ -13,18 +13,16 @@ encode, so such a value is bad input and gets the field's documented 400, before
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping
 from datetime import UTC
-from pathlib import Path
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
 
-from .models import USAGE_METRICS, Listing, SandboxCharacter, SandboxKey
+from convai import public_tables
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+from .models import USAGE_METRICS, Listing, SandboxCharacter, SandboxKey
 
 CREATE_FAILED = (
     "Error in creating the character. Check if all the input data is valid. "
@@ -55,17 +53,10 @@ class RemoteError(Exception):
 
 
 @functools.cache
-def _data(name: str) -> list[dict[str, Any]]:
-    with (DATA_DIR / name).open(encoding="utf-8") as handle:
-        rows: list[dict[str, Any]] = json.load(handle)
-    return rows
-
-
-@functools.cache
 def voices_payload() -> dict[str, list[dict[str, Any]]]:
     """The voice table in Convai's shape: `{section: [{display name: {voice_value, ...}}]}`."""
     sections: dict[str, list[dict[str, Any]]] = {}
-    for voice in _data("voices.json"):
+    for voice in public_tables.voices():
         details = {
             "voice_value": voice["voice_value"],
             "lang_codes": list(voice.get("lang_codes", [])),
@@ -81,13 +72,13 @@ def languages_payload() -> list[dict[str, dict[str, str]]]:
     """The language table in Convai's shape: `[{code: {lang_code, lang_name}}]`."""
     return [
         {row["lang_code"]: {"lang_code": row["lang_code"], "lang_name": row["lang_name"]}}
-        for row in _data("languages.json")
+        for row in public_tables.languages()
     ]
 
 
 @functools.cache
 def language_codes() -> frozenset[str]:
-    return frozenset(row["lang_code"] for row in _data("languages.json"))
+    return frozenset(row["lang_code"] for row in public_tables.languages())
 
 
 # --- shapes -----------------------------------------------------------------------------------

@@ -19,19 +19,7 @@ from keys.models import ApiKey
 from teams import forms as team_forms
 from teams.models import Team
 from tests.factories import UserFactory
-
-UNREADABLE = "could not be read"
-
-
-def multipart(**fields: bytes) -> bytes:
-    parts = [
-        b'--B\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n' % (name.encode(), value)
-        for name, value in fields.items()
-    ]
-    return b"".join(parts) + b"--B--\r\n"
-
-
-MULTIPART = "multipart/form-data; boundary=B"
+from tests.support.forms import MULTIPART, UNREADABLE, multipart
 
 
 @pytest.mark.parametrize("text", ["Ada", "Zoë", "أحمد", "名前", "🙂 Smile", "a\u00adb"])

@@ -18,7 +18,7 @@ from jobs.models import Job
 from keys.models import ApiKey
 from teams.models import Role
 from tests.factories import CharacterFactory
-from tests.teams.test_role_matrix import Endpoint, World, build_world, check_access, matrix_params
+from tests.support.role_matrix import Endpoint, World, build_world, check_access, matrix_params
 
 pytestmark = pytest.mark.django_db
 

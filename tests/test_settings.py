@@ -7,40 +7,11 @@ import re
 import sqlite3
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-PROD_ENV = {
-    "DJANGO_DEBUG": "0",
-    "DJANGO_SECRET_KEY": "p" * 20 + "-Zq8#kL2$wR7!mN4^tY6&uI1*oP3(aS5)dF9_gH0",
-    "CONVAI_ADMIN_ENCRYPTION_KEYS": "prod1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
-    "CONVAI_ADMIN_AUDIT_KEYS": "audit1:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
-    "DJANGO_ALLOWED_HOSTS": "admin.example.com",
-}
-
-
-def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    # Without DATABASE_URL too: these tests are about the default SQLite file (CI's PostgreSQL
-    # pass sets DATABASE_URL for the suite). In an empty var/ of its own unless the test names
-    # one: never the checkout's var/, whose database (a `make run`'s keys, a previous pass's
-    # leftovers) would make the outcome depend on what ran before.
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "CONVAI_", "DATABASE_URL"))
-    }
-    with tempfile.TemporaryDirectory(prefix="convai-admin-var-") as var:
-        return subprocess.run(
-            [sys.executable, "manage.py", *args],
-            cwd=ROOT,
-            env={**base, "CONVAI_ADMIN_VAR_DIR": var, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+from tests.support.manage import PROD_ENV, ROOT, run_manage
 
 
 @pytest.mark.parametrize(
@@ -92,6 +63,41 @@ def test_var_dir_and_database_file_are_created_owner_only(tmp_path: Path) -> Non
     assert result.returncode == 0, result.stderr
     assert _mode(var) == 0o700
     assert _mode(var / "db.sqlite3") == 0o600
+
+
+def test_sqlite_journal_files_are_owner_only_without_a_process_umask(tmp_path: Path) -> None:
+    """SQLite gives its -journal file the database file's mode: no `os.umask` is needed (nor
+    set: the process keeps the umask it was started with)."""
+    var = tmp_path / "var"
+    script = (
+        "import os; from pathlib import Path; from django.db import connection, transaction;"
+        "c = connection.cursor(); c.execute('create table t (x integer)');\n"
+        "with transaction.atomic():\n"
+        "    c.execute('insert into t values (1)');"
+        "    j = Path(connection.settings_dict['NAME'] + '-journal');"
+        "    print(oct(j.stat().st_mode & 0o777))\n"
+        "print(oct(os.umask(0o022)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env={
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if not k.startswith(("DJANGO_", "CONVAI_", "DATABASE_URL"))
+            },
+            **PROD_ENV,
+            "CONVAI_ADMIN_VAR_DIR": str(var),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        umask=0o022,
+    )
+    assert result.returncode == 0, result.stderr
+    journal, umask = result.stdout.split()[-2:]
+    assert (journal, umask) == ("0o600", "0o22")
 
 
 def test_a_world_readable_var_dir_and_database_are_tightened(tmp_path: Path) -> None:

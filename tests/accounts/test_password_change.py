@@ -114,3 +114,21 @@ def test_a_successful_change_starts_the_count_again(client, user) -> None:
     for _ in range(4):
         change(client, WRONG)
     assert change(client, NEW_PASSWORD, new="another-quiet-lantern-88").status_code == 302
+
+
+def test_the_limit_counts_wrong_passwords_not_audit_details(client, user) -> None:
+    """The limit has its own counter: audit events that merely read like wrong passwords (the
+    log is a record, not the limit's state) pause nothing."""
+    from audit.services import record
+
+    for _ in range(5):
+        record(
+            PASSWORD_CHANGED,
+            actor=user,
+            target_type="user",
+            target_id=user.pk,
+            target_label=user.username,
+            outcome=Outcome.FAILURE,
+            details={"reason": "wrong current password"},
+        )
+    assert change(client, TEST_PASSWORD).status_code == 302

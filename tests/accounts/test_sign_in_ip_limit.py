@@ -54,7 +54,7 @@ def test_the_limit_counts_only_the_last_hour(client, settings) -> None:
 
 
 def test_the_limit_defaults_to_about_fifty_an_hour_and_is_configurable() -> None:
-    from tests.test_settings import PROD_ENV, run_manage
+    from tests.support.manage import PROD_ENV, run_manage
 
     script = "from django.conf import settings as s; print(s.LOGIN_IP_FAILURE_LIMIT)"
     default = run_manage("shell", "-c", script, env=PROD_ENV)

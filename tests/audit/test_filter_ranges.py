@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from teams.models import Role
-from tests.audit.test_review import log_url, seed
+from tests.audit.support import log_url, seed
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db

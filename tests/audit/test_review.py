@@ -19,6 +19,7 @@ from audit.models import AuditEvent, Outcome
 from audit.selectors import PAGE_SIZE, Criteria, parse_search
 from audit.services import record
 from teams.models import Role
+from tests.audit.support import log_url, seed
 from tests.audit.tampering import set_column
 from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
@@ -28,30 +29,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def admin(team):
     return MembershipFactory.create(team=team, role=Role.ADMIN)
-
-
-def log_url(team, **params) -> str:
-    from urllib.parse import urlencode
-
-    url = reverse("audit:log", args=[team.slug])
-    return f"{url}?{urlencode(params)}" if params else url
-
-
-def seed(team, n: int, **kwargs) -> list[AuditEvent]:
-    user = kwargs.pop("actor", None) or UserFactory.create()
-    return [
-        record(
-            kwargs.get("action", "character.update"),
-            actor=user,
-            team=team,
-            target_type=kwargs.get("target_type", "character"),
-            target_id=kwargs.get("target_id", f"cid-{i}"),
-            target_label=kwargs.get("label", f"Character {i}"),
-            outcome=kwargs.get("outcome", Outcome.SUCCESS),
-            details={"changes": {"name": [f"old {i}", f"new {i}"]}, "key_used": "Main (…abcd)"},
-        )
-        for i in range(n)
-    ]
 
 
 @pytest.mark.parametrize(("role", "status"), [(Role.VIEWER, 403), (Role.EDITOR, 403)])

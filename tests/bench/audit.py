@@ -5,7 +5,7 @@ For each database (SQLite in a temporary directory; PostgreSQL when --postgres i
 BENCH_POSTGRES is set, in a dedicated database `bench_audit` created and dropped here — no
 other database is touched), separate worker processes:
 
-1. seed: migrate, a team with an Owner, `audit_seed --events N` (bulk, valid chain), ANALYZE;
+1. seed: migrate, a team with an Owner, `seed_audit_events(events=N)` (bulk, valid chain), ANALYZE;
 2. pages: median render of the first page and of a filtered page (actor + action + date
    range), through Django's test Client with DEBUG off, after a warm-up;
 3. export: the JSON Lines export of every event, streamed and consumed: rows/s, time to first
@@ -84,11 +84,13 @@ def worker(step: str, events: int) -> dict[str, Any]:
         call_command("migrate", verbosity=0, interactive=False)
         from accounts.models import User
 
+        from .seed_audit import seed_audit_events
+
         team = Team.objects.create(name="Bench", slug=TEAM)
         owner = User.objects.create(username="bench-owner", first_name="Bench")
         Membership.objects.create(team=team, user=owner, role=Role.OWNER)
         started = time.perf_counter()
-        call_command("audit_seed", team=TEAM, events=events, i_know=True, verbosity=0)
+        seed_audit_events(team=TEAM, events=events)
         seeded = time.perf_counter() - started
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")

@@ -4,7 +4,7 @@ validating the worst 20 MB uploads (issue 12).
 `python -m tests.bench.bundles [--characters N]` (also run by `make bench`). In a temporary
 SQLite database, separate worker processes:
 
-1. seed: migrate, `seed_characters --team bench --characters N` (bulk, no Convai call);
+1. seed: migrate, `seed_characters(team=..., characters=N)` (bulk, no Convai call);
 2. export: the whole team as one bundle through the real view (Django's test Client, DEBUG
    off), the streamed body consumed and hashed, not kept: seconds, characters/s, bytes, time to
    the first bytes, the worker's peak RSS, and tracemalloc's peak of Python allocations during
@@ -60,17 +60,12 @@ def worker(step: str, characters: int) -> dict[str, Any]:
     from django.core.management import call_command
 
     if step.startswith("seed"):
+        from .seed_characters import seed_characters
+
         slug = f"{TEAM}-{characters}"
         call_command("migrate", verbosity=0, interactive=False)
         started = time.perf_counter()
-        call_command(
-            "seed_characters",
-            team=slug,
-            characters=characters,
-            revisions=1,
-            i_know=True,
-            verbosity=0,
-        )
+        seed_characters(team=slug, characters=characters, revisions=1)
         return {"seeded_s": time.perf_counter() - started}
 
     import tracemalloc

@@ -188,18 +188,13 @@ def worker(args: argparse.Namespace) -> int:
     from django.db import connection
     from django.test.utils import override_settings
 
+    from .seed_characters import seed_characters
+
     started = time.perf_counter()
     call_command("migrate", verbosity=0, interactive=False)
     migrated = time.perf_counter() - started
     started = time.perf_counter()
-    call_command(
-        "seed_characters",
-        team=TEAM_SLUG,
-        characters=args.characters,
-        revisions=args.revisions,
-        i_know=True,
-        stdout=open(os.devnull, "w"),  # noqa: SIM115 - closed with the process
-    )
+    seed_characters(team=TEAM_SLUG, characters=args.characters, revisions=args.revisions)
     seeded = time.perf_counter() - started
     with connection.cursor() as cursor:
         # What autovacuum does after a bulk load: statistics, and on PostgreSQL the visibility

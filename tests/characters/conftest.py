@@ -7,28 +7,17 @@ keys see the same characters); `create` makes a character through the service.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import count
 from typing import Any
 
 import pytest
 
 from characters import services
-from convai.client import close_thread_session
 from keys.services import add_api_key
-from sandbox.services import clear_faults, create_sandbox_key
+from sandbox.services import create_sandbox_key
 from teams.models import Membership, Role
 from tests.characters.support import BACKSTORY, Key
-
-
-@pytest.fixture
-def sandbox(live_server: Any, settings: Any, transactional_db: None) -> Iterator[str]:
-    settings.CONVAI_API_BASE_URL = f"{live_server.url}/sandbox"
-    settings.CONVAI_RETRY_BACKOFF = 0
-    yield settings.CONVAI_API_BASE_URL
-    clear_faults(everything=True)
-    close_thread_session()
-
 
 _labels = count(1)
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +12,7 @@ from characters.services import ConvaiFailed
 from convai.client import ConvaiClient
 from keys.models import ApiKey
 from sandbox.models import SandboxCharacter
+from tests.support.sandbox import wait_for_live_server
 
 BACKSTORY = "Raymond Reddington is a criminal mastermind.\nHe surrenders to the FBI."
 
@@ -47,28 +45,12 @@ def events(action: str = "", **filters: Any) -> list[AuditEvent]:
     return list(queryset.order_by("id"))
 
 
-def all_audit_text() -> str:
-    return json.dumps(
-        [
-            [e.action, e.target_id, e.target_label, e.actor_label, e.details]
-            for e in AuditEvent.objects.all()
-        ]
-    )
-
-
-def assert_secret_absent(text: str, secret: str) -> None:
-    """Neither the key nor any 8-character run of it appears in `text`."""
-    assert secret not in text
-    for start in range(len(secret) - 7):
-        assert secret[start : start + 8] not in text, "a run of the key leaked"
-
-
-def expect_failure(call: Callable[[], object], settle: float = 0.6) -> ConvaiFailed:
+def expect_failure(call: Callable[[], object]) -> ConvaiFailed:
     """Run a call that times out; return its ConvaiFailed once the live server is done with it.
 
     The traceback (and the transport error behind it) holds the timed-out socket open: dropped
-    and collected here, so the live server's thread sees it close while the test still runs,
-    then `settle` seconds let that thread finish (it must not touch the test database later)."""
+    here, then the live server's threads are waited for (they must not touch the test database
+    later)."""
     try:
         call()
     except ConvaiFailed as error:
@@ -76,8 +58,7 @@ def expect_failure(call: Callable[[], object], settle: float = 0.6) -> ConvaiFai
     else:
         raise AssertionError("the call did not fail")
     failure.__traceback__ = failure.__context__ = failure.__cause__ = None
-    gc.collect()
-    time.sleep(settle)
+    wait_for_live_server()
     return failure
 
 

@@ -1,5 +1,5 @@
 """Display names of voices and languages without a Convai call: what the client already cached
-for a key, else Convai's public tables shipped in characters/data/ (display only; forms still
+for a key, else Convai's public tables shipped in convai/data/ (display only; forms still
 validate against the live catalogue). Against the live sandbox over HTTP."""
 
 from __future__ import annotations

@@ -21,14 +21,13 @@ from teams.models import Membership, Role
 from tests.characters.support import (
     BACKSTORY,
     Key,
-    all_audit_text,
-    assert_secret_absent,
     events,
     expect_failure,
     key_shown,
     remote,
 )
-from tests.sandbox.support import hits
+from tests.support.sandbox import hits
+from tests.support.secrets import assert_secret_absent, audit_text
 
 Create = Callable[..., services.Saved]
 AddKey = Callable[..., Key]
@@ -308,7 +307,7 @@ def test_a_failed_create_stores_nothing_and_records_one_failure(
     assert key_shown(event, editor_key), event.details
     assert isinstance(event.details["duration_ms"], int)
     assert_secret_absent(caught.value.message, editor_key.raw)
-    assert_secret_absent(all_audit_text(), editor_key.raw)
+    assert_secret_absent(audit_text(), editor_key.raw)
 
 
 def test_a_create_that_timed_out_may_have_happened_and_check_convai_adopts_it(
@@ -340,7 +339,7 @@ def test_a_create_that_timed_out_may_have_happened_and_check_convai_adopts_it(
     assert character.bound_key_id == editor_key.pk
     assert character.revisions.get().reason == Revision.Reason.IMPORTED
     assert events("character.import")[-1].outcome == Outcome.SUCCESS
-    assert_secret_absent(all_audit_text(), editor_key.raw)
+    assert_secret_absent(audit_text(), editor_key.raw)
 
 
 # --- "Check Convai" ------------------------------------------------------------------------------
@@ -399,4 +398,4 @@ def test_the_key_never_reaches_an_event_or_an_error(
         clear_faults(key_label=editor_key.sandbox_label)
     assert len(events()) == 4
     assert_secret_absent("\n".join(messages), editor_key.raw)
-    assert_secret_absent(all_audit_text(), editor_key.raw)
+    assert_secret_absent(audit_text(), editor_key.raw)

@@ -16,8 +16,9 @@ from convai.client import ConvaiClient
 from sandbox.models import Listing, SandboxCharacter
 from sandbox.services import create_sandbox_key, set_fault
 from teams.models import Membership, Role
-from tests.characters.support import BACKSTORY, Key, all_audit_text, assert_secret_absent, events
+from tests.characters.support import BACKSTORY, Key, events
 from tests.factories import MembershipFactory, TeamFactory
+from tests.support.secrets import assert_secret_absent, audit_text
 
 MakeClient = Callable[..., ConvaiClient]
 
@@ -85,7 +86,7 @@ def test_import_stores_the_record_its_first_revision_and_one_event(
         "Dembe",
     )
     assert event.details["fields"]["name"] == "Dembe"
-    assert_secret_absent(all_audit_text(), editor_key.raw)
+    assert_secret_absent(audit_text(), editor_key.raw)
 
 
 def test_a_public_character_of_another_account_is_found_but_not_imported(

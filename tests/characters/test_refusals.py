@@ -23,7 +23,7 @@ from teams.models import Membership, Role
 from teams.services import remove_member
 from tests.characters.support import BACKSTORY, Key, events, key_shown
 from tests.factories import MembershipFactory, TeamFactory
-from tests.sandbox.support import hits
+from tests.support.sandbox import hits
 
 Create = Callable[..., services.Saved]
 AddKey = Callable[..., Key]

@@ -19,7 +19,7 @@ from characters.models import Character, PendingOperation, Revision
 from keys.models import ApiKey
 from teams.models import Role
 from tests.factories import CharacterFactory, MembershipFactory
-from tests.teams.test_role_matrix import Endpoint, World, build_world, check_access, matrix_params
+from tests.support.role_matrix import Endpoint, World, build_world, check_access, matrix_params
 
 pytestmark = pytest.mark.django_db
 

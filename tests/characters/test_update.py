@@ -25,7 +25,7 @@ from tests.characters.support import (
     record_requests,
     remote,
 )
-from tests.sandbox.support import hits
+from tests.support.sandbox import hits
 
 Create = Callable[..., services.Saved]
 PLAYGROUND = "Edited in Convai's playground."

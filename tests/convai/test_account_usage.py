@@ -15,7 +15,7 @@ from convai.errors import ConvaiAuthError, ConvaiProtocolError, ConvaiUnavailabl
 from convai.types import AccountUsage, UsageMetric
 from sandbox.services import configure_sandbox_account, create_sandbox_key, set_fault
 from tests.convai.fake_http import install
-from tests.sandbox.support import hits
+from tests.support.sandbox import hits
 
 MakeClient = Callable[..., ConvaiClient]
 KEY = "k" * 32

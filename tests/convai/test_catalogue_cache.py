@@ -11,7 +11,7 @@ from django.core.cache import cache
 from convai.client import ConvaiClient, catalogue_cache_key
 from convai.errors import ConvaiProtocolError
 from sandbox.services import clear_faults, set_fault
-from tests.sandbox.support import hits
+from tests.support.sandbox import hits
 
 MakeClient = Callable[..., ConvaiClient]
 

@@ -20,6 +20,7 @@ from convai.errors import (
 from convai.types import CharacterDetails, Language, Voice
 from sandbox.models import Listing, SandboxCharacter
 from sandbox.services import set_fault
+from tests.support.sandbox import wait_for_live_server
 
 MakeClient = Callable[..., ConvaiClient]
 BACKSTORY = "Raymond Reddington is a criminal mastermind."
@@ -237,7 +238,7 @@ def test_slow_answer_is_a_timeout(make_client: MakeClient, sandbox_key: str) -> 
         make_client(sandbox_key, timeout=(2.0, 0.1)).create_character("R", "MALE", BACKSTORY)
     assert time.monotonic() - started < 0.35
     assert "may still have happened" in caught.value.message
-    time.sleep(0.4)  # let the live server finish before the database is flushed
+    wait_for_live_server()  # it is still answering: done before the database is flushed
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from convai.errors import ConvaiRateLimitError, ConvaiUnavailableError
 from sandbox import views
 from sandbox.models import SandboxCharacter
 from sandbox.services import set_fault
-from tests.sandbox.support import hits
+from tests.support.sandbox import hits
 
 MakeClient = Callable[..., ConvaiClient]
 

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from itertools import count
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from keys.models import ApiKey
+from keys.services import add_api_key
+from sandbox.services import create_sandbox_key
+from teams.models import Membership
 
 # Playwright's sync API runs an event loop in this thread; Django's ORM (used by the tests to
 # set up data) would otherwise refuse to run next to it.
@@ -101,3 +107,20 @@ def owner(transactional_db: None) -> Any:
         user__first_name="Maya",
         user__last_name="Okafor",
     )
+
+
+_labels = count(1)
+
+
+@pytest.fixture
+def add_key(sandbox: str) -> Callable[..., tuple[ApiKey, str]]:
+    """add_key(member, label, account=None) -> (stored ApiKey, raw key), verified over HTTP
+    by the key service against the sandbox (which issued the key)."""
+
+    def add(member: Membership, label: str = "Studio key", *, account: str | None = None) -> Any:
+        raw = create_sandbox_key(f"{label}-{next(_labels)}", account=account)
+        api_key = add_api_key(actor=member.user, label=label, raw_key=raw)
+        assert api_key.verified_at is not None
+        return api_key, raw
+
+    return add

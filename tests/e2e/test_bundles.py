@@ -12,11 +12,9 @@ import pytest
 from characters.models import Character
 from teams.models import Membership
 from tests.e2e.conftest import DESKTOP, PHONE
-from tests.e2e.test_characters import AddKey, add_key, make_character, sandbox
+from tests.e2e.support import AddKey, make_character
 from tests.factories import TEST_PASSWORD
 from tests.jobs.support import run_worker
-
-__all__ = ["add_key", "sandbox"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,20 +16,16 @@ from playwright.sync_api import expect
 from characters.bundles.schema import SCHEMA
 from teams.models import Membership
 from tests.e2e.conftest import PHONE
-from tests.e2e.test_characters import (
+from tests.e2e.support import (
     AddKey,
-    add_key,
     clean,
     detail_url,
     dialog,
     list_url,
     make_character,
-    sandbox,
     signed_in,
 )
 from tests.factories import CharacterFactory
-
-__all__ = ["add_key", "sandbox"]
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

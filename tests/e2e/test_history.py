@@ -13,8 +13,7 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from teams.models import Membership
-from tests.e2e import test_characters
-from tests.e2e.test_characters import (
+from tests.e2e.support import (
     BACKSTORY,
     AddKey,
     arrived,
@@ -28,10 +27,6 @@ from tests.e2e.test_characters import (
     shoot,
     signed_in,
 )
-
-# The sandbox fixtures of the character browser tests, shared.
-sandbox = test_characters.sandbox
-add_key = test_characters.add_key
 
 pytestmark = pytest.mark.e2e
 

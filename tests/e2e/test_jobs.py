@@ -4,32 +4,21 @@ task, then see the same finished state on a 390 px phone, without horizontal scr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from convai.client import close_thread_session
 from jobs.models import Job
 from keys.services import add_api_key
-from sandbox.services import clear_faults, create_sandbox_key
+from sandbox.services import create_sandbox_key
 from tests.characters.support import Key
 from tests.e2e.conftest import PHONE, BrowserPage
 from tests.factories import TEST_PASSWORD
 from tests.jobs.support import run_worker, seed_remote
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def sandbox(live_server: Any, settings: Any, transactional_db: None) -> Iterator[str]:
-    settings.CONVAI_API_BASE_URL = f"{live_server.url}/sandbox"
-    settings.CONVAI_RETRY_BACKOFF = 0
-    yield str(settings.CONVAI_API_BASE_URL)
-    clear_faults(everything=True)
-    close_thread_session()
 
 
 @pytest.mark.usefixtures("sandbox_without_counters")  # the worker writes while it answers

@@ -19,6 +19,7 @@ from sandbox.services import create_sandbox_key
 from teams.models import Role
 from tests.e2e.conftest import DESKTOP, PHONE, BrowserPage
 from tests.factories import TEST_PASSWORD, MembershipFactory, UserFactory
+from tests.support.secrets import assert_secret_absent
 
 pytestmark = pytest.mark.e2e
 
@@ -56,20 +57,6 @@ def main_nav(browser_page: BrowserPage) -> Any:
 
 def member_row(browser_page: BrowserPage, name: str) -> Any:
     return browser_page.page.locator("tbody tr").filter(has_text=name)
-
-
-def assert_secret_absent(text: str, secret: str) -> None:
-    """Neither the key nor any 8-character run of it appears in `text`."""
-    assert secret not in text
-    for start in range(len(secret) - 7):
-        assert secret[start : start + 8] not in text, "a run of the key reached the browser"
-
-
-@pytest.fixture
-def sandbox(live_server: Any, settings: Any, transactional_db: None) -> str:
-    """The dashboard talks to the sandbox on the live server, over real HTTP."""
-    settings.CONVAI_API_BASE_URL = f"{live_server.url}/sandbox"
-    return str(settings.CONVAI_API_BASE_URL)
 
 
 # --- 1. The first person on a new install ----------------------------------------------------

@@ -1,5 +1,6 @@
-"""The character fixtures (live sandbox, verified keys, members) for the job tests."""
+"""The character fixtures (verified keys, members) for the job tests; `sandbox` comes from
+tests/support/sandbox.py."""
 
-from tests.characters.conftest import add_key, create, editor, editor_key, sandbox
+from tests.characters.conftest import add_key, create, editor, editor_key
 
-__all__ = ["add_key", "create", "editor", "editor_key", "sandbox"]
+__all__ = ["add_key", "create", "editor", "editor_key"]

@@ -106,7 +106,7 @@ def test_a_bundle_import_runs_on_the_pooled_engine(
     from characters import services
     from characters.bundles.importing import start_bundle_import
     from characters.bundles.uploads import upload_bundle
-    from tests.characters.test_bundles import document, entry
+    from tests.characters.bundle_support import document, entry
 
     settings.CONVAI_JOB_CONCURRENCY = 3
     data = document([entry(f"id-{n}", name=f"Char {n}") for n in range(1, 7)])

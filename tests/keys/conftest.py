@@ -9,7 +9,6 @@ import pytest
 from django.test import Client
 
 from accounts.models import User
-from convai.client import close_thread_session
 from sandbox.services import create_sandbox_key
 from tests.keys.support import new_user
 
@@ -21,15 +20,6 @@ def all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixt
     for name in list(logging.root.manager.loggerDict):
         caplog.set_level(logging.DEBUG, logger=name)
     yield caplog
-
-
-@pytest.fixture
-def sandbox(live_server, settings, transactional_db) -> Iterator[str]:
-    settings.CONVAI_API_BASE_URL = f"{live_server.url}/sandbox"
-    yield settings.CONVAI_API_BASE_URL
-    # Keep-alive connections must not outlive the test (the live server's threads share the
-    # test database connection only while a test runs).
-    close_thread_session()
 
 
 @pytest.fixture

@@ -1,16 +1,15 @@
-"""Helpers shared by the API key tests: the leak checks and plain-SQL reads."""
+"""Helpers of the API key tests: a user, plain-SQL reads, clean logs (the leak check itself is
+tests/support/secrets.py)."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 from django.db import connection
 
 from accounts.models import User
-from audit.models import AuditEvent
 from keys.models import ApiKey
 from tests.factories import UserFactory
+from tests.support.secrets import assert_secret_absent
 
 UNREACHABLE = "http://127.0.0.1:9/sandbox"  # nothing listens on the discard port
 
@@ -18,22 +17,6 @@ UNREACHABLE = "http://127.0.0.1:9/sandbox"  # nothing listens on the discard por
 def new_user() -> User:
     user: User = UserFactory()  # type: ignore[assignment]
     return user
-
-
-def assert_secret_absent(text: str, secret: str) -> None:
-    """Neither the key nor any 8-character run of it appears in `text`."""
-    assert secret not in text
-    for start in range(len(secret) - 7):
-        assert secret[start : start + 8] not in text, "a run of the key leaked"
-
-
-def audit_text() -> str:
-    return json.dumps(
-        [
-            [e.action, e.target_id, e.target_label, e.actor_label, e.details]
-            for e in AuditEvent.objects.all()
-        ]
-    )
 
 
 def raw_column(api_key_id: object) -> tuple[str, str]:

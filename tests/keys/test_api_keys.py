@@ -28,11 +28,10 @@ from sandbox.services import revoke_sandbox_keys
 from tests.keys.support import (
     UNREACHABLE,
     assert_logs_clean,
-    assert_secret_absent,
-    audit_text,
     new_user,
     raw_column,
 )
+from tests.support.secrets import assert_secret_absent, audit_text
 
 URL = reverse("keys:list")
 

@@ -26,10 +26,9 @@ from keys.services import DuplicateApiKey, add_api_key, fill_fingerprints, revok
 from tests.keys.support import (
     UNREACHABLE,
     assert_logs_clean,
-    assert_secret_absent,
-    audit_text,
     new_user,
 )
+from tests.support.secrets import assert_secret_absent, audit_text
 
 URL = reverse("keys:list")
 

@@ -28,7 +28,8 @@ from sandbox.services import (
     set_fault,
 )
 from tests.convai.fake_http import install
-from tests.keys.support import assert_logs_clean, assert_secret_absent, audit_text, new_user
+from tests.keys.support import assert_logs_clean, new_user
+from tests.support.secrets import assert_secret_absent, audit_text
 
 URL = reverse("keys:list")
 RENEWAL = datetime(2030, 1, 31, 12, 0, tzinfo=UTC)

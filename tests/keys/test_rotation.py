@@ -11,11 +11,13 @@ import secrets
 import pytest
 from django.core.checks import Error, Warning
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import User
 from audit.models import AuditEvent
 from keys import crypto
-from keys.checks import check_encryption_keyring
+from keys.checks import check_encryption_keyring, check_stored_key_ids
 from keys.models import ApiKey
 from keys.services import add_api_key, reveal, revoke_api_key
 from tests.factories import UserFactory
@@ -68,6 +70,7 @@ def test_rotation_moves_everything_to_the_active_key_and_old_key_can_go(settings
     for row in ApiKey.objects.exclude(ciphertext=""):
         assert reveal(row) == stored[str(row.pk)]
     assert check_encryption_keyring() == []
+    assert check_stored_key_ids(databases=["default"]) == []
     assert ApiKey.objects.get(pk=revoked.pk).ciphertext == ""
 
 
@@ -130,7 +133,7 @@ def test_check_names_key_ids_in_use_that_the_keyring_lacks(settings):
     store_keys(settings, LOST, 1)
     store_keys(settings, OLD, 1)
     settings.ENCRYPTION_KEYS = f"{NEW},{OLD}"
-    messages = check_encryption_keyring()
+    messages = check_stored_key_ids(databases=["default"])
     errors = [m for m in messages if isinstance(m, Error)]
     assert [m.id for m in errors] == ["keys.E002"]
     assert "'lost'" in errors[0].msg and "'old'" not in errors[0].msg
@@ -158,14 +161,19 @@ def test_check_survives_missing_tables(settings, monkeypatch):
     """Before `migrate` the table does not exist: the check must not crash."""
     settings.ENCRYPTION_KEYS = NEW
     monkeypatch.setattr(ApiKey._meta, "db_table", "keys_apikey_not_created_yet")
-    assert check_encryption_keyring() == []
+    assert check_stored_key_ids(databases=["default"]) == []
 
 
-def test_check_is_registered(settings):
+def test_check_is_registered_as_a_database_check(settings):
+    """It runs where the database is meant to be read (`migrate`, which `make run` calls
+    first, and `check --database`), not before every management command."""
     store_keys(settings, LOST, 1)
     settings.ENCRYPTION_KEYS = NEW
     with pytest.raises(Exception, match=r"keys\.E002"):
+        call_command("check", databases=["default"])
+    with CaptureQueriesContext(connection) as queries:
         call_command("check")
+    assert len(queries) == 0
 
 
 def test_keys_encrypted_before_a_settings_change_decrypt_after_it(settings):

@@ -4,6 +4,8 @@ stack on phones (how they stack is checked in a browser: tests/e2e/test_ui_polis
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.test import Client
 from django.urls import reverse
@@ -77,3 +79,22 @@ def test_tables_name_their_cells_for_the_phone_layout(client: Client) -> None:
         assert '<table class="table table-stack">' in html, url
         for label in labels:
             assert f'data-label="{label}"' in html, (url, label)
+
+
+def test_stylesheets_are_linked_one_way_in_the_head_of_base_html() -> None:
+    """One way to link CSS: every stylesheet in static/css/ is linked in base.html's <head>,
+    and no page or partial links one in its body (the 500 page stands alone: it extends
+    nothing, so it links app.css itself)."""
+    from django.conf import settings
+
+    root = Path(settings.BASE_DIR)
+    base = (root / "templates/base.html").read_text()
+    head = base[: base.index("</head>")]
+    for css in sorted((root / "static/css").glob("*.css")):
+        assert f"{{% static 'css/{css.name}' %}}" in head, css.name
+    elsewhere = [
+        str(path.relative_to(root))
+        for path in sorted((root / "templates").rglob("*.html"))
+        if path.name not in {"base.html", "500.html"} and 'rel="stylesheet"' in path.read_text()
+    ]
+    assert elsewhere == []
