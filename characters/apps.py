@@ -15,7 +15,7 @@ class CharactersConfig(AppConfig):
             bundles,
             drift,
             lookups,  # noqa: F401  (registers search_contains)
-            services,
+            reconciliation,
         )
 
         # Drift that shows itself (docs/drift.md); check_drift itself says "off" at 0 minutes.
@@ -30,7 +30,7 @@ class CharactersConfig(AppConfig):
         periodic.register(
             "characters.reconcile_pending_operations",
             every="CHARACTER_RECONCILE_INTERVAL",
-            func=services.reconcile_pending_operations,
+            func=reconciliation.reconcile_pending_operations,
         )
         # Bundle uploads nobody confirmed within CONVAI_BUNDLE_UPLOAD_TTL_SECONDS (docs/bundles.md).
         periodic.register(

@@ -54,15 +54,14 @@ from convai.types import CharacterDetails
 from convai_admin.display import natural_key
 from jobs import services as jobs
 from jobs.models import Job, JobItem
-from keys import selectors as key_selectors
 from keys.models import ApiKey
 from keys.services import ApiKeyUnusable, client_for
-from teams.models import Membership, Team
+from teams.models import Membership
 
-from . import services
+from . import errors, operations, records
 from .models import Character, Revision
 from .remote import differences, fields_from_remote, fields_from_snapshot
-from .selectors import with_key_state
+from .selectors import quota_of, with_key_state
 
 logger = logging.getLogger("convai_admin.jobs")
 SWITCH_INTERVAL = 0.0005  # seconds; see run_pooled
@@ -222,7 +221,7 @@ def _failed(
     action: str,
     actor: Membership,
     error: BaseException,
-    call: services.ConvaiCall,
+    call: operations.ConvaiCall,
     *,
     character: Character | None = None,
     item: JobItem,
@@ -231,7 +230,7 @@ def _failed(
     """Record an item's failed read as a page's would be (a character Convai no longer has is
     flagged) and return the item's message (Convai's, as the client words it)."""
     if isinstance(error, ConvaiError):
-        return services.record_convai_failure(
+        return operations.record_convai_failure(
             action,
             actor,
             error,
@@ -243,7 +242,7 @@ def _failed(
             job=job.pk,
         ).message
     logger.error("Job item failed unexpectedly", exc_info=error)
-    services.record_character_event(
+    operations.record_character_event(
         action,
         actor,
         character=character,
@@ -316,33 +315,25 @@ class ImportPreview:
 
 def _key_characters(actor: Membership, api_key: ApiKey) -> list[CharacterDetails]:
     """The key's characters (one `list` call), failures recorded like any import's."""
-    call = services.ConvaiCall(api_key=api_key)
+    call = operations.ConvaiCall(api_key=api_key)
     try:
         client = job_client(api_key, actor)
     except ApiKeyUnusable as error:
-        raise services.KeyNotUsable(error.message) from None
-    with services.convai_calls("character.import", actor, call, label=key_label(api_key)):
+        raise errors.KeyNotUsable(error.message) from None
+    with operations.convai_calls("character.import", actor, call, label=key_label(api_key)):
         return client.list_characters()
 
 
 def key_label(api_key: ApiKey) -> str:
-    return services.key_label(api_key)
-
-
-def quota_of(api_key: ApiKey) -> tuple[int | None, datetime | None]:
-    """The key's account's core-API calls left as last read (keys.selectors), if known."""
-    remaining = getattr(key_selectors, "core_api_remaining", None)
-    if remaining is None:
-        return None, None
-    return remaining(api_key), getattr(api_key, "usage_checked_at", None)
+    return operations.key_label(api_key)
 
 
 def preview_import(*, actor: Membership, api_key_id: UUID | str) -> ImportPreview:
     """What importing everything of one of my keys would do: each of the key's characters is
     new, already here (unchanged or changed in Convai since our snapshot), or in another team
     (never named)."""
-    services.authorize(actor, "character.import")
-    api_key = services.own_key("character.import", actor, api_key_id, label="import all")
+    operations.authorize(actor, "character.import")
+    api_key = operations.own_key("character.import", actor, api_key_id, label="import all")
     remote = _key_characters(actor, api_key)
     ids = [item.character_id for item in remote]
     ours = {
@@ -398,11 +389,11 @@ def start_import_all(
     The choice scales with the key, not with the form: `all_new` takes every character no team
     has, `all_elsewhere` every one another team has too, `convai_ids` adds single ones, and
     `skip` leaves some out (a page sends its exceptions, never one field per character)."""
-    services.authorize(actor, "character.import")
-    api_key = services.own_key("character.import", actor, api_key_id, label="import all")
+    operations.authorize(actor, "character.import")
+    api_key = operations.own_key("character.import", actor, api_key_id, label="import all")
     picked, left_out = set(convai_ids), set(skip)
     if not (picked or all_new or all_elsewhere):
-        raise services.CharacterError("Choose at least one character to import.")
+        raise errors.CharacterError("Choose at least one character to import.")
     present = set(
         Character.objects.filter(team=actor.team, deleted_at__isnull=True).values_list(
             "convai_id", flat=True
@@ -430,7 +421,7 @@ def start_import_all(
         if chosen(item.character_id)
     ]
     if not items:
-        raise services.CharacterError(
+        raise errors.CharacterError(
             "None of the chosen characters can be imported any more: they are already in this "
             "team or no longer under this key."
         )
@@ -452,10 +443,10 @@ def start_import_all(
 
 def _import_body(run: jobs.JobRun) -> None:
     job, actor = run.job, run.actor
-    services.authorize(actor, "character.import")
+    operations.authorize(actor, "character.import")
     if job.api_key_id is None:
         raise jobs.JobError("The API key of this import was deleted.")
-    api_key = services.own_key("character.import", actor, job.api_key_id, label=job.key_label)
+    api_key = operations.own_key("character.import", actor, job.api_key_id, label=job.key_label)
     try:
         client = job_client(api_key, actor)
     except ApiKeyUnusable as error:
@@ -466,7 +457,7 @@ def _import_body(run: jobs.JobRun) -> None:
             yield item, partial(get_patiently, client, item.target_id)
 
     def handle(item: JobItem, fetched: Fetched) -> None:
-        call = services.ConvaiCall(api_key=api_key, started=fetched.started)
+        call = operations.ConvaiCall(api_key=api_key, started=fetched.started)
         if fetched.error is not None:
             with transaction.atomic():
                 message = _failed(
@@ -477,26 +468,26 @@ def _import_body(run: jobs.JobRun) -> None:
         details: CharacterDetails = fetched.value
         try:
             with transaction.atomic():
-                character = services.store_new_character(
+                character = records.store_new_character(
                     actor=actor,
                     convai_id=details.character_id,
                     api_key=api_key,
                     fields=fields_from_remote(details),
-                    snapshot=services.snapshot_of(details),
+                    snapshot=operations.snapshot_of(details),
                     reason=Revision.Reason.IMPORTED,
                     action="character.import",
                     call=call,
                     extra={"job": job.pk},
                 )
                 _store(run, item, JobItem.State.DONE, "Imported", local_id=character.pk)
-        except services.AlreadyInTeam as error:
+        except errors.AlreadyInTeam as error:
             run.record_item(
                 item,
                 JobItem.State.SKIPPED,
                 "Already in this team (imported meanwhile).",
                 local_id=error.character.pk,
             )
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             run.record_item(item, JobItem.State.FAILED, error.message)
         except _Discard:
             pass
@@ -513,46 +504,16 @@ def import_all(job_id: int) -> str:
 # --- Sync all of a team -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SyncKey:
-    """One key a sync reads through: how many characters, and its account's quota left."""
-
-    api_key: ApiKey | None
-    characters: int
-    usable: bool
-    quota_remaining: int | None = None
-    quota_checked_at: datetime | None = None
-
-
-def sync_plan(team: Team) -> list[SyncKey]:
-    """What a sync of every character will read, per bound key (one `get` per character)."""
-    counts: dict[Any, int] = {}
-    usable: dict[Any, bool] = {}
-    columns = ("bound_key_id", "key_usable")  # key_usable: with_key_state's annotation
-    live = with_key_state(Character.objects.filter(team=team, deleted_at__isnull=True))
-    for key_id, key_usable in live.order_by().values_list(*columns):
-        counts[key_id] = counts.get(key_id, 0) + 1
-        usable[key_id] = bool(key_usable) and key_id is not None
-    keys = ApiKey.objects.in_bulk([k for k in counts if k is not None])
-    rows = []
-    for key_id, number in counts.items():
-        api_key = keys.get(key_id)
-        remaining, checked_at = quota_of(api_key) if api_key is not None else (None, None)
-        rows.append(SyncKey(api_key, number, usable[key_id], remaining, checked_at))
-    rows.sort(key=lambda row: (not row.usable, row.api_key.label if row.api_key else ""))
-    return rows
-
-
 def start_sync_all(*, actor: Membership) -> Job:
     """Queue a sync of every live character of the team from Convai."""
-    services.authorize(actor, "character.sync")
+    operations.authorize(actor, "character.sync")
     characters = list(
         Character.objects.filter(team=actor.team, deleted_at__isnull=True)
         .order_by("name", "pk")
         .values_list("pk", "name", "convai_id")
     )
     if not characters:
-        raise services.CharacterError("This team has no characters to sync yet.")
+        raise errors.CharacterError("This team has no characters to sync yet.")
     return jobs.start_job(
         actor=actor,
         kind=Job.Kind.SYNC_ALL,
@@ -564,7 +525,7 @@ def start_sync_all(*, actor: Membership) -> Job:
 
 def _sync_body(run: jobs.JobRun) -> None:
     job, actor = run.job, run.actor
-    services.authorize(actor, "character.sync")
+    operations.authorize(actor, "character.sync")
     characters = {
         character.pk: character
         for character in with_key_state(Character.objects.filter(team_id=job.team_id))
@@ -575,7 +536,7 @@ def _sync_body(run: jobs.JobRun) -> None:
     def client_of(character: Character) -> ConvaiClient | str:
         """The bound key's client, or why there is none (an item message)."""
         if not getattr(character, "key_usable", False) or character.bound_key is None:
-            return services.NoUsableKey.default_message
+            return errors.NoUsableKey.default_message
         key_id = character.bound_key_id
         if key_id not in clients:
             try:
@@ -592,13 +553,13 @@ def _sync_body(run: jobs.JobRun) -> None:
                 continue
             client = client_of(character)
             if isinstance(client, str):
-                services.refuse(
+                operations.refuse(
                     "character.sync",
                     actor,
-                    services.NoUsableKey(client),
+                    errors.NoUsableKey(client),
                     "no usable key",
                     character=character,
-                    call=services.ConvaiCall(api_key=character.bound_key),
+                    call=operations.ConvaiCall(api_key=character.bound_key),
                     job=job.pk,
                 )
                 run.record_item(item, JobItem.State.SKIPPED, client)
@@ -608,7 +569,7 @@ def _sync_body(run: jobs.JobRun) -> None:
 
     def handle(item: JobItem, fetched: Fetched) -> None:
         character = characters[item.local_id or 0]
-        call = services.ConvaiCall(api_key=character.bound_key, started=fetched.started)
+        call = operations.ConvaiCall(api_key=character.bound_key, started=fetched.started)
         if fetched.error is not None:
             with transaction.atomic():
                 message = _failed(
@@ -637,12 +598,12 @@ def _sync_one(
     item: JobItem,
     character: Character,
     remote: CharacterDetails,
-    call: services.ConvaiCall,
+    call: operations.ConvaiCall,
     seen_version: int,
 ) -> None:
     """Take Convai's version of one character as "Sync from Convai" does, unless a teammate
     saved it while the job read it, and store the item's result with it."""
-    synced = services.apply_remote_state(
+    synced = records.apply_remote_state(
         actor=run.actor,
         character=character,
         remote=remote,
@@ -651,10 +612,10 @@ def _sync_one(
         note=f"job #{run.job.pk}",
         extra={"job": run.job.pk},
     )
-    if synced.outcome == services.SyncResult.DELETED:
+    if synced.outcome == records.SyncResult.DELETED:
         _store(run, item, JobItem.State.SKIPPED, "Deleted here while the job ran.")
         return
-    if synced.outcome == services.SyncResult.SAVED_MEANWHILE:
+    if synced.outcome == records.SyncResult.SAVED_MEANWHILE:
         _store(
             run,
             item,
@@ -662,7 +623,7 @@ def _sync_one(
             "Saved here while the job read it from Convai; sync it again to compare.",
         )
         return
-    if synced.outcome == services.SyncResult.IN_STEP:
+    if synced.outcome == records.SyncResult.IN_STEP:
         message = "No changes."
     elif synced.field_changes:
         message = "Updated: " + ", ".join(change.label for change in synced.field_changes) + "."

@@ -59,7 +59,7 @@ from jobs.models import Job, JobItem
 from keys.models import ApiKey
 from teams.models import Membership
 
-from . import bulk, services, validation
+from . import bulk, errors, operations, selectors, services, validation
 from .models import Character
 from .remote import differences, fields_from_remote, redact
 from .selectors import CharacterFilters, team_characters
@@ -110,7 +110,7 @@ _COLUMNS = (
 )
 
 
-class BundleInvalid(services.CharacterError):
+class BundleInvalid(errors.CharacterError):
     """The file is not a bundle this version can import; `problems` lists why. `reason`,
     `size` and `sha256` describe the refusal for the audit trail (never the content)."""
 
@@ -135,7 +135,7 @@ class BundleInvalid(services.CharacterError):
         super().__init__(message + " Nothing was changed.")
 
 
-class UploadGone(services.CharacterError):
+class UploadGone(errors.CharacterError):
     default_message = (
         "That uploaded bundle is no longer here (they are kept for a day). Upload it again."
     )
@@ -242,11 +242,11 @@ def export_characters(
     Audited once, with the count and the selection, before the first byte leaves."""
     character = None
     if character_id is not None:
-        character = services.character_for(actor, character_id, live=False)
-        services.authorize(actor, "character.export", character)
+        character = selectors.character_for(actor, character_id, live=False)
+        operations.authorize(actor, "character.export", character)
         queryset: QuerySet[Character] = Character.objects.filter(pk=character.pk)
     else:
-        services.authorize(actor, "character.export")
+        operations.authorize(actor, "character.export")
         queryset = Character.objects.filter(
             pk__in=team_characters(actor.team, filters).order_by().values("pk")
         )
@@ -839,7 +839,7 @@ def _optional(where: str, item: dict[str, Any], problems: list[str]) -> None:
 # the audit log, so every web process sees the same count).
 
 
-class UploadRefused(services.CharacterError):
+class UploadRefused(errors.CharacterError):
     """A valid request this install will not take now (quota, rate); `reason` for the audit."""
 
     def __init__(self, message: str, *, reason: str) -> None:
@@ -910,10 +910,10 @@ def upload_bundle(*, actor: Membership, api_key_id: UUID | str, upload: Uploaded
     (BundleInvalid, with every problem), an install whose bundle storage is full. Each refusal
     is audited once (`character.bundle_upload`, reason, size, SHA-256, never the content), as is
     the accepted upload. The member's previous pending upload in this team is replaced."""
-    services.authorize(actor, "character.import")
+    operations.authorize(actor, "character.import")
     filename = _filename(upload.name)
     # The chosen key must be the member's own (a swapped ID is refused and recorded).
-    services.own_key("character.import", actor, api_key_id, label=filename)
+    operations.own_key("character.import", actor, api_key_id, label=filename)
     size = upload.size or 0
     try:
         _check_rate(actor)
@@ -1158,8 +1158,8 @@ def _local(actor: Membership, ids: Iterable[str]) -> dict[str, Character]:
 
 def preview_bundle(*, actor: Membership, api_key_id: UUID | str, bundle: Bundle) -> BundlePreview:
     """What importing the bundle with this key would do, character by character."""
-    services.authorize(actor, "character.import")
-    api_key = services.own_key("character.import", actor, api_key_id, label="bundle import")
+    operations.authorize(actor, "character.import")
+    api_key = operations.own_key("character.import", actor, api_key_id, label="bundle import")
     owned = _owned(actor, api_key)
     local = _local(actor, (entry.convai_id for entry in bundle.characters))
     rows = [_plan(entry, owned, local) for entry in bundle.characters]
@@ -1185,7 +1185,7 @@ def start_bundle_import(
         if row.plan != Plan.SKIP and row.entry.convai_id not in unticked
     ]
     if not items:
-        raise services.CharacterError(
+        raise errors.CharacterError(
             "Nothing to import: every character of the bundle is already identical here, or "
             "you left them all out."
         )
@@ -1219,7 +1219,7 @@ def start_bundle_import(
             "create": preview.creates,
             "update": preview.updates,
             "skip": preview.skips + len(unticked),
-            "key_used": services.key_label(preview.api_key),
+            "key_used": operations.key_label(preview.api_key),
         },
     )
     return job
@@ -1227,21 +1227,21 @@ def start_bundle_import(
 
 def _bundle_body(run: jobs.JobRun) -> None:
     job, actor = run.job, run.actor
-    services.authorize(actor, "character.import")
+    operations.authorize(actor, "character.import")
     if job.api_key_id is None:
         raise jobs.JobError("The API key of this import was deleted.")
     token = str(job.params.get("bundle", ""))
     try:
         bundle, filename = load_upload(actor=actor, token=token)
-    except services.CharacterError as error:
+    except errors.CharacterError as error:
         raise jobs.JobError(error.message) from None
     if bundle.sha256 != job.params.get("sha256"):
         raise jobs.JobError("The uploaded bundle changed since the import was confirmed.")
-    api_key = services.own_key("character.import", actor, job.api_key_id, label=filename)
+    api_key = operations.own_key("character.import", actor, job.api_key_id, label=filename)
     entries = {entry.convai_id: entry for entry in bundle.characters}
     try:
         owned = _owned(actor, api_key)
-    except services.CharacterError as error:
+    except errors.CharacterError as error:
         raise jobs.JobError(error.message) from None
 
     # The same pooled engine as import all (characters.bulk.run_pooled): up to
@@ -1257,7 +1257,7 @@ def _bundle_body(run: jobs.JobRun) -> None:
 
     def handle(item: JobItem, fetched: bulk.Fetched) -> None:
         error = fetched.error
-        if isinstance(error, services.CharacterError):  # recorded by the service that refused
+        if isinstance(error, errors.CharacterError):  # recorded by the service that refused
             run.record_item(item, JobItem.State.FAILED, error.message)
         elif error is not None:
             logger.error(
@@ -1303,7 +1303,7 @@ def _apply_one(
         # One create per item, whatever happens to the worker: the item's own operation token
         # makes a second attempt (a resume after a run died mid-create) find the first one's
         # outcome instead of creating twice; one whose outcome is unknown fails this item and
-        # is resolved by reconciliation (services.reconcile_pending_operations).
+        # is resolved by reconciliation (reconciliation.reconcile_pending_operations).
         try:
             saved = services.create_character(
                 actor=actor,
@@ -1311,7 +1311,7 @@ def _apply_one(
                 token=f"job-{run.job.pk}-item-{item.pk}",
                 **entry.fields(),
             )
-        except services.OperationDone as done:
+        except errors.OperationDone as done:
             character = done.character
             return (
                 JobItem.State.DONE,

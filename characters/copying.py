@@ -3,7 +3,7 @@
 
 Convai's clone works only inside one account, so a copy is a create with the original's fields
 (name, voice, backstory, actions, then languages), read back like any create
-(services.create_on_convai). The copy records which character and which revision it came from
+(records.create_on_convai). The copy records which character and which revision it came from
 (`copied_from`, `copied_from_revision`); the original lists its copies. Both sides are audited
 in the copy's transaction: `character.create` with `details.copied_from` on the copy, then
 `character.copy` on the original.
@@ -16,7 +16,7 @@ from uuid import UUID
 from keys.models import ApiKey
 from teams.models import Membership
 
-from . import services
+from . import errors, operations, records, selectors, services
 from .models import Character, Revision
 from .selectors import usable_keys_for
 
@@ -32,14 +32,14 @@ def copy_character(
     *, actor: Membership, character_id: int, api_key_id: UUID | str
 ) -> services.Saved:
     """Create the character again under another of the actor's keys, with its lineage."""
-    source = services.character_for(actor, character_id)
-    services.authorize(actor, ACTION, source)
-    api_key = services.own_key(ACTION, actor, api_key_id, label=source.name)
+    source = selectors.character_for(actor, character_id)
+    operations.authorize(actor, ACTION, source)
+    api_key = operations.own_key(ACTION, actor, api_key_id, label=source.name)
     if api_key.pk == source.bound_key_id:
-        raise services.refuse(
+        raise operations.refuse(
             ACTION,
             actor,
-            services.KeyNotUsable(
+            errors.KeyNotUsable(
                 "The character is already under this key. Choose another key, or use Clone "
                 "for a second copy under the same key."
             ),
@@ -47,25 +47,25 @@ def copy_character(
             character=source,
         )
     revision = source.version
-    call = services.ConvaiCall()
-    client = services.own_client(ACTION, actor, api_key, call, label=source.name)
-    created = services.create_on_convai(
+    call = operations.ConvaiCall()
+    client = operations.own_client(ACTION, actor, api_key, call, label=source.name)
+    created = records.create_on_convai(
         ACTION, actor, call, client, source.editable(), character=source, what="copy"
     )
 
     def record_on_source(copy: Character) -> None:
-        services.record_character_event(
+        operations.record_character_event(
             ACTION,
             actor,
             character=source,
             details=call.details(
                 revision=revision,
                 copy={"convai_id": copy.convai_id, "name": copy.name},
-                to_key=services.key_label(api_key),
+                to_key=operations.key_label(api_key),
             ),
         )
 
-    copy = services.store_new_character(
+    copy = records.store_new_character(
         actor=actor,
         convai_id=created.convai_id,
         api_key=api_key,
@@ -83,7 +83,7 @@ def copy_character(
                 "convai_id": source.convai_id,
                 "name": source.name,
                 "revision": revision,
-                "key": services.key_label(source.bound_key),
+                "key": operations.key_label(source.bound_key),
             }
         },
         also=record_on_source,

@@ -39,7 +39,7 @@ from keys.selectors import core_api_remaining
 from keys.services import ApiKeyUnusable, client_for
 from teams.models import Membership, Team
 
-from . import services
+from . import operations, selectors, services
 from .models import Character, Revision
 from .remote import FieldChange, audit_changes, differences, fields_from_remote, redact
 from .selectors import with_key_state
@@ -196,7 +196,7 @@ def _check_key(api_key: ApiKey, characters: list[Character]) -> KeyPass:
             try:
                 details = client.get_character(character.convai_id)
             except ConvaiError as error:
-                if item is None and services.means_gone(error):
+                if item is None and operations.means_gone(error):
                     done.gone += _flag_gone(character, api_key)
                     continue
                 logger.warning(
@@ -246,11 +246,11 @@ def _compare(character: Character, remote: CharacterDetails | None, *, full: boo
         record(
             ACTION,
             team=character.team,
-            target_type=services.TARGET_TYPE,
+            target_type=operations.TARGET_TYPE,
             target_id=character.convai_id,
             target_label=character.name,
             details={
-                "key_used": services.key_label(character.bound_key),
+                "key_used": operations.key_label(character.bound_key),
                 "drifted": [change.field for change in drift],
                 "changes": audit_changes(drift),
                 "read": "get" if full else "list",
@@ -269,10 +269,10 @@ def _flag_gone(character: Character, api_key: ApiKey) -> int:
             record(
                 ACTION,
                 team=character.team,
-                target_type=services.TARGET_TYPE,
+                target_type=operations.TARGET_TYPE,
                 target_id=character.convai_id,
                 target_label=character.name,
-                details={"key_used": services.key_label(api_key), "gone": True},
+                details={"key_used": operations.key_label(api_key), "gone": True},
             )
     return flagged
 
@@ -292,7 +292,7 @@ def keep_local_version(
 ) -> services.Saved:
     """ "Keep ours": send our version of every drifted field over Convai's, through the
     update's conflict and drift guard (Conflict if a teammate saved meanwhile)."""
-    character = services.character_for(actor, character_id)
+    character = selectors.character_for(actor, character_id)
     return services.update_character(
         actor=actor,
         character_id=character.pk,

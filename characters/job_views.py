@@ -27,7 +27,7 @@ from teams import policy
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
-from . import bulk, selectors, services
+from . import bulk, errors, selectors
 from .bundles import import_bundle
 
 ITEMS_PER_PAGE = 200
@@ -72,12 +72,12 @@ def import_all(request: TeamRequest) -> HttpResponse:
             )
         except jobs.JobBusy as error:
             return _busy(request, error)
-        except services.KeyNotUsable as error:
+        except errors.KeyNotUsable as error:
             # Recorded by the service; back to the member's own keys, so the redirected GET
             # does not refuse (and record) the same key a second time.
             messages.error(request, error.message)
             return redirect(request.path)
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             messages.error(request, error.message)
             return redirect(f"{request.path}?key={key_id}")
         messages.success(request, f"Importing {job.total} character{'s' * (job.total != 1)}.")
@@ -85,7 +85,7 @@ def import_all(request: TeamRequest) -> HttpResponse:
     if key_id:
         try:
             context["preview"] = bulk.preview_import(actor=request.membership, api_key_id=key_id)
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             context["error"] = error.message
         else:
             scope = jobs.key_scope(context["preview"].api_key)  # type: ignore[attr-defined]
@@ -102,12 +102,12 @@ def sync_all(request: TeamRequest) -> HttpResponse:
             job = bulk.start_sync_all(actor=request.membership)
         except jobs.JobBusy as error:
             return _busy(request, error)
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             messages.error(request, error.message)
             return redirect("characters:character-list", request.team.slug)
         messages.success(request, f"Syncing {job.total} character{'s' * (job.total != 1)}.")
         return redirect(_job_url(request, job))
-    keys = bulk.sync_plan(request.team)
+    keys = selectors.sync_plan(request.team)
     context = {
         "team": request.team,
         "keys": keys,

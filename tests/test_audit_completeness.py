@@ -22,6 +22,8 @@ from django.urls import reverse
 from accounts.models import User
 from audit.models import AuditEvent
 from characters import bulk, drift
+from characters import errors as character_errors
+from characters import operations as character_operations
 from characters import services as characters
 from characters.models import Character
 from jobs import services as jobs
@@ -74,7 +76,7 @@ class World:
 
 
 def key_used(key: Key) -> str:
-    return characters.key_label(key.api_key)
+    return character_operations.key_label(key.api_key)
 
 
 # --- the actions ---------------------------------------------------------------------------
@@ -252,7 +254,7 @@ def timed_out_update(w: World) -> None:
     c = character(w)
     with monkeypatch.context() as patch:
         patch.setattr(ConvaiClient, "update_character", slow_update)
-        with pytest.raises(characters.CharacterError):
+        with pytest.raises(character_errors.CharacterError):
             characters.update_character(
                 actor=w.editor,
                 character_id=c.pk,

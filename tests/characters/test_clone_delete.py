@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from audit.models import Outcome
-from characters import selectors, services
+from characters import errors, selectors, services
 from characters.models import Character, Revision
 from sandbox.models import SandboxCharacter
 from sandbox.services import clear_faults, set_fault
@@ -86,7 +86,7 @@ def test_a_failed_clone_stores_nothing(
     character: Character, editor: Membership, editor_key: Key
 ) -> None:
     set_fault(key_label=editor_key.sandbox_label, outage=True)
-    with pytest.raises(services.ConvaiFailed) as caught:
+    with pytest.raises(errors.ConvaiFailed) as caught:
         services.clone_character(actor=editor, character_id=character.pk, new_name="")
     assert caught.value.maybe_happened is False  # refused outright, not timed out
     assert Character.objects.count() == 1
@@ -111,7 +111,7 @@ def test_a_viewer_cannot_clone(
 
 def test_delete_needs_the_exact_name(character: Character, editor: Membership) -> None:
     for typed in ("raymond", "Raymon", ""):
-        with pytest.raises(services.NameMismatch):
+        with pytest.raises(errors.NameMismatch):
             services.delete_character(actor=editor, character_id=character.pk, confirm_name=typed)
     assert remote(character)
     character.refresh_from_db()
@@ -154,14 +154,14 @@ def test_delete_leaves_a_readable_tombstone(
     )
     assert key_shown(event, editor_key), event.details
     # A tombstone is read-only.
-    with pytest.raises(services.CharacterDeleted):
+    with pytest.raises(errors.CharacterDeleted):
         services.update_character(
             actor=editor,
             character_id=character.pk,
             expected_version=2,
             fields={"name": "Back"},
         )
-    with pytest.raises(services.CharacterDeleted):
+    with pytest.raises(errors.CharacterDeleted):
         services.delete_character(actor=editor, character_id=character.pk, confirm_name="Raymond")
 
 
@@ -169,7 +169,7 @@ def test_delete_checks_drift_first(character: Character, editor: Membership) -> 
     SandboxCharacter.objects.filter(character_id=character.convai_id).update(
         backstory="Edited in the playground."
     )
-    with pytest.raises(services.Drift) as caught:
+    with pytest.raises(errors.Drift) as caught:
         services.delete_character(actor=editor, character_id=character.pk, confirm_name="Raymond")
     assert [change.field for change in caught.value.changes] == ["backstory"]
     assert remote(character)
@@ -233,7 +233,7 @@ def test_a_character_of_another_team_does_not_exist(
     character: Character, make_member: Callable[..., Membership]
 ) -> None:
     outsider = make_member(Role.OWNER, TeamFactory())
-    with pytest.raises(services.CharacterNotFound):
+    with pytest.raises(errors.CharacterNotFound):
         services.delete_character(actor=outsider, character_id=character.pk, confirm_name="Raymond")
     assert remote(character)
 

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from characters import services
+from characters import errors, services
 from characters.models import Character, Revision
 from convai.client import ConvaiClient
 from sandbox.models import Listing, SandboxCharacter
@@ -60,7 +60,7 @@ def test_find_by_exact_name(editor: Membership, editor_key: Key, convai_id: str)
     found = services.find_remote(actor=editor, api_key_id=editor_key.pk, name="Dembe")
     assert found.details.character_id == convai_id
     assert found.owned is True
-    with pytest.raises(services.ConvaiFailed):
+    with pytest.raises(errors.ConvaiFailed):
         services.find_remote(actor=editor, api_key_id=editor_key.pk, name="dembe")
 
 
@@ -95,7 +95,7 @@ def test_a_public_character_of_another_account_is_found_but_not_imported(
     assert found.owned is False
     assert found.details.character_name == "Famous"
 
-    with pytest.raises(services.NotOwnedByKey) as caught:
+    with pytest.raises(errors.NotOwnedByKey) as caught:
         services.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=public_id)
 
     assert "Famous" in caught.value.message
@@ -114,7 +114,7 @@ def test_a_character_already_in_the_team_is_not_imported_twice(
     found = services.find_remote(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
     assert found.existing is not None and found.existing.pk == first.character.pk
 
-    with pytest.raises(services.AlreadyInTeam) as caught:
+    with pytest.raises(errors.AlreadyInTeam) as caught:
         services.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
 
     assert caught.value.character.pk == first.character.pk
@@ -135,7 +135,7 @@ def test_another_team_may_import_the_same_character(
 def test_an_unknown_id_is_convais_refusal_recorded_as_a_failure(
     editor: Membership, editor_key: Key
 ) -> None:
-    with pytest.raises(services.ConvaiFailed):
+    with pytest.raises(errors.ConvaiFailed):
         services.find_remote(actor=editor, api_key_id=editor_key.pk, convai_id="no-such-id")
     (event,) = events("character.import")
     assert event.outcome == Outcome.FAILURE

@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from characters import bundles, services
+from characters import bundles, errors, services
 from characters.models import Character
 from jobs.models import Job
 from sandbox.models import SandboxCharacter
@@ -90,7 +90,7 @@ def test_create_with_a_swapped_key(
     )
     assert response.status_code == 200
     html = response.content.decode()
-    assert services.KeyNotUsable.default_message in html
+    assert errors.KeyNotUsable.default_message in html
     assert "Kept as typed." in html
     refusal_after(after, "character.create")
     assert not Character.objects.exists() and not SandboxCharacter.objects.exists()
@@ -106,7 +106,7 @@ def test_import_lookup_with_a_swapped_key(
         {"step": "find", "lookup": "Ada", "api_key": swapped(which, teammates_key)},
     )
     assert response.status_code == 200
-    assert services.KeyNotUsable.default_message in response.content.decode()
+    assert errors.KeyNotUsable.default_message in response.content.decode()
     refusal_after(after, "character.import")
 
 
@@ -127,7 +127,7 @@ def test_copy_to_a_swapped_key(
         url("bundles:copy", editor, source.pk), {"key": swapped(which, teammates_key)}
     )
     assert response.status_code == 200
-    assert services.KeyNotUsable.default_message in response.content.decode()
+    assert errors.KeyNotUsable.default_message in response.content.decode()
     refusal_after(after, "character.copy")
     assert Character.objects.count() == 1
     assert SandboxCharacter.objects.count() == remote_before
@@ -158,7 +158,7 @@ def test_bundle_upload_with_a_swapped_key(
         },
     )
     assert response.status_code == 200
-    assert services.KeyNotUsable.default_message in response.content.decode()
+    assert errors.KeyNotUsable.default_message in response.content.decode()
     refusal_after(after, "character.import")
     assert not uploads.exists() or not any(uploads.iterdir())
 
@@ -177,7 +177,7 @@ def test_bundle_confirm_with_a_swapped_key_is_recorded_once(
     after = mark()
     response = page.post(preview, {"key": str(teammates_key.pk)}, follow=True)
     assert response.status_code == 200
-    assert services.KeyNotUsable.default_message in response.content.decode()
+    assert errors.KeyNotUsable.default_message in response.content.decode()
     refusal_after(after, "character.import")
     assert not Job.objects.exists()
 
@@ -192,7 +192,7 @@ def test_import_all_confirm_with_a_swapped_key_is_recorded_once(
         follow=True,
     )
     assert response.status_code == 200
-    assert services.KeyNotUsable.default_message in response.content.decode()
+    assert errors.KeyNotUsable.default_message in response.content.decode()
     refusal_after(after, "character.import")
     assert not Job.objects.exists()
 
