@@ -231,9 +231,9 @@ def _failed(
     flagged) and return the item's message (Convai's, as the client words it)."""
     if isinstance(error, ConvaiError):
         return operations.record_convai_failure(
-            action,
-            actor,
-            error,
+            action=action,
+            actor=actor,
+            error=error,
             call=call,
             character=character,
             convai_id=item.target_id,
@@ -243,8 +243,8 @@ def _failed(
         ).message
     logger.error("Job item failed unexpectedly", exc_info=error)
     operations.record_character_event(
-        action,
-        actor,
+        action=action,
+        actor=actor,
         character=character,
         convai_id=item.target_id,
         label=item.label,
@@ -320,7 +320,9 @@ def _key_characters(actor: Membership, api_key: ApiKey) -> list[CharacterDetails
         client = job_client(api_key, actor)
     except ApiKeyUnusable as error:
         raise errors.KeyNotUsable(error.message) from None
-    with operations.convai_calls("character.import", actor, call, label=key_label(api_key)):
+    with operations.convai_calls(
+        action="character.import", actor=actor, call=call, label=key_label(api_key)
+    ):
         return client.list_characters()
 
 
@@ -332,8 +334,10 @@ def preview_import(*, actor: Membership, api_key_id: UUID | str) -> ImportPrevie
     """What importing everything of one of my keys would do: each of the key's characters is
     new, already here (unchanged or changed in Convai since our snapshot), or in another team
     (never named)."""
-    operations.authorize(actor, "character.import")
-    api_key = operations.own_key("character.import", actor, api_key_id, label="import all")
+    operations.authorize(actor=actor, action="character.import")
+    api_key = operations.own_key(
+        action="character.import", actor=actor, api_key_id=api_key_id, label="import all"
+    )
     remote = _key_characters(actor, api_key)
     ids = [item.character_id for item in remote]
     ours = {
@@ -389,8 +393,10 @@ def start_import_all(
     The choice scales with the key, not with the form: `all_new` takes every character no team
     has, `all_elsewhere` every one another team has too, `convai_ids` adds single ones, and
     `skip` leaves some out (a page sends its exceptions, never one field per character)."""
-    operations.authorize(actor, "character.import")
-    api_key = operations.own_key("character.import", actor, api_key_id, label="import all")
+    operations.authorize(actor=actor, action="character.import")
+    api_key = operations.own_key(
+        action="character.import", actor=actor, api_key_id=api_key_id, label="import all"
+    )
     picked, left_out = set(convai_ids), set(skip)
     if not (picked or all_new or all_elsewhere):
         raise errors.CharacterError("Choose at least one character to import.")
@@ -443,10 +449,12 @@ def start_import_all(
 
 def _import_body(run: jobs.JobRun) -> None:
     job, actor = run.job, run.actor
-    operations.authorize(actor, "character.import")
+    operations.authorize(actor=actor, action="character.import")
     if job.api_key_id is None:
         raise jobs.JobError("The API key of this import was deleted.")
-    api_key = operations.own_key("character.import", actor, job.api_key_id, label=job.key_label)
+    api_key = operations.own_key(
+        action="character.import", actor=actor, api_key_id=job.api_key_id, label=job.key_label
+    )
     try:
         client = job_client(api_key, actor)
     except ApiKeyUnusable as error:
@@ -506,7 +514,7 @@ def import_all(job_id: int) -> str:
 
 def start_sync_all(*, actor: Membership) -> Job:
     """Queue a sync of every live character of the team from Convai."""
-    operations.authorize(actor, "character.sync")
+    operations.authorize(actor=actor, action="character.sync")
     characters = list(
         Character.objects.filter(team=actor.team, deleted_at__isnull=True)
         .order_by("name", "pk")
@@ -525,7 +533,7 @@ def start_sync_all(*, actor: Membership) -> Job:
 
 def _sync_body(run: jobs.JobRun) -> None:
     job, actor = run.job, run.actor
-    operations.authorize(actor, "character.sync")
+    operations.authorize(actor=actor, action="character.sync")
     characters = {
         character.pk: character
         for character in with_key_state(Character.objects.filter(team_id=job.team_id))
@@ -554,10 +562,10 @@ def _sync_body(run: jobs.JobRun) -> None:
             client = client_of(character)
             if isinstance(client, str):
                 operations.refuse(
-                    "character.sync",
-                    actor,
-                    errors.NoUsableKey(client),
-                    "no usable key",
+                    action="character.sync",
+                    actor=actor,
+                    error=errors.NoUsableKey(client),
+                    reason="no usable key",
                     character=character,
                     call=operations.ConvaiCall(api_key=character.bound_key),
                     job=job.pk,

@@ -216,7 +216,7 @@ def copy(request: TeamRequest, character_id: int) -> HttpResponse:
     if character.is_deleted:
         messages.error(request, errors.CharacterDeleted.default_message)
         return redirect(detail)
-    keys = copying.copy_targets(request.membership, character)
+    keys = selectors.copy_targets(request.membership, character)
     form = CopyForm(request.POST if request.method == "POST" else None, keys=keys)
     if request.method == "POST" and form.is_valid():
         try:

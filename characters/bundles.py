@@ -243,10 +243,10 @@ def export_characters(
     character = None
     if character_id is not None:
         character = selectors.character_for(actor, character_id, live=False)
-        operations.authorize(actor, "character.export", character)
+        operations.authorize(actor=actor, action="character.export", character=character)
         queryset: QuerySet[Character] = Character.objects.filter(pk=character.pk)
     else:
-        operations.authorize(actor, "character.export")
+        operations.authorize(actor=actor, action="character.export")
         queryset = Character.objects.filter(
             pk__in=team_characters(actor.team, filters).order_by().values("pk")
         )
@@ -910,10 +910,12 @@ def upload_bundle(*, actor: Membership, api_key_id: UUID | str, upload: Uploaded
     (BundleInvalid, with every problem), an install whose bundle storage is full. Each refusal
     is audited once (`character.bundle_upload`, reason, size, SHA-256, never the content), as is
     the accepted upload. The member's previous pending upload in this team is replaced."""
-    operations.authorize(actor, "character.import")
+    operations.authorize(actor=actor, action="character.import")
     filename = _filename(upload.name)
     # The chosen key must be the member's own (a swapped ID is refused and recorded).
-    operations.own_key("character.import", actor, api_key_id, label=filename)
+    operations.own_key(
+        action="character.import", actor=actor, api_key_id=api_key_id, label=filename
+    )
     size = upload.size or 0
     try:
         _check_rate(actor)
@@ -1158,8 +1160,10 @@ def _local(actor: Membership, ids: Iterable[str]) -> dict[str, Character]:
 
 def preview_bundle(*, actor: Membership, api_key_id: UUID | str, bundle: Bundle) -> BundlePreview:
     """What importing the bundle with this key would do, character by character."""
-    operations.authorize(actor, "character.import")
-    api_key = operations.own_key("character.import", actor, api_key_id, label="bundle import")
+    operations.authorize(actor=actor, action="character.import")
+    api_key = operations.own_key(
+        action="character.import", actor=actor, api_key_id=api_key_id, label="bundle import"
+    )
     owned = _owned(actor, api_key)
     local = _local(actor, (entry.convai_id for entry in bundle.characters))
     rows = [_plan(entry, owned, local) for entry in bundle.characters]
@@ -1227,7 +1231,7 @@ def start_bundle_import(
 
 def _bundle_body(run: jobs.JobRun) -> None:
     job, actor = run.job, run.actor
-    operations.authorize(actor, "character.import")
+    operations.authorize(actor=actor, action="character.import")
     if job.api_key_id is None:
         raise jobs.JobError("The API key of this import was deleted.")
     token = str(job.params.get("bundle", ""))
@@ -1237,7 +1241,9 @@ def _bundle_body(run: jobs.JobRun) -> None:
         raise jobs.JobError(error.message) from None
     if bundle.sha256 != job.params.get("sha256"):
         raise jobs.JobError("The uploaded bundle changed since the import was confirmed.")
-    api_key = operations.own_key("character.import", actor, job.api_key_id, label=filename)
+    api_key = operations.own_key(
+        action="character.import", actor=actor, api_key_id=job.api_key_id, label=filename
+    )
     entries = {entry.convai_id: entry for entry in bundle.characters}
     try:
         owned = _owned(actor, api_key)

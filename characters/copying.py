@@ -18,14 +18,8 @@ from teams.models import Membership
 
 from . import errors, operations, records, selectors, services
 from .models import Character, Revision
-from .selectors import usable_keys_for
 
 ACTION = "character.copy"
-
-
-def copy_targets(actor: Membership, character: Character) -> list[ApiKey]:
-    """The member's verified keys a character may be copied to (not the key it is bound to)."""
-    return [k for k in usable_keys_for(actor.user) if k.pk != character.bound_key_id]
 
 
 def copy_character(
@@ -33,30 +27,27 @@ def copy_character(
 ) -> services.Saved:
     """Create the character again under another of the actor's keys, with its lineage."""
     source = selectors.character_for(actor, character_id)
-    operations.authorize(actor, ACTION, source)
-    api_key = operations.own_key(ACTION, actor, api_key_id, label=source.name)
-    if api_key.pk == source.bound_key_id:
-        raise operations.refuse(
-            ACTION,
-            actor,
-            errors.KeyNotUsable(
-                "The character is already under this key. Choose another key, or use Clone "
-                "for a second copy under the same key."
-            ),
-            "same key",
-            character=source,
-        )
+    operations.authorize(actor=actor, action=ACTION, character=source)
+    api_key = _target_key(actor=actor, source=source, api_key_id=api_key_id)
     revision = source.version
     call = operations.ConvaiCall()
-    client = operations.own_client(ACTION, actor, api_key, call, label=source.name)
+    client = operations.own_client(
+        action=ACTION, actor=actor, api_key=api_key, call=call, label=source.name
+    )
     created = records.create_on_convai(
-        ACTION, actor, call, client, source.editable(), character=source, what="copy"
+        action=ACTION,
+        actor=actor,
+        call=call,
+        client=client,
+        fields=source.editable(),
+        character=source,
+        what="copy",
     )
 
     def record_on_source(copy: Character) -> None:
         operations.record_character_event(
-            ACTION,
-            actor,
+            action=ACTION,
+            actor=actor,
             character=source,
             details=call.details(
                 revision=revision,
@@ -89,3 +80,22 @@ def copy_character(
         also=record_on_source,
     )
     return services.Saved(copy, created.warnings)
+
+
+def _target_key(*, actor: Membership, source: Character, api_key_id: UUID | str) -> ApiKey:
+    """One of the actor's own keys, other than the one the character is bound to."""
+    api_key = operations.own_key(
+        action=ACTION, actor=actor, api_key_id=api_key_id, label=source.name
+    )
+    if api_key.pk == source.bound_key_id:
+        raise operations.refuse(
+            action=ACTION,
+            actor=actor,
+            error=errors.KeyNotUsable(
+                "The character is already under this key. Choose another key, or use Clone "
+                "for a second copy under the same key."
+            ),
+            reason="same key",
+            character=source,
+        )
+    return api_key

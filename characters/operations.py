@@ -102,9 +102,9 @@ Actor = Membership | SystemActor
 
 
 def record_character_event(
+    *,
     action: str,
     actor: Actor,
-    *,
     character: Character | None = None,
     convai_id: str = "",
     label: str = "",
@@ -132,11 +132,11 @@ def record_character_event(
 
 
 def refuse(
+    *,
     action: str,
     actor: Membership,
     error: E,
     reason: str,
-    *,
     character: Character | None = None,
     label: str = "",
     call: ConvaiCall | None = None,
@@ -145,8 +145,8 @@ def refuse(
     """Record a refusal once, where it is made (after any rollback), and hand the error back
     for the caller to raise."""
     record_character_event(
-        action,
-        actor,
+        action=action,
+        actor=actor,
         character=character,
         label=label,
         outcome=Outcome.FAILURE,
@@ -171,10 +171,10 @@ def flag_found(character: Character) -> None:
 
 @contextmanager
 def convai_calls(
+    *,
     action: str,
     actor: Membership,
     call: ConvaiCall,
-    *,
     character: Character | None = None,
     label: str = "",
     write: bool = False,
@@ -190,9 +190,9 @@ def convai_calls(
         yield
     except ConvaiError as error:
         raise record_convai_failure(
-            action,
-            actor,
-            error,
+            action=action,
+            actor=actor,
+            error=error,
             call=call,
             character=character,
             label=label,
@@ -202,10 +202,10 @@ def convai_calls(
 
 
 def record_convai_failure(
+    *,
     action: str,
     actor: Membership,
     error: ConvaiError,
-    *,
     call: ConvaiCall,
     character: Character | None = None,
     convai_id: str = "",
@@ -223,8 +223,8 @@ def record_convai_failure(
     details (a job's ID, say)."""
     if isinstance(error, ConvaiTimeoutError):
         record_character_event(
-            action,
-            actor,
+            action=action,
+            actor=actor,
             character=character,
             convai_id=convai_id,
             label=label,
@@ -239,18 +239,18 @@ def record_convai_failure(
     if known and character is not None and means_gone(error):
         flag_missing(character)
         return refuse(
-            action,
-            actor,
-            RemoteMissing(),
-            "gone from Convai",
+            action=action,
+            actor=actor,
+            error=RemoteMissing(),
+            reason="gone from Convai",
             character=character,
             call=call,
             **convai,
             **extra,
         )
     record_character_event(
-        action,
-        actor,
+        action=action,
+        actor=actor,
         character=character,
         convai_id=convai_id,
         label=label,
@@ -266,7 +266,7 @@ def means_gone(error: ConvaiError) -> bool:
 
 
 def authorize(
-    actor: Membership, action: str, character: Character | None = None, *, event: str = ""
+    *, actor: Membership, action: str, character: Character | None = None, event: str = ""
 ) -> None:
     """Ask teams.policy again (a view is not the only caller); a refusal is recorded there, as
     `event` (the action by default), and raised."""
@@ -282,36 +282,45 @@ def authorize(
 
 
 def bound_client(
-    action: str, actor: Membership, character: Character, call: ConvaiCall
+    *, action: str, actor: Membership, character: Character, call: ConvaiCall
 ) -> ConvaiClient:
     """A client with the character's bound key; refused (and recorded) when it is not usable."""
     call.api_key = character.bound_key
     if not key_is_usable(character):
-        raise refuse(action, actor, NoUsableKey(), "no usable key", character=character, call=call)
+        raise refuse(
+            action=action,
+            actor=actor,
+            error=NoUsableKey(),
+            reason="no usable key",
+            character=character,
+            call=call,
+        )
     assert character.bound_key is not None
     try:
         return client_for(character.bound_key, actor=actor.user)
     except ApiKeyUnusable as error:
         raise refuse(
-            action,
-            actor,
-            NoUsableKey(error.message),
-            "no usable key",
+            action=action,
+            actor=actor,
+            error=NoUsableKey(error.message),
+            reason="no usable key",
             character=character,
             call=call,
         ) from None
 
 
-def own_key(action: str, actor: Membership, api_key_id: UUID | str, *, label: str) -> ApiKey:
+def own_key(*, action: str, actor: Membership, api_key_id: UUID | str, label: str) -> ApiKey:
     """One of the actor's own verified, active keys; anything else is refused and recorded."""
     try:
         return usable_keys_for(actor.user).get(pk=api_key_id)
     except (ApiKey.DoesNotExist, ValueError, TypeError, ValidationError):
-        raise refuse(action, actor, KeyNotUsable(), "key not usable", label=label) from None
+        raise refuse(
+            action=action, actor=actor, error=KeyNotUsable(), reason="key not usable", label=label
+        ) from None
 
 
 def own_client(
-    action: str, actor: Membership, api_key: ApiKey, call: ConvaiCall, *, label: str
+    *, action: str, actor: Membership, api_key: ApiKey, call: ConvaiCall, label: str
 ) -> ConvaiClient:
     """A client with one of the actor's own keys (from own_key); refused and recorded when the
     key cannot be opened."""
@@ -320,7 +329,12 @@ def own_client(
         return client_for(api_key, actor=actor.user)
     except ApiKeyUnusable as error:
         raise refuse(
-            action, actor, KeyNotUsable(error.message), "key not usable", label=label, call=call
+            action=action,
+            actor=actor,
+            error=KeyNotUsable(error.message),
+            reason="key not usable",
+            label=label,
+            call=call,
         ) from None
 
 
@@ -331,7 +345,7 @@ def snapshot_of(details: CharacterDetails) -> dict[str, Any]:
 
 
 def add_revision(
-    character: Character, reason: str, user: User | None, *, note: str = ""
+    *, character: Character, reason: str, user: User | None, note: str = ""
 ) -> Revision:
     return Revision.objects.create(
         character=character,
@@ -344,7 +358,7 @@ def add_revision(
     )
 
 
-def apply_fields(character: Character, fields: dict[str, Any]) -> None:
+def apply_fields(*, character: Character, fields: dict[str, Any]) -> None:
     for name in EDITABLE_FIELDS:
         if name in fields and fields[name] is not None:
             value = fields[name]
@@ -359,22 +373,23 @@ def local_write_failed(convai_id: str) -> CharacterError:
 
 
 def get_known(
-    action: str, actor: Membership, call: ConvaiCall, client: ConvaiClient, character: Character
+    *, action: str, actor: Membership, call: ConvaiCall, client: ConvaiClient, character: Character
 ) -> CharacterDetails:
     """Get a character we hold, by its Convai ID, through its bound key. Convai answering that
     it has no such character flags the record (RemoteMissing); an answer clears the flag."""
-    with convai_calls(action, actor, call, character=character, known=True):
+    with convai_calls(action=action, actor=actor, call=call, character=character, known=True):
         remote = client.get_character(character.convai_id)
     flag_found(character)
     return remote
 
 
-def drift_of(character: Character, remote: CharacterDetails) -> list[FieldChange]:
+def drift_of(*, character: Character, remote: CharacterDetails) -> list[FieldChange]:
     known = fields_from_snapshot(character.snapshot) or character.editable()
     return differences(known, fields_from_remote(remote))
 
 
 def drift_refused(
+    *,
     action: str,
     actor: Membership,
     character: Character,
@@ -384,10 +399,10 @@ def drift_refused(
 ) -> Drift:
     """An update or delete stopped by drift: one failure naming the drifted fields."""
     return refuse(
-        action,
-        actor,
-        Drift(drift, fields_from_remote(remote)),
-        "drift",
+        action=action,
+        actor=actor,
+        error=Drift(drift, fields_from_remote(remote)),
+        reason="drift",
         character=character,
         call=call,
         drifted=[change.field for change in drift],
@@ -395,7 +410,9 @@ def drift_refused(
     )
 
 
-def claim_save(action: str, actor: Membership, character: Character, expected_version: int) -> str:
+def claim_save(
+    *, action: str, actor: Membership, character: Character, expected_version: int
+) -> str:
     """Claim `expected_version` of the character for one save and return the claim's token.
 
     One conditional UPDATE in its own short transaction (no transaction is held open across
@@ -414,20 +431,28 @@ def claim_save(action: str, actor: Membership, character: Character, expected_ve
         return token
     current = Character.objects.select_related("saving_by").get(pk=character.pk)
     if current.is_deleted:
-        raise refuse(action, actor, CharacterDeleted(), "deleted", character=current)
+        raise refuse(
+            action=action,
+            actor=actor,
+            error=CharacterDeleted(),
+            reason="deleted",
+            character=current,
+        )
     if current.version != expected_version:
-        raise conflict_refused(action, actor, current, expected_version)
+        raise conflict_refused(
+            action=action, actor=actor, character=current, expected_version=expected_version
+        )
     raise refuse(
-        action,
-        actor,
-        SaveInProgress(current),
-        "save in progress",
+        action=action,
+        actor=actor,
+        error=SaveInProgress(current),
+        reason="save in progress",
         character=current,
         version=expected_version,
     )
 
 
-def release_save(character_pk: int, token: str) -> None:
+def release_save(*, character_pk: int, token: str) -> None:
     """Give a claim back (the save failed); a claim taken over meanwhile is left alone."""
     Character.objects.filter(pk=character_pk, saving_token=token).update(
         saving_token="", saving_since=None, saving_by=None
@@ -441,15 +466,15 @@ def clear_claim(character: Character) -> None:
 
 
 def conflict_refused(
-    action: str, actor: Membership, character: Character, expected_version: int
+    *, action: str, actor: Membership, character: Character, expected_version: int
 ) -> Conflict:
     """A save stopped because a teammate saved since the form was opened: one failure."""
     latest = character.revisions.select_related("created_by").first()
     return refuse(
-        action,
-        actor,
-        Conflict(character, latest),
-        "conflict",
+        action=action,
+        actor=actor,
+        error=Conflict(character, latest),
+        reason="conflict",
         character=character,
         version=[expected_version, character.version],
     )
@@ -511,7 +536,7 @@ def begin_operation(
     raise OperationPending(existing)
 
 
-def finish_operation(operation: PendingOperation, result: Character | None = None) -> None:
+def finish_operation(*, operation: PendingOperation, result: Character | None = None) -> None:
     """It happened: inside the transaction of the local change it made (both or neither).
     A success wins over an earlier "failed" guess of reconciliation."""
     PendingOperation.objects.filter(pk=operation.pk).update(
@@ -522,7 +547,7 @@ def finish_operation(operation: PendingOperation, result: Character | None = Non
     )
 
 
-def fail_operation(operation: PendingOperation, message: str) -> None:
+def fail_operation(*, operation: PendingOperation, message: str) -> None:
     """It did not happen (Convai refused, or reconciliation found nothing)."""
     PendingOperation.objects.filter(pk=operation.pk, state=PendingOperation.State.PENDING).update(
         state=PendingOperation.State.FAILED, finished_at=timezone.now(), message=message[:300]
@@ -538,10 +563,10 @@ def convai_operation(operation: PendingOperation) -> Iterator[None]:
         yield
     except ConvaiFailed as error:
         if not error.maybe_happened:
-            fail_operation(operation, error.message)
+            fail_operation(operation=operation, message=error.message)
         raise
     except CharacterError as error:
-        fail_operation(operation, error.message)
+        fail_operation(operation=operation, message=error.message)
         raise
 
 

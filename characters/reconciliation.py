@@ -7,6 +7,7 @@ that died mid-save."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -63,7 +64,7 @@ def reconcile_pending_operations() -> str:
     counts: dict[str, int] = {}
     with audit_context(origin=current().origin or "task reconcile_pending_operations"):
         for operation in pending.order_by("created_at", "pk"):
-            outcome = resolve_operation(operation, actor=SystemActor(operation.team))
+            outcome = resolve_operation(operation=operation, actor=SystemActor(operation.team))
             counts[outcome] = counts.get(outcome, 0) + 1
     released = Character.objects.filter(
         saving_since__lt=save_claim_expired_before(), deleted_at__isnull=True
@@ -88,15 +89,19 @@ def check_operation(*, actor: Membership, operation_id: int) -> tuple[PendingOpe
     if operation is None:
         raise NotFound("There is no such operation in this team.")
     action = OPERATION_ACTIONS[operation.kind]
-    authorize(actor, action, operation.character if operation.kind != "create" else None)
+    authorize(
+        actor=actor,
+        action=action,
+        character=operation.character if operation.kind != "create" else None,
+    )
     if operation.state != PendingOperation.State.PENDING:
         return operation, Resolution.DONE
-    outcome = resolve_operation(operation, actor=actor)
+    outcome = resolve_operation(operation=operation, actor=actor)
     operation.refresh_from_db()
     return operation, outcome
 
 
-def resolve_operation(operation: PendingOperation, *, actor: Actor) -> str:
+def resolve_operation(*, operation: PendingOperation, actor: Actor) -> str:
     """Ask Convai what became of one pending operation and settle it here. "Not there" is
     only concluded once the operation's own request must be over (operation_overdue_before):
     before that, it may still be on its way."""
@@ -108,72 +113,103 @@ def resolve_operation(operation: PendingOperation, *, actor: Actor) -> str:
         client = client_for(api_key, actor=None)
     except ApiKeyUnusable:
         return Resolution.UNKNOWN
-    call = ConvaiCall(api_key=api_key)
-    details = {"recovered": True, "operation": operation.pk, "for": _for_whom(operation)}
-    overdue = operation.created_at <= operation_overdue_before()
+    settle = _Settling(
+        operation=operation,
+        actor=actor,
+        client=client,
+        call=ConvaiCall(api_key=api_key),
+        details={"recovered": True, "operation": operation.pk, "for": _for_whom(operation)},
+        overdue=operation.created_at <= operation_overdue_before(),
+    )
     try:
         if operation.kind == PendingOperation.Kind.DELETE:
-            return _resolve_delete(operation, actor, client, call, details, overdue)
-        return _resolve_made(operation, actor, client, call, details, overdue, action)
+            return _resolve_delete(settle)
+        return _resolve_made(settle, action=action)
     except ConvaiError:
         return Resolution.UNKNOWN
+
+
+@dataclass(frozen=True)
+class _Settling:
+    """One pending operation being settled: through its key's client, audited with `call`
+    and `details`; `overdue` once its own request must be over."""
+
+    operation: PendingOperation
+    actor: Actor
+    client: ConvaiClient
+    call: ConvaiCall
+    details: dict[str, Any]
+    overdue: bool
 
 
 def _for_whom(operation: PendingOperation) -> str:
     return operation.actor.display_name if operation.actor is not None else ""
 
 
-def _resolve_delete(
-    operation: PendingOperation,
-    actor: Actor,
-    client: ConvaiClient,
-    call: ConvaiCall,
-    details: dict[str, Any],
-    overdue: bool,
-) -> str:
+def _resolve_delete(settle: _Settling) -> str:
+    operation = settle.operation
     character = operation.character
     if character is None:
-        fail_operation(operation, "The character is no longer recorded here.")
+        fail_operation(operation=operation, message="The character is no longer recorded here.")
         return Resolution.FAILED
     if character.is_deleted:
-        finish_operation(operation, character)
+        finish_operation(operation=operation, result=character)
         return Resolution.DONE
     try:
-        client.get_character(character.convai_id)
+        settle.client.get_character(character.convai_id)
     except ConvaiRequestError as error:
         if not means_gone(error):
             raise
         tombstone(
-            actor,
-            character,
-            operation,
+            actor=settle.actor,
+            character=character,
+            operation=operation,
             snapshot=None,
-            details=call.details(**details),
+            details=settle.call.details(**settle.details),
             note="finished after an interrupted delete",
         )
         return Resolution.DELETED
-    if not overdue:
+    if not settle.overdue:
         return Resolution.UNKNOWN
-    fail_operation(operation, "Convai still has the character: the delete did not happen.")
+    fail_operation(
+        operation=operation, message="Convai still has the character: the delete did not happen."
+    )
     return Resolution.FAILED
 
 
-def _resolve_made(
-    operation: PendingOperation,
-    actor: Actor,
-    client: ConvaiClient,
-    call: ConvaiCall,
-    details: dict[str, Any],
-    overdue: bool,
-    action: str,
-) -> str:
-    """A create or clone: find the character Convai made, by name, created at or after the
-    operation (Convai's timestamps are whole seconds without a zone: a small tolerance), not
-    already in the team nor adopted by another operation; the earliest match is adopted."""
+def _resolve_made(settle: _Settling, *, action: str) -> str:
+    """A create or clone: find the character Convai made (_made_on_convai) and adopt it; if
+    there is none, it was adopted here meanwhile, or (once overdue) it did not happen."""
+    operation = settle.operation
     names = {operation.name}
     if operation.kind == PendingOperation.Kind.CLONE:
         # A copy keeps its source's name until it is renamed, which may not have happened.
         names.add(str(operation.fields.get("source_name") or ""))
+    convai_id = _made_on_convai(operation=operation, client=settle.client, names=names)
+    if convai_id is None:
+        adopted = _adopted_meanwhile(operation=operation, names=names)
+        if adopted is not None:
+            # "Check Convai" (adopt_from_convai) or an import took it in already.
+            finish_operation(operation=operation, result=adopted)
+            return Resolution.DONE
+        if not settle.overdue:
+            return Resolution.UNKNOWN
+        fail_operation(
+            operation=operation,
+            message=(
+                f"Convai has no character called “{operation.name}” made then: it was not created."
+            ),
+        )
+        return Resolution.FAILED
+    return _adopt(settle, convai_id=convai_id, action=action)
+
+
+def _made_on_convai(
+    *, operation: PendingOperation, client: ConvaiClient, names: set[str]
+) -> str | None:
+    """The Convai ID of the character the operation made: by name, created at or after the
+    operation (Convai's timestamps are whole seconds without a zone: a small tolerance), not
+    already in the team; the earliest match. None when Convai has no such character."""
     taken = set(
         Character.objects.filter(team=operation.team, deleted_at__isnull=True).values_list(
             "convai_id", flat=True
@@ -190,20 +226,15 @@ def _resolve_made(
         ):
             matches.append((moment or since, item.character_id))
     if not matches:
-        adopted = _adopted_meanwhile(operation, names)
-        if adopted is not None:
-            # "Check Convai" (adopt_from_convai) or an import took it in already.
-            finish_operation(operation, adopted)
-            return Resolution.DONE
-        if not overdue:
-            return Resolution.UNKNOWN
-        fail_operation(
-            operation,
-            f"Convai has no character called “{operation.name}” made then: it was not created.",
-        )
-        return Resolution.FAILED
+        return None
     _, convai_id = min(matches)
-    remote = client.get_character(convai_id)
+    return convai_id
+
+
+def _adopt(settle: _Settling, *, convai_id: str, action: str) -> str:
+    """Store what Convai made, credited to the person the operation was for."""
+    operation = settle.operation
+    remote = settle.client.get_character(convai_id)
     reason = (
         Revision.Reason.CLONED
         if operation.kind == PendingOperation.Kind.CLONE
@@ -212,16 +243,16 @@ def _resolve_made(
     assert operation.api_key is not None
     try:
         store_for_operation(
-            operation,
-            actor=actor,
+            operation=operation,
+            actor=settle.actor,
             convai_id=convai_id,
             api_key=operation.api_key,
             fields=fields_from_remote(remote),
             snapshot=snapshot_of(remote),
             reason=reason,
             action=action,
-            call=call,
-            extra=details,
+            call=settle.call,
+            extra=settle.details,
             note=f"recovered after an interrupted {operation.get_kind_display().lower()}",
             credited_to=operation.actor,
         )
@@ -230,7 +261,7 @@ def _resolve_made(
     return Resolution.ADOPTED
 
 
-def _adopted_meanwhile(operation: PendingOperation, names: set[str]) -> Character | None:
+def _adopted_meanwhile(*, operation: PendingOperation, names: set[str]) -> Character | None:
     """A character of the team, through the operation's key and by one of its names, stored
     here after the operation started and not the result of another operation."""
     results = PendingOperation.objects.filter(result__isnull=False).values("result")

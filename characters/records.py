@@ -17,9 +17,9 @@ from convai.client import ConvaiClient
 from convai.errors import ConvaiError
 from convai.types import CharacterDetails
 from keys.models import ApiKey
-from teams.models import Membership
+from teams.models import Membership, Team
 
-from .errors import AlreadyInTeam
+from .errors import AlreadyInTeam, CharacterError
 from .history import snapshot_changes
 from .models import Character, PendingOperation, Revision
 from .operations import (
@@ -55,12 +55,12 @@ class Created:
 
 
 def create_on_convai(
+    *,
     action: str,
     actor: Membership,
     call: ConvaiCall,
     client: ConvaiClient,
     fields: dict[str, Any],
-    *,
     character: Character | None = None,
     label: str = "",
     what: str = "character",
@@ -68,7 +68,9 @@ def create_on_convai(
     """Create on Convai (a create, or a copy to another key), then set its languages (create
     takes none), then read it back: what Convai holds is the truth (it gives a character a
     default language, say). Languages Convai refused are kept as pending, with a warning."""
-    with convai_calls(action, actor, call, character=character, label=label, write=True):
+    with convai_calls(
+        action=action, actor=actor, call=call, character=character, label=label, write=True
+    ):
         convai_id = client.create_character(
             fields["name"], fields["voice_type"], fields["backstory"], fields["actions"]
         )
@@ -83,7 +85,7 @@ def create_on_convai(
                 f"The {what} was created, but Convai did not take its languages "
                 f"({error.message}). Use “Retry languages” on its page."
             )
-    details = read_back(client, convai_id)
+    details = read_back(client=client, convai_id=convai_id)
     stored = {**fields, "language_codes": [] if pending else fields["language_codes"]}
     if details is None:
         snapshot: dict[str, Any] = {
@@ -99,7 +101,7 @@ def create_on_convai(
     return Created(convai_id, stored, snapshot, pending, warnings)
 
 
-def read_back(client: ConvaiClient, convai_id: str) -> CharacterDetails | None:
+def read_back(*, client: ConvaiClient, convai_id: str) -> CharacterDetails | None:
     """Get after a write; None when Convai does not answer (the write itself went through)."""
     try:
         return client.get_character(convai_id)
@@ -147,14 +149,14 @@ def store_new_character(
         copied_from=copied_from,
         copied_from_revision=copied_from_revision,
     )
-    apply_fields(character, fields)
+    apply_fields(character=character, fields=fields)
     try:
         with transaction.atomic():
             character.save(force_insert=True)
-            add_revision(character, reason, creator, note=note)
+            add_revision(character=character, reason=reason, user=creator, note=note)
             record_character_event(
-                action,
-                actor,
+                action=action,
+                actor=actor,
                 character=character,
                 details=call.details(
                     fields={k: v for k, v in character.editable().items() if k != "backstory"},
@@ -164,27 +166,33 @@ def store_new_character(
             if also is not None:
                 also(character)
     except IntegrityError:
-        existing = Character.objects.filter(
-            team=actor.team, convai_id=convai_id, deleted_at__isnull=True
-        ).first()
-        if existing is not None:
-            raise AlreadyInTeam(existing) from None
-        raise local_write_failed(convai_id) from None
+        raise _already_or_unrecorded(team=actor.team, convai_id=convai_id) from None
     except DatabaseError:
         # Convai holds it, we could not write it down: say which ID to adopt, never lose it.
         raise local_write_failed(convai_id) from None
     return character
 
 
-def store_for_operation(operation: PendingOperation, **store: Any) -> Character:
+def _already_or_unrecorded(*, team: Team, convai_id: str) -> CharacterError:
+    """Why a new record hit a constraint: the team has that Convai ID already, or the error
+    that names the ID to adopt."""
+    existing = Character.objects.filter(
+        team=team, convai_id=convai_id, deleted_at__isnull=True
+    ).first()
+    if existing is not None:
+        return AlreadyInTeam(existing)
+    return local_write_failed(convai_id)
+
+
+def store_for_operation(*, operation: PendingOperation, **store: Any) -> Character:
     """store_new_character, finishing the operation in the same transaction. The team having
     the character already (reconciliation adopted it meanwhile) finishes it too."""
     try:
         return store_new_character(
-            **store, also=lambda character: finish_operation(operation, character)
+            **store, also=lambda character: finish_operation(operation=operation, result=character)
         )
     except AlreadyInTeam as error:
-        finish_operation(operation, error.character)
+        finish_operation(operation=operation, result=error.character)
         raise
 
 
@@ -232,61 +240,108 @@ def apply_remote_state(
     snapshot = snapshot_of(remote)
     remote_fields = fields_from_remote(remote)
     with transaction.atomic():
-        if (
-            expected_version is not None
-            and snapshot == character.snapshot
-            and not differences(character.editable(), remote_fields)
+        if expected_version is not None and _in_step_unlocked(
+            actor=actor,
+            character=character,
+            call=call,
+            snapshot=snapshot,
+            remote_fields=remote_fields,
+            expected_version=expected_version,
+            extra=extra,
         ):
-            # Unchanged (the common case in a job): one conditional update, no lock.
-            now = timezone.now()
-            unchanged = Character.objects.filter(
-                pk=character.pk, version=expected_version, deleted_at__isnull=True
-            )
-            if unchanged.update(
-                synced_at=now, remote_missing_at=None, remote_changed_at=None, remote_state=None
-            ):
-                character.synced_at, character.remote_missing_at = now, None
-                character.clear_drift()
-                _record_sync(actor, character, call, [], changed=False, extra=extra)
-                return SyncResult(SyncResult.IN_STEP, character)
+            return SyncResult(SyncResult.IN_STEP, character)
         locked = Character.objects.select_for_update().get(pk=character.pk)
         locked.bound_key = character.bound_key
         if locked.is_deleted:
             return SyncResult(SyncResult.DELETED, locked)
         if expected_version is not None and locked.version != expected_version:
             return SyncResult(SyncResult.SAVED_MEANWHILE, locked)
-        field_changes = differences(locked.editable(), remote_fields)
-        other_changes: list[FieldChange] = list(snapshot_changes(locked.snapshot or {}, snapshot))
-        changed = bool(field_changes or other_changes) or snapshot != locked.snapshot
-        apply_fields(locked, remote_fields)
-        locked.snapshot = snapshot
-        locked.synced_at = timezone.now()
-        locked.remote_missing_at = None
-        locked.clear_drift()
-        if changed:
-            locked.version += 1
-            locked.updated_at = locked.synced_at
-        locked.save()
-        if changed:
-            add_revision(locked, Revision.Reason.SYNCED, actor.user, note=note)
-        changes = field_changes + other_changes
-        _record_sync(actor, locked, call, changes, changed=changed, extra=extra)
+        return _take_remote(
+            actor=actor,
+            locked=locked,
+            call=call,
+            snapshot=snapshot,
+            remote_fields=remote_fields,
+            note=note,
+            extra=extra,
+        )
+
+
+def _in_step_unlocked(
+    *,
+    actor: Membership,
+    character: Character,
+    call: ConvaiCall,
+    snapshot: dict[str, Any],
+    remote_fields: dict[str, Any],
+    expected_version: int,
+    extra: dict[str, Any] | None,
+) -> bool:
+    """Unchanged (the common case in a job): one conditional update, no lock. False when
+    something changed or the expected version moved (the locked path decides)."""
+    if snapshot != character.snapshot or differences(character.editable(), remote_fields):
+        return False
+    now = timezone.now()
+    unchanged = Character.objects.filter(
+        pk=character.pk, version=expected_version, deleted_at__isnull=True
+    )
+    if not unchanged.update(
+        synced_at=now, remote_missing_at=None, remote_changed_at=None, remote_state=None
+    ):
+        return False
+    character.synced_at, character.remote_missing_at = now, None
+    character.clear_drift()
+    _record_sync(
+        actor=actor, character=character, call=call, changes=[], changed=False, extra=extra
+    )
+    return True
+
+
+def _take_remote(
+    *,
+    actor: Membership,
+    locked: Character,
+    call: ConvaiCall,
+    snapshot: dict[str, Any],
+    remote_fields: dict[str, Any],
+    note: str,
+    extra: dict[str, Any] | None,
+) -> SyncResult:
+    """Convai's state written over the locked record; a revision only when it changed."""
+    field_changes = differences(locked.editable(), remote_fields)
+    other_changes: list[FieldChange] = list(snapshot_changes(locked.snapshot or {}, snapshot))
+    changed = bool(field_changes or other_changes) or snapshot != locked.snapshot
+    apply_fields(character=locked, fields=remote_fields)
+    locked.snapshot = snapshot
+    locked.synced_at = timezone.now()
+    locked.remote_missing_at = None
+    locked.clear_drift()
+    if changed:
+        locked.version += 1
+        locked.updated_at = locked.synced_at
+    locked.save()
+    if changed:
+        add_revision(character=locked, reason=Revision.Reason.SYNCED, user=actor.user, note=note)
+    changes = field_changes + other_changes
+    _record_sync(
+        actor=actor, character=locked, call=call, changes=changes, changed=changed, extra=extra
+    )
     outcome = SyncResult.UPDATED if changed else SyncResult.IN_STEP
     return SyncResult(outcome, locked, field_changes, other_changes)
 
 
 def _record_sync(
+    *,
     actor: Membership,
     character: Character,
     call: ConvaiCall,
     changes: list[FieldChange],
-    *,
     changed: bool,
     extra: dict[str, Any] | None,
 ) -> None:
     record_character_event(
-        "character.sync",
-        actor,
+        action="character.sync",
+        actor=actor,
         character=character,
         details=call.details(
             changes=audit_changes(changes),
@@ -297,10 +352,10 @@ def _record_sync(
 
 
 def tombstone(
+    *,
     actor: Actor,
     character: Character,
     operation: PendingOperation,
-    *,
     snapshot: dict[str, Any] | None,
     details: dict[str, Any],
     note: str = "",
@@ -316,7 +371,11 @@ def tombstone(
         locked.version += 1
         clear_claim(locked)
         locked.save()
-        add_revision(locked, Revision.Reason.DELETED, locked.deleted_by, note=note)
-        record_character_event("character.delete", actor, character=locked, details=details)
-        finish_operation(operation, locked)
+        add_revision(
+            character=locked, reason=Revision.Reason.DELETED, user=locked.deleted_by, note=note
+        )
+        record_character_event(
+            action="character.delete", actor=actor, character=locked, details=details
+        )
+        finish_operation(operation=operation, result=locked)
     return locked

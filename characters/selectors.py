@@ -211,6 +211,11 @@ def usable_keys_for(user: User) -> QuerySet[ApiKey]:
     return usable_keys().filter(owner=user).order_by("label")
 
 
+def copy_targets(actor: Membership, character: Character) -> list[ApiKey]:
+    """The member's verified keys a character may be copied to (not the key it is bound to)."""
+    return [k for k in usable_keys_for(actor.user) if k.pk != character.bound_key_id]
+
+
 def characters_losing_key(
     *, team: Team | None = None, owner: User | None = None, api_key: ApiKey | None = None
 ) -> int:

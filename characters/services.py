@@ -32,6 +32,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import Outcome
+from convai.client import ConvaiClient
 from convai.errors import ConvaiError, ConvaiRequestError
 from convai.types import CharacterDetails
 from keys.models import ApiKey
@@ -128,10 +129,12 @@ def create_character(
     The intent is committed first (begin_operation, under the form's `token`) and finished
     with the record, so a request that dies mid-call is resolved by reconciliation and the
     same form sent twice never creates twice."""
-    authorize(actor, "character.create")
-    api_key = own_key("character.create", actor, api_key_id, label=name)
+    authorize(actor=actor, action="character.create")
+    api_key = own_key(action="character.create", actor=actor, api_key_id=api_key_id, label=name)
     call = ConvaiCall()
-    client = own_client("character.create", actor, api_key, call, label=name)
+    client = own_client(
+        action="character.create", actor=actor, api_key=api_key, call=call, label=name
+    )
     fields = {
         "name": name,
         "voice_type": voice_type,
@@ -148,9 +151,16 @@ def create_character(
         fields=fields,
     )
     with convai_operation(operation):
-        created = create_on_convai("character.create", actor, call, client, fields, label=name)
+        created = create_on_convai(
+            action="character.create",
+            actor=actor,
+            call=call,
+            client=client,
+            fields=fields,
+            label=name,
+        )
     character = store_for_operation(
-        operation,
+        operation=operation,
         actor=actor,
         convai_id=created.convai_id,
         api_key=api_key,
@@ -181,97 +191,160 @@ def update_character(
     `reason`, `action`, `note` and `extra` (audit details) name what kind of save it is: a
     restore is an update like any other, told apart in the history and the audit log."""
     character = character_for(actor, character_id)
-    authorize(actor, "character.update", character, event=action)
+    authorize(actor=actor, action="character.update", character=character, event=action)
     if character.version != expected_version:
-        raise conflict_refused(action, actor, character, expected_version)
+        raise conflict_refused(
+            action=action, actor=actor, character=character, expected_version=expected_version
+        )
     changes = differences(character.editable(), fields)
     if not changes and not overwrite_drift:
         return Saved(character)
     if any(c.field == "language_codes" and not c.new for c in changes):
         raise CharacterError("Choose at least one language: a Convai character always speaks one.")
     call = ConvaiCall()
-    client = bound_client(action, actor, character, call)
-    remote = get_known(action, actor, call, client, character)
-    drift = drift_of(character, remote)
+    client = bound_client(action=action, actor=actor, character=character, call=call)
+    remote = get_known(action=action, actor=actor, call=call, client=client, character=character)
+    drift = drift_of(character=character, remote=remote)
     if drift and not overwrite_drift:
-        raise drift_refused(action, actor, character, call, drift, remote)
+        raise drift_refused(
+            action=action, actor=actor, character=character, call=call, drift=drift, remote=remote
+        )
     if not changes and not drift:  # "keep ours" with nothing to keep: Convai holds ours
         Character.objects.filter(pk=character.pk).update(remote_changed_at=None, remote_state=None)
         return Saved(character)
+    sent = _fields_to_send(changes=changes, drift=drift, fields=fields)
+    save = _Save(action=action, actor=actor, character=character, call=call)
+    token, readback = _claim_and_send(
+        save=save, client=client, sent=sent, expected_version=expected_version
+    )
+    warnings = _unconfirmed(sent=sent, readback=readback)
+    details = call.details(
+        changes=audit_changes(changes),
+        **({"drift_overwritten": audit_changes(drift)} if drift else {}),
+        **({"unconfirmed": True} if warnings else {}),
+        **(extra or {}),
+    )
+    locked = _store_update(
+        save=save,
+        token=token,
+        sent=sent,
+        readback=readback,
+        revision=(reason, note),
+        details=details,
+        changes=changes,
+    )
+    locked.bound_key = character.bound_key
+    edited = {change.field for change in changes}
+    overwritten = [change for change in drift if change.field not in edited]
+    return Saved(locked, warnings, changes, overwritten)
+
+
+def _fields_to_send(
+    *, changes: list[FieldChange], drift: list[FieldChange], fields: dict[str, Any]
+) -> dict[str, Any]:
+    """The edited fields, and, when drift is overwritten, our version of every drifted field
+    (not only the edited ones)."""
     sent = {change.field: change.new for change in changes}
     for change in drift:
-        # Overwriting means our version of every drifted field, not only the edited ones.
         ours = fields.get(change.field)
         sent.setdefault(change.field, ours if ours is not None else change.old)
-    # The version checked above was a read: claim it now (compare-and-set), so of two saves
-    # opened at the same version exactly one reaches Convai; the other is a conflict.
-    token = claim_save(action, actor, character, expected_version)
+    return sent
+
+
+@dataclass(frozen=True)
+class _Save:
+    """One save on its way: who saves which character, audited as `action` with `call`."""
+
+    action: str
+    actor: Membership
+    character: Character
+    call: ConvaiCall
+
+
+def _claim_and_send(
+    *, save: _Save, client: ConvaiClient, sent: dict[str, Any], expected_version: int
+) -> tuple[str, CharacterDetails | None]:
+    """Claim the version, send the update and read it back: the claim's token and what
+    Convai holds now.
+
+    The version checked before was a read: claiming it (compare-and-set) makes of two saves
+    opened at the same version exactly one reach Convai; the other is a conflict. A failure
+    gives the claim back. Nothing is stored for a failed call. A timed-out write may have
+    happened: then the next save finds Convai's state differs from our snapshot (drift)."""
+    action, actor, character, call = save.action, save.actor, save.character, save.call
+    token = claim_save(
+        action=action, actor=actor, character=character, expected_version=expected_version
+    )
     try:
-        with convai_calls(action, actor, call, character=character, write=True):
+        with convai_calls(action=action, actor=actor, call=call, character=character, write=True):
             client.update_character(character.convai_id, **sent)
-        readback = read_back(client, character.convai_id)
+        return token, read_back(client=client, convai_id=character.convai_id)
     except BaseException:
-        # Nothing is stored for a failed call. A timed-out write may have happened: then the
-        # next save finds Convai's state differs from our snapshot (drift) and shows it.
-        release_save(character.pk, token)
+        release_save(character_pk=character.pk, token=token)
         raise
-    warnings = []
-    if readback is not None:
-        stored = fields_from_remote(readback)
-        unconfirmed = [c.label for c in differences(sent, stored, tuple(sent))]
-        if unconfirmed:
-            warnings.append(
-                "Convai did not store everything that was sent: "
-                + ", ".join(unconfirmed)
-                + " read back differently. The page shows what Convai holds now."
-            )
+
+
+def _unconfirmed(*, sent: dict[str, Any], readback: CharacterDetails | None) -> list[str]:
+    """A warning when Convai read back differently from what was sent."""
+    if readback is None:
+        return []
+    stored = fields_from_remote(readback)
+    unconfirmed = [c.label for c in differences(sent, stored, tuple(sent))]
+    if not unconfirmed:
+        return []
+    return [
+        "Convai did not store everything that was sent: "
+        + ", ".join(unconfirmed)
+        + " read back differently. The page shows what Convai holds now."
+    ]
+
+
+def _store_update(
+    *,
+    save: _Save,
+    token: str,
+    sent: dict[str, Any],
+    readback: CharacterDetails | None,
+    revision: tuple[str, str],
+    details: dict[str, Any],
+    changes: list[FieldChange],
+) -> Character:
+    """The local half of an update: record, revision (`revision`: its reason and note) and
+    event together, only while the save still owns its claim. A save slower than a claim may
+    live lost it (another save may have taken it): Convai has this write, our record does
+    not, and the next save shows it as a change in Convai."""
+    action, actor, character, call = save.action, save.actor, save.character, save.call
+    reason, note = revision
     with transaction.atomic():
         locked = Character.objects.select_for_update().get(pk=character.pk)
-        if locked.saving_token != token:
-            lost = True
-        else:
-            lost = False
-            apply_fields(locked, sent)
+        lost = locked.saving_token != token
+        if not lost:
+            apply_fields(character=locked, fields=sent)
             if readback is not None:
-                apply_fields(locked, fields_from_remote(readback))
+                apply_fields(character=locked, fields=fields_from_remote(readback))
                 locked.snapshot = snapshot_of(readback)
             locked.version = locked.version + 1
             locked.updated_at = locked.synced_at = timezone.now()
             clear_claim(locked)
             locked.clear_drift()
             locked.save()
-            add_revision(locked, reason, actor.user, note=note)
-            record_character_event(
-                action,
-                actor,
-                character=locked,
-                details=call.details(
-                    changes=audit_changes(changes),
-                    **({"drift_overwritten": audit_changes(drift)} if drift else {}),
-                    **({"unconfirmed": True} if warnings else {}),
-                    **(extra or {}),
-                ),
-            )
+            add_revision(character=locked, reason=reason, user=actor.user, note=note)
+            record_character_event(action=action, actor=actor, character=locked, details=details)
     if lost:
-        # Slower than a claim may live: it expired and another save may have taken it. Convai
-        # has this write, our record does not: the next save shows it as a change in Convai.
         raise refuse(
-            action,
-            actor,
-            CharacterError(
+            action=action,
+            actor=actor,
+            error=CharacterError(
                 "Convai took your changes, but the save took so long that it could not be "
                 "recorded here safely. Open the character again: its edit form shows what "
                 "Convai holds now as changes made in Convai."
             ),
-            "save claim expired",
+            reason="save claim expired",
             character=locked,
             call=call,
             changes=audit_changes(changes),
         )
-    locked.bound_key = character.bound_key
-    edited = {change.field for change in changes}
-    overwritten = [change for change in drift if change.field not in edited]
-    return Saved(locked, warnings, changes, overwritten)
+    return locked
 
 
 def take_remote_version(*, actor: Membership, character_id: int) -> Saved:
@@ -279,10 +352,12 @@ def take_remote_version(*, actor: Membership, character_id: int) -> Saved:
     `Saved.changes` lists what changed (empty: already in step). A character Convai no longer
     has is flagged (RemoteMissing), never deleted here."""
     character = character_for(actor, character_id)
-    authorize(actor, "character.sync", character, event="character.sync")
+    authorize(actor=actor, action="character.sync", character=character, event="character.sync")
     call = ConvaiCall()
-    client = bound_client("character.sync", actor, character, call)
-    remote = get_known("character.sync", actor, call, client, character)
+    client = bound_client(action="character.sync", actor=actor, character=character, call=call)
+    remote = get_known(
+        action="character.sync", actor=actor, call=call, client=client, character=character
+    )
     synced = apply_remote_state(actor=actor, character=character, remote=remote, call=call)
     if synced.outcome == SyncResult.DELETED:
         raise CharacterDeleted()
@@ -301,7 +376,7 @@ def restore_revision(
     drift guard (Conflict, Drift), stored as a `restored` revision and a `character.restore`
     event that name the version restored. Nothing to change is no save at all."""
     character = character_for(actor, character_id)
-    authorize(actor, "character.restore", character)
+    authorize(actor=actor, action="character.restore", character=character)
     revision = Revision.objects.filter(character=character, number=number).first()
     if revision is None:
         raise CharacterError(f"This character has no version {number}.")
@@ -324,12 +399,14 @@ def retry_language_codes(*, actor: Membership, character_id: int) -> Saved:
     pending = list(character.pending_language_codes or [])
     if not pending:
         return Saved(character)
-    authorize(actor, "character.update", character)
+    authorize(actor=actor, action="character.update", character=character)
     call = ConvaiCall()
-    client = bound_client("character.update", actor, character, call)
-    with convai_calls("character.update", actor, call, character=character, write=True):
+    client = bound_client(action="character.update", actor=actor, character=character, call=call)
+    with convai_calls(
+        action="character.update", actor=actor, call=call, character=character, write=True
+    ):
         client.update_character(character.convai_id, language_codes=pending)
-    readback = read_back(client, character.convai_id)
+    readback = read_back(client=client, convai_id=character.convai_id)
     with transaction.atomic():
         locked = Character.objects.select_for_update().get(pk=character.pk)
         old = list(locked.language_codes)
@@ -340,10 +417,15 @@ def retry_language_codes(*, actor: Membership, character_id: int) -> Saved:
         locked.version += 1
         locked.updated_at = timezone.now()
         locked.save()
-        add_revision(locked, Revision.Reason.UPDATED, actor.user, note="languages set after create")
+        add_revision(
+            character=locked,
+            reason=Revision.Reason.UPDATED,
+            user=actor.user,
+            note="languages set after create",
+        )
         record_character_event(
-            "character.update",
-            actor,
+            action="character.update",
+            actor=actor,
             character=locked,
             details=call.details(changes={"language_codes": [old, pending]}),
         )
@@ -373,12 +455,14 @@ def find_remote(
 ) -> Found:
     """Look a character up on Convai with one of the actor's keys (get), and tell whether the
     key owns it (its list has it) and whether the team already has it."""
-    authorize(actor, "character.import")
+    authorize(actor=actor, action="character.import")
     label = convai_id or name
-    api_key = own_key("character.import", actor, api_key_id, label=label)
+    api_key = own_key(action="character.import", actor=actor, api_key_id=api_key_id, label=label)
     call = ConvaiCall()
-    client = own_client("character.import", actor, api_key, call, label=label)
-    with convai_calls("character.import", actor, call, label=label):
+    client = own_client(
+        action="character.import", actor=actor, api_key=api_key, call=call, label=label
+    )
+    with convai_calls(action="character.import", actor=actor, call=call, label=label):
         details = client.get_character(convai_id or None, name=name or None)
         owned_ids = {item.character_id for item in client.list_characters()}
     existing = Character.objects.filter(
@@ -393,8 +477,8 @@ def import_character(*, actor: Membership, api_key_id: UUID | str, convai_id: st
     call = ConvaiCall(api_key=found.api_key)
     if not found.owned:
         record_character_event(
-            "character.import",
-            actor,
+            action="character.import",
+            actor=actor,
             convai_id=found.details.character_id,
             label=found.details.character_name,
             outcome=Outcome.FAILURE,
@@ -407,10 +491,10 @@ def import_character(*, actor: Membership, api_key_id: UUID | str, convai_id: st
         )
     if found.existing is not None:
         raise refuse(
-            "character.import",
-            actor,
-            AlreadyInTeam(found.existing),
-            "already in team",
+            action="character.import",
+            actor=actor,
+            error=AlreadyInTeam(found.existing),
+            reason="already in team",
             character=found.existing,
             call=call,
         )
@@ -432,7 +516,7 @@ def record_existing(
 ) -> Character:
     """Store a character that Convai already holds under `api_key`, known from a payload we
     did not fetch through the client ourselves (the demo bootstrap's sandbox characters)."""
-    authorize(actor, "character.import")
+    authorize(actor=actor, action="character.import")
     return store_new_character(
         actor=actor,
         convai_id=details.character_id,
@@ -449,11 +533,13 @@ def record_existing(
 def adopt_from_convai(*, actor: Membership, api_key_id: UUID | str, name: str) -> Saved:
     """After a create or clone that timed out: look for it in the key's list (by name, not yet
     in the team) and import the newest match."""
-    authorize(actor, "character.import")
-    api_key = own_key("character.import", actor, api_key_id, label=name)
+    authorize(actor=actor, action="character.import")
+    api_key = own_key(action="character.import", actor=actor, api_key_id=api_key_id, label=name)
     call = ConvaiCall()
-    client = own_client("character.import", actor, api_key, call, label=name)
-    with convai_calls("character.import", actor, call, label=name):
+    client = own_client(
+        action="character.import", actor=actor, api_key=api_key, call=call, label=name
+    )
+    with convai_calls(action="character.import", actor=actor, call=call, label=name):
         items = client.list_characters()
     known = set(
         Character.objects.filter(team=actor.team, deleted_at__isnull=True).values_list(
@@ -481,9 +567,9 @@ def clone_character(
     """Copy on Convai under the character's bound key, name the copy, store it. Written down
     first like a create (begin_operation), so a dead request is reconciled, never repeated."""
     source = character_for(actor, character_id)
-    authorize(actor, "character.clone", source)
+    authorize(actor=actor, action="character.clone", character=source)
     call = ConvaiCall()
-    client = bound_client("character.clone", actor, source, call)
+    client = bound_client(action="character.clone", actor=actor, character=source, call=call)
     assert source.bound_key is not None
     operation = begin_operation(
         actor=actor,
@@ -494,33 +580,15 @@ def clone_character(
         fields={"source_name": source.name, "include_kb": include_kb},
         character=source,
     )
-    with (
-        convai_operation(operation),
-        convai_calls("character.clone", actor, call, character=source, write=True),
-    ):
-        try:
-            convai_id = client.clone_character(source.convai_id, include_kb=include_kb)
-        except ConvaiRequestError as error:
-            if means_gone(error):
-                # Convai's refusal to copy an ID it does not have: a get tells for sure (and
-                # raises RemoteMissing); if the get finds it, the clone's own error stands.
-                get_known("character.clone", actor, call, client, source)
-            raise
-    warnings = []
-    new_name = new_name.strip() or f"{source.name} (copy)"
-    try:
-        client.update_character(convai_id, name=new_name)
-    except ConvaiError as error:
-        warnings.append(f"The copy was made but could not be renamed ({error.message}).")
-        new_name = source.name
-    details = read_back(client, convai_id)
-    fields = {**source.editable(), "name": new_name}
-    if details is not None:
-        fields = fields_from_remote(details)
-        if fields["backstory"] is None:
-            fields["backstory"] = source.backstory
+    with convai_operation(operation):
+        convai_id = _clone_on_convai(
+            actor=actor, call=call, client=client, source=source, include_kb=include_kb
+        )
+    fields, details, warnings = _name_copy(
+        client=client, convai_id=convai_id, source=source, new_name=new_name
+    )
     character = store_for_operation(
-        operation,
+        operation=operation,
         actor=actor,
         convai_id=convai_id,
         api_key=source.bound_key,
@@ -534,14 +602,65 @@ def clone_character(
     return Saved(character, warnings)
 
 
+def _clone_on_convai(
+    *,
+    actor: Membership,
+    call: ConvaiCall,
+    client: ConvaiClient,
+    source: Character,
+    include_kb: bool,
+) -> str:
+    """Convai's clone of `source`; the copy's Convai ID."""
+    with convai_calls(
+        action="character.clone", actor=actor, call=call, character=source, write=True
+    ):
+        try:
+            return client.clone_character(source.convai_id, include_kb=include_kb)
+        except ConvaiRequestError as error:
+            if means_gone(error):
+                # Convai's refusal to copy an ID it does not have: a get tells for sure (and
+                # raises RemoteMissing); if the get finds it, the clone's own error stands.
+                get_known(
+                    action="character.clone",
+                    actor=actor,
+                    call=call,
+                    client=client,
+                    character=source,
+                )
+            raise
+
+
+def _name_copy(
+    *, client: ConvaiClient, convai_id: str, source: Character, new_name: str
+) -> tuple[dict[str, Any], CharacterDetails | None, list[str]]:
+    """Rename the copy (a copy keeps its source's name) and read it back: the fields to
+    store, what Convai holds (None when it does not answer) and the warnings."""
+    warnings = []
+    new_name = new_name.strip() or f"{source.name} (copy)"
+    try:
+        client.update_character(convai_id, name=new_name)
+    except ConvaiError as error:
+        warnings.append(f"The copy was made but could not be renamed ({error.message}).")
+        new_name = source.name
+    details = read_back(client=client, convai_id=convai_id)
+    fields = {**source.editable(), "name": new_name}
+    if details is not None:
+        fields = fields_from_remote(details)
+        if fields["backstory"] is None:
+            fields["backstory"] = source.backstory
+    return fields, details, warnings
+
+
 def remote_drift(*, actor: Membership, character_id: int) -> list[FieldChange]:
     """The differences between Convai and our last snapshot, for a confirmation to show."""
     character = character_for(actor, character_id)
-    authorize(actor, "character.view", character)
+    authorize(actor=actor, action="character.view", character=character)
     call = ConvaiCall()
-    client = bound_client("character.get", actor, character, call)
-    remote = get_known("character.get", actor, call, client, character)
-    return drift_of(character, remote)
+    client = bound_client(action="character.get", actor=actor, character=character, call=call)
+    remote = get_known(
+        action="character.get", actor=actor, call=call, client=client, character=character
+    )
+    return drift_of(character=character, remote=remote)
 
 
 def delete_character(
@@ -556,13 +675,17 @@ def delete_character(
     first (begin_operation) and the version claimed (no save runs meanwhile), so a request
     that dies mid-call is reconciled and the same form sent twice deletes once."""
     character = character_for(actor, character_id)
-    authorize(actor, "character.delete", character)
+    authorize(actor=actor, action="character.delete", character=character)
     if confirm_name.strip() != character.name:
         raise refuse(
-            "character.delete", actor, NameMismatch(), "name mismatch", character=character
+            action="character.delete",
+            actor=actor,
+            error=NameMismatch(),
+            reason="name mismatch",
+            character=character,
         )
     call = ConvaiCall()
-    client = bound_client("character.delete", actor, character, call)
+    client = bound_client(action="character.delete", actor=actor, character=character, call=call)
     # First, so the same form sent again is recognised before anything is asked of Convai.
     operation = begin_operation(
         actor=actor,
@@ -572,32 +695,58 @@ def delete_character(
         api_key=character.bound_key,
         character=character,
     )
-    try:
-        remote = get_known("character.delete", actor, call, client, character)
-        drift = drift_of(character, remote)
-        if drift and not overwrite_drift:
-            raise drift_refused("character.delete", actor, character, call, drift, remote)
-        claim = claim_save("character.delete", actor, character, character.version)
-    except CharacterError as error:
-        # Nothing was sent: the same form may be sent again (after the drift, say).
-        fail_operation(operation, error.message)
-        raise
+    save = _Save(action="character.delete", actor=actor, character=character, call=call)
+    remote, drift, claim = _ready_to_delete(
+        save=save, client=client, operation=operation, overwrite_drift=overwrite_drift
+    )
     try:
         with (
             convai_operation(operation),
-            convai_calls("character.delete", actor, call, character=character, write=True),
+            convai_calls(
+                action="character.delete", actor=actor, call=call, character=character, write=True
+            ),
         ):
             client.delete_character(character.convai_id)
     except BaseException:
-        release_save(character.pk, claim)
+        release_save(character_pk=character.pk, token=claim)
         raise
     return tombstone(
-        actor,
-        character,
-        operation,
+        actor=actor,
+        character=character,
+        operation=operation,
         snapshot=snapshot_of(remote),
         details=call.details(**({"drift_overwritten": audit_changes(drift)} if drift else {})),
     )
+
+
+def _ready_to_delete(
+    *, save: _Save, client: ConvaiClient, operation: PendingOperation, overwrite_drift: bool
+) -> tuple[CharacterDetails, list[FieldChange], str]:
+    """Before a delete: Convai's state (drift stops it unless overwritten) and the claimed
+    version, with the claim's token. A refusal here sent nothing: the operation is failed,
+    so the same form may be sent again (after the drift, say)."""
+    action, actor, character, call = save.action, save.actor, save.character, save.call
+    try:
+        remote = get_known(
+            action=action, actor=actor, call=call, client=client, character=character
+        )
+        drift = drift_of(character=character, remote=remote)
+        if drift and not overwrite_drift:
+            raise drift_refused(
+                action=action,
+                actor=actor,
+                character=character,
+                call=call,
+                drift=drift,
+                remote=remote,
+            )
+        claim = claim_save(
+            action=action, actor=actor, character=character, expected_version=character.version
+        )
+    except CharacterError as error:
+        fail_operation(operation=operation, message=error.message)
+        raise
+    return remote, drift, claim
 
 
 def remove_missing_character(*, actor: Membership, character_id: int) -> Character:
@@ -606,22 +755,24 @@ def remove_missing_character(*, actor: Membership, character_id: int) -> Charact
     Only for a record flagged by Convai's own answer; when the bound key still works Convai
     is asked once more, and a character it does have is not removed (the flag is cleared)."""
     character = character_for(actor, character_id)
-    authorize(actor, "character.delete", character)
+    authorize(actor=actor, action="character.delete", character=character)
     call = ConvaiCall(api_key=character.bound_key)
     if character.remote_missing_at is None:
         raise refuse(
-            "character.delete",
-            actor,
-            CharacterError(
+            action="character.delete",
+            actor=actor,
+            error=CharacterError(
                 "Convai still has this character as far as we know: delete it through "
                 "“Delete”, which deletes it on Convai too."
             ),
-            "still on Convai",
+            reason="still on Convai",
             character=character,
         )
     if key_is_usable(character):
-        client = bound_client("character.delete", actor, character, call)
-        with convai_calls("character.delete", actor, call, character=character):
+        client = bound_client(
+            action="character.delete", actor=actor, character=character, call=call
+        )
+        with convai_calls(action="character.delete", actor=actor, call=call, character=character):
             try:
                 client.get_character(character.convai_id)
             except ConvaiRequestError as error:
@@ -630,10 +781,10 @@ def remove_missing_character(*, actor: Membership, character_id: int) -> Charact
             else:
                 flag_found(character)
                 raise refuse(
-                    "character.delete",
-                    actor,
-                    StillOnConvai(),
-                    "still on Convai",
+                    action="character.delete",
+                    actor=actor,
+                    error=StillOnConvai(),
+                    reason="still on Convai",
                     character=character,
                     call=call,
                 )
@@ -643,10 +794,15 @@ def remove_missing_character(*, actor: Membership, character_id: int) -> Charact
         locked.deleted_by = actor.user
         locked.version += 1
         locked.save()
-        add_revision(locked, Revision.Reason.DELETED, actor.user, note="already gone from Convai")
+        add_revision(
+            character=locked,
+            reason=Revision.Reason.DELETED,
+            user=actor.user,
+            note="already gone from Convai",
+        )
         record_character_event(
-            "character.delete",
-            actor,
+            action="character.delete",
+            actor=actor,
             character=locked,
             details=call.details(remote="already gone"),
         )
@@ -657,16 +813,16 @@ def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID |
     """Bind the character to another member's verified key, after checking that key reaches
     it and its account owns it (get, then list)."""
     character = character_for(actor, character_id)
-    authorize(actor, "character.rebind", character)
+    authorize(actor=actor, action="character.rebind", character=character)
     api_key = next(
         (k for k in rebind_candidates(actor.team_id) if str(k.pk) == str(api_key_id)), None
     )
     if api_key is None:
         raise refuse(
-            "character.rebind",
-            actor,
-            KeyNotUsable("Choose a verified API key of a current member of this team."),
-            "key not usable",
+            action="character.rebind",
+            actor=actor,
+            error=KeyNotUsable("Choose a verified API key of a current member of this team."),
+            reason="key not usable",
             character=character,
         )
     call = ConvaiCall(api_key=api_key)
@@ -674,23 +830,34 @@ def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID |
         client = client_for(api_key, actor=actor.user)
     except ApiKeyUnusable as error:
         raise refuse(
-            "character.rebind",
-            actor,
-            KeyNotUsable(error.message),
-            "key not usable",
+            action="character.rebind",
+            actor=actor,
+            error=KeyNotUsable(error.message),
+            reason="key not usable",
             character=character,
             call=call,
         ) from None
-    with convai_calls("character.rebind", actor, call, character=character):
+    remote = _owned_through(actor=actor, character=character, client=client, call=call)
+    return Saved(_store_rebind(actor=actor, character=character, remote=remote, call=call))
+
+
+def _owned_through(
+    *, actor: Membership, character: Character, client: ConvaiClient, call: ConvaiCall
+) -> CharacterDetails:
+    """The character as the new key (`call.api_key`) sees it, refused unless that key reaches
+    it (get) and its Convai account owns it (list)."""
+    assert call.api_key is not None
+    api_key = call.api_key
+    with convai_calls(action="character.rebind", actor=actor, call=call, character=character):
         try:
             remote = client.get_character(character.convai_id)
         except ConvaiRequestError as error:
             # Another account's key: Convai does not show it this character.
             raise refuse(
-                "character.rebind",
-                actor,
-                KeyNotUsable(explain(error, key=key_label(api_key), rebind=True)),
-                "key cannot reach it",
+                action="character.rebind",
+                actor=actor,
+                error=KeyNotUsable(explain(error, key=key_label(api_key), rebind=True)),
+                reason="key cannot reach it",
                 character=character,
                 call=call,
                 convai_status=error.status,
@@ -699,16 +866,25 @@ def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID |
         owned = any(i.character_id == character.convai_id for i in client.list_characters())
     if not owned:
         raise refuse(
-            "character.rebind",
-            actor,
-            KeyNotUsable(
+            action="character.rebind",
+            actor=actor,
+            error=KeyNotUsable(
                 f"“{api_key.label}” can read this character but its Convai account does not "
                 "own it, so edits would fail. Choose a key of the account that created it."
             ),
-            "key's account does not own it",
+            reason="key's account does not own it",
             character=character,
             call=call,
         )
+    return remote
+
+
+def _store_rebind(
+    *, actor: Membership, character: Character, remote: CharacterDetails, call: ConvaiCall
+) -> Character:
+    """The new binding, its revision and its event, together."""
+    assert call.api_key is not None
+    api_key = call.api_key
     old = key_label(character.bound_key)
     with transaction.atomic():
         locked = Character.objects.select_for_update().get(pk=character.pk)
@@ -720,11 +896,16 @@ def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID |
         locked.save(
             update_fields=["bound_key", "snapshot", "synced_at", "remote_missing_at", "version"]
         )
-        add_revision(locked, Revision.Reason.REBOUND, actor.user, note=f"now {key_label(api_key)}")
+        add_revision(
+            character=locked,
+            reason=Revision.Reason.REBOUND,
+            user=actor.user,
+            note=f"now {key_label(api_key)}",
+        )
         record_character_event(
-            "character.rebind",
-            actor,
+            action="character.rebind",
+            actor=actor,
             character=locked,
             details=call.details(bound_key=[old, key_label(api_key)]),
         )
-    return Saved(locked)
+    return locked
