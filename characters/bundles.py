@@ -59,7 +59,7 @@ from jobs.models import Job, JobItem
 from keys.models import ApiKey
 from teams.models import Membership
 
-from . import bulk, errors, operations, selectors, services, validation
+from . import bulk, errors, importing, operations, selectors, services, validation
 from .models import Character
 from .remote import differences, fields_from_remote, redact
 from .selectors import CharacterFilters, team_characters
@@ -1333,7 +1333,7 @@ def _apply_one(
     ).first()
     joined = character is None
     if character is None:
-        character = services.import_character(
+        character = importing.import_character(
             actor=actor, api_key_id=api_key.pk, convai_id=entry.convai_id
         ).character
     changes = differences(character.editable(), entry.fields())

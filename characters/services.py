@@ -1,4 +1,8 @@
-"""Character operations: every Convai call, local write, revision and audit event lives here.
+"""Character operations: create, edit (update, restore, retry languages), sync from Convai and
+delete one character. Their siblings, built the same way on the same plumbing
+(characters.operations, characters.records): characters.copying (clone, copy to another key),
+characters.importing (import, adopt), characters.binding (rebind), characters.reconciliation
+(interrupted operations), characters.drift (keep ours / take Convai's).
 
 Each function is named after the operation, takes the acting `Membership` (keyword-only) and
 explicit arguments, asks teams.policy again (a view is not the only caller) and acts on Convai
@@ -19,7 +23,8 @@ Rules that hold for every operation:
   version exactly one reaches Convai. No transaction is held open across a Convai call.
 - A create, clone or delete is written down (PendingOperation, under the form's token) and
   committed before Convai is called: the same form never reaches Convai twice, and a request
-  that dies mid-call is resolved by reconcile_pending_operations. See docs/characters.md.
+  that dies mid-call is resolved by reconciliation.reconcile_pending_operations. See
+  docs/characters.md.
 """
 
 from __future__ import annotations
@@ -31,22 +36,15 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from audit.models import Outcome
 from convai.client import ConvaiClient
-from convai.errors import ConvaiError, ConvaiRequestError
+from convai.errors import ConvaiRequestError
 from convai.types import CharacterDetails
-from keys.models import ApiKey
-from keys.services import ApiKeyUnusable, client_for
 from teams.models import Membership
 
-from .convai_messages import explain
 from .errors import (
-    AlreadyInTeam,
     CharacterDeleted,
     CharacterError,
-    KeyNotUsable,
     NameMismatch,
-    NotOwnedByKey,
     StillOnConvai,
 )
 from .history import restorable_fields
@@ -68,7 +66,6 @@ from .operations import (
     fail_operation,
     flag_found,
     get_known,
-    key_label,
     means_gone,
     own_client,
     own_key,
@@ -83,7 +80,6 @@ from .records import (
     create_on_convai,
     read_back,
     store_for_operation,
-    store_new_character,
     tombstone,
 )
 from .remote import (
@@ -92,7 +88,7 @@ from .remote import (
     differences,
     fields_from_remote,
 )
-from .selectors import character_for, key_is_usable, rebind_candidates
+from .selectors import character_for, key_is_usable
 
 
 @dataclass(frozen=True)
@@ -432,225 +428,6 @@ def retry_language_codes(*, actor: Membership, character_id: int) -> Saved:
     return Saved(locked)
 
 
-@dataclass(frozen=True)
-class Found:
-    """A remote character found by ID or name, before importing it."""
-
-    details: CharacterDetails
-    api_key: ApiKey
-    owned: bool
-    existing: Character | None
-
-    @property
-    def fields(self) -> dict[str, Any]:
-        return fields_from_remote(self.details)
-
-
-def find_remote(
-    *,
-    actor: Membership,
-    api_key_id: UUID | str,
-    convai_id: str = "",
-    name: str = "",
-) -> Found:
-    """Look a character up on Convai with one of the actor's keys (get), and tell whether the
-    key owns it (its list has it) and whether the team already has it."""
-    authorize(actor=actor, action="character.import")
-    label = convai_id or name
-    api_key = own_key(action="character.import", actor=actor, api_key_id=api_key_id, label=label)
-    call = ConvaiCall()
-    client = own_client(
-        action="character.import", actor=actor, api_key=api_key, call=call, label=label
-    )
-    with convai_calls(action="character.import", actor=actor, call=call, label=label):
-        details = client.get_character(convai_id or None, name=name or None)
-        owned_ids = {item.character_id for item in client.list_characters()}
-    existing = Character.objects.filter(
-        team=actor.team, convai_id=details.character_id, deleted_at__isnull=True
-    ).first()
-    return Found(details, api_key, details.character_id in owned_ids, existing)
-
-
-def import_character(*, actor: Membership, api_key_id: UUID | str, convai_id: str) -> Saved:
-    """Import a character the key owns into the team, with its first revision."""
-    found = find_remote(actor=actor, api_key_id=api_key_id, convai_id=convai_id)
-    call = ConvaiCall(api_key=found.api_key)
-    if not found.owned:
-        record_character_event(
-            action="character.import",
-            actor=actor,
-            convai_id=found.details.character_id,
-            label=found.details.character_name,
-            outcome=Outcome.FAILURE,
-            details=call.details(reason="not owned by this key"),
-        )
-        raise NotOwnedByKey(
-            f"“{found.details.character_name}” is a public character of another Convai account: "
-            f"your key “{found.api_key.label}” can read it but not change it. Import a character "
-            "your own account owns (clone it in Convai first if you want a copy)."
-        )
-    if found.existing is not None:
-        raise refuse(
-            action="character.import",
-            actor=actor,
-            error=AlreadyInTeam(found.existing),
-            reason="already in team",
-            character=found.existing,
-            call=call,
-        )
-    character = store_new_character(
-        actor=actor,
-        convai_id=found.details.character_id,
-        api_key=found.api_key,
-        fields=found.fields,
-        snapshot=snapshot_of(found.details),
-        reason=Revision.Reason.IMPORTED,
-        action="character.import",
-        call=call,
-    )
-    return Saved(character)
-
-
-def record_existing(
-    *, actor: Membership, api_key: ApiKey, details: CharacterDetails, origin_note: str = ""
-) -> Character:
-    """Store a character that Convai already holds under `api_key`, known from a payload we
-    did not fetch through the client ourselves (the demo bootstrap's sandbox characters)."""
-    authorize(actor=actor, action="character.import")
-    return store_new_character(
-        actor=actor,
-        convai_id=details.character_id,
-        api_key=api_key,
-        fields=fields_from_remote(details),
-        snapshot=snapshot_of(details),
-        reason=Revision.Reason.IMPORTED,
-        action="character.import",
-        call=ConvaiCall(api_key=api_key),
-        extra={"how": origin_note} if origin_note else None,
-    )
-
-
-def adopt_from_convai(*, actor: Membership, api_key_id: UUID | str, name: str) -> Saved:
-    """After a create or clone that timed out: look for it in the key's list (by name, not yet
-    in the team) and import the newest match."""
-    authorize(actor=actor, action="character.import")
-    api_key = own_key(action="character.import", actor=actor, api_key_id=api_key_id, label=name)
-    call = ConvaiCall()
-    client = own_client(
-        action="character.import", actor=actor, api_key=api_key, call=call, label=name
-    )
-    with convai_calls(action="character.import", actor=actor, call=call, label=name):
-        items = client.list_characters()
-    known = set(
-        Character.objects.filter(team=actor.team, deleted_at__isnull=True).values_list(
-            "convai_id", flat=True
-        )
-    )
-    matches = [i for i in items if i.character_name == name and i.character_id not in known]
-    if not matches:
-        raise CharacterError(
-            f"Convai has no character called “{name}” under “{api_key.label}” that is not "
-            "already in this team: the earlier attempt did not create it. You can try again."
-        )
-    newest = max(matches, key=lambda item: item.timestamp)
-    return import_character(actor=actor, api_key_id=api_key.pk, convai_id=newest.character_id)
-
-
-def clone_character(
-    *,
-    actor: Membership,
-    character_id: int,
-    new_name: str,
-    include_kb: bool = False,
-    token: str = "",
-) -> Saved:
-    """Copy on Convai under the character's bound key, name the copy, store it. Written down
-    first like a create (begin_operation), so a dead request is reconciled, never repeated."""
-    source = character_for(actor, character_id)
-    authorize(actor=actor, action="character.clone", character=source)
-    call = ConvaiCall()
-    client = bound_client(action="character.clone", actor=actor, character=source, call=call)
-    assert source.bound_key is not None
-    operation = begin_operation(
-        actor=actor,
-        kind=PendingOperation.Kind.CLONE,
-        token=token,
-        name=new_name.strip() or f"{source.name} (copy)",
-        api_key=source.bound_key,
-        fields={"source_name": source.name, "include_kb": include_kb},
-        character=source,
-    )
-    with convai_operation(operation):
-        convai_id = _clone_on_convai(
-            actor=actor, call=call, client=client, source=source, include_kb=include_kb
-        )
-    fields, details, warnings = _name_copy(
-        client=client, convai_id=convai_id, source=source, new_name=new_name
-    )
-    character = store_for_operation(
-        operation=operation,
-        actor=actor,
-        convai_id=convai_id,
-        api_key=source.bound_key,
-        fields=fields,
-        snapshot=snapshot_of(details) if details is not None else {"character_id": convai_id},
-        reason=Revision.Reason.CLONED,
-        action="character.clone",
-        call=call,
-        extra={"source": source.convai_id, "source_name": source.name, "kb": include_kb},
-    )
-    return Saved(character, warnings)
-
-
-def _clone_on_convai(
-    *,
-    actor: Membership,
-    call: ConvaiCall,
-    client: ConvaiClient,
-    source: Character,
-    include_kb: bool,
-) -> str:
-    """Convai's clone of `source`; the copy's Convai ID."""
-    with convai_calls(
-        action="character.clone", actor=actor, call=call, character=source, write=True
-    ):
-        try:
-            return client.clone_character(source.convai_id, include_kb=include_kb)
-        except ConvaiRequestError as error:
-            if means_gone(error):
-                # Convai's refusal to copy an ID it does not have: a get tells for sure (and
-                # raises RemoteMissing); if the get finds it, the clone's own error stands.
-                get_known(
-                    action="character.clone",
-                    actor=actor,
-                    call=call,
-                    client=client,
-                    character=source,
-                )
-            raise
-
-
-def _name_copy(
-    *, client: ConvaiClient, convai_id: str, source: Character, new_name: str
-) -> tuple[dict[str, Any], CharacterDetails | None, list[str]]:
-    """Rename the copy (a copy keeps its source's name) and read it back: the fields to
-    store, what Convai holds (None when it does not answer) and the warnings."""
-    warnings = []
-    new_name = new_name.strip() or f"{source.name} (copy)"
-    try:
-        client.update_character(convai_id, name=new_name)
-    except ConvaiError as error:
-        warnings.append(f"The copy was made but could not be renamed ({error.message}).")
-        new_name = source.name
-    details = read_back(client=client, convai_id=convai_id)
-    fields = {**source.editable(), "name": new_name}
-    if details is not None:
-        fields = fields_from_remote(details)
-        if fields["backstory"] is None:
-            fields["backstory"] = source.backstory
-    return fields, details, warnings
-
-
 def remote_drift(*, actor: Membership, character_id: int) -> list[FieldChange]:
     """The differences between Convai and our last snapshot, for a confirmation to show."""
     character = character_for(actor, character_id)
@@ -805,107 +582,5 @@ def remove_missing_character(*, actor: Membership, character_id: int) -> Charact
             actor=actor,
             character=locked,
             details=call.details(remote="already gone"),
-        )
-    return locked
-
-
-def rebind_character(*, actor: Membership, character_id: int, api_key_id: UUID | str) -> Saved:
-    """Bind the character to another member's verified key, after checking that key reaches
-    it and its account owns it (get, then list)."""
-    character = character_for(actor, character_id)
-    authorize(actor=actor, action="character.rebind", character=character)
-    api_key = next(
-        (k for k in rebind_candidates(actor.team_id) if str(k.pk) == str(api_key_id)), None
-    )
-    if api_key is None:
-        raise refuse(
-            action="character.rebind",
-            actor=actor,
-            error=KeyNotUsable("Choose a verified API key of a current member of this team."),
-            reason="key not usable",
-            character=character,
-        )
-    call = ConvaiCall(api_key=api_key)
-    try:
-        client = client_for(api_key, actor=actor.user)
-    except ApiKeyUnusable as error:
-        raise refuse(
-            action="character.rebind",
-            actor=actor,
-            error=KeyNotUsable(error.message),
-            reason="key not usable",
-            character=character,
-            call=call,
-        ) from None
-    remote = _owned_through(actor=actor, character=character, client=client, call=call)
-    return Saved(_store_rebind(actor=actor, character=character, remote=remote, call=call))
-
-
-def _owned_through(
-    *, actor: Membership, character: Character, client: ConvaiClient, call: ConvaiCall
-) -> CharacterDetails:
-    """The character as the new key (`call.api_key`) sees it, refused unless that key reaches
-    it (get) and its Convai account owns it (list)."""
-    assert call.api_key is not None
-    api_key = call.api_key
-    with convai_calls(action="character.rebind", actor=actor, call=call, character=character):
-        try:
-            remote = client.get_character(character.convai_id)
-        except ConvaiRequestError as error:
-            # Another account's key: Convai does not show it this character.
-            raise refuse(
-                action="character.rebind",
-                actor=actor,
-                error=KeyNotUsable(explain(error, key=key_label(api_key), rebind=True)),
-                reason="key cannot reach it",
-                character=character,
-                call=call,
-                convai_status=error.status,
-                convai_message=error.remote_message or error.message,
-            ) from None
-        owned = any(i.character_id == character.convai_id for i in client.list_characters())
-    if not owned:
-        raise refuse(
-            action="character.rebind",
-            actor=actor,
-            error=KeyNotUsable(
-                f"“{api_key.label}” can read this character but its Convai account does not "
-                "own it, so edits would fail. Choose a key of the account that created it."
-            ),
-            reason="key's account does not own it",
-            character=character,
-            call=call,
-        )
-    return remote
-
-
-def _store_rebind(
-    *, actor: Membership, character: Character, remote: CharacterDetails, call: ConvaiCall
-) -> Character:
-    """The new binding, its revision and its event, together."""
-    assert call.api_key is not None
-    api_key = call.api_key
-    old = key_label(character.bound_key)
-    with transaction.atomic():
-        locked = Character.objects.select_for_update().get(pk=character.pk)
-        locked.bound_key = api_key
-        locked.snapshot = snapshot_of(remote)
-        locked.synced_at = timezone.now()
-        locked.remote_missing_at = None
-        locked.version += 1
-        locked.save(
-            update_fields=["bound_key", "snapshot", "synced_at", "remote_missing_at", "version"]
-        )
-        add_revision(
-            character=locked,
-            reason=Revision.Reason.REBOUND,
-            user=actor.user,
-            note=f"now {key_label(api_key)}",
-        )
-        record_character_event(
-            action="character.rebind",
-            actor=actor,
-            character=locked,
-            details=call.details(bound_key=[old, key_label(api_key)]),
         )
     return locked

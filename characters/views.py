@@ -36,7 +36,17 @@ from teams import policy
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
-from . import errors, history, operations, reconciliation, selectors, services
+from . import (
+    binding,
+    copying,
+    errors,
+    history,
+    importing,
+    operations,
+    reconciliation,
+    selectors,
+    services,
+)
 from .catalogue import Catalogue, LanguageNames, VoiceNames, display_names, load_catalogue
 from .drift import keep_local_version, remote_changes
 from .forms import (
@@ -508,7 +518,7 @@ def character_adopt(request: TeamRequest) -> HttpResponse:
         messages.error(request, "That check could not be started: go back and try again.")
         return redirect(_list_url(request))
     try:
-        saved = services.adopt_from_convai(
+        saved = importing.adopt_from_convai(
             actor=request.membership,
             api_key_id=form.cleaned_data["api_key"],
             name=form.cleaned_data["name"],
@@ -545,7 +555,7 @@ def character_import(request: TeamRequest) -> HttpResponse:
         form.is_valid()
         if confirm.is_valid():
             try:
-                saved = services.import_character(
+                saved = importing.import_character(
                     actor=request.membership,
                     api_key_id=confirm.cleaned_data["api_key"],
                     convai_id=confirm.cleaned_data["convai_id"],
@@ -562,7 +572,7 @@ def character_import(request: TeamRequest) -> HttpResponse:
         lookup = form.cleaned_data["lookup"]
         by_id = bool(CONVAI_ID.match(lookup))
         try:
-            found = services.find_remote(
+            found = importing.find_remote(
                 actor=request.membership,
                 api_key_id=form.cleaned_data["api_key"],
                 convai_id=lookup if by_id else "",
@@ -1059,7 +1069,7 @@ def character_clone(request: TeamRequest, character_id: int) -> HttpResponse:
         done, adopt = _made_on_convai(
             request,
             form,
-            lambda: services.clone_character(
+            lambda: copying.clone_character(
                 actor=request.membership,
                 character_id=character.pk,
                 new_name=name,
@@ -1217,7 +1227,7 @@ def character_rebind(request: TeamRequest, character_id: int) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            saved = services.rebind_character(
+            saved = binding.rebind_character(
                 actor=request.membership,
                 character_id=character.pk,
                 api_key_id=form.cleaned_data["api_key"],

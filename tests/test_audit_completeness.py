@@ -21,8 +21,11 @@ from django.urls import reverse
 
 from accounts.models import User
 from audit.models import AuditEvent
+from characters import binding as character_binding
 from characters import bulk, drift
+from characters import copying as character_copying
 from characters import errors as character_errors
+from characters import importing as character_importing
 from characters import operations as character_operations
 from characters import services as characters
 from characters.models import Character
@@ -298,14 +301,14 @@ def viewer_role_change_denied(w: World) -> None:
 
 
 def clone(w: World) -> None:
-    saved = characters.clone_character(
+    saved = character_copying.clone_character(
         actor=w.editor, character_id=character(w).pk, new_name="Raymond copy"
     )
     w.stash["clone"] = saved.character
 
 
 def rebind(w: World) -> None:
-    characters.rebind_character(
+    character_binding.rebind_character(
         actor=w.admin, character_id=character(w).pk, api_key_id=w.stash["admin_key"].pk
     )
 
@@ -313,7 +316,7 @@ def rebind(w: World) -> None:
 def import_one(w: World) -> None:
     remote = seed_remote(w.stash["editor_key"], 1, prefix="Imported")[0]
     w.stash["imported_id"] = remote.character_id
-    characters.import_character(
+    character_importing.import_character(
         actor=w.editor, api_key_id=w.stash["editor_key"].pk, convai_id=remote.character_id
     )
 

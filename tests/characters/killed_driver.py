@@ -32,7 +32,7 @@ def _say(value: Any) -> None:
 
 def _operate(kind: str, member: Any, args: dict[str, Any]) -> str:
     """Run the operation with the form's token; the name of how it ended."""
-    from characters import errors, services
+    from characters import copying, errors, services
 
     try:
         if kind == "create":
@@ -40,7 +40,7 @@ def _operate(kind: str, member: Any, args: dict[str, Any]) -> str:
                 actor=member, api_key_id=args["api_key"], token=args["token"], **FIELDS
             )
         elif kind == "clone":
-            services.clone_character(
+            copying.clone_character(
                 actor=member,
                 character_id=args["character"],
                 new_name="Killed Kim (copy)",

@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from characters import errors, operations, services
+from characters import binding, errors, importing, operations, services
 from characters.convai_messages import RULES
 from characters.models import Character
 from convai.client import ConvaiClient
@@ -46,7 +46,7 @@ class World:
         return operations.key_label(self.key.api_key)
 
     def find(self, **lookup: str) -> Any:
-        return services.find_remote(actor=self.editor, api_key_id=self.key.pk, **lookup)
+        return importing.find_remote(actor=self.editor, api_key_id=self.key.pk, **lookup)
 
     def update(self, character: Character, **fields: Any) -> Any:
         return services.update_character(
@@ -91,7 +91,7 @@ def rebind_to_another_account(w: World) -> None:
     character = w.create().character
     admin = w.make_member(Role.ADMIN)
     other = w.add_key(admin, "Personal key")
-    services.rebind_character(actor=admin, character_id=character.pk, api_key_id=other.pk)
+    binding.rebind_character(actor=admin, character_id=character.pk, api_key_id=other.pk)
 
 
 def update_gone_meanwhile(w: World) -> None:

@@ -11,7 +11,7 @@ import pytest
 from django.db import IntegrityError, OperationalError
 
 from audit.models import Outcome
-from characters import errors, operations, services
+from characters import errors, importing, operations, services
 from characters.models import Character, Revision
 from convai.client import ConvaiClient
 from keys.services import add_api_key, revoke_api_key
@@ -121,7 +121,7 @@ def test_the_success_event_commits_with_the_record_or_not_at_all(
     assert not Revision.objects.exists()
     monkeypatch.undo()
 
-    saved = services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Orphan")
+    saved = importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Orphan")
     assert saved.character.convai_id == orphan.character_id
     assert saved.character.revisions.get().reason == Revision.Reason.IMPORTED
 
@@ -331,7 +331,7 @@ def test_a_create_that_timed_out_may_have_happened_and_check_convai_adopts_it(
 
     clear_faults(key_label=editor_key.sandbox_label)
     settings.CONVAI_READ_TIMEOUT = 5
-    adopted = services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Slowpoke")
+    adopted = importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Slowpoke")
     character = adopted.character
     assert (
         character.convai_id == SandboxCharacter.objects.get(character_name="Slowpoke").character_id
@@ -351,7 +351,7 @@ def test_adopt_imports_a_character_created_behind_our_back(
 ) -> None:
     convai_id = make_client(editor_key.raw).create_character("Liz", "FEMALE", "An FBI agent.")
 
-    saved = services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Liz")
+    saved = importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Liz")
 
     character = Character.objects.get(pk=saved.character.pk)
     assert character.convai_id == convai_id
@@ -369,7 +369,7 @@ def test_adopt_takes_the_newest_match_not_yet_in_the_team(
 ) -> None:
     known = create(name="Twin").character
     newer = make_client(editor_key.raw).create_character("Twin", "MALE", BACKSTORY)
-    saved = services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Twin")
+    saved = importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Twin")
     assert saved.character.convai_id == newer != known.convai_id
 
 
@@ -377,7 +377,7 @@ def test_adopt_says_so_when_convai_has_nothing_to_adopt(
     editor: Membership, editor_key: Key
 ) -> None:
     with pytest.raises(errors.CharacterError, match="did not create it"):
-        services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Ghost")
+        importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Ghost")
     assert not Character.objects.exists()
 
 

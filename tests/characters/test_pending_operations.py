@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import Outcome
-from characters import errors, reconciliation, services
+from characters import errors, importing, reconciliation, services
 from characters.models import Character, PendingOperation
 from convai.client import ConvaiClient
 from sandbox.models import SandboxCharacter
@@ -192,7 +192,7 @@ def test_a_character_adopted_through_check_convai_finishes_its_operation(
         name="Adopted",
     )
     make_client(editor_key.raw).create_character("Adopted", "MALE", "Made.", [])
-    adopted = services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Adopted")
+    adopted = importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Adopted")
     assert "1 done" in reconciliation.reconcile_pending_operations()
     operation.refresh_from_db()
     assert (operation.state, operation.result) == ("done", adopted.character)

@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from characters import errors, services
+from characters import binding, copying, errors, importing, services
 from characters.models import Character
 from convai.client import ConvaiClient
 from keys.services import add_api_key, revoke_api_key
@@ -99,7 +99,7 @@ def test_import_with_an_unusable_key_is_one_refusal(
 ) -> None:
     key_id = unusable_key_id(which, editor, add_key, make_member)
     with pytest.raises(errors.KeyNotUsable):
-        services.import_character(actor=editor, api_key_id=key_id, convai_id="abc123")
+        importing.import_character(actor=editor, api_key_id=key_id, convai_id="abc123")
     assert_refused(only_event("character.import"), "key not usable", target_id="", label="abc123")
 
 
@@ -109,7 +109,7 @@ def test_adopt_with_an_unusable_key_is_one_refusal(
 ) -> None:
     key_id = unusable_key_id(which, editor, add_key, make_member)
     with pytest.raises(errors.KeyNotUsable):
-        services.adopt_from_convai(actor=editor, api_key_id=key_id, name="Raymond")
+        importing.adopt_from_convai(actor=editor, api_key_id=key_id, name="Raymond")
     assert_refused(only_event("character.import"), "key not usable", target_id="", label="Raymond")
     assert not Character.objects.exists()
 
@@ -118,10 +118,10 @@ def test_importing_a_character_already_in_the_team_is_one_refusal(
     editor: Membership, editor_key: Key, make_client: Callable[..., ConvaiClient]
 ) -> None:
     convai_id = make_client(editor_key.raw).create_character("Dembe", "MALE", BACKSTORY)
-    services.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
+    importing.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
 
     with pytest.raises(errors.AlreadyInTeam):
-        services.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
+        importing.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
 
     success, refusal = events("character.import")
     assert success.outcome == Outcome.SUCCESS
@@ -166,7 +166,7 @@ def test_rebinding_to_a_key_outside_the_candidates_is_one_refusal(
     after = mark()
 
     with pytest.raises(errors.KeyNotUsable):
-        services.rebind_character(actor=admin, character_id=shared.pk, api_key_id=key_id)
+        binding.rebind_character(actor=admin, character_id=shared.pk, api_key_id=key_id)
 
     assert_refused(
         only_event("character.rebind", after),
@@ -185,7 +185,7 @@ def test_rebinding_to_a_key_that_cannot_reach_it_is_one_refusal(
     after = mark()
 
     with pytest.raises(errors.KeyNotUsable) as caught:
-        services.rebind_character(actor=admin, character_id=shared.pk, api_key_id=stranger.pk)
+        binding.rebind_character(actor=admin, character_id=shared.pk, api_key_id=stranger.pk)
 
     assert "Personal key" in caught.value.message
     event = only_event("character.rebind", after)
@@ -235,7 +235,7 @@ OPERATIONS: dict[str, tuple[str, Callable[[Membership, Character], object]]] = {
     ),
     "clone": (
         "character.clone",
-        lambda a, c: services.clone_character(actor=a, character_id=c.pk, new_name=""),
+        lambda a, c: copying.clone_character(actor=a, character_id=c.pk, new_name=""),
     ),
     "delete": (
         "character.delete",

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from characters import errors, services
+from characters import copying, errors, services
 from characters.models import Character, Revision
 from keys.services import revoke_api_key
 from sandbox.models import SandboxCharacter
@@ -61,7 +61,7 @@ OPERATIONS: dict[str, tuple[str, Callable[[Membership, Character], object]]] = {
     ),
     "clone": (
         "character.clone",
-        lambda a, c: services.clone_character(actor=a, character_id=c.pk, new_name="Copy"),
+        lambda a, c: copying.clone_character(actor=a, character_id=c.pk, new_name="Copy"),
     ),
     "drift check": (
         "character.get",

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from audit.models import Outcome
-from characters import errors, selectors, services
+from characters import binding, copying, errors, selectors, services
 from characters.models import Character, Revision
 from characters.selectors import CharacterFilters
 from convai.client import ConvaiClient
@@ -150,7 +150,7 @@ def test_without_a_usable_key_the_character_is_read_only(
     with pytest.raises(errors.NoUsableKey):
         edit(editor, character, name="Red")
     with pytest.raises(errors.NoUsableKey):
-        services.clone_character(actor=editor, character_id=character.pk, new_name="")
+        copying.clone_character(actor=editor, character_id=character.pk, new_name="")
     with pytest.raises(errors.NoUsableKey):
         services.delete_character(actor=admin, character_id=character.pk, confirm_name="Raymond")
     with pytest.raises(errors.NoUsableKey):
@@ -176,7 +176,7 @@ def test_an_admin_rebinds_to_another_members_key_of_the_same_account(
     colleague_key = add_key(colleague, "Colleague key", account=ACCOUNT)
     revoke_api_key(actor=owner.user, api_key_id=owner_key.pk)
 
-    saved = services.rebind_character(
+    saved = binding.rebind_character(
         actor=admin, character_id=character.pk, api_key_id=colleague_key.pk
     )
 
@@ -210,7 +210,7 @@ def test_a_rebind_stores_a_revision_like_any_save(
     colleague_key = add_key(colleague, "Colleague key", account=ACCOUNT)
     revoke_api_key(actor=owner.user, api_key_id=owner_key.pk)
 
-    saved = services.rebind_character(
+    saved = binding.rebind_character(
         actor=admin, character_id=character.pk, api_key_id=colleague_key.pk
     )
 
@@ -250,9 +250,7 @@ def test_rebinding_to_a_key_whose_account_does_not_own_it_is_refused(
     stranger_key = add_key(stranger, "Personal key")  # its own Convai account
 
     with pytest.raises(errors.KeyNotUsable) as caught:
-        services.rebind_character(
-            actor=admin, character_id=character.pk, api_key_id=stranger_key.pk
-        )
+        binding.rebind_character(actor=admin, character_id=character.pk, api_key_id=stranger_key.pk)
 
     assert "Personal key" in caught.value.message
     character.refresh_from_db()
@@ -265,7 +263,7 @@ def test_only_admins_rebind(character: Character, make_member: MakeMember, add_k
     editor = make_member(Role.EDITOR)
     key = add_key(editor, "Editor key", account=ACCOUNT)
     with pytest.raises(NotAllowed):
-        services.rebind_character(actor=editor, character_id=character.pk, api_key_id=key.pk)
+        binding.rebind_character(actor=editor, character_id=character.pk, api_key_id=key.pk)
     character.refresh_from_db()
     assert character.bound_key_id != key.pk
     (event,) = events("character.rebind")
@@ -302,7 +300,7 @@ def test_rebind_candidates_are_verified_active_keys_of_current_members(
     assert candidates == {owner_key.pk, viewer_key.pk, editor_key.pk}
     for refused in (unverified.pk, revoked.pk, leaver_key.pk, outsider_key.pk):
         with pytest.raises(errors.KeyNotUsable):
-            services.rebind_character(actor=admin, character_id=character.pk, api_key_id=refused)
+            binding.rebind_character(actor=admin, character_id=character.pk, api_key_id=refused)
     character.refresh_from_db()
     assert character.bound_key_id == owner_key.pk
 

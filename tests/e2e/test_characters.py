@@ -21,7 +21,7 @@ from django.urls import reverse
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
-from characters import services
+from characters import copying, services
 from characters.models import Character
 from convai.client import close_thread_session
 from keys.models import ApiKey
@@ -433,7 +433,7 @@ def test_delete_the_clone_by_typing_its_name(
 ) -> None:
     api_key, _ = add_key(owner, "Studio production")
     original = make_character(owner, api_key, "Raymond Keeper")
-    clone = services.clone_character(
+    clone = copying.clone_character(
         actor=owner, character_id=original.pk, new_name="Raymond Understudy"
     ).character
     browser_page = signed_in(open_page, owner)
