@@ -11,7 +11,7 @@ from uuid import UUID
 from django.conf import settings
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import User
@@ -209,6 +209,13 @@ def team_bound_keys(team: Team) -> QuerySet[ApiKey]:
 def usable_keys_for(user: User) -> QuerySet[ApiKey]:
     """The actor's own keys that may own a new or imported character."""
     return usable_keys().filter(owner=user).order_by("label")
+
+
+def changed_characters(team: Team) -> QuerySet[Character]:
+    """The team's live characters marked changed in Convai, most recently changed first."""
+    return Character.objects.filter(
+        team=team, deleted_at__isnull=True, remote_changed_at__isnull=False
+    ).order_by(F("remote_changed_at").desc(), "-pk")
 
 
 def copy_targets(actor: Membership, character: Character) -> list[ApiKey]:
