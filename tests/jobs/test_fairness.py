@@ -14,7 +14,7 @@ from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from audit.models import AuditEvent
-from characters import bulk, services
+from characters import bulk
 from characters.models import Character
 from jobs import services as jobs
 from jobs.models import Job, JobItem
@@ -103,7 +103,7 @@ def test_a_bundle_import_runs_on_the_pooled_engine(
     """Several characters at once, each in its pool thread, in the job's audit context."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    from characters import bundles
+    from characters import bundles, services
     from tests.characters.test_bundles import document, entry
 
     settings.CONVAI_JOB_CONCURRENCY = 3
