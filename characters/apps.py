@@ -14,7 +14,7 @@ class CharactersConfig(AppConfig):
         from . import (
             drift,
             job_kinds,
-            services,
+            reconciliation,
         )
         from .bundles import uploads
 
@@ -33,7 +33,7 @@ class CharactersConfig(AppConfig):
         periodic.register(
             "characters.reconcile_pending_operations",
             every="CHARACTER_RECONCILE_INTERVAL",
-            func=services.reconcile_pending_operations,
+            func=reconciliation.reconcile_pending_operations,
         )
         # Bundle uploads nobody confirmed within CONVAI_BUNDLE_UPLOAD_TTL_SECONDS (docs/bundles.md).
         periodic.register(

@@ -15,7 +15,7 @@ from jobs.views import busy_response, job_url
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
-from . import selectors, services
+from . import errors, selectors
 from .bulk import importing, syncing
 
 
@@ -43,12 +43,12 @@ def import_all(request: TeamRequest) -> HttpResponse:
             )
         except jobs.JobBusy as error:
             return busy_response(request, error)
-        except services.KeyNotUsable as error:
+        except errors.KeyNotUsable as error:
             # Recorded by the service; back to the member's own keys, so the redirected GET
             # does not refuse (and record) the same key a second time.
             messages.error(request, error.message)
             return redirect(request.path)
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             messages.error(request, error.message)
             return redirect(f"{request.path}?key={key_id}")
         messages.success(request, f"Importing {job.total} character{'s' * (job.total != 1)}.")
@@ -56,7 +56,7 @@ def import_all(request: TeamRequest) -> HttpResponse:
     if key_id:
         try:
             preview = importing.preview_import(actor=request.membership, api_key_id=key_id)
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             context["error"] = error.message
         else:
             context["preview"] = preview
@@ -73,12 +73,12 @@ def sync_all(request: TeamRequest) -> HttpResponse:
             job = syncing.start_sync_all(actor=request.membership)
         except jobs.JobBusy as error:
             return busy_response(request, error)
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             messages.error(request, error.message)
             return redirect("characters:character-list", request.team.slug)
         messages.success(request, f"Syncing {job.total} character{'s' * (job.total != 1)}.")
         return redirect(job_url(request, job))
-    keys = syncing.sync_plan(request.team)
+    keys = selectors.sync_plan(request.team)
     context = {
         "team": request.team,
         "keys": keys,

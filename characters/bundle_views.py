@@ -19,7 +19,7 @@ from jobs import services as jobs
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
-from . import copying, selectors, services
+from . import copying, errors, selectors
 from .bundles import exporting, importing, schema, uploads
 from .forms import FilterForm, KeyField
 from .models import Character
@@ -112,7 +112,7 @@ def import_bundle(request: TeamRequest) -> HttpResponse:
                     api_key_id=form.cleaned_data["key"],
                     upload=form.cleaned_data["bundle"],
                 )
-            except services.KeyNotUsable as refused:
+            except errors.KeyNotUsable as refused:
                 form.add_error("key", refused.message)
             except schema.BundleInvalid as refusal:
                 problems = refusal.problems  # listed above the form, one per line
@@ -170,12 +170,12 @@ def preview(request: TeamRequest, token: str) -> HttpResponse:
             if error.active is not None and error.active.team_id == request.team.pk:
                 return redirect("jobs:job-detail", request.team.slug, error.active.pk)
             return redirect(f"{request.path}?key={key_id}")
-        except services.KeyNotUsable as error:
+        except errors.KeyNotUsable as error:
             # Recorded by the service; the preview goes back to the member's own keys, so
             # the redirected GET does not refuse (and record) the same key a second time.
             messages.error(request, error.message)
             return redirect(request.path)
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             messages.error(request, error.message)
             return redirect(f"{request.path}?key={key_id}")
         messages.success(
@@ -190,7 +190,7 @@ def preview(request: TeamRequest, token: str) -> HttpResponse:
     }
     try:
         bundle, filename = uploads.load_upload(actor=request.membership, token=token)
-    except services.CharacterError as error:
+    except errors.CharacterError as error:
         messages.error(request, error.message)
         return redirect("bundles:import", request.team.slug)
     context.update(bundle=bundle, filename=filename)
@@ -199,7 +199,7 @@ def preview(request: TeamRequest, token: str) -> HttpResponse:
             result = importing.preview_bundle(
                 actor=request.membership, api_key_id=key_id, bundle=bundle
             )
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             context["error"] = error.message
         else:
             context["preview"] = result
@@ -213,12 +213,12 @@ def copy(request: TeamRequest, character_id: int) -> HttpResponse:
     """Copy to another key: a dialog (or a page without JavaScript), then the copy's page."""
     character = selectors.team_character(request.team, character_id)
     if character is None:
-        raise services.CharacterNotFound()
+        raise errors.CharacterNotFound()
     detail = reverse("characters:character-detail", args=[request.team.slug, character.pk])
     if character.is_deleted:
-        messages.error(request, services.CharacterDeleted.default_message)
+        messages.error(request, errors.CharacterDeleted.default_message)
         return redirect(detail)
-    keys = copying.copy_targets(request.membership, character)
+    keys = selectors.copy_targets(request.membership, character)
     form = CopyForm(request.POST if request.method == "POST" else None, keys=keys)
     if request.method == "POST" and form.is_valid():
         try:
@@ -227,7 +227,7 @@ def copy(request: TeamRequest, character_id: int) -> HttpResponse:
                 character_id=character.pk,
                 api_key_id=form.cleaned_data["key"],
             )
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             form.add_error(None, error.message)
         else:
             made: Character = saved.character

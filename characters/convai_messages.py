@@ -122,7 +122,7 @@ RULES: tuple[Rule, ...] = (
 
 def explain(error: ConvaiError, *, key: str = "", rebind: bool = False) -> str:
     """What to tell the user about a failed Convai call made with the key labelled `key`
-    (services.key_label); `rebind`: the call checked whether a candidate key reaches a
+    (operations.key_label); `rebind`: the call checked whether a candidate key reaches a
     character. Rate limits, outages, timeouts and unreadable answers keep the client's
     message, which already says what happened and what to do."""
     for rule in RULES:

@@ -22,9 +22,9 @@ from keys.selectors import AccountGroup, account_groups
 from teams.models import Membership, Team
 from teams.policy import Can
 
-from .drift import changed_characters
 from .history import ACTION_LABELS, OUTCOME_BADGES
 from .models import Character
+from .selectors import changed_characters
 
 CHANGED_SHOWN = 5
 JOBS_SHOWN = 5

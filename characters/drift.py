@@ -27,7 +27,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from audit.context import audit_context
@@ -37,12 +36,12 @@ from convai.types import CharacterDetails
 from keys.models import ApiKey
 from keys.selectors import core_api_remaining
 from keys.services import ApiKeyUnusable, client_for
-from teams.models import Membership, Team
+from teams.models import Membership
 
-from . import services
+from . import operations, selectors, services
 from .models import Character, Revision
 from .remote import FieldChange, audit_changes, differences, fields_from_remote, redact
-from .selectors import with_key_state
+from .selectors import key_usable
 
 logger = logging.getLogger("convai_admin.drift")
 ORIGIN = "task check_drift"
@@ -108,22 +107,19 @@ class DriftPass:
 def _checked_characters() -> dict[ApiKey, list[Character]]:
     """Live characters still on Convai whose bound key is usable, grouped by key (one query)."""
     characters = (
-        with_key_state(
-            Character.objects.filter(
-                deleted_at__isnull=True,
-                remote_missing_at__isnull=True,
-                bound_key__isnull=False,
-                bound_key__revoked_at__isnull=True,
-                bound_key__verified_at__isnull=False,
-            )
+        Character.objects.filter(
+            key_usable(),
+            deleted_at__isnull=True,
+            remote_missing_at__isnull=True,
+            bound_key__verified_at__isnull=False,
         )
-        .select_related("team")
+        .select_related("bound_key", "bound_key__owner", "created_by", "team")
         .order_by("bound_key_id", "pk")
     )
     by_key: dict[ApiKey, list[Character]] = defaultdict(list)
     keys: dict[Any, ApiKey] = {}
     for character in characters:
-        if not getattr(character, "key_usable", False) or character.bound_key is None:
+        if character.bound_key is None:
             continue
         api_key = keys.setdefault(character.bound_key_id, character.bound_key)
         by_key[api_key].append(character)
@@ -196,7 +192,7 @@ def _check_key(api_key: ApiKey, characters: list[Character]) -> KeyPass:
             try:
                 details = client.get_character(character.convai_id)
             except ConvaiError as error:
-                if item is None and services.means_gone(error):
+                if item is None and operations.means_gone(error):
                     done.gone += _flag_gone(character, api_key)
                     continue
                 logger.warning(
@@ -246,11 +242,11 @@ def _compare(character: Character, remote: CharacterDetails | None, *, full: boo
         record(
             ACTION,
             team=character.team,
-            target_type=services.TARGET_TYPE,
+            target_type=operations.TARGET_TYPE,
             target_id=character.convai_id,
             target_label=character.name,
             details={
-                "key_used": services.key_label(character.bound_key),
+                "key_used": operations.key_label(character.bound_key),
                 "drifted": [change.field for change in drift],
                 "changes": audit_changes(drift),
                 "read": "get" if full else "list",
@@ -269,10 +265,10 @@ def _flag_gone(character: Character, api_key: ApiKey) -> int:
             record(
                 ACTION,
                 team=character.team,
-                target_type=services.TARGET_TYPE,
+                target_type=operations.TARGET_TYPE,
                 target_id=character.convai_id,
                 target_label=character.name,
-                details={"key_used": services.key_label(api_key), "gone": True},
+                details={"key_used": operations.key_label(api_key), "gone": True},
             )
     return flagged
 
@@ -280,19 +276,12 @@ def _flag_gone(character: Character, api_key: ApiKey) -> int:
 # --- Reading and resolving drift in the team --------------------------------------------------
 
 
-def changed_characters(team: Team) -> Any:
-    """The team's live characters marked changed in Convai, most recently changed first."""
-    return Character.objects.filter(
-        team=team, deleted_at__isnull=True, remote_changed_at__isnull=False
-    ).order_by(F("remote_changed_at").desc(), "-pk")
-
-
 def keep_local_version(
     *, actor: Membership, character_id: int, expected_version: int
 ) -> services.Saved:
     """ "Keep ours": send our version of every drifted field over Convai's, through the
     update's conflict and drift guard (Conflict if a teammate saved meanwhile)."""
-    character = services.character_for(actor, character_id)
+    character = selectors.character_for(actor, character_id)
     return services.update_character(
         actor=actor,
         character_id=character.pk,
@@ -306,7 +295,6 @@ def keep_local_version(
 
 __all__ = [
     "ACTION",
-    "changed_characters",
     "check_drift",
     "keep_local_version",
     "known_fields",

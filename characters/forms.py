@@ -33,7 +33,7 @@ def key_choice_label(api_key: ApiKey) -> str:
 
 class KeyField(forms.ChoiceField):
     """A select offering the member's usable keys that accepts any key ID: whether the actor
-    may use a key is the service's decision (services.own_key, rebind_character), and the
+    may use a key is the service's decision (operations.own_key, rebind_character), and the
     service records the refusal. A choice check here would refuse a swapped ID silently,
     leaving no trace in the audit log."""
 

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any, cast
 from uuid import UUID
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
 
 from accounts.models import User
+from keys import selectors as key_selectors
 from keys.models import ApiKey
+from keys.selectors import keys_by_account
 from teams.models import Membership, Team
 
-from .models import Character, Revision
+from .errors import CharacterDeleted, CharacterNotFound
+from .models import Character, PendingOperation, Revision
 
 SORTS: dict[str, tuple[str, ...]] = {
     "name": ("sort_name", "pk"),  # natural order: "NPC 2" before "NPC 10"
@@ -30,18 +36,35 @@ SORTS: dict[str, tuple[str, ...]] = {
 DEFAULT_SORT = "name"
 
 
-def _usable() -> Exists:
-    """The bound key is active and its owner is a member of the character's team."""
-    return Exists(
+def key_usable() -> Q:
+    """The one rule for a character's key: its bound key is not revoked and the key's owner is
+    still a member of the character's team (otherwise the character is read-only until an
+    Admin rebinds it). As a condition on characters, so lists annotate it and
+    key_is_usable asks it of one character."""
+    owner_in_team = Exists(
         Membership.objects.filter(
             team_id=OuterRef("team_id"), user_id=OuterRef("bound_key__owner_id")
         )
     )
+    return Q(owner_in_team) & Q(bound_key__revoked_at__isnull=True)
+
+
+def key_is_usable(character: Character) -> bool:
+    """Whether the character can be acted on through its bound key (key_usable)."""
+    if character.bound_key_id is None:
+        return False
+    return Character.objects.filter(key_usable(), pk=character.pk).exists()
+
+
+def usable_keys() -> QuerySet[ApiKey]:
+    """Keys that may own a new binding (a create, an import, a copy, a rebind): verified with
+    Convai and not revoked."""
+    return ApiKey.objects.filter(revoked_at__isnull=True, verified_at__isnull=False)
 
 
 def with_key_state(queryset: QuerySet[Character]) -> QuerySet[Character]:
     return queryset.select_related("bound_key", "bound_key__owner", "created_by").annotate(
-        key_usable=_usable() & Q(bound_key__revoked_at__isnull=True)
+        key_usable=key_usable()
     )
 
 
@@ -75,9 +98,9 @@ def _filtered(team: Team, filters: CharacterFilters) -> QuerySet[Character]:
     if filters.changed:
         queryset = queryset.filter(remote_changed_at__isnull=False)
     if filters.unusable:
-        queryset = queryset.annotate(
-            key_usable=_usable() & Q(bound_key__revoked_at__isnull=True)
-        ).filter(Q(key_usable=False) | Q(bound_key__isnull=True))
+        queryset = queryset.annotate(key_usable=key_usable()).filter(
+            Q(key_usable=False) | Q(bound_key__isnull=True)
+        )
     return queryset.order_by(*SORTS.get(filters.sort, SORTS[DEFAULT_SORT]))
 
 
@@ -185,9 +208,19 @@ def team_bound_keys(team: Team) -> QuerySet[ApiKey]:
 
 def usable_keys_for(user: User) -> QuerySet[ApiKey]:
     """The actor's own keys that may own a new or imported character."""
-    return ApiKey.objects.filter(
-        owner=user, revoked_at__isnull=True, verified_at__isnull=False
-    ).order_by("label")
+    return usable_keys().filter(owner=user).order_by("label")
+
+
+def changed_characters(team: Team) -> QuerySet[Character]:
+    """The team's live characters marked changed in Convai, most recently changed first."""
+    return Character.objects.filter(
+        team=team, deleted_at__isnull=True, remote_changed_at__isnull=False
+    ).order_by(F("remote_changed_at").desc(), "-pk")
+
+
+def copy_targets(actor: Membership, character: Character) -> list[ApiKey]:
+    """The member's verified keys a character may be copied to (not the key it is bound to)."""
+    return [k for k in usable_keys_for(actor.user) if k.pk != character.bound_key_id]
 
 
 def characters_losing_key(
@@ -203,3 +236,96 @@ def characters_losing_key(
     if team is not None:
         queryset = queryset.filter(team=team)
     return queryset.count()
+
+
+def save_claim_expired_before() -> datetime:
+    """Claims older than this were interrupted (the server died mid-save): a save may take
+    them over, so a character is never locked for good (CHARACTER_SAVE_CLAIM_SECONDS: the
+    client's longest write plus read-back, with a margin)."""
+    return timezone.now() - timedelta(seconds=settings.CHARACTER_SAVE_CLAIM_SECONDS)
+
+
+def operation_overdue_before() -> datetime:
+    """Pending operations started before this have outlived any request (the client's longest
+    calls): their request is over, whatever happened to it."""
+    return timezone.now() - timedelta(seconds=settings.CONVAI_REQUEST_SECONDS)
+
+
+def character_for(actor: Membership, character_id: int, *, live: bool = True) -> Character:
+    """The actor's team's character (CharacterNotFound otherwise: another team's is invisible);
+    a deleted one only with `live=False`."""
+    character = (
+        Character.objects.select_related("bound_key", "bound_key__owner", "created_by")
+        .filter(team=actor.team, pk=character_id)
+        .first()
+    )
+    if character is None:
+        raise CharacterNotFound()
+    if live and character.is_deleted:
+        raise CharacterDeleted()
+    return character
+
+
+def rebind_candidates(team_id: int, current: ApiKey | None = None) -> list[ApiKey]:
+    """Verified, active keys of the team's current members; with `current` (the bound key),
+    those of its Convai account first (keys.selectors.keys_by_account)."""
+    members = Membership.objects.filter(team_id=team_id).values("user_id")
+    candidates = (
+        usable_keys()
+        .filter(owner_id__in=members)
+        .select_related("owner")
+        .order_by("owner__username", "label")
+    )
+    return keys_by_account(candidates, current)
+
+
+def pending_operations(team: Team) -> list[PendingOperation]:
+    """The team's operations still pending, oldest first, each marked `overdue` when its
+    request must be over (shown "Outcome unknown: check Convai")."""
+    overdue_before = operation_overdue_before()
+    operations = list(
+        PendingOperation.objects.filter(team=team, state=PendingOperation.State.PENDING)
+        .select_related("actor", "character")
+        .order_by("created_at", "pk")[:20]
+    )
+    for operation in operations:
+        operation.overdue = operation.created_at <= overdue_before  # type: ignore[attr-defined]
+    return operations
+
+
+def quota_of(api_key: ApiKey) -> tuple[int | None, datetime | None]:
+    """The key's account's core-API calls left as last read (keys.selectors), if known."""
+    remaining = getattr(key_selectors, "core_api_remaining", None)
+    if remaining is None:
+        return None, None
+    return remaining(api_key), getattr(api_key, "usage_checked_at", None)
+
+
+@dataclass(frozen=True)
+class SyncKey:
+    """One key a sync reads through: how many characters, and its account's quota left."""
+
+    api_key: ApiKey | None
+    characters: int
+    usable: bool
+    quota_remaining: int | None = None
+    quota_checked_at: datetime | None = None
+
+
+def sync_plan(team: Team) -> list[SyncKey]:
+    """What a sync of every character will read, per bound key (one `get` per character)."""
+    counts: dict[Any, int] = {}
+    usable: dict[Any, bool] = {}
+    columns = ("bound_key_id", "key_usable")  # key_usable: with_key_state's annotation
+    live = with_key_state(Character.objects.filter(team=team, deleted_at__isnull=True))
+    for key_id, key_usable in live.order_by().values_list(*columns):
+        counts[key_id] = counts.get(key_id, 0) + 1
+        usable[key_id] = bool(key_usable) and key_id is not None
+    keys = ApiKey.objects.in_bulk([k for k in counts if k is not None])
+    rows = []
+    for key_id, number in counts.items():
+        api_key = keys.get(key_id)
+        remaining, checked_at = quota_of(api_key) if api_key is not None else (None, None)
+        rows.append(SyncKey(api_key, number, usable[key_id], remaining, checked_at))
+    rows.sort(key=lambda row: (not row.usable, row.api_key.label if row.api_key else ""))
+    return rows

@@ -36,7 +36,17 @@ from teams import policy
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
-from . import history, selectors, services
+from . import (
+    binding,
+    copying,
+    errors,
+    history,
+    importing,
+    operations,
+    reconciliation,
+    selectors,
+    services,
+)
 from .catalogue import Catalogue, LanguageNames, VoiceNames, display_names, load_catalogue
 from .drift import keep_local_version, remote_changes
 from .forms import (
@@ -73,7 +83,7 @@ def _character(request: TeamRequest, character_id: int) -> Character:
     """One character of this team (deleted ones included), with `key_usable`."""
     character = selectors.team_character(request.team, character_id)
     if character is None:
-        raise services.CharacterNotFound()
+        raise errors.CharacterNotFound()
     return character
 
 
@@ -81,7 +91,7 @@ def _live(request: TeamRequest, character_id: int) -> Character | HttpResponse:
     """A live character, or a redirect to its tombstone page with a message."""
     character = _character(request, character_id)
     if character.is_deleted:
-        messages.info(request, services.CharacterDeleted.default_message)
+        messages.info(request, errors.CharacterDeleted.default_message)
         return redirect(_detail_url(request, character))
     return character
 
@@ -166,7 +176,7 @@ def _to_new(request: TeamRequest, saved: services.Saved, message: str) -> HttpRe
     return redirect(_detail_url(request, saved.character))
 
 
-def _to_existing(request: TeamRequest, error: services.AlreadyInTeam) -> HttpResponse:
+def _to_existing(request: TeamRequest, error: errors.AlreadyInTeam) -> HttpResponse:
     """The team has it already: say so and show the one it has."""
     messages.info(request, error.message)
     return redirect(_detail_url(request, error.character))
@@ -188,18 +198,18 @@ def _made_on_convai(
     of the chosen key."""
     try:
         saved = make()
-    except services.OperationDone as error:
+    except errors.OperationDone as error:
         # The same form sent twice: the first one made it; show that one.
         messages.info(request, error.message)
         target = error.character
         return redirect(_detail_url(request, target) if target else _list_url(request)), None
-    except services.KeyNotUsable as error:
+    except errors.KeyNotUsable as error:
         form.add_error(key_field, error.message)
-    except services.ConvaiFailed as error:
+    except errors.ConvaiFailed as error:
         form.add_error(None, error.message)
         if error.maybe_happened and own_key is not None:
             return None, AdoptForm(initial={"api_key": own_key.pk, "name": name})
-    except services.CharacterError as error:
+    except errors.CharacterError as error:
         form.add_error(None, error.message)
     else:
         return _to_new(request, saved, success(saved.character)), None
@@ -397,8 +407,8 @@ def _operations(request: TeamRequest) -> list[dict[str, Any]]:
     the longest a request can take) "Outcome unknown: check Convai", with "Check now" for
     whoever may do the operation."""
     rows = []
-    for operation in services.pending_operations(request.team):
-        action = services.OPERATION_ACTIONS[operation.kind]
+    for operation in selectors.pending_operations(request.team):
+        action = operations.OPERATION_ACTIONS[operation.kind]
         target = operation.character if operation.kind != "create" else None
         rows.append(
             {
@@ -422,15 +432,15 @@ def operation_check(request: TeamRequest, operation_id: int) -> HttpResponse:
     unknown, and settle it here (the policy of the operation itself is checked by the
     service)."""
     try:
-        operation, outcome = services.check_operation(
+        operation, outcome = reconciliation.check_operation(
             actor=request.membership, operation_id=operation_id
         )
-    except (policy.NotAllowed, services.CharacterError) as error:
+    except (policy.NotAllowed, errors.CharacterError) as error:
         messages.error(request, error.message)
         return redirect(_list_url(request))
     kind = operation.get_kind_display().lower()
-    if outcome in (services.Resolution.ADOPTED, services.Resolution.DELETED) or (
-        outcome == services.Resolution.DONE and operation.state == operation.State.DONE
+    if outcome in (reconciliation.Resolution.ADOPTED, reconciliation.Resolution.DELETED) or (
+        outcome == reconciliation.Resolution.DONE and operation.state == operation.State.DONE
     ):
         target = operation.result or operation.character
         if operation.kind == operation.Kind.DELETE:
@@ -508,14 +518,14 @@ def character_adopt(request: TeamRequest) -> HttpResponse:
         messages.error(request, "That check could not be started: go back and try again.")
         return redirect(_list_url(request))
     try:
-        saved = services.adopt_from_convai(
+        saved = importing.adopt_from_convai(
             actor=request.membership,
             api_key_id=form.cleaned_data["api_key"],
             name=form.cleaned_data["name"],
         )
-    except services.AlreadyInTeam as error:
+    except errors.AlreadyInTeam as error:
         return _to_existing(request, error)
-    except services.CharacterError as error:
+    except errors.CharacterError as error:
         messages.error(request, error.message)
         return redirect(_list_url(request))
     return _to_new(
@@ -545,14 +555,14 @@ def character_import(request: TeamRequest) -> HttpResponse:
         form.is_valid()
         if confirm.is_valid():
             try:
-                saved = services.import_character(
+                saved = importing.import_character(
                     actor=request.membership,
                     api_key_id=confirm.cleaned_data["api_key"],
                     convai_id=confirm.cleaned_data["convai_id"],
                 )
-            except services.AlreadyInTeam as error:
+            except errors.AlreadyInTeam as error:
                 return _to_existing(request, error)
-            except services.CharacterError as error:
+            except errors.CharacterError as error:
                 form.add_error(None, error.message)
             else:
                 return _to_new(request, saved, f"Imported “{saved.character.name}” from Convai.")
@@ -562,13 +572,13 @@ def character_import(request: TeamRequest) -> HttpResponse:
         lookup = form.cleaned_data["lookup"]
         by_id = bool(CONVAI_ID.match(lookup))
         try:
-            found = services.find_remote(
+            found = importing.find_remote(
                 actor=request.membership,
                 api_key_id=form.cleaned_data["api_key"],
                 convai_id=lookup if by_id else "",
                 name="" if by_id else lookup,
             )
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             form.add_error("lookup" if "not" in error.message.lower() else None, error.message)
     voice_names, language_names = _names(found.api_key if found is not None else None)
     context = {
@@ -693,7 +703,7 @@ def _saving(character: Character) -> dict[str, Any] | None:
         "by": character.saving_by.display_name if character.saving_by else "Someone",
         "at": character.saving_since,
         "ago": _ago(character.saving_since),
-        "interrupted": character.saving_since < services.save_claim_expired_before(),
+        "interrupted": character.saving_since < selectors.save_claim_expired_before(),
     }
 
 
@@ -729,17 +739,17 @@ def character_edit(request: TeamRequest, character_id: int) -> HttpResponse:
                     fields=yours,
                     overwrite_drift=request.POST.get("overwrite_drift") == "1",
                 )
-            except services.Drift as error:
+            except errors.Drift as error:
                 # The panel above the form says it all, with the two ways forward.
                 drift = _change_rows(error.changes, left="Last saved here", right="In Convai now")
-            except services.Conflict as error:
+            except errors.Conflict as error:
                 conflict = _conflict(character, error, expected, yours)
                 data = request.POST.copy()
                 data["version"] = str(error.version)
                 # The panel above the form names who saved what; the input stays.
                 form = EditCharacterForm(data, catalogue=catalogue, current=error.current)
                 form.is_valid()
-            except services.CharacterError as error:
+            except errors.CharacterError as error:
                 form.add_error(None, error.message)
             else:
                 _say_warnings(request, saved)
@@ -772,14 +782,14 @@ def character_edit(request: TeamRequest, character_id: int) -> HttpResponse:
 
 def _cannot_edit(character: Character) -> str:
     if character.remote_missing_at is not None:
-        return services.RemoteMissing.default_message
+        return errors.RemoteMissing.default_message
     if not getattr(character, "key_usable", False):
-        return services.NoUsableKey.default_message
+        return errors.NoUsableKey.default_message
     return ""
 
 
 def _conflict(
-    character: Character, error: services.Conflict, expected: int, yours: dict[str, Any]
+    character: Character, error: errors.Conflict, expected: int, yours: dict[str, Any]
 ) -> dict[str, Any]:
     """What the teammate changed since the version this form was opened at, field by field,
     next to this member's input."""
@@ -796,7 +806,7 @@ def _conflict(
         "at": error.at,
         "ago": _ago(error.at),
         # Another save holds the version and has not finished: nothing of theirs to show yet.
-        "in_progress": isinstance(error, services.SaveInProgress),
+        "in_progress": isinstance(error, errors.SaveInProgress),
         "fields": fields,
         "rows": [
             {
@@ -820,10 +830,10 @@ def character_sync(request: TeamRequest, character_id: int) -> HttpResponse:
         return character
     try:
         saved = services.take_remote_version(actor=request.membership, character_id=character.pk)
-    except services.RemoteMissing as error:
+    except errors.RemoteMissing as error:
         messages.error(request, error.message)
         return redirect(_detail_url(request, character))
-    except services.CharacterError as error:
+    except errors.CharacterError as error:
         messages.error(request, error.message)
         return redirect(_detail_url(request, character))
     name = saved.character.name
@@ -854,13 +864,13 @@ def character_keep_ours(request: TeamRequest, character_id: int) -> HttpResponse
             character_id=character.pk,
             expected_version=_number(request.POST.get("version")) or 0,
         )
-    except services.Conflict:
+    except errors.Conflict:
         messages.error(
             request,
             "A teammate saved this character meanwhile, so nothing was sent to Convai. Review "
             "the changes again before you choose.",
         )
-    except services.CharacterError as error:
+    except errors.CharacterError as error:
         messages.error(request, error.message)
     else:
         if saved.character.version != character.version:
@@ -956,7 +966,7 @@ def character_restore(request: TeamRequest, character_id: int, number: int) -> H
         .first()
     )
     if revision is None:
-        raise services.CharacterNotFound("This character has no such version.")
+        raise errors.CharacterNotFound("This character has no such version.")
     expected = _number(request.POST.get("version")) or character.version
     overwrite = request.POST.get("overwrite_drift") == "1"
     drift: list[dict[str, Any]] = []
@@ -972,19 +982,19 @@ def character_restore(request: TeamRequest, character_id: int, number: int) -> H
                 expected_version=expected,
                 overwrite_drift=overwrite,
             )
-        except services.Drift as failure:
+        except errors.Drift as failure:
             drift = _change_rows(failure.changes, left="Last saved here", right="In Convai now")
             overwrite = True
-        except services.Conflict as failure:
+        except errors.Conflict as failure:
             # A teammate saved meanwhile: show the restore against their version, ask again.
             conflict_by = failure.by.display_name if failure.by is not None else "Someone"
             character = _character(request, character_id)
             expected = failure.version
             overwrite = False
-        except services.RemoteMissing as failure:
+        except errors.RemoteMissing as failure:
             refusal = failure.message
             character.remote_missing_at = timezone.now()
-        except services.CharacterError as failure:
+        except errors.CharacterError as failure:
             error = failure.message
         else:
             _say_warnings(request, saved)
@@ -1031,7 +1041,7 @@ def character_languages(request: TeamRequest, character_id: int) -> HttpResponse
         return character
     try:
         saved = services.retry_language_codes(actor=request.membership, character_id=character.pk)
-    except services.CharacterError as error:
+    except errors.CharacterError as error:
         messages.error(request, error.message)
     else:
         messages.success(request, f"Convai now has the languages of “{saved.character.name}”.")
@@ -1059,7 +1069,7 @@ def character_clone(request: TeamRequest, character_id: int) -> HttpResponse:
         done, adopt = _made_on_convai(
             request,
             form,
-            lambda: services.clone_character(
+            lambda: copying.clone_character(
                 actor=request.membership,
                 character_id=character.pk,
                 new_name=name,
@@ -1105,17 +1115,17 @@ def character_delete(request: TeamRequest, character_id: int) -> HttpResponse:
                 overwrite_drift=form.cleaned_data["overwrite_drift"],
                 token=form.cleaned_data["token"],
             )
-        except services.OperationDone as error:
+        except errors.OperationDone as error:
             # The same form sent twice: the first one deleted it.
             messages.info(request, error.message)
             return redirect(_list_url(request))
         except policy.NotAllowed as error:
             form.add_error(None, error.message)
-        except services.NameMismatch as error:
+        except errors.NameMismatch as error:
             form.add_error("confirm_name", error.message)
-        except services.RemoteMissing:
+        except errors.RemoteMissing:
             character.remote_missing_at = timezone.now()  # the page offers the removal
-        except services.Drift as error:
+        except errors.Drift as error:
             drift = _change_rows(error.changes, left="Last saved here", right="In Convai now")
             data = request.POST.copy()
             data["overwrite_drift"] = "1"
@@ -1126,7 +1136,7 @@ def character_delete(request: TeamRequest, character_id: int) -> HttpResponse:
                 "Convai's copy changed since it was last saved here (below). Deleting removes "
                 "those changes too. Delete anyway?",
             )
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             form.add_error(None, error.message)
         else:
             messages.success(
@@ -1150,9 +1160,9 @@ def character_delete(request: TeamRequest, character_id: int) -> HttpResponse:
     ):
         try:
             changes = services.remote_drift(actor=request.membership, character_id=character.pk)
-        except services.RemoteMissing:
+        except errors.RemoteMissing:
             character.remote_missing_at = timezone.now()
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             drift_error = error.message
         else:
             drift = _change_rows(changes, left="Last saved here", right="In Convai now")
@@ -1207,7 +1217,7 @@ def character_rebind(request: TeamRequest, character_id: int) -> HttpResponse:
         return character
     candidates = [
         k
-        for k in services.rebind_candidates(request.team.pk, character.bound_key)
+        for k in selectors.rebind_candidates(request.team.pk, character.bound_key)
         if k.pk != character.bound_key_id
     ]
     form = RebindForm(
@@ -1217,12 +1227,12 @@ def character_rebind(request: TeamRequest, character_id: int) -> HttpResponse:
     )
     if request.method == "POST" and form.is_valid():
         try:
-            saved = services.rebind_character(
+            saved = binding.rebind_character(
                 actor=request.membership,
                 character_id=character.pk,
                 api_key_id=form.cleaned_data["api_key"],
             )
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             form.add_error("api_key", error.message)
         else:
             key = saved.character.bound_key

@@ -332,7 +332,7 @@ CONVAI_REQUEST_SECONDS = float(
 CHARACTER_SAVE_CLAIM_SECONDS = float(
     os.environ.get("CHARACTER_SAVE_CLAIM_SECONDS", str(CONVAI_REQUEST_SECONDS + 30))
 )
-# characters.services.reconcile_pending_operations resolves creates, clones and deletes whose
+# characters.reconciliation.reconcile_pending_operations resolves creates, clones and deletes whose
 # request died (pending this many seconds) by asking Convai; run it every
 # CHARACTER_RECONCILE_INTERVAL seconds (jobs/periodic.py).
 CHARACTER_RECONCILE_AFTER = float(os.environ.get("CHARACTER_RECONCILE_AFTER", "60"))

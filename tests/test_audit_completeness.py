@@ -23,7 +23,12 @@ from django.urls import reverse
 
 from accounts.models import User
 from audit.models import AuditEvent
+from characters import binding as character_binding
+from characters import copying as character_copying
 from characters import drift
+from characters import errors as character_errors
+from characters import importing as character_importing
+from characters import operations as character_operations
 from characters import services as characters
 from characters.bulk import importing
 from characters.models import Character
@@ -78,7 +83,7 @@ class World:
 
 
 def key_used(key: Key) -> str:
-    return characters.key_label(key.api_key)
+    return character_operations.key_label(key.api_key)
 
 
 # --- the actions ---------------------------------------------------------------------------
@@ -258,7 +263,7 @@ def timed_out_update(w: World) -> None:
     c = character(w)
     with monkeypatch.context() as patch:
         patch.setattr(ConvaiClient, "update_character", slow_update)
-        with pytest.raises(characters.CharacterError):
+        with pytest.raises(character_errors.CharacterError):
             characters.update_character(
                 actor=w.editor,
                 character_id=c.pk,
@@ -302,14 +307,14 @@ def viewer_role_change_denied(w: World) -> None:
 
 
 def clone(w: World) -> None:
-    saved = characters.clone_character(
+    saved = character_copying.clone_character(
         actor=w.editor, character_id=character(w).pk, new_name="Raymond copy"
     )
     w.stash["clone"] = saved.character
 
 
 def rebind(w: World) -> None:
-    characters.rebind_character(
+    character_binding.rebind_character(
         actor=w.admin, character_id=character(w).pk, api_key_id=w.stash["admin_key"].pk
     )
 
@@ -317,7 +322,7 @@ def rebind(w: World) -> None:
 def import_one(w: World) -> None:
     remote = seed_remote(w.stash["editor_key"], 1, prefix="Imported")[0]
     w.stash["imported_id"] = remote.character_id
-    characters.import_character(
+    character_importing.import_character(
         actor=w.editor, api_key_id=w.stash["editor_key"].pk, convai_id=remote.character_id
     )
 

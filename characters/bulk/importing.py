@@ -23,10 +23,11 @@ from keys.models import ApiKey
 from keys.services import ApiKeyUnusable
 from teams.models import Membership
 
-from .. import services
+from .. import errors, operations, records
 from ..models import Character, Revision
 from ..remote import differences, fields_from_remote, fields_from_snapshot
-from .items import Discard, failed, key_characters, quota_of, store
+from ..selectors import quota_of
+from .items import Discard, failed, key_characters, store
 
 # This job kind's name (registered in characters/job_kinds.py).
 IMPORT_ALL = "import_all"
@@ -92,8 +93,10 @@ def preview_import(*, actor: Membership, api_key_id: UUID | str) -> ImportPrevie
     """What importing everything of one of my keys would do: each of the key's characters is
     new, already here (unchanged or changed in Convai since our snapshot), or in another team
     (never named)."""
-    services.authorize(actor, "character.import")
-    api_key = services.own_key("character.import", actor, api_key_id, label="import all")
+    operations.authorize(actor=actor, action="character.import")
+    api_key = operations.own_key(
+        action="character.import", actor=actor, api_key_id=api_key_id, label="import all"
+    )
     remote = key_characters(actor, api_key)
     ids = [item.character_id for item in remote]
     ours = {
@@ -149,11 +152,13 @@ def start_import_all(
     The choice scales with the key, not with the form: `all_new` takes every character no team
     has, `all_elsewhere` every one another team has too, `convai_ids` adds single ones, and
     `skip` leaves some out (a page sends its exceptions, never one field per character)."""
-    services.authorize(actor, "character.import")
-    api_key = services.own_key("character.import", actor, api_key_id, label="import all")
+    operations.authorize(actor=actor, action="character.import")
+    api_key = operations.own_key(
+        action="character.import", actor=actor, api_key_id=api_key_id, label="import all"
+    )
     picked, left_out = set(convai_ids), set(skip)
     if not (picked or all_new or all_elsewhere):
-        raise services.CharacterError("Choose at least one character to import.")
+        raise errors.CharacterError("Choose at least one character to import.")
     remote, elsewhere = _importable(actor, api_key, find_elsewhere=all_new or all_elsewhere)
 
     def chosen(convai_id: str) -> bool:
@@ -169,7 +174,7 @@ def start_import_all(
         if chosen(item.character_id)
     ]
     if not items:
-        raise services.CharacterError(
+        raise errors.CharacterError(
             "None of the chosen characters can be imported any more: they are already in this "
             "team or no longer under this key."
         )
@@ -211,10 +216,12 @@ def _importable(
 
 def _import_body(run: running.JobRun) -> None:
     job, actor = run.job, run.actor
-    services.authorize(actor, "character.import")
+    operations.authorize(actor=actor, action="character.import")
     if job.api_key_id is None:
         raise jobs.JobError("The API key of this import was deleted.")
-    api_key = services.own_key("character.import", actor, job.api_key_id, label=job.key_label)
+    api_key = operations.own_key(
+        action="character.import", actor=actor, api_key_id=job.api_key_id, label=job.key_label
+    )
     try:
         client = job_client(api_key, actor)
     except ApiKeyUnusable as error:
@@ -225,7 +232,7 @@ def _import_body(run: running.JobRun) -> None:
             yield item, partial(patiently, partial(client.get_character, item.target_id))
 
     def handle(item: JobItem, fetched: Fetched) -> None:
-        call = services.ConvaiCall(api_key=api_key, started=fetched.started)
+        call = operations.ConvaiCall(api_key=api_key, started=fetched.started)
         if fetched.error is not None:
             with transaction.atomic():
                 message = failed("character.import", actor, fetched.error, call, item=item, job=job)
@@ -234,26 +241,26 @@ def _import_body(run: running.JobRun) -> None:
         details: CharacterDetails = fetched.value
         try:
             with transaction.atomic():
-                character = services.store_new_character(
+                character = records.store_new_character(
                     actor=actor,
                     convai_id=details.character_id,
                     api_key=api_key,
                     fields=fields_from_remote(details),
-                    snapshot=services.snapshot_of(details),
+                    snapshot=operations.snapshot_of(details),
                     reason=Revision.Reason.IMPORTED,
                     action="character.import",
                     call=call,
                     extra={"job": job.pk},
                 )
                 store(run, item, JobItem.State.DONE, "Imported", local_id=character.pk)
-        except services.AlreadyInTeam as error:
+        except errors.AlreadyInTeam as error:
             run.record_item(
                 item,
                 JobItem.State.SKIPPED,
                 "Already in this team (imported meanwhile).",
                 local_id=error.character.pk,
             )
-        except services.CharacterError as error:
+        except errors.CharacterError as error:
             run.record_item(item, JobItem.State.FAILED, error.message)
         except Discard:
             pass

@@ -4,7 +4,6 @@ item's failed read recorded as a page's would be, and the key's characters and q
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from audit.models import Outcome
@@ -13,12 +12,11 @@ from convai.types import CharacterDetails
 from jobs import running
 from jobs.models import Job, JobItem
 from jobs.pool import job_client
-from keys import selectors as key_selectors
 from keys.models import ApiKey
 from keys.services import ApiKeyUnusable
 from teams.models import Membership
 
-from .. import services
+from .. import errors, operations
 from ..models import Character
 
 logger = logging.getLogger("convai_admin.jobs")
@@ -37,7 +35,7 @@ def failed(
     action: str,
     actor: Membership,
     error: BaseException,
-    call: services.ConvaiCall,
+    call: operations.ConvaiCall,
     *,
     character: Character | None = None,
     item: JobItem,
@@ -46,10 +44,10 @@ def failed(
     """Record an item's failed read as a page's would be (a character Convai no longer has is
     flagged) and return the item's message (Convai's, as the client words it)."""
     if isinstance(error, ConvaiError):
-        return services.record_convai_failure(
-            action,
-            actor,
-            error,
+        return operations.record_convai_failure(
+            action=action,
+            actor=actor,
+            error=error,
             call=call,
             character=character,
             convai_id=item.target_id,
@@ -58,9 +56,9 @@ def failed(
             job=job.pk,
         ).message
     logger.error("Job item failed unexpectedly", exc_info=error)
-    services.record_character_event(
-        action,
-        actor,
+    operations.record_character_event(
+        action=action,
+        actor=actor,
         character=character,
         convai_id=item.target_id,
         label=item.label,
@@ -72,18 +70,12 @@ def failed(
 
 def key_characters(actor: Membership, api_key: ApiKey) -> list[CharacterDetails]:
     """The key's characters (one `list` call), failures recorded like any import's."""
-    call = services.ConvaiCall(api_key=api_key)
+    call = operations.ConvaiCall(api_key=api_key)
     try:
         client = job_client(api_key, actor)
     except ApiKeyUnusable as error:
-        raise services.KeyNotUsable(error.message) from None
-    with services.convai_calls("character.import", actor, call, label=services.key_label(api_key)):
+        raise errors.KeyNotUsable(error.message) from None
+    with operations.convai_calls(
+        action="character.import", actor=actor, call=call, label=operations.key_label(api_key)
+    ):
         return client.list_characters()
-
-
-def quota_of(api_key: ApiKey) -> tuple[int | None, datetime | None]:
-    """The key's account's core-API calls left as last read (keys.selectors), if known."""
-    remaining = getattr(key_selectors, "core_api_remaining", None)
-    if remaining is None:
-        return None, None
-    return remaining(api_key), getattr(api_key, "usage_checked_at", None)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from audit.services import record
 from teams.models import Membership
 
-from .. import services
+from .. import operations, selectors
 from ..models import Character
 from ..remote import redact
 from ..selectors import CharacterFilters, team_characters
@@ -143,11 +143,11 @@ def export_characters(
     Audited once, with the count and the selection, before the first byte leaves."""
     character = None
     if character_id is not None:
-        character = services.character_for(actor, character_id, live=False)
-        services.authorize(actor, "character.export", character)
+        character = selectors.character_for(actor, character_id, live=False)
+        operations.authorize(actor=actor, action="character.export", character=character)
         queryset: QuerySet[Character] = Character.objects.filter(pk=character.pk)
     else:
-        services.authorize(actor, "character.export")
+        operations.authorize(actor=actor, action="character.export")
         queryset = Character.objects.filter(
             pk__in=team_characters(actor.team, filters).order_by().values("pk")
         )

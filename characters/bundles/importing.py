@@ -25,7 +25,8 @@ from jobs.pool import Fetched, run_pooled
 from keys.models import ApiKey
 from teams.models import Membership
 
-from .. import services
+from .. import errors, operations, services
+from .. import importing as single_import
 from ..bulk.items import key_characters
 from ..models import Character
 from ..remote import differences, fields_from_remote
@@ -118,8 +119,10 @@ def _local(actor: Membership, ids: Iterable[str]) -> dict[str, Character]:
 
 def preview_bundle(*, actor: Membership, api_key_id: UUID | str, bundle: Bundle) -> BundlePreview:
     """What importing the bundle with this key would do, character by character."""
-    services.authorize(actor, "character.import")
-    api_key = services.own_key("character.import", actor, api_key_id, label="bundle import")
+    operations.authorize(actor=actor, action="character.import")
+    api_key = operations.own_key(
+        action="character.import", actor=actor, api_key_id=api_key_id, label="bundle import"
+    )
     owned = _owned(actor, api_key)
     local = _local(actor, (entry.convai_id for entry in bundle.characters))
     rows = [_plan(entry, owned, local) for entry in bundle.characters]
@@ -145,7 +148,7 @@ def start_bundle_import(
         if row.plan != Plan.SKIP and row.entry.convai_id not in unticked
     ]
     if not items:
-        raise services.CharacterError(
+        raise errors.CharacterError(
             "Nothing to import: every character of the bundle is already identical here, or "
             "you left them all out."
         )
@@ -178,7 +181,7 @@ def start_bundle_import(
             "create": preview.creates,
             "update": preview.updates,
             "skip": preview.skips + len(unticked),
-            "key_used": services.key_label(preview.api_key),
+            "key_used": operations.key_label(preview.api_key),
         },
     )
     return job
@@ -186,21 +189,23 @@ def start_bundle_import(
 
 def _bundle_body(run: running.JobRun) -> None:
     job, actor = run.job, run.actor
-    services.authorize(actor, "character.import")
+    operations.authorize(actor=actor, action="character.import")
     if job.api_key_id is None:
         raise jobs.JobError("The API key of this import was deleted.")
     token = str(job.params.get("bundle", ""))
     try:
         bundle, filename = load_upload(actor=actor, token=token)
-    except services.CharacterError as error:
+    except errors.CharacterError as error:
         raise jobs.JobError(error.message) from None
     if bundle.sha256 != job.params.get("sha256"):
         raise jobs.JobError("The uploaded bundle changed since the import was confirmed.")
-    api_key = services.own_key("character.import", actor, job.api_key_id, label=filename)
+    api_key = operations.own_key(
+        action="character.import", actor=actor, api_key_id=job.api_key_id, label=filename
+    )
     entries = {entry.convai_id: entry for entry in bundle.characters}
     try:
         owned = _owned(actor, api_key)
-    except services.CharacterError as error:
+    except errors.CharacterError as error:
         raise jobs.JobError(error.message) from None
 
     # The same pooled engine as import all (jobs/pool.py): up to
@@ -216,7 +221,7 @@ def _bundle_body(run: running.JobRun) -> None:
 
     def handle(item: JobItem, fetched: Fetched) -> None:
         error = fetched.error
-        if isinstance(error, services.CharacterError):  # recorded by the service that refused
+        if isinstance(error, errors.CharacterError):  # recorded by the service that refused
             run.record_item(item, JobItem.State.FAILED, error.message)
         elif error is not None:
             logger.error(
@@ -262,7 +267,7 @@ def _apply_one(
         # One create per item, whatever happens to the worker: the item's own operation token
         # makes a second attempt (a resume after a run died mid-create) find the first one's
         # outcome instead of creating twice; one whose outcome is unknown fails this item and
-        # is resolved by reconciliation (services.reconcile_pending_operations).
+        # is resolved by reconciliation (reconciliation.reconcile_pending_operations).
         try:
             saved = services.create_character(
                 actor=actor,
@@ -270,7 +275,7 @@ def _apply_one(
                 token=f"job-{run.job.pk}-item-{item.pk}",
                 **entry.fields(),
             )
-        except services.OperationDone as done:
+        except errors.OperationDone as done:
             character = done.character
             return (
                 JobItem.State.DONE,
@@ -286,7 +291,7 @@ def _apply_one(
     ).first()
     joined = character is None
     if character is None:
-        character = services.import_character(
+        character = single_import.import_character(
             actor=actor, api_key_id=api_key.pk, convai_id=entry.convai_id
         ).character
     changes = differences(character.editable(), entry.fields())

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from .. import services, validation
+from .. import errors, validation
 
 SCHEMA = "convai-admin/bundle@1"
 SCHEMA_FAMILY = "convai-admin/bundle@"
@@ -31,7 +31,7 @@ OPTIONAL_KEYS = (
 KEPT = frozenset(REQUIRED_KEYS + OPTIONAL_KEYS) - {"snapshot"}
 
 
-class BundleInvalid(services.CharacterError):
+class BundleInvalid(errors.CharacterError):
     """The file is not a bundle this version can import; `problems` lists why. `reason`,
     `size` and `sha256` describe the refusal for the audit trail (never the content)."""
 

@@ -31,7 +31,7 @@ from convai_admin.validators import BIDI_CONTROLS
 from jobs.models import Job
 from teams.models import Membership
 
-from .. import services
+from .. import errors, operations
 from .reading import read_upload, validate_file
 from .schema import Bundle, BundleInvalid, megabytes
 
@@ -42,13 +42,13 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 KIND = "import_bundle"
 
 
-class UploadGone(services.CharacterError):
+class UploadGone(errors.CharacterError):
     default_message = (
         "That uploaded bundle is no longer here (they are kept for a day). Upload it again."
     )
 
 
-class UploadRefused(services.CharacterError):
+class UploadRefused(errors.CharacterError):
     """A valid request this install will not take now (quota, rate); `reason` for the audit."""
 
     def __init__(self, message: str, *, reason: str) -> None:
@@ -119,10 +119,12 @@ def upload_bundle(*, actor: Membership, api_key_id: UUID | str, upload: Uploaded
     (BundleInvalid, with every problem), an install whose bundle storage is full. Each refusal
     is audited once (`character.bundle_upload`, reason, size, SHA-256, never the content), as is
     the accepted upload. The member's previous pending upload in this team is replaced."""
-    services.authorize(actor, "character.import")
+    operations.authorize(actor=actor, action="character.import")
     filename = _filename(upload.name)
     # The chosen key must be the member's own (a swapped ID is refused and recorded).
-    services.own_key("character.import", actor, api_key_id, label=filename)
+    operations.own_key(
+        action="character.import", actor=actor, api_key_id=api_key_id, label=filename
+    )
     size = upload.size or 0
     try:
         _check_rate(actor)

@@ -32,7 +32,7 @@ def _say(value: Any) -> None:
 
 def _operate(kind: str, member: Any, args: dict[str, Any]) -> str:
     """Run the operation with the form's token; the name of how it ended."""
-    from characters import services
+    from characters import copying, errors, services
 
     try:
         if kind == "create":
@@ -40,7 +40,7 @@ def _operate(kind: str, member: Any, args: dict[str, Any]) -> str:
                 actor=member, api_key_id=args["api_key"], token=args["token"], **FIELDS
             )
         elif kind == "clone":
-            services.clone_character(
+            copying.clone_character(
                 actor=member,
                 character_id=args["character"],
                 new_name="Killed Kim (copy)",
@@ -53,7 +53,7 @@ def _operate(kind: str, member: Any, args: dict[str, Any]) -> str:
                 confirm_name=FIELDS["name"],
                 token=args["token"],
             )
-    except services.CharacterError as error:
+    except errors.CharacterError as error:
         return type(error).__name__
     return "sent"
 
@@ -114,7 +114,7 @@ def start(kind: str, args: dict[str, Any]) -> None:
 
 
 def after(kind: str, args: dict[str, Any]) -> None:
-    from characters import services
+    from characters import reconciliation
     from teams.models import Membership
 
     member = Membership.objects.get(team_id=args["team"], user_id=args["user"])
@@ -122,7 +122,7 @@ def after(kind: str, args: dict[str, Any]) -> None:
         {
             "before": _state(args["team"]),
             "resent_before": _operate(kind, member, args),
-            "summary": services.reconcile_pending_operations(),
+            "summary": reconciliation.reconcile_pending_operations(),
             "after": _state(args["team"]),
             "resent_after": _operate(kind, member, args),
         }

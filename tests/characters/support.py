@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from audit.models import AuditEvent
+from characters.errors import ConvaiFailed
 from characters.models import Character
-from characters.services import ConvaiFailed
 from convai.client import ConvaiClient
 from keys.models import ApiKey
 from sandbox.models import SandboxCharacter

@@ -1,4 +1,4 @@
-"""services.apply_remote_state: the one sync rule behind "Sync from Convai" and Sync all. A
+"""records.apply_remote_state: the one sync rule behind "Sync from Convai" and Sync all. A
 revision only when something changed (an edited field, or any other key of the snapshot), the
 gone-from-Convai flag cleared, one `character.sync` event either way, and the version guard a
 job uses (a teammate's save meanwhile wins). Driven with payloads, no Convai call."""
@@ -12,7 +12,7 @@ import pytest
 from django.db.models import F
 from django.utils import timezone
 
-from characters import services
+from characters import operations, records, services
 from characters.models import Character, Revision
 from convai.types import CharacterDetails
 from teams.models import Membership
@@ -30,11 +30,11 @@ def remote(character: Character, **changes: Any) -> CharacterDetails:
     return CharacterDetails.from_payload({**character.snapshot, **changes})
 
 
-def sync(actor: Membership, character: Character, **kwargs: Any) -> services.SyncResult:
-    return services.apply_remote_state(
+def sync(actor: Membership, character: Character, **kwargs: Any) -> records.SyncResult:
+    return records.apply_remote_state(
         actor=actor,
         character=character,
-        call=services.ConvaiCall(api_key=character.bound_key),
+        call=operations.ConvaiCall(api_key=character.bound_key),
         **kwargs,
     )
 
@@ -47,7 +47,7 @@ def test_in_step_stores_no_revision_and_clears_the_missing_flag(
 
     result = sync(editor, character, remote=remote(character))
 
-    assert result.outcome == services.SyncResult.IN_STEP and result.changes == []
+    assert result.outcome == records.SyncResult.IN_STEP and result.changes == []
     character.refresh_from_db()
     assert character.version == 1 and character.remote_missing_at is None
     assert Revision.objects.filter(character=character).count() == 1
@@ -60,7 +60,7 @@ def test_a_change_outside_the_edited_fields_is_a_change(
 ) -> None:
     result = sync(editor, character, remote=remote(character, model_details={"x": 1}))
 
-    assert result.outcome == services.SyncResult.UPDATED
+    assert result.outcome == records.SyncResult.UPDATED
     assert result.field_changes == [] and [c.field for c in result.other_changes] == [
         "model_details"
     ]
@@ -79,7 +79,7 @@ def test_the_version_guard_lets_a_teammates_save_win(
         editor, character, remote=remote(character, character_name="Other"), expected_version=seen
     )
 
-    assert result.outcome == services.SyncResult.SAVED_MEANWHILE
+    assert result.outcome == records.SyncResult.SAVED_MEANWHILE
     character.refresh_from_db()
     assert character.name != "Other" and character.version == seen + 1
     assert events("character.sync") == []
@@ -102,7 +102,7 @@ def test_with_the_expected_version_an_unchanged_character_is_one_update(
             extra={"job": 1},
         )
 
-    assert result.outcome == services.SyncResult.IN_STEP
+    assert result.outcome == records.SyncResult.IN_STEP
     character.refresh_from_db()
     assert character.synced_at is not None and synced_before is not None
     assert character.synced_at > synced_before and character.version == 1

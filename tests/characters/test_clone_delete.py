@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from audit.models import Outcome
-from characters import selectors, services
+from characters import copying, errors, importing, selectors, services
 from characters.models import Character, Revision
 from sandbox.models import SandboxCharacter
 from sandbox.services import clear_faults, set_fault
@@ -35,7 +35,7 @@ def test_a_clone_is_named_after_its_source_by_default(
     """Cloned by a teammate with no key of their own: through the source's bound key."""
     teammate = make_member(Role.EDITOR)
 
-    saved = services.clone_character(
+    saved = copying.clone_character(
         actor=teammate, character_id=character.pk, new_name="  ", include_kb=False
     )
 
@@ -74,7 +74,7 @@ def test_the_knowledge_bank_flag_is_passed_to_convai(
     SandboxCharacter.objects.filter(character_id=character.convai_id).update(
         knowledge_base=["manual.pdf"]
     )
-    saved = services.clone_character(
+    saved = copying.clone_character(
         actor=editor, character_id=character.pk, new_name="Red", include_kb=include_kb
     )
     assert saved.character.name == "Red"
@@ -86,8 +86,8 @@ def test_a_failed_clone_stores_nothing(
     character: Character, editor: Membership, editor_key: Key
 ) -> None:
     set_fault(key_label=editor_key.sandbox_label, outage=True)
-    with pytest.raises(services.ConvaiFailed) as caught:
-        services.clone_character(actor=editor, character_id=character.pk, new_name="")
+    with pytest.raises(errors.ConvaiFailed) as caught:
+        copying.clone_character(actor=editor, character_id=character.pk, new_name="")
     assert caught.value.maybe_happened is False  # refused outright, not timed out
     assert Character.objects.count() == 1
     assert SandboxCharacter.objects.count() == 1
@@ -100,7 +100,7 @@ def test_a_viewer_cannot_clone(
 ) -> None:
     viewer = make_member(Role.VIEWER)
     with pytest.raises(NotAllowed):
-        services.clone_character(actor=viewer, character_id=character.pk, new_name="")
+        copying.clone_character(actor=viewer, character_id=character.pk, new_name="")
     assert SandboxCharacter.objects.count() == 1
     (event,) = events("character.clone")
     assert event.outcome == Outcome.DENIED
@@ -111,7 +111,7 @@ def test_a_viewer_cannot_clone(
 
 def test_delete_needs_the_exact_name(character: Character, editor: Membership) -> None:
     for typed in ("raymond", "Raymon", ""):
-        with pytest.raises(services.NameMismatch):
+        with pytest.raises(errors.NameMismatch):
             services.delete_character(actor=editor, character_id=character.pk, confirm_name=typed)
     assert remote(character)
     character.refresh_from_db()
@@ -154,14 +154,14 @@ def test_delete_leaves_a_readable_tombstone(
     )
     assert key_shown(event, editor_key), event.details
     # A tombstone is read-only.
-    with pytest.raises(services.CharacterDeleted):
+    with pytest.raises(errors.CharacterDeleted):
         services.update_character(
             actor=editor,
             character_id=character.pk,
             expected_version=2,
             fields={"name": "Back"},
         )
-    with pytest.raises(services.CharacterDeleted):
+    with pytest.raises(errors.CharacterDeleted):
         services.delete_character(actor=editor, character_id=character.pk, confirm_name="Raymond")
 
 
@@ -169,7 +169,7 @@ def test_delete_checks_drift_first(character: Character, editor: Membership) -> 
     SandboxCharacter.objects.filter(character_id=character.convai_id).update(
         backstory="Edited in the playground."
     )
-    with pytest.raises(services.Drift) as caught:
+    with pytest.raises(errors.Drift) as caught:
         services.delete_character(actor=editor, character_id=character.pk, confirm_name="Raymond")
     assert [change.field for change in caught.value.changes] == ["backstory"]
     assert remote(character)
@@ -233,7 +233,7 @@ def test_a_character_of_another_team_does_not_exist(
     character: Character, make_member: Callable[..., Membership]
 ) -> None:
     outsider = make_member(Role.OWNER, TeamFactory())
-    with pytest.raises(services.CharacterNotFound):
+    with pytest.raises(errors.CharacterNotFound):
         services.delete_character(actor=outsider, character_id=character.pk, confirm_name="Raymond")
     assert remote(character)
 
@@ -244,7 +244,7 @@ def test_a_clone_that_timed_out_may_have_happened_and_check_convai_adopts_the_co
     settings.CONVAI_READ_TIMEOUT = 0.2
     set_fault(key_label=editor_key.sandbox_label, latency_ms=500)
     failure = expect_failure(
-        lambda: services.clone_character(actor=editor, character_id=character.pk, new_name="Red")
+        lambda: copying.clone_character(actor=editor, character_id=character.pk, new_name="Red")
     )
     assert failure.maybe_happened is True
     assert Character.objects.count() == 1
@@ -254,6 +254,6 @@ def test_a_clone_that_timed_out_may_have_happened_and_check_convai_adopts_the_co
     clear_faults(key_label=editor_key.sandbox_label)
     settings.CONVAI_READ_TIMEOUT = 5
     # The copy was made but not renamed: it carries the source's name.
-    adopted = services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Raymond")
+    adopted = importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Raymond")
     assert adopted.character.convai_id != character.convai_id
     assert SandboxCharacter.objects.filter(character_id=adopted.character.convai_id).exists()

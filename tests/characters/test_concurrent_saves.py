@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.html import escape
 
 from audit.models import Outcome
-from characters import services
+from characters import errors, reconciliation, services
 from characters.models import Character
 from convai.client import ConvaiClient, close_thread_session
 from teams.models import Membership, Role
@@ -130,7 +130,7 @@ def test_two_saves_of_the_same_version_released_together_one_wins(
             assert not thread.is_alive()
 
     saved = [name for name, outcome in outcomes.items() if isinstance(outcome, services.Saved)]
-    refused = [name for name, outcome in outcomes.items() if isinstance(outcome, services.Conflict)]
+    refused = [name for name, outcome in outcomes.items() if isinstance(outcome, errors.Conflict)]
     assert len(saved) == 1 and len(refused) == 1, outcomes
     (winner,) = saved
     (loser,) = refused
@@ -225,14 +225,14 @@ def test_an_interrupted_save_does_not_lock_the_character_for_good(
     assert (character.name, character.saving_token) == ("Red", "")
 
     Character.objects.filter(pk=character.pk).update(saving_token="dead", saving_since=old)
-    summary = services.reconcile_pending_operations()
+    summary = reconciliation.reconcile_pending_operations()
     assert "interrupted saves released: 1" in summary
     character.refresh_from_db()
     assert character.saving_token == "" and character.saving_since is None
 
 
 def test_a_failed_save_gives_its_claim_back(character: Character, editor: Membership) -> None:
-    with pytest.raises(services.ConvaiFailed):
+    with pytest.raises(errors.ConvaiFailed):
         # Convai refuses a name this long (the form would have stopped it first).
         services.update_character(
             actor=editor,

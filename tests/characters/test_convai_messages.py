@@ -17,7 +17,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from characters import services
+from characters import binding, errors, importing, operations, services
 from characters.convai_messages import RULES
 from characters.models import Character
 from convai.client import ConvaiClient
@@ -43,10 +43,10 @@ class World:
 
     @property
     def key_text(self) -> str:
-        return services.key_label(self.key.api_key)
+        return operations.key_label(self.key.api_key)
 
     def find(self, **lookup: str) -> Any:
-        return services.find_remote(actor=self.editor, api_key_id=self.key.pk, **lookup)
+        return importing.find_remote(actor=self.editor, api_key_id=self.key.pk, **lookup)
 
     def update(self, character: Character, **fields: Any) -> Any:
         return services.update_character(
@@ -91,7 +91,7 @@ def rebind_to_another_account(w: World) -> None:
     character = w.create().character
     admin = w.make_member(Role.ADMIN)
     other = w.add_key(admin, "Personal key")
-    services.rebind_character(actor=admin, character_id=character.pk, api_key_id=other.pk)
+    binding.rebind_character(actor=admin, character_id=character.pk, api_key_id=other.pk)
 
 
 def update_gone_meanwhile(w: World) -> None:
@@ -280,7 +280,7 @@ def world(
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_each_convai_answer_reads_as_what_happened_and_what_to_do(world: World, case: Case) -> None:
     before = AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    with pytest.raises(services.CharacterError) as caught:
+    with pytest.raises(errors.CharacterError) as caught:
         case.act(world)
     shown = caught.value.message
     assert shown == case.expected.format(**_names(world))
@@ -300,7 +300,7 @@ def _names(world: World) -> dict[str, str]:
     return {
         "key": world.key_text,
         "id": character.convai_id if character is not None else "",
-        "other_key": services.key_label(other),
+        "other_key": operations.key_label(other),
     }
 
 

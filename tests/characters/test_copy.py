@@ -11,7 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent
-from characters import copying, services
+from characters import copying, errors
 from characters.models import Revision
 from teams.models import Membership, Role
 from tests.characters.support import Key, remote
@@ -72,11 +72,11 @@ def test_copy_refuses_the_same_key_and_someone_elses_key(
     create: Callable[..., Any],
 ) -> None:
     source = create().character
-    with pytest.raises(services.KeyNotUsable):
+    with pytest.raises(errors.KeyNotUsable):
         copying.copy_character(actor=editor, character_id=source.pk, api_key_id=editor_key.pk)
     other = make_member(Role.EDITOR)
     theirs = add_key(other, "Theirs")
-    with pytest.raises(services.KeyNotUsable):
+    with pytest.raises(errors.KeyNotUsable):
         copying.copy_character(actor=editor, character_id=source.pk, api_key_id=theirs.pk)
     assert not source.copies.exists()
     assert AuditEvent.objects.filter(action="character.copy", outcome="failure").count() == 2

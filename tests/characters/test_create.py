@@ -11,7 +11,7 @@ import pytest
 from django.db import IntegrityError, OperationalError
 
 from audit.models import Outcome
-from characters import services
+from characters import errors, importing, operations, services
 from characters.models import Character, Revision
 from convai.client import ConvaiClient
 from keys.services import add_api_key, revoke_api_key
@@ -109,10 +109,10 @@ def test_the_success_event_commits_with_the_record_or_not_at_all(
     def failing_record(*args: Any, **kwargs: Any) -> None:
         raise IntegrityError("simulated")
 
-    monkeypatch.setattr(services, "record", failing_record)
-    with pytest.raises(services.CharacterError) as caught:
+    monkeypatch.setattr(operations, "record", failing_record)
+    with pytest.raises(errors.CharacterError) as caught:
         create(name="Orphan")
-    assert not isinstance(caught.value, services.AlreadyInTeam)
+    assert not isinstance(caught.value, errors.AlreadyInTeam)
     (orphan,) = SandboxCharacter.objects.filter(character_name="Orphan")
     assert orphan.character_id in caught.value.message
     assert "Check Convai" in caught.value.message
@@ -120,7 +120,7 @@ def test_the_success_event_commits_with_the_record_or_not_at_all(
     assert not Revision.objects.exists()
     monkeypatch.undo()
 
-    saved = services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Orphan")
+    saved = importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Orphan")
     assert saved.character.convai_id == orphan.character_id
     assert saved.character.revisions.get().reason == Revision.Reason.IMPORTED
 
@@ -136,7 +136,7 @@ def test_a_database_error_after_convais_success_still_names_the_convai_id(
         raise OperationalError("database is locked")
 
     monkeypatch.setattr(Revision.objects, "create", failing_create)
-    with pytest.raises(services.CharacterError) as caught:
+    with pytest.raises(errors.CharacterError) as caught:
         create(name="Orphan")
     monkeypatch.setattr(Revision.objects, "create", real_create)
     (orphan,) = SandboxCharacter.objects.filter(character_name="Orphan")
@@ -233,7 +233,7 @@ def test_only_the_actors_own_verified_active_keys_may_own_a_character(
         key_id = key.pk
     else:
         key_id = "not-a-uuid"
-    with pytest.raises(services.KeyNotUsable):
+    with pytest.raises(errors.KeyNotUsable):
         services.create_character(
             actor=editor,
             api_key_id=key_id,
@@ -291,7 +291,7 @@ def test_a_failed_create_stores_nothing_and_records_one_failure(
     fault, overrides, status, message = FAILURES[failure]
     fault(editor_key)
 
-    with pytest.raises(services.ConvaiFailed) as caught:
+    with pytest.raises(errors.ConvaiFailed) as caught:
         create(**overrides)
 
     assert caught.value.maybe_happened is False
@@ -330,7 +330,7 @@ def test_a_create_that_timed_out_may_have_happened_and_check_convai_adopts_it(
 
     clear_faults(key_label=editor_key.sandbox_label)
     settings.CONVAI_READ_TIMEOUT = 5
-    adopted = services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Slowpoke")
+    adopted = importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Slowpoke")
     character = adopted.character
     assert (
         character.convai_id == SandboxCharacter.objects.get(character_name="Slowpoke").character_id
@@ -350,7 +350,7 @@ def test_adopt_imports_a_character_created_behind_our_back(
 ) -> None:
     convai_id = make_client(editor_key.raw).create_character("Liz", "FEMALE", "An FBI agent.")
 
-    saved = services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Liz")
+    saved = importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Liz")
 
     character = Character.objects.get(pk=saved.character.pk)
     assert character.convai_id == convai_id
@@ -368,15 +368,15 @@ def test_adopt_takes_the_newest_match_not_yet_in_the_team(
 ) -> None:
     known = create(name="Twin").character
     newer = make_client(editor_key.raw).create_character("Twin", "MALE", BACKSTORY)
-    saved = services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Twin")
+    saved = importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Twin")
     assert saved.character.convai_id == newer != known.convai_id
 
 
 def test_adopt_says_so_when_convai_has_nothing_to_adopt(
     editor: Membership, editor_key: Key
 ) -> None:
-    with pytest.raises(services.CharacterError, match="did not create it"):
-        services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Ghost")
+    with pytest.raises(errors.CharacterError, match="did not create it"):
+        importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Ghost")
     assert not Character.objects.exists()
 
 
@@ -391,7 +391,7 @@ def test_the_key_never_reaches_an_event_or_an_error(
         lambda: revoke_sandbox_keys(editor_key.sandbox_label),
     ):
         fault()
-        with pytest.raises(services.ConvaiFailed) as caught:
+        with pytest.raises(errors.ConvaiFailed) as caught:
             create(name="Again")
         messages.append(caught.value.message)
         messages.append(repr(caught.value))

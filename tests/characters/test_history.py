@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from audit.models import Outcome
-from characters import history, services
+from characters import errors, history, selectors, services
 from characters.models import Character, Revision
 from sandbox.models import Listing, SandboxCharacter
 from teams.models import Membership, Role
@@ -214,11 +214,11 @@ def test_restore_stops_on_drift_and_on_a_conflict(character: Character, editor: 
     SandboxCharacter.objects.filter(character_id=character.convai_id).update(
         backstory="Playground edit."
     )
-    with pytest.raises(services.Drift):
+    with pytest.raises(errors.Drift):
         services.restore_revision(
             actor=editor, character_id=character.pk, number=1, expected_version=3
         )
-    with pytest.raises(services.Conflict):
+    with pytest.raises(errors.Conflict):
         services.restore_revision(
             actor=editor, character_id=character.pk, number=1, expected_version=2
         )
@@ -353,7 +353,7 @@ def test_rebinding_proposes_keys_of_the_same_account_first(
     elsewhere = add_key(other, "Another account", account="elsewhere")
     same = add_key(other, "Zed same account", account="studio")
 
-    candidates = services.rebind_candidates(character.team_id, owner_key.api_key)
+    candidates = selectors.rebind_candidates(character.team_id, owner_key.api_key)
     ids = [k.pk for k in candidates if k.pk in {same.pk, elsewhere.pk, owner_key.pk}]
     assert set(ids[:2]) == {owner_key.pk, same.pk} and ids[2] == elsewhere.pk
 

@@ -10,7 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from characters import services
+from characters import errors, importing
 from characters.models import Character, Revision
 from convai.client import ConvaiClient
 from sandbox.models import Listing, SandboxCharacter
@@ -42,7 +42,7 @@ def public_id(sandbox: str, make_client: MakeClient) -> str:
 def test_find_by_id_shows_what_would_be_imported(
     editor: Membership, editor_key: Key, convai_id: str
 ) -> None:
-    found = services.find_remote(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
+    found = importing.find_remote(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
     assert found.details.character_id == convai_id
     assert found.owned is True
     assert found.existing is None
@@ -58,17 +58,17 @@ def test_find_by_id_shows_what_would_be_imported(
 
 
 def test_find_by_exact_name(editor: Membership, editor_key: Key, convai_id: str) -> None:
-    found = services.find_remote(actor=editor, api_key_id=editor_key.pk, name="Dembe")
+    found = importing.find_remote(actor=editor, api_key_id=editor_key.pk, name="Dembe")
     assert found.details.character_id == convai_id
     assert found.owned is True
-    with pytest.raises(services.ConvaiFailed):
-        services.find_remote(actor=editor, api_key_id=editor_key.pk, name="dembe")
+    with pytest.raises(errors.ConvaiFailed):
+        importing.find_remote(actor=editor, api_key_id=editor_key.pk, name="dembe")
 
 
 def test_import_stores_the_record_its_first_revision_and_one_event(
     editor: Membership, editor_key: Key, convai_id: str
 ) -> None:
-    saved = services.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
+    saved = importing.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
 
     character = Character.objects.get(pk=saved.character.pk)
     assert character.convai_id == convai_id
@@ -92,12 +92,12 @@ def test_import_stores_the_record_its_first_revision_and_one_event(
 def test_a_public_character_of_another_account_is_found_but_not_imported(
     editor: Membership, editor_key: Key, public_id: str
 ) -> None:
-    found = services.find_remote(actor=editor, api_key_id=editor_key.pk, convai_id=public_id)
+    found = importing.find_remote(actor=editor, api_key_id=editor_key.pk, convai_id=public_id)
     assert found.owned is False
     assert found.details.character_name == "Famous"
 
-    with pytest.raises(services.NotOwnedByKey) as caught:
-        services.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=public_id)
+    with pytest.raises(errors.NotOwnedByKey) as caught:
+        importing.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=public_id)
 
     assert "Famous" in caught.value.message
     assert "Editor key" in caught.value.message
@@ -111,12 +111,12 @@ def test_a_public_character_of_another_account_is_found_but_not_imported(
 def test_a_character_already_in_the_team_is_not_imported_twice(
     editor: Membership, editor_key: Key, convai_id: str
 ) -> None:
-    first = services.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
-    found = services.find_remote(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
+    first = importing.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
+    found = importing.find_remote(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
     assert found.existing is not None and found.existing.pk == first.character.pk
 
-    with pytest.raises(services.AlreadyInTeam) as caught:
-        services.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
+    with pytest.raises(errors.AlreadyInTeam) as caught:
+        importing.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
 
     assert caught.value.character.pk == first.character.pk
     assert "Dembe" in caught.value.message
@@ -127,17 +127,17 @@ def test_a_character_already_in_the_team_is_not_imported_twice(
 def test_another_team_may_import_the_same_character(
     editor: Membership, editor_key: Key, convai_id: str
 ) -> None:
-    services.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
+    importing.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
     elsewhere = MembershipFactory(team=TeamFactory(), user=editor.user, role=Role.EDITOR)
-    services.import_character(actor=elsewhere, api_key_id=editor_key.pk, convai_id=convai_id)
+    importing.import_character(actor=elsewhere, api_key_id=editor_key.pk, convai_id=convai_id)
     assert Character.objects.filter(convai_id=convai_id).count() == 2
 
 
 def test_an_unknown_id_is_convais_refusal_recorded_as_a_failure(
     editor: Membership, editor_key: Key
 ) -> None:
-    with pytest.raises(services.ConvaiFailed):
-        services.find_remote(actor=editor, api_key_id=editor_key.pk, convai_id="no-such-id")
+    with pytest.raises(errors.ConvaiFailed):
+        importing.find_remote(actor=editor, api_key_id=editor_key.pk, convai_id="no-such-id")
     (event,) = events("character.import")
     assert event.outcome == Outcome.FAILURE
     assert event.target_label == "no-such-id"

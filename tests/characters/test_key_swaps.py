@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from characters import services
+from characters import errors, services
 from characters.bundles.schema import SCHEMA
 from characters.models import Character
 from jobs.models import Job
@@ -91,7 +91,7 @@ def test_create_with_a_swapped_key(
     )
     assert response.status_code == 200
     html = response.content.decode()
-    assert services.KeyNotUsable.default_message in html
+    assert errors.KeyNotUsable.default_message in html
     assert "Kept as typed." in html
     refusal_after(after, "character.create")
     assert not Character.objects.exists() and not SandboxCharacter.objects.exists()
@@ -107,7 +107,7 @@ def test_import_lookup_with_a_swapped_key(
         {"step": "find", "lookup": "Ada", "api_key": swapped(which, teammates_key)},
     )
     assert response.status_code == 200
-    assert services.KeyNotUsable.default_message in response.content.decode()
+    assert errors.KeyNotUsable.default_message in response.content.decode()
     refusal_after(after, "character.import")
 
 
@@ -128,7 +128,7 @@ def test_copy_to_a_swapped_key(
         url("bundles:copy", editor, source.pk), {"key": swapped(which, teammates_key)}
     )
     assert response.status_code == 200
-    assert services.KeyNotUsable.default_message in response.content.decode()
+    assert errors.KeyNotUsable.default_message in response.content.decode()
     refusal_after(after, "character.copy")
     assert Character.objects.count() == 1
     assert SandboxCharacter.objects.count() == remote_before
@@ -159,7 +159,7 @@ def test_bundle_upload_with_a_swapped_key(
         },
     )
     assert response.status_code == 200
-    assert services.KeyNotUsable.default_message in response.content.decode()
+    assert errors.KeyNotUsable.default_message in response.content.decode()
     refusal_after(after, "character.import")
     assert not uploads.exists() or not any(uploads.iterdir())
 
@@ -178,7 +178,7 @@ def test_bundle_confirm_with_a_swapped_key_is_recorded_once(
     after = mark()
     response = page.post(preview, {"key": str(teammates_key.pk)}, follow=True)
     assert response.status_code == 200
-    assert services.KeyNotUsable.default_message in response.content.decode()
+    assert errors.KeyNotUsable.default_message in response.content.decode()
     refusal_after(after, "character.import")
     assert not Job.objects.exists()
 
@@ -193,7 +193,7 @@ def test_import_all_confirm_with_a_swapped_key_is_recorded_once(
         follow=True,
     )
     assert response.status_code == 200
-    assert services.KeyNotUsable.default_message in response.content.decode()
+    assert errors.KeyNotUsable.default_message in response.content.decode()
     refusal_after(after, "character.import")
     assert not Job.objects.exists()
 

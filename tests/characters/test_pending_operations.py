@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import Outcome
-from characters import services
+from characters import errors, importing, reconciliation, services
 from characters.models import Character, PendingOperation
 from convai.client import ConvaiClient
 from sandbox.models import SandboxCharacter
@@ -88,7 +88,7 @@ def test_the_same_token_after_success_never_creates_twice(
 ) -> None:
     first = create(token="form-1")
     sent = record_requests(monkeypatch)
-    with pytest.raises(services.OperationDone) as caught:
+    with pytest.raises(errors.OperationDone) as caught:
         create(token="form-1")
     assert caught.value.character == first.character
     assert creates_sent(sent) == 0
@@ -96,7 +96,7 @@ def test_the_same_token_after_success_never_creates_twice(
 
 
 def test_a_refused_create_can_be_sent_again_with_the_same_form(create: Create) -> None:
-    with pytest.raises(services.ConvaiFailed):
+    with pytest.raises(errors.ConvaiFailed):
         create(token="form-1", name="R" * 500)  # Convai refuses a name this long
     operation = PendingOperation.objects.get()
     assert operation.state == "failed" and operation.message
@@ -126,15 +126,15 @@ def test_a_timed_out_create_stays_pending_is_not_resent_and_reconciliation_adopt
     assert operation.state == "pending"
 
     sent = record_requests(monkeypatch)
-    with pytest.raises(services.OperationPending) as caught:
+    with pytest.raises(errors.OperationPending) as caught:
         create(token="form-1", name="Slowpoke")
     assert "was not sent again" in caught.value.message
     assert creates_sent(sent) == 0
 
     # Not yet due: a reconciliation pass leaves it alone.
-    assert "none" in services.reconcile_pending_operations()
+    assert "none" in reconciliation.reconcile_pending_operations()
     settings.CHARACTER_RECONCILE_AFTER = 0
-    summary = services.reconcile_pending_operations()
+    summary = reconciliation.reconcile_pending_operations()
     assert "1 adopted" in summary
     character = Character.objects.get()
     assert character.convai_id == SandboxCharacter.objects.get().character_id
@@ -151,7 +151,7 @@ def test_a_timed_out_create_stays_pending_is_not_resent_and_reconciliation_adopt
     assert success.details["for"] == editor.user.display_name
     operation.refresh_from_db()
     assert (operation.state, operation.result) == ("done", character)
-    with pytest.raises(services.OperationDone):
+    with pytest.raises(errors.OperationDone):
         create(token="form-1", name="Slowpoke")
     assert creates_sent(sent) == 0
 
@@ -169,12 +169,12 @@ def test_a_create_convai_never_made_is_marked_failed_only_once_its_request_is_ov
     )
     settings.CHARACTER_RECONCILE_AFTER = 0
     settings.CONVAI_REQUEST_SECONDS = 3600  # its request could still be running
-    assert "1 unknown" in services.reconcile_pending_operations()
+    assert "1 unknown" in reconciliation.reconcile_pending_operations()
     operation.refresh_from_db()
     assert operation.state == "pending"
 
     settings.CONVAI_REQUEST_SECONDS = 0
-    assert "1 failed" in services.reconcile_pending_operations()
+    assert "1 failed" in reconciliation.reconcile_pending_operations()
     operation.refresh_from_db()
     assert operation.state == "failed" and "was not created" in operation.message
     assert not Character.objects.exists()
@@ -192,8 +192,8 @@ def test_a_character_adopted_through_check_convai_finishes_its_operation(
         name="Adopted",
     )
     make_client(editor_key.raw).create_character("Adopted", "MALE", "Made.", [])
-    adopted = services.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Adopted")
-    assert "1 done" in services.reconcile_pending_operations()
+    adopted = importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Adopted")
+    assert "1 done" in reconciliation.reconcile_pending_operations()
     operation.refresh_from_db()
     assert (operation.state, operation.result) == ("done", adopted.character)
     assert Character.objects.count() == 1
@@ -213,7 +213,7 @@ def test_an_older_namesake_is_not_adopted(
         api_key=editor_key.api_key,
         name="Twin",
     )
-    assert "1 failed" in services.reconcile_pending_operations()
+    assert "1 failed" in reconciliation.reconcile_pending_operations()
     assert not Character.objects.exists()
 
 
@@ -233,7 +233,7 @@ def test_a_delete_convai_did_not_do_is_marked_failed_and_the_character_kept(
         character=character,
         name=character.name,
     )
-    assert "1 failed" in services.reconcile_pending_operations()
+    assert "1 failed" in reconciliation.reconcile_pending_operations()
     operation.refresh_from_db()
     assert operation.state == "failed" and "still has the character" in operation.message
     character.refresh_from_db()
@@ -249,7 +249,7 @@ def test_the_same_delete_form_sent_twice_deletes_once(
         actor=editor, character_id=character.pk, confirm_name="Raymond", token="del-1"
     )
     sent = record_requests(monkeypatch)
-    with pytest.raises(services.CharacterDeleted):
+    with pytest.raises(errors.CharacterDeleted):
         services.delete_character(
             actor=editor, character_id=character.pk, confirm_name="Raymond", token="del-1"
         )
@@ -262,7 +262,7 @@ def test_a_delete_stopped_by_drift_can_be_confirmed_with_the_same_form(
 ) -> None:
     character = create().character
     SandboxCharacter.objects.filter(character_id=character.convai_id).update(backstory="Other")
-    with pytest.raises(services.Drift):
+    with pytest.raises(errors.Drift):
         services.delete_character(
             actor=editor, character_id=character.pk, confirm_name="Raymond", token="del-1"
         )
@@ -385,7 +385,7 @@ def test_the_list_shows_an_unknown_outcome_and_check_now_adopts_it(
 
 
 def test_finished_operations_are_forgotten_after_a_month(editor: Membership) -> None:
-    old = timezone.now() - timedelta(days=services.OPERATION_KEEP_DAYS + 1)
+    old = timezone.now() - timedelta(days=reconciliation.OPERATION_KEEP_DAYS + 1)
     for token, state, finished in [
         ("old-done", "done", old),
         ("old-failed", "failed", old),
@@ -401,5 +401,5 @@ def test_finished_operations_are_forgotten_after_a_month(editor: Membership) -> 
             created_at=old,
             name=token,
         )
-    services.reconcile_pending_operations()
+    reconciliation.reconcile_pending_operations()
     assert set(PendingOperation.objects.values_list("token", flat=True)) == {"recent", "stuck"}

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from audit.models import AuditEvent
-from characters import services
+from characters import copying, importing, services
 from characters.models import Character, Revision
 from characters.remote import REDACTED, redact
 from convai.client import ConvaiClient
@@ -179,7 +179,7 @@ def test_import_stores_a_redacted_snapshot(
     secret_payloads: None,
 ) -> None:
     convai_id = make_client(editor_key.raw).create_character("Dembe", "MALE", "A bodyguard.")
-    saved = services.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
+    saved = importing.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
     character = Character.objects.get(pk=saved.character.pk)
     assert character.snapshot["mcp_servers"][0]["headers"] == REDACTED
     assert character.revisions.get().snapshot == character.snapshot
@@ -197,7 +197,7 @@ def test_update_sync_clone_and_delete_store_redacted_snapshots(
         fields={"name": "Red"},
     )
     services.take_remote_version(actor=editor, character_id=character.pk)
-    copy_ = services.clone_character(actor=editor, character_id=character.pk, new_name="")
+    copy_ = copying.clone_character(actor=editor, character_id=character.pk, new_name="")
     services.delete_character(
         actor=editor, character_id=copy_.character.pk, confirm_name="Red (copy)"
     )

@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from characters import services
+from characters import binding, copying, errors, importing, services
 from characters.models import Character
 from convai.client import ConvaiClient
 from keys.services import add_api_key, revoke_api_key
@@ -79,7 +79,7 @@ def test_create_with_an_unusable_key_is_one_refusal(
     editor: Membership, add_key: AddKey, make_member: MakeMember, which: str
 ) -> None:
     key_id = unusable_key_id(which, editor, add_key, make_member)
-    with pytest.raises(services.KeyNotUsable):
+    with pytest.raises(errors.KeyNotUsable):
         services.create_character(
             actor=editor,
             api_key_id=key_id,
@@ -98,8 +98,8 @@ def test_import_with_an_unusable_key_is_one_refusal(
     editor: Membership, add_key: AddKey, make_member: MakeMember, which: str
 ) -> None:
     key_id = unusable_key_id(which, editor, add_key, make_member)
-    with pytest.raises(services.KeyNotUsable):
-        services.import_character(actor=editor, api_key_id=key_id, convai_id="abc123")
+    with pytest.raises(errors.KeyNotUsable):
+        importing.import_character(actor=editor, api_key_id=key_id, convai_id="abc123")
     assert_refused(only_event("character.import"), "key not usable", target_id="", label="abc123")
 
 
@@ -108,8 +108,8 @@ def test_adopt_with_an_unusable_key_is_one_refusal(
     editor: Membership, add_key: AddKey, make_member: MakeMember, which: str
 ) -> None:
     key_id = unusable_key_id(which, editor, add_key, make_member)
-    with pytest.raises(services.KeyNotUsable):
-        services.adopt_from_convai(actor=editor, api_key_id=key_id, name="Raymond")
+    with pytest.raises(errors.KeyNotUsable):
+        importing.adopt_from_convai(actor=editor, api_key_id=key_id, name="Raymond")
     assert_refused(only_event("character.import"), "key not usable", target_id="", label="Raymond")
     assert not Character.objects.exists()
 
@@ -118,10 +118,10 @@ def test_importing_a_character_already_in_the_team_is_one_refusal(
     editor: Membership, editor_key: Key, make_client: Callable[..., ConvaiClient]
 ) -> None:
     convai_id = make_client(editor_key.raw).create_character("Dembe", "MALE", BACKSTORY)
-    services.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
+    importing.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
 
-    with pytest.raises(services.AlreadyInTeam):
-        services.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
+    with pytest.raises(errors.AlreadyInTeam):
+        importing.import_character(actor=editor, api_key_id=editor_key.pk, convai_id=convai_id)
 
     success, refusal = events("character.import")
     assert success.outcome == Outcome.SUCCESS
@@ -165,8 +165,8 @@ def test_rebinding_to_a_key_outside_the_candidates_is_one_refusal(
         key_id = add_key(outsider, "Outsider key", account=ACCOUNT).pk
     after = mark()
 
-    with pytest.raises(services.KeyNotUsable):
-        services.rebind_character(actor=admin, character_id=shared.pk, api_key_id=key_id)
+    with pytest.raises(errors.KeyNotUsable):
+        binding.rebind_character(actor=admin, character_id=shared.pk, api_key_id=key_id)
 
     assert_refused(
         only_event("character.rebind", after),
@@ -184,8 +184,8 @@ def test_rebinding_to_a_key_that_cannot_reach_it_is_one_refusal(
     stranger = add_key(admin, "Personal key")
     after = mark()
 
-    with pytest.raises(services.KeyNotUsable) as caught:
-        services.rebind_character(actor=admin, character_id=shared.pk, api_key_id=stranger.pk)
+    with pytest.raises(errors.KeyNotUsable) as caught:
+        binding.rebind_character(actor=admin, character_id=shared.pk, api_key_id=stranger.pk)
 
     assert "Personal key" in caught.value.message
     event = only_event("character.rebind", after)
@@ -203,7 +203,7 @@ def test_a_mistyped_name_is_one_refusal_and_convai_is_not_asked(
     character = create().character
     before, after = hits(editor_key.raw), mark()
 
-    with pytest.raises(services.NameMismatch):
+    with pytest.raises(errors.NameMismatch):
         services.delete_character(actor=editor, character_id=character.pk, confirm_name="Ray")
 
     assert hits(editor_key.raw) == before
@@ -235,7 +235,7 @@ OPERATIONS: dict[str, tuple[str, Callable[[Membership, Character], object]]] = {
     ),
     "clone": (
         "character.clone",
-        lambda a, c: services.clone_character(actor=a, character_id=c.pk, new_name=""),
+        lambda a, c: copying.clone_character(actor=a, character_id=c.pk, new_name=""),
     ),
     "delete": (
         "character.delete",
@@ -263,7 +263,7 @@ def test_any_operation_without_a_usable_key_is_one_refusal(
     admin, after = make_member(Role.ADMIN), mark()
     action, run = OPERATIONS[operation]
 
-    with pytest.raises(services.NoUsableKey):
+    with pytest.raises(errors.NoUsableKey):
         run(admin, character)
 
     event = only_event(action, after)

@@ -12,7 +12,7 @@ from django.test import Client
 from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
-from characters import services
+from characters import copying, errors, services
 from characters.models import Character, Revision
 from keys.services import revoke_api_key
 from sandbox.models import SandboxCharacter
@@ -61,7 +61,7 @@ OPERATIONS: dict[str, tuple[str, Callable[[Membership, Character], object]]] = {
     ),
     "clone": (
         "character.clone",
-        lambda a, c: services.clone_character(actor=a, character_id=c.pk, new_name="Copy"),
+        lambda a, c: copying.clone_character(actor=a, character_id=c.pk, new_name="Copy"),
     ),
     "drift check": (
         "character.get",
@@ -78,7 +78,7 @@ def test_a_character_gone_from_convai_is_flagged_not_failed_forever(
     action, run = OPERATIONS[operation]
     after = mark()
 
-    with pytest.raises(services.RemoteMissing) as caught:
+    with pytest.raises(errors.RemoteMissing) as caught:
         run(editor, character)
 
     assert "no longer exists on Convai" in caught.value.message
@@ -104,7 +104,7 @@ def test_other_failures_do_not_flag_it(
 ) -> None:
     """Convai down is not "gone": the usual failure, and no flag."""
     set_fault(key_label=editor_key.sandbox_label, outage=True)
-    with pytest.raises(services.ConvaiFailed) as caught:
+    with pytest.raises(errors.ConvaiFailed) as caught:
         _update(editor, character)
     assert caught.value.status == 503
     character.refresh_from_db()
@@ -127,7 +127,7 @@ def test_remove_tombstones_it_without_asking_convai_to_delete(
     character: Character, editor: Membership, editor_key: Key, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gone_from_convai(character)
-    with pytest.raises(services.RemoteMissing):
+    with pytest.raises(errors.RemoteMissing):
         services.take_remote_version(actor=editor, character_id=character.pk)
     sent = record_requests(monkeypatch)
     after = mark()
@@ -155,7 +155,7 @@ def test_remove_tombstones_it_without_asking_convai_to_delete(
     )
     assert event.details["remote"] == "already gone"
     assert key_shown(event, editor_key)
-    with pytest.raises(services.CharacterDeleted):
+    with pytest.raises(errors.CharacterDeleted):
         services.remove_missing_character(actor=editor, character_id=character.pk)
 
 
@@ -165,7 +165,7 @@ def test_remove_works_without_a_usable_key(
     """The flag was set while the key worked; with the key revoked since, nothing can ask
     Convai, and the flag is enough."""
     gone_from_convai(character)
-    with pytest.raises(services.RemoteMissing):
+    with pytest.raises(errors.RemoteMissing):
         services.remote_drift(actor=editor, character_id=character.pk)
     revoke_api_key(actor=editor.user, api_key_id=editor_key.pk)
     sent = record_requests(monkeypatch)
@@ -181,7 +181,7 @@ def test_remove_refuses_a_character_convai_still_has(
     character: Character, editor: Membership
 ) -> None:
     after = mark()
-    with pytest.raises(services.CharacterError) as caught:
+    with pytest.raises(errors.CharacterError) as caught:
         services.remove_missing_character(actor=editor, character_id=character.pk)
     assert "Delete" in caught.value.message
     (event,) = events(id__gt=after)
@@ -201,7 +201,7 @@ def test_remove_checks_again_and_keeps_a_character_that_came_back(
     Character.objects.filter(pk=character.pk).update(remote_missing_at="2026-01-01T00:00:00Z")
     after = mark()
 
-    with pytest.raises(services.StillOnConvai):
+    with pytest.raises(errors.StillOnConvai):
         services.remove_missing_character(actor=editor, character_id=character.pk)
 
     character.refresh_from_db()

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from audit.models import Outcome
-from characters import selectors, services
+from characters import binding, copying, errors, selectors, services
 from characters.models import Character, Revision
 from characters.selectors import CharacterFilters
 from convai.client import ConvaiClient
@@ -134,26 +134,26 @@ def test_without_a_usable_key_the_character_is_read_only(
     make_member: MakeMember,
     lose_key: Callable[[Membership, Key, Membership], None],
 ) -> None:
-    assert services.key_is_usable(character)
+    assert selectors.key_is_usable(character)
     assert unusable_ids(character) == []
     assert selectors.characters_losing_key(team=character.team, api_key=owner_key.api_key) == 1
 
     lose_key(owner, owner_key, admin)
 
     character = Character.objects.select_related("bound_key").get(pk=character.pk)
-    assert services.key_is_usable(character) is False
+    assert selectors.key_is_usable(character) is False
     assert unusable_ids(character) == [character.pk]
     listed = selectors.team_character(character.team, character.pk)
     assert listed is not None and listed.key_usable is False
     editor = make_member(Role.EDITOR)
     before = hits(owner_key.raw)
-    with pytest.raises(services.NoUsableKey):
+    with pytest.raises(errors.NoUsableKey):
         edit(editor, character, name="Red")
-    with pytest.raises(services.NoUsableKey):
-        services.clone_character(actor=editor, character_id=character.pk, new_name="")
-    with pytest.raises(services.NoUsableKey):
+    with pytest.raises(errors.NoUsableKey):
+        copying.clone_character(actor=editor, character_id=character.pk, new_name="")
+    with pytest.raises(errors.NoUsableKey):
         services.delete_character(actor=admin, character_id=character.pk, confirm_name="Raymond")
-    with pytest.raises(services.NoUsableKey):
+    with pytest.raises(errors.NoUsableKey):
         services.take_remote_version(actor=editor, character_id=character.pk)
     assert hits(owner_key.raw) == before
     assert remote(character).character_name == "Raymond"
@@ -176,14 +176,14 @@ def test_an_admin_rebinds_to_another_members_key_of_the_same_account(
     colleague_key = add_key(colleague, "Colleague key", account=ACCOUNT)
     revoke_api_key(actor=owner.user, api_key_id=owner_key.pk)
 
-    saved = services.rebind_character(
+    saved = binding.rebind_character(
         actor=admin, character_id=character.pk, api_key_id=colleague_key.pk
     )
 
     character = Character.objects.select_related("bound_key").get(pk=character.pk)
     assert saved.character.bound_key_id == colleague_key.pk
     assert character.bound_key_id == colleague_key.pk
-    assert services.key_is_usable(character)
+    assert selectors.key_is_usable(character)
     assert unusable_ids(character) == []
     (event,) = events("character.rebind")
     assert event.outcome == Outcome.SUCCESS
@@ -210,7 +210,7 @@ def test_a_rebind_stores_a_revision_like_any_save(
     colleague_key = add_key(colleague, "Colleague key", account=ACCOUNT)
     revoke_api_key(actor=owner.user, api_key_id=owner_key.pk)
 
-    saved = services.rebind_character(
+    saved = binding.rebind_character(
         actor=admin, character_id=character.pk, api_key_id=colleague_key.pk
     )
 
@@ -224,7 +224,7 @@ def test_a_rebind_stores_a_revision_like_any_save(
     assert latest.snapshot["character_id"] == character.convai_id
     assert f"…{colleague_key.raw[-4:]}" in latest.note
     # A form opened before the rebind is a conflict now, like after any other save.
-    with pytest.raises(services.Conflict):
+    with pytest.raises(errors.Conflict):
         services.update_character(
             actor=admin,
             character_id=character.pk,
@@ -249,10 +249,8 @@ def test_rebinding_to_a_key_whose_account_does_not_own_it_is_refused(
     stranger = make_member(Role.EDITOR)
     stranger_key = add_key(stranger, "Personal key")  # its own Convai account
 
-    with pytest.raises(services.KeyNotUsable) as caught:
-        services.rebind_character(
-            actor=admin, character_id=character.pk, api_key_id=stranger_key.pk
-        )
+    with pytest.raises(errors.KeyNotUsable) as caught:
+        binding.rebind_character(actor=admin, character_id=character.pk, api_key_id=stranger_key.pk)
 
     assert "Personal key" in caught.value.message
     character.refresh_from_db()
@@ -265,7 +263,7 @@ def test_only_admins_rebind(character: Character, make_member: MakeMember, add_k
     editor = make_member(Role.EDITOR)
     key = add_key(editor, "Editor key", account=ACCOUNT)
     with pytest.raises(NotAllowed):
-        services.rebind_character(actor=editor, character_id=character.pk, api_key_id=key.pk)
+        binding.rebind_character(actor=editor, character_id=character.pk, api_key_id=key.pk)
     character.refresh_from_db()
     assert character.bound_key_id != key.pk
     (event,) = events("character.rebind")
@@ -296,13 +294,13 @@ def test_rebind_candidates_are_verified_active_keys_of_current_members(
     outsider = MembershipFactory(team=TeamFactory(), role=Role.OWNER)
     outsider_key = add_key(outsider, "Outsider key", account=ACCOUNT)
 
-    candidates = {key.pk for key in services.rebind_candidates(character.team_id)}
+    candidates = {key.pk for key in selectors.rebind_candidates(character.team_id)}
 
     # editor_key: the key of the `create` fixture's Editor, a current member too.
     assert candidates == {owner_key.pk, viewer_key.pk, editor_key.pk}
     for refused in (unverified.pk, revoked.pk, leaver_key.pk, outsider_key.pk):
-        with pytest.raises(services.KeyNotUsable):
-            services.rebind_character(actor=admin, character_id=character.pk, api_key_id=refused)
+        with pytest.raises(errors.KeyNotUsable):
+            binding.rebind_character(actor=admin, character_id=character.pk, api_key_id=refused)
     character.refresh_from_db()
     assert character.bound_key_id == owner_key.pk
 

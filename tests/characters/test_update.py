@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from audit.models import Outcome
-from characters import services
+from characters import errors, services
 from characters.models import Character, Revision
 from convai.client import ConvaiClient
 from sandbox.models import SandboxCharacter
@@ -149,7 +149,7 @@ def test_a_stale_version_is_a_conflict_showing_the_teammates_values(
     update(teammate, character, name="Red", backstory="Their backstory.")
     before = hits(editor_key.raw)
 
-    with pytest.raises(services.Conflict) as caught:
+    with pytest.raises(errors.Conflict) as caught:
         services.update_character(
             actor=editor,
             character_id=character.pk,
@@ -184,7 +184,7 @@ def test_a_remote_edit_is_drift_listing_the_fields_and_nothing_is_sent(
     behind_our_back(character, backstory=PLAYGROUND, voice_type="FEMALE")
     sent = record_requests(monkeypatch)
 
-    with pytest.raises(services.Drift) as caught:
+    with pytest.raises(errors.Drift) as caught:
         update(editor, character, name="Red")
 
     drift = caught.value
@@ -326,7 +326,7 @@ def test_a_read_back_that_matches_gives_no_warning(
 def test_convai_refusing_the_update_changes_nothing_here(
     character: Character, editor: Membership
 ) -> None:
-    with pytest.raises(services.ConvaiFailed) as caught:
+    with pytest.raises(errors.ConvaiFailed) as caught:
         update(editor, character, name="Red", language_codes=["xx-XX"])
     assert caught.value.maybe_happened is False
     character.refresh_from_db()
@@ -342,7 +342,7 @@ def test_convai_down_before_the_update_changes_nothing_here(
     character: Character, editor: Membership, editor_key: Key
 ) -> None:
     set_fault(key_label=editor_key.sandbox_label, outage=True)
-    with pytest.raises(services.ConvaiFailed):
+    with pytest.raises(errors.ConvaiFailed):
         update(editor, character, name="Red")
     character.refresh_from_db()
     assert character.version == 1

@@ -17,7 +17,7 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from characters import services
+from characters import copying
 from characters.models import Character
 from keys.services import revoke_api_key
 from sandbox import emulator
@@ -316,7 +316,7 @@ def test_delete_the_clone_by_typing_its_name(
 ) -> None:
     api_key, _ = add_key(owner, "Studio production")
     original = make_character(owner, api_key, "Raymond Keeper")
-    clone = services.clone_character(
+    clone = copying.clone_character(
         actor=owner, character_id=original.pk, new_name="Raymond Understudy"
     ).character
     browser_page = signed_in(open_page, owner)

@@ -14,8 +14,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import User
 from audit.context import audit_context
+from characters.importing import record_existing
 from characters.models import Character
-from characters.services import record_existing
 from convai.types import AccountUsage, CharacterDetails
 from keys.models import ApiKey
 from teams.models import Membership
