@@ -157,11 +157,12 @@ def test_job_bundle_and_audit_endpoints_role_matrix(
 
 def test_matrix_covers_every_job_bundle_and_audit_url() -> None:
     from audit import urls as audit_urls
-    from characters import urls_bundles, urls_jobs
+    from characters import urls as characters_urls
+    from characters import urls_jobs
 
     named = {
         f"{module.app_name}:{pattern.name}"
-        for module in (urls_jobs, urls_bundles, audit_urls)
+        for module in (urls_jobs, audit_urls)
         for pattern in module.urlpatterns
-    }
+    } | {f"bundles:{pattern.name}" for pattern in characters_urls.bundle_urlpatterns}
     assert named <= {endpoint.url_name for endpoint in ENDPOINTS}
