@@ -4,6 +4,7 @@ a timed-out create or clone made ("Check Convai"), and the voice picker of the f
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.contrib import messages
 from django.http import HttpResponse
@@ -94,6 +95,29 @@ def character_adopt(request: TeamRequest) -> HttpResponse:
     )
 
 
+def _found_context(found: services.Found | None) -> dict[str, Any]:
+    """The character found on Convai, named, with the form that confirms its import."""
+    if found is None:
+        return {
+            "found": None,
+            "found_fields": None,
+            "found_voice": None,
+            "found_languages": [],
+            "confirm": None,
+        }
+    voice_names, language_names = names(found.api_key)
+    details = found.details
+    return {
+        "found": found,
+        "found_fields": found.fields,
+        "found_voice": voice_info(details.voice_type, voice_names),
+        "found_languages": language_labels(details.language_codes, language_names),
+        "confirm": ImportConfirmForm(
+            initial={"api_key": found.api_key.pk, "convai_id": details.character_id}
+        ),
+    }
+
+
 @require_http_methods(["GET", "POST"])
 @team_view("character.import")
 def character_import(request: TeamRequest) -> HttpResponse:
@@ -141,24 +165,11 @@ def character_import(request: TeamRequest) -> HttpResponse:
             )
         except services.CharacterError as error:
             form.add_error("lookup" if "not" in error.message.lower() else None, error.message)
-    voice_names, language_names = names(found.api_key if found is not None else None)
     context = {
         "team": request.team,
         "form": form,
         "has_keys": api_keys.exists(),
-        "found": found,
-        "found_fields": found.fields if found is not None else None,
-        "found_voice": voice_info(found.details.voice_type, voice_names) if found else None,
-        "found_languages": (
-            language_labels(found.details.language_codes, language_names) if found else []
-        ),
-        "confirm": (
-            ImportConfirmForm(
-                initial={"api_key": found.api_key.pk, "convai_id": found.details.character_id}
-            )
-            if found is not None
-            else None
-        ),
+        **_found_context(found),
     }
     return render(request, "characters/character_import.html", context)
 

@@ -113,35 +113,11 @@ def character_delete(request: TeamRequest, character: Character) -> HttpResponse
         except services.CharacterError as error:
             form.add_error(None, error.message)
         else:
-            messages.success(
-                request,
-                f"“{character.name}” was deleted on Convai. Its page and history stay here.",
-            )
-            if request.htmx and from_list:
-                # The row swaps itself out; the message arrives out of band; the list's
-                # results (the count above them, the page) refresh on CHARACTERS_CHANGED.
-                response = HttpResponse(
-                    render_to_string("characters/_messages_oob.html", request=request)
-                )
-                response["HX-Trigger"] = CHARACTERS_CHANGED
-                return response
-            return redirect(list_url(request))
-    elif (
-        request.method != "POST"
-        and allowed
-        and getattr(character, "key_usable", False)
-        and character.remote_missing_at is None
-    ):
-        try:
-            changes = services.remote_drift(actor=request.membership, character_id=character.pk)
-        except services.RemoteMissing:
-            character.remote_missing_at = timezone.now()
-        except services.CharacterError as error:
-            drift_error = error.message
-        else:
-            drift = history.change_rows(changes, left="Last saved here", right="In Convai now")
-            if drift:
-                form = DeleteForm(initial={"overwrite_drift": True})
+            return _deleted(request, character, from_list=from_list)
+    elif request.method != "POST" and allowed:
+        drift, drift_error = _drift_before_delete(request, character)
+        if drift:
+            form = DeleteForm(initial={"overwrite_drift": True})
     context = {
         "team": request.team,
         "character": character,
@@ -158,6 +134,38 @@ def character_delete(request: TeamRequest, character: Character) -> HttpResponse
         request,
         render_page(request, "characters/character_delete.html", context, partial="confirm"),
     )
+
+
+def _deleted(request: TeamRequest, character: Character, *, from_list: bool) -> HttpResponse:
+    messages.success(
+        request, f"“{character.name}” was deleted on Convai. Its page and history stay here."
+    )
+    if request.htmx and from_list:
+        # The row swaps itself out; the message arrives out of band; the list's results
+        # (the count above them, the page) refresh on CHARACTERS_CHANGED.
+        response = HttpResponse(render_to_string("characters/_messages_oob.html", request=request))
+        response["HX-Trigger"] = CHARACTERS_CHANGED
+        return response
+    return redirect(list_url(request))
+
+
+def _drift_before_delete(
+    request: TeamRequest, character: Character
+) -> tuple[list[dict[str, Any]], str]:
+    """(rows of Convai's changes since the last save, or the message of a failed check),
+    shown before the member confirms. A character gone from Convai is marked so: the page
+    then offers the removal."""
+    if not getattr(character, "key_usable", False) or character.remote_missing_at is not None:
+        return [], ""
+    try:
+        changes = services.remote_drift(actor=request.membership, character_id=character.pk)
+    except services.RemoteMissing:
+        character.remote_missing_at = timezone.now()
+    except services.CharacterError as error:
+        return [], error.message
+    else:
+        return history.change_rows(changes, left="Last saved here", right="In Convai now"), ""
+    return [], ""
 
 
 @require_http_methods(["GET", "POST"])

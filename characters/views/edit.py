@@ -32,6 +32,18 @@ from .common import (
 )
 
 
+def _saved(request: TeamRequest, saved: services.Saved) -> HttpResponse:
+    say_warnings(request, saved)
+    if saved.changes:
+        messages.success(
+            request,
+            f"Saved {sent_names(saved)} of “{saved.character.name}”." + overwrite_note(saved),
+        )
+    else:
+        messages.info(request, "Nothing changed, so nothing was sent to Convai.")
+    return redirect(detail_url(request, saved.character))
+
+
 @require_http_methods(["GET", "POST"])
 @team_view("character.update")
 @live_character
@@ -74,16 +86,7 @@ def character_edit(request: TeamRequest, character: Character) -> HttpResponse:
             except services.CharacterError as error:
                 form.add_error(None, error.message)
             else:
-                say_warnings(request, saved)
-                if saved.changes:
-                    messages.success(
-                        request,
-                        f"Saved {sent_names(saved)} of “{saved.character.name}”."
-                        + overwrite_note(saved),
-                    )
-                else:
-                    messages.info(request, "Nothing changed, so nothing was sent to Convai.")
-                return redirect(detail_url(request, saved.character))
+                return _saved(request, saved)
     else:
         form = EditCharacterForm(
             initial={**initial_from(current), "version": character.version},

@@ -83,6 +83,20 @@ def character_compare(request: TeamRequest, character_id: int) -> HttpResponse:
     return render_page(request, "characters/character_compare.html", context, partial="result")
 
 
+def _restored(request: TeamRequest, saved: services.Saved, number: int) -> HttpResponse:
+    say_warnings(request, saved)
+    name = saved.character.name
+    if saved.changes:
+        messages.success(
+            request,
+            f"Restored version {number} of “{name}” ({sent_names(saved)}). "
+            f"It is now version {saved.character.version}." + overwrite_note(saved),
+        )
+    else:
+        messages.info(request, f"Version {number} is what “{name}” is already.")
+    return redirect(detail_url(request, saved.character))
+
+
 @require_http_methods(["GET", "POST"])
 @team_view("character.restore")
 @live_character
@@ -128,19 +142,7 @@ def character_restore(request: TeamRequest, character: Character, number: int) -
         except services.CharacterError as failure:
             error = failure.message
         else:
-            say_warnings(request, saved)
-            if saved.changes:
-                messages.success(
-                    request,
-                    f"Restored version {number} of “{saved.character.name}” "
-                    f"({sent_names(saved)}). It is now version {saved.character.version}."
-                    + overwrite_note(saved),
-                )
-            else:
-                messages.info(
-                    request, f"Version {number} is what “{saved.character.name}” is already."
-                )
-            return redirect(detail_url(request, saved.character))
+            return _restored(request, saved, number)
     else:
         expected = character.version
     changes = history.restore_changes(character, revision)
