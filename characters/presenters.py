@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from django.core.cache import cache
@@ -62,19 +63,6 @@ class CharacterState:
         return ""
 
 
-@dataclass(frozen=True)
-class Actions:
-    """What the member may do to the character, in its state."""
-
-    edit: bool
-    clone: bool
-    delete: bool
-    rebind: bool
-    sync: bool
-    restore: bool
-    remove: bool
-
-
 def state_of(character: Character) -> CharacterState:
     """`character` as read by the selectors (they annotate `key_usable`)."""
     live = not character.is_deleted
@@ -86,26 +74,52 @@ def state_of(character: Character) -> CharacterState:
     )
 
 
+class Actions:
+    """What the member may do to the character, in its state: the policy's answers, limited
+    by what the state allows. Each is asked when first read (a list row reads two)."""
+
+    def __init__(self, member: Membership, character: Character, state: CharacterState) -> None:
+        self._member = member
+        self._character = character
+        self._state = state
+
+    def _may(self, action: str) -> bool:
+        return policy.may(self._member, action, self._character)
+
+    @cached_property
+    def edit(self) -> bool:
+        return self._state.through_convai and self._may("character.update")
+
+    @cached_property
+    def clone(self) -> bool:
+        return self._state.through_convai and self._may("character.clone")
+
+    @cached_property
+    def delete(self) -> bool:
+        return self._state.through_convai and self._may("character.delete")
+
+    @cached_property
+    def rebind(self) -> bool:
+        return self._state.live and not self._state.missing and self._may("character.rebind")
+
+    @cached_property
+    def sync(self) -> bool:
+        return self._state.live and self._state.key_usable and self._may("character.sync")
+
+    @cached_property
+    def restore(self) -> bool:
+        return self._state.through_convai and self._may("character.restore")
+
+    @cached_property
+    def remove(self) -> bool:
+        return self._state.missing and self._may("character.delete")
+
+
 def actions_for(
     member: Membership, character: Character, state: CharacterState | None = None
 ) -> Actions:
-    """The policy's answers for `member` on `character`, limited by what its state allows."""
-    state = state or state_of(character)
-    through = state.through_convai
-    live_here = state.live and not state.missing
-
-    def may(action: str) -> bool:
-        return policy.may(member, action, character)
-
-    return Actions(
-        edit=through and may("character.update"),
-        clone=through and may("character.clone"),
-        delete=through and may("character.delete"),
-        rebind=live_here and may("character.rebind"),
-        sync=state.live and state.key_usable and may("character.sync"),
-        restore=through and may("character.restore"),
-        remove=state.missing and may("character.delete"),
-    )
+    """What `member` may do to `character` (its state read once, unless given)."""
+    return Actions(member, character, state or state_of(character))
 
 
 # --- The list ---------------------------------------------------------------------------------
