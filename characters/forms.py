@@ -22,9 +22,7 @@ from keys.selectors import same_account
 from . import validation
 from .catalogue import Catalogue, display_names, filter_voices
 from .selectors import DEFAULT_SORT, SORTS, CharacterFilters
-from .validation import ACTION_MAX, BACKSTORY_MAX, NAME_MAX
-
-__all__ = ["ACTION_MAX", "BACKSTORY_MAX", "NAME_MAX"]  # re-exported: older imports use forms
+from .validation import BACKSTORY_MAX, NAME_MAX
 
 
 def key_choice_label(api_key: ApiKey) -> str:
