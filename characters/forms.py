@@ -21,10 +21,8 @@ from keys.selectors import same_account
 
 from . import validation
 from .catalogue import Catalogue, display_names, filter_voices
-from .selectors import SORTS
-from .validation import ACTION_MAX, BACKSTORY_MAX, NAME_MAX
-
-__all__ = ["ACTION_MAX", "BACKSTORY_MAX", "NAME_MAX"]  # re-exported: older imports use forms
+from .selectors import DEFAULT_SORT, SORTS, CharacterFilters
+from .validation import BACKSTORY_MAX, NAME_MAX
 
 
 def key_choice_label(api_key: ApiKey) -> str:
@@ -359,7 +357,7 @@ assert all(value in SORTS for value, _ in SORT_CHOICES)
 
 
 class FilterForm(forms.Form):
-    """The list's search, filters and sort (a GET form; invalid values are ignored). Voice,
+    """The list's search, filters and sort (a GET form; invalid values are left out). Voice,
     language and key are free values: one that matches nothing filters to nothing, so
     parsing needs no catalogue or facet query (an htmx refresh of the table does none)."""
 
@@ -378,8 +376,56 @@ class FilterForm(forms.Form):
     changed = forms.BooleanField(label="Changed in Convai", required=False)
     sort = forms.ChoiceField(label="Sort", required=False, choices=SORT_CHOICES)
 
-    def value(self, name: str) -> Any:
-        """The cleaned value, or the empty value when the field was invalid."""
-        if not hasattr(self, "cleaned_data"):
-            self.is_valid()
-        return self.cleaned_data.get(name) or self.fields[name].initial or ""
+    def filters(self) -> CharacterFilters:
+        """The validated search, filters and sort. A field with an invalid value (a search
+        longer than 200 characters, an unknown sort) is left out: a shared or edited URL still
+        lists the characters, filtered by what is valid in it."""
+        self.is_valid()
+        data = self.cleaned_data
+        return CharacterFilters(
+            q=(data.get("q") or "").strip(),
+            voice=data.get("voice") or "",
+            language=data.get("language") or "",
+            key=data.get("key") or "",
+            unusable=bool(data.get("unusable")),
+            changed=bool(data.get("changed")),
+            sort=data.get("sort") or DEFAULT_SORT,
+        )
+
+
+class BundleUploadForm(forms.Form):
+    bundle = forms.FileField(
+        label="Bundle file",
+        help_text="A .json bundle exported from Convai Admin.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
+    )
+    key = KeyField(
+        label="Import with your key",
+        help_text="Characters its Convai account owns are updated; the others are created "
+        "under it.",
+    )
+
+    def __init__(self, *args: Any, keys: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        key = self.fields["key"]
+        assert isinstance(key, forms.ChoiceField)
+        key.choices = [(str(k.pk), f"{k.label} (…{k.last_four})") for k in keys]
+        if len(keys) == 1:
+            self.fields["key"].initial = str(keys[0].pk)
+
+
+class CopyForm(forms.Form):
+    key = KeyField(label="Copy to your key")
+
+    def __init__(self, *args: Any, keys: list[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        key = self.fields["key"]
+        assert isinstance(key, forms.ChoiceField)
+        key.choices = [(str(k.pk), account_key_label(k)) for k in keys]
+
+
+def account_key_label(api_key: Any) -> str:
+    """ "Production (…1a2b) · Studio account": the account a copy will land in."""
+    account = str(getattr(api_key, "account_label", "") or "")
+    label = f"{api_key.label} (…{api_key.last_four})"
+    return f"{label} · {account}" if account else label

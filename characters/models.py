@@ -132,6 +132,13 @@ class Character(models.Model):
                 condition=Q(deleted_at__isnull=True),
                 name="character_live_voice",
             ),
+            # The list's language filter reads the distinct language lists in use: a walk
+            # of this index, not of the table's rows (backstories and snapshots included).
+            models.Index(
+                fields=["team", "language_codes"],
+                condition=Q(deleted_at__isnull=True),
+                name="character_live_languages",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -135,6 +135,8 @@ LIST_COLUMNS = (
     "pending_language_codes",
     "synced_at",
     "remote_changed_at",
+    "remote_missing_at",
+    "deleted_at",
     "created_by__username",
     "created_by__first_name",
     "created_by__last_name",

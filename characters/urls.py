@@ -1,38 +1,52 @@
-"""Character URLs, all team-scoped under /t/<team_slug>/characters/."""
+"""Character URLs, all team-scoped under /t/<team_slug>/characters/.
+
+Two lists, included under two namespaces by convai_admin/urls.py: `urlpatterns`
+(`characters:`) for the character pages, `bundle_urlpatterns` (`bundles:`) for export,
+import and "Copy to another key".
+"""
 
 from django.urls import path
 
-from . import views
+from .views import bundles, create, detail, dialogs, edit, listing, revisions
 
 app_name = "characters"
 
-ONE = "t/<slug:team_slug>/characters/<int:character_id>/"
+TEAM = "t/<slug:team_slug>/characters/"
+ONE = TEAM + "<int:character_id>/"
 
 urlpatterns = [
-    path("t/<slug:team_slug>/characters/", views.character_list, name="character-list"),
-    path("t/<slug:team_slug>/characters/new/", views.character_create, name="character-create"),
-    path("t/<slug:team_slug>/characters/import/", views.character_import, name="character-import"),
-    path("t/<slug:team_slug>/characters/adopt/", views.character_adopt, name="character-adopt"),
-    path("t/<slug:team_slug>/characters/voices/", views.voice_options, name="voice-options"),
+    path(TEAM, listing.character_list, name="character-list"),
+    path(TEAM + "new/", create.character_create, name="character-create"),
+    path(TEAM + "import/", create.character_import, name="character-import"),
+    path(TEAM + "adopt/", create.character_adopt, name="character-adopt"),
+    path(TEAM + "voices/", create.voice_options, name="voice-options"),
     path(
-        "t/<slug:team_slug>/characters/operations/<int:operation_id>/check/",
-        views.operation_check,
+        TEAM + "operations/<int:operation_id>/check/",
+        listing.operation_check,
         name="operation-check",
     ),
-    path(ONE, views.character_detail, name="character-detail"),
-    path(ONE + "edit/", views.character_edit, name="character-edit"),
-    path(ONE + "clone/", views.character_clone, name="character-clone"),
-    path(ONE + "delete/", views.character_delete, name="character-delete"),
-    path(ONE + "remove/", views.character_remove, name="character-remove"),
-    path(ONE + "rebind/", views.character_rebind, name="character-rebind"),
-    path(ONE + "sync/", views.character_sync, name="character-sync"),
-    path(ONE + "keep-ours/", views.character_keep_ours, name="character-keep-ours"),
-    path(ONE + "languages/", views.character_languages, name="character-languages"),
-    path(ONE + "history/", views.character_history, name="character-history"),
-    path(ONE + "compare/", views.character_compare, name="character-compare"),
+    path(ONE, detail.character_detail, name="character-detail"),
+    path(ONE + "edit/", edit.character_edit, name="character-edit"),
+    path(ONE + "clone/", dialogs.character_clone, name="character-clone"),
+    path(ONE + "delete/", dialogs.character_delete, name="character-delete"),
+    path(ONE + "remove/", dialogs.character_remove, name="character-remove"),
+    path(ONE + "rebind/", dialogs.character_rebind, name="character-rebind"),
+    path(ONE + "sync/", edit.character_sync, name="character-sync"),
+    path(ONE + "keep-ours/", edit.character_keep_ours, name="character-keep-ours"),
+    path(ONE + "languages/", edit.character_languages, name="character-languages"),
+    path(ONE + "history/", revisions.character_history, name="character-history"),
+    path(ONE + "compare/", revisions.character_compare, name="character-compare"),
     path(
         ONE + "versions/<int:number>/restore/",
-        views.character_restore,
+        revisions.character_restore,
         name="character-restore",
     ),
+]
+
+bundle_urlpatterns = [
+    path(TEAM + "export/", bundles.export_list, name="export"),
+    path(ONE + "export/", bundles.export_one, name="export-one"),
+    path(ONE + "copy/", bundles.copy, name="copy"),
+    path(TEAM + "bundles/import/", bundles.import_bundle, name="import"),
+    path(TEAM + "bundles/<str:token>/", bundles.preview, name="preview"),
 ]

@@ -1,12 +1,14 @@
 from django.urls import include, path
 
+from characters import urls as characters_urls
+
 urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("teams.urls")),
     path("", include("keys.urls")),
     path("", include("characters.urls")),
     path("", include("jobs.urls")),
-    path("", include("characters.urls_bundles")),
+    path("", include((characters_urls.bundle_urlpatterns, "bundles"))),
     path("", include("review.urls")),
     path("sandbox/", include("sandbox.urls")),
 ]

@@ -157,13 +157,13 @@ def test_job_bundle_and_audit_endpoints_role_matrix(
 
 
 def test_matrix_covers_every_job_bundle_and_audit_url() -> None:
-    from characters import urls_bundles
+    from characters import urls as characters_urls
     from jobs import urls as jobs_urls
     from review import urls as audit_urls
 
     named = {
         f"{module.app_name}:{pattern.name}"
-        for module in (jobs_urls, urls_bundles, audit_urls)
+        for module in (jobs_urls, audit_urls)
         for pattern in module.urlpatterns
-    }
+    } | {f"bundles:{pattern.name}" for pattern in characters_urls.bundle_urlpatterns}
     assert named <= {endpoint.url_name for endpoint in ENDPOINTS}

@@ -15,9 +15,11 @@ through override_settings(ROOT_URLCONF="tests.bench.urls"). The product ships no
 
 Requests go through Django's test Client (the whole middleware stack, no network) as a
 signed-in team Owner (also staff/superuser, for the admin's sake; the product ignores both),
-with DEBUG off, as in production. PostgreSQL: a dedicated database `bench_characters` is
-created and dropped on the server of the URL (its database name is ignored); `test` and every
-other database are never touched.
+with DEBUG off, as in production. Each list page is timed twice for the product: as it is
+served (the row, filter-option and facet caches warm) and with Django's cache emptied before
+the request (cold: as after a deploy or an eviction). PostgreSQL: a dedicated database
+`bench_characters` (or $BENCH_CHARACTERS_DB) is created and dropped on the server of the URL
+(its database name is ignored); `test` and every other database are never touched.
 """
 
 from __future__ import annotations
@@ -40,7 +42,9 @@ from urllib.parse import urlsplit, urlunsplit
 from tests.bench.support import worker_environment
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_DATABASE = "bench_characters"
+# Its own database on the server (BENCH_CHARACTERS_DB names another, so that parallel runs
+# against one server do not drop each other's).
+PG_DATABASE = os.environ.get("BENCH_CHARACTERS_DB") or "bench_characters"
 DEFAULT_POSTGRES = f"postgres://postgres@127.0.0.1:5432/{PG_DATABASE}"
 TEAM_SLUG = "bench"
 SEARCH_TERM = "lighthouse"  # in about a fifth of the seeded names and backstories
@@ -156,6 +160,7 @@ class Page:
     is_list: bool = True
     error: str = "no product URL yet"
     ours_ms: list[float] = field(default_factory=list)
+    cold_ms: list[float] = field(default_factory=list)  # ours after cache.clear()
     admin_ms: list[float] = field(default_factory=list)
     ours_queries: int = 0
     admin_queries: int = 0
@@ -282,6 +287,7 @@ def build_pages() -> tuple[list[Page], Any]:
 
 
 def measure(args: argparse.Namespace, db_version: str, migrated: float, seeded: float) -> int:
+    from django.core.cache import cache
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -332,22 +338,28 @@ def measure(args: argparse.Namespace, db_version: str, migrated: float, seeded: 
     for round_number in range(args.rounds):
         for page in pages:
             # Interleaved, and alternating who goes first, so load changes hit both alike.
-            sides = [("ours", page.ours), ("admin", page.admin)]
+            # "cold" is ours with Django's cache emptied first (untimed): the memoized rows,
+            # filter options and facets all rebuilt, as after a deploy or an eviction.
+            sides = [("ours", page.ours), ("cold", page.ours), ("admin", page.admin)]
             if round_number % 2:
                 sides.reverse()
             for side, url in sides:
-                if url is not None:
-                    getattr(page, f"{side}_ms").append(get(url)[0])
+                if url is None or (side == "cold" and not page.is_list):
+                    continue
+                if side == "cold":
+                    cache.clear()
+                getattr(page, f"{side}_ms").append(get(url)[0])
 
     report(args, pages, db_version, migrated, seeded)
     if any(not page.ours_ms for page in pages):
         return 2  # a product page is missing or failed: reported in the table
-    met = all(ratio(page) <= GOAL for page in pages if page.is_list)
+    met = all(max(ratio(page), ratio(page, cold=True)) <= GOAL for page in pages if page.is_list)
     return 1 if args.strict and not met else 0
 
 
-def ratio(page: Page) -> float:
-    return statistics.median(page.ours_ms) / statistics.median(page.admin_ms)
+def ratio(page: Page, *, cold: bool = False) -> float:
+    ours = page.cold_ms if cold else page.ours_ms
+    return statistics.median(ours) / statistics.median(page.admin_ms)
 
 
 def report(
@@ -372,26 +384,37 @@ def report(
         "Django test Client, signed in, DEBUG off"
     )
     print(f"- Load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
-    print("| page | ours (ms) | admin (ms) | ours/admin | queries ours/admin | KB ours/admin |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| page | ours (ms) | ours, cold cache (ms) | admin (ms) | ours/admin | cold/admin "
+        "| queries ours/admin | KB ours/admin |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for page in pages:
         admin_ms = statistics.median(page.admin_ms)
+        cold_ms = cold_share = "-"
         if page.ours_ms:
             ours_ms = f"{statistics.median(page.ours_ms):.1f}"
             share = f"{ratio(page):.2f}"
+            if page.cold_ms:
+                cold_ms = f"{statistics.median(page.cold_ms):.1f}"
+                cold_share = f"{ratio(page, cold=True):.2f}"
             queries = f"{page.ours_queries} / {page.admin_queries}"
             size = f"{page.ours_kb:.0f} / {page.admin_kb:.0f}"
         else:
             ours_ms = share = f"n/a ({page.error})"
             queries, size = f"- / {page.admin_queries}", f"- / {page.admin_kb:.0f}"
-        print(f"| {page.name} | {ours_ms} | {admin_ms:.1f} | {share} | {queries} | {size} |")
+        print(
+            f"| {page.name} | {ours_ms} | {cold_ms} | {admin_ms:.1f} | {share} | {cold_share} "
+            f"| {queries} | {size} |"
+        )
     lists = [page for page in pages if page.is_list and page.ours_ms]
     if lists:
-        worst = max(lists, key=ratio)
-        verdict = "met" if ratio(worst) <= GOAL else "NOT met"
+        worst = max(lists, key=lambda page: max(ratio(page), ratio(page, cold=True)))
+        worst_ratio = max(ratio(worst), ratio(worst, cold=True))
+        verdict = "met" if worst_ratio <= GOAL else "NOT met"
         print(
-            f"\nGoal (each list page at most {GOAL:.0%} of the admin's median): {verdict}; "
-            f"worst list ratio {ratio(worst):.2f} ({worst.name}).\n"
+            f"\nGoal (each list page at most {GOAL:.0%} of the admin's median, warm and cold "
+            f"cache): {verdict}; worst list ratio {worst_ratio:.2f} ({worst.name}).\n"
         )
     sys.stdout.flush()
 

@@ -4,9 +4,9 @@ characters/bundles/ and characters.copying decide, audit and talk to Convai."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, cast
 
-from django import forms
 from django.contrib import messages
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect
@@ -19,48 +19,11 @@ from jobs import services as jobs
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
-from . import copying, errors, selectors
-from .bundles import exporting, importing, schema, uploads
-from .forms import FilterForm, KeyField
-from .models import Character
-
-
-class BundleUploadForm(forms.Form):
-    bundle = forms.FileField(
-        label="Bundle file",
-        help_text="A .json bundle exported from Convai Admin.",
-        widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
-    )
-    key = KeyField(
-        label="Import with your key",
-        help_text="Characters its Convai account owns are updated; the others are created "
-        "under it.",
-    )
-
-    def __init__(self, *args: Any, keys: list[Any], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        key = self.fields["key"]
-        assert isinstance(key, forms.ChoiceField)
-        key.choices = [(str(k.pk), f"{k.label} (…{k.last_four})") for k in keys]
-        if len(keys) == 1:
-            self.fields["key"].initial = str(keys[0].pk)
-
-
-class CopyForm(forms.Form):
-    key = KeyField(label="Copy to your key")
-
-    def __init__(self, *args: Any, keys: list[Any], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        key = self.fields["key"]
-        assert isinstance(key, forms.ChoiceField)
-        key.choices = [(str(k.pk), _key_choice(k)) for k in keys]
-
-
-def _key_choice(api_key: Any) -> str:
-    """ "Production (…1a2b) · Studio account": the account a copy will land in."""
-    account = str(getattr(api_key, "account_label", "") or "")
-    label = f"{api_key.label} (…{api_key.last_four})"
-    return f"{label} · {account}" if account else label
+from .. import copying, errors, selectors
+from ..bundles import exporting, importing, schema, uploads
+from ..forms import BundleUploadForm, CopyForm, FilterForm
+from ..models import Character
+from .common import character_of, detail_url
 
 
 def _attachment(export: exporting.Export) -> HttpResponse:
@@ -77,14 +40,9 @@ def _attachment(export: exporting.Export) -> HttpResponse:
 @team_view("character.export")
 def export_list(request: TeamRequest) -> HttpResponse:
     """The list's current selection (same query parameters as the list page) as a bundle."""
-    form = FilterForm(request.GET)
-    filters = selectors.CharacterFilters(
-        q=str(form.value("q")).strip(),
-        voice=form.value("voice"),
-        language=form.value("language"),
-        key=form.value("key"),
-        unusable=bool(form.value("unusable")),
-    )
+    # The bundle's selection names the filters it records (not "changed in Convai"), as
+    # before; the sort does not matter to an export.
+    filters = replace(FilterForm(request.GET).filters(), changed=False)
     return _attachment(exporting.export_characters(actor=request.membership, filters=filters))
 
 
@@ -211,13 +169,10 @@ def preview(request: TeamRequest, token: str) -> HttpResponse:
 @team_view("character.copy")
 def copy(request: TeamRequest, character_id: int) -> HttpResponse:
     """Copy to another key: a dialog (or a page without JavaScript), then the copy's page."""
-    character = selectors.team_character(request.team, character_id)
-    if character is None:
-        raise errors.CharacterNotFound()
-    detail = reverse("characters:character-detail", args=[request.team.slug, character.pk])
+    character = character_of(request, character_id)
     if character.is_deleted:
         messages.error(request, errors.CharacterDeleted.default_message)
-        return redirect(detail)
+        return redirect(detail_url(request, character))
     keys = selectors.copy_targets(request.membership, character)
     form = CopyForm(request.POST if request.method == "POST" else None, keys=keys)
     if request.method == "POST" and form.is_valid():
