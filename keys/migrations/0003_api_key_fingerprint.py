@@ -7,7 +7,7 @@ from django.db import migrations, models
 def fingerprint_existing_keys(apps, schema_editor):
     """Fingerprint every active key once (each is decrypted here, in memory). A key the
     keyring cannot read stays without one: `manage.py fingerprint_api_keys` fills it later."""
-    from keys.services import fill_fingerprints
+    from keys.upkeep import fill_fingerprints
 
     fill_fingerprints(model=apps.get_model("keys", "ApiKey"))
 

@@ -22,7 +22,8 @@ from audit.models import AuditEvent
 from keys import crypto
 from keys import services as key_services
 from keys.models import ApiKey, encryption_context_for
-from keys.services import DuplicateApiKey, add_api_key, fill_fingerprints, revoke_api_key
+from keys.services import DuplicateApiKey, add_api_key, revoke_api_key
+from keys.upkeep import fill_fingerprints, rotate_api_keys
 from tests.keys.support import (
     UNREACHABLE,
     assert_logs_clean,
@@ -159,7 +160,7 @@ def test_rotating_the_encryption_keys_keeps_finding_duplicates(settings: Any) ->
     add(user, raw)
     active = settings.ENCRYPTION_KEYS
     settings.ENCRYPTION_KEYS = f"next:{base64.b64encode(os.urandom(32)).decode()},{active}"
-    key_services.rotate_api_keys()
+    rotate_api_keys()
     assert ApiKey.objects.get().encryption_key_id == "next"
     with pytest.raises(DuplicateApiKey):
         add(user, raw, "Again")

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from keys.crypto import KeyringError, get_keyring
-from keys.services import fill_fingerprints
+from keys.upkeep import fill_fingerprints
 
 
 class Command(BaseCommand):

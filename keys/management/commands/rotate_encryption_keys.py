@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from audit.context import audit_context
 from keys.crypto import KeyringError, get_keyring
-from keys.services import rotate_api_keys
+from keys.upkeep import rotate_api_keys
 
 
 class Command(BaseCommand):
