@@ -10,6 +10,10 @@ second browser shows the same state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -94,16 +98,36 @@ def job_detail(request: TeamRequest, job_id: int) -> HttpResponse:
     return render_page(request, "jobs/job_detail.html", context, partial="progress")
 
 
+def _refusal_is_403(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Cancel, resume and retry are the starter's or an Admin's (the policy's object rule, which
+    the service checks and records): a refusal answers 403, as the floor's does."""
+
+    @wraps(view)
+    def wrapper(request: TeamRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except policy.NotAllowed as error:
+            raise PermissionDenied(error.message) from None
+
+    return wrapper
+
+
+def _job_of(request: TeamRequest, job_id: int) -> Job:
+    job = team_job(request.team, job_id)
+    if job is None:
+        raise jobs.JobNotFound()
+    return job
+
+
 @require_POST
 @team_view("job.cancel")
+@_refusal_is_403
 def job_cancel(request: TeamRequest, job_id: int) -> HttpResponse:
     try:
         job = jobs.cancel_job(actor=request.membership, job_id=job_id)
     except jobs.JobFinished as error:
         messages.info(request, error.message)
         return redirect("jobs:job-detail", request.team.slug, job_id)
-    except policy.NotAllowed as error:
-        raise PermissionDenied(error.message) from None
     if job.state == Job.State.CANCELLED:
         messages.success(request, "Cancelled. What it had done is kept.")
     else:
@@ -113,16 +137,13 @@ def job_cancel(request: TeamRequest, job_id: int) -> HttpResponse:
 
 @require_POST
 @team_view("job.resume")
+@_refusal_is_403
 def job_resume(request: TeamRequest, job_id: int) -> HttpResponse:
-    job = team_job(request.team, job_id)
-    if job is None:
-        raise jobs.JobNotFound()
+    job = _job_of(request, job_id)
     try:
         job = jobs.resume_job(actor=request.membership, job_id=job.pk)
     except jobs.JobBusy as error:
         return busy_response(request, error)
-    except policy.NotAllowed as error:
-        raise PermissionDenied(error.message) from None
     except jobs.JobError as error:
         messages.error(request, error.message)
     else:
@@ -132,17 +153,14 @@ def job_resume(request: TeamRequest, job_id: int) -> HttpResponse:
 
 @require_POST
 @team_view("job.retry")
+@_refusal_is_403
 def job_retry(request: TeamRequest, job_id: int) -> HttpResponse:
     """A new job over the failed items of this one; its page is where the member lands."""
-    job = team_job(request.team, job_id)
-    if job is None:
-        raise jobs.JobNotFound()
+    job = _job_of(request, job_id)
     try:
         retry = jobs.retry_failed(actor=request.membership, job_id=job.pk)
     except jobs.JobBusy as error:
         return busy_response(request, error)
-    except policy.NotAllowed as error:
-        raise PermissionDenied(error.message) from None
     except jobs.JobError as error:
         messages.error(request, error.message)
         return redirect_for(request, job_url(request, job))
