@@ -106,14 +106,19 @@ def run_due(now: datetime | None = None, *, inline: bool = False) -> list[str]:
     now = now or timezone.now()
     taken = []
     for name in sorted(_REGISTRY):
-        if not claim(name, now):
-            continue
-        taken.append(name)
         if inline:
-            execute(name)
-        else:
+            if claim(name, now):
+                taken.append(name)
+                execute(name)
+            continue
+        # The claim and its queued task commit together: a scheduler stopped between the two
+        # leaves the period unclaimed, not claimed with nothing queued.
+        with transaction.atomic():
+            if not claim(name, now):
+                continue
             run_periodic.enqueue(name)
-            logger.info("periodic %s queued", name)
+        taken.append(name)
+        logger.info("periodic %s queued", name)
     return taken
 
 
