@@ -36,6 +36,7 @@ run: venv .env
 	set -a && . ./.env && set +a && \
 	export DJANGO_DEBUG="$$debug" DJANGO_SECURE=0 && \
 	export CONVAI_SANDBOX=1 CONVAI_API_BASE_URL="http://$(HOST):$(PORT)/sandbox" && \
+	export EMAIL_URL="$${EMAIL_URL:-console://}" && \
 	$(PY) scripts/check_database.py && \
 	$(PY) manage.py migrate --noinput && \
 	$(PY) manage.py collectstatic --noinput --verbosity 0 && \

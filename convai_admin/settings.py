@@ -13,6 +13,8 @@ import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
+from convai_admin.mailconfig import mail_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("CONVAI_ADMIN_VAR_DIR", BASE_DIR / "var"))
 VERSION = "0.1.0"
@@ -399,6 +401,29 @@ CONVAI_BUNDLE_PRUNE_INTERVAL_SECONDS = int(
 )
 
 INVITATION_VALID_DAYS = 7
+
+# Who may create teams: "admins" (the install's staff and superusers; everyone else joins by
+# invitation) or "anyone" signed in.
+TEAM_CREATION = os.environ.get("TEAM_CREATION", "anyone").strip().lower()
+if TEAM_CREATION not in {"admins", "anyone"}:
+    raise ImproperlyConfigured("TEAM_CREATION must be 'admins' or 'anyone'.")
+
+# --- Email ------------------------------------------------------------------------------------
+# One variable, EMAIL_URL (convai_admin/mailconfig.py: smtp://user:pass@host:587/?tls=1,
+# smtps://…, console://). Unset: nothing is sent and invitations are shared as links only.
+_mail = mail_settings(os.environ.get("EMAIL_URL", ""))
+EMAIL_ENABLED = _mail.enabled
+EMAIL_BACKEND = _mail.backend
+EMAIL_HOST = _mail.host
+EMAIL_PORT = _mail.port
+EMAIL_HOST_USER = _mail.user
+EMAIL_HOST_PASSWORD = _mail.password
+EMAIL_USE_TLS = _mail.use_tls
+EMAIL_USE_SSL = _mail.use_ssl
+EMAIL_TIMEOUT = _mail.timeout
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Convai Admin <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+del _mail
 
 # --- Request sizes ----------------------------------------------------------------------------
 # A request announcing a larger body (Content-Length) is refused with 413 before anything reads

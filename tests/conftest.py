@@ -12,7 +12,7 @@ from teams.models import Membership, Role, Team
 from tests.factories import MembershipFactory, TeamFactory
 
 # Sandbox fixtures (sandbox_url, sandbox_key, other_key, make_client) for every test package.
-pytest_plugins = ["tests.support.sandbox"]
+pytest_plugins = ["tests.support.sandbox", "tests.support.smtp"]
 
 
 @pytest.fixture(scope="session", autouse=True)
