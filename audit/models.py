@@ -113,6 +113,7 @@ class CheckpointKind(models.TextChoices):
     DAILY = "daily", "Daily"
     MANUAL = "manual", "Requested"
     PRUNE = "prune", "Prune anchor"
+    SEAL = "seal", "Chain sealed (team deleted)"
 
 
 class AuditCheckpoint(models.Model):

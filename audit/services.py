@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from accounts.models import User
     from teams.models import Team
 
-__all__ = ["GENESIS", "chain_scope", "record", "verify_chain"]
+__all__ = ["GENESIS", "chain_scope", "record", "seal_chain", "verify_chain"]
 # Detail keys that must never carry a value into the log, whatever a caller passes.
 _SECRET_KEYS = {
     "password",
@@ -177,3 +177,14 @@ def verify_team_chain(*, actor: User, team: Team) -> ChainReport:
         },
     )
     return report
+
+
+def seal_chain(team: Team) -> Head:
+    """Inside the transaction that ends the team (after its last event, `team.deleted`): write
+    the chain's head as a sealed `seal` checkpoint, row and server-log line, so the closed chain
+    is anchored outside the database like any checkpoint, and a later row would show."""
+    scope = chain_scope(team)
+    head = AuditChain.objects.select_for_update().get(scope=scope)
+    sealed = Head(scope, head.seq, head.last_hash)
+    write_checkpoint([sealed], kind=CheckpointKind.SEAL)
+    return sealed

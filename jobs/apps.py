@@ -7,6 +7,7 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from keys.services import refresh_stale_usage
+        from teams import hooks as teams_hooks
 
         from . import periodic, services
 
@@ -18,3 +19,5 @@ class JobsConfig(AppConfig):
             every="CONVAI_USAGE_REFRESH_INTERVAL_SECONDS",
             func=refresh_stale_usage,
         )
+        # A deleted team's jobs go with it (teams.hooks).
+        teams_hooks.register_team_remover("jobs", services.remove_team_jobs)

@@ -37,7 +37,7 @@ from audit.services import record
 from convai_admin.errors import DomainError, NotFound
 from keys.models import ApiKey
 from teams import policy
-from teams.models import Membership
+from teams.models import Membership, Team
 
 from . import registry
 from .models import Job, JobItem
@@ -438,3 +438,10 @@ def items_for(job: Job, states: Iterable[str] | None = None) -> QuerySet[JobItem
     if states is not None:
         items = items.filter(state__in=list(states))
     return items.order_by("ordinal")
+
+
+def remove_team_jobs(team: Team) -> int:
+    """A deleted team's jobs and their items (teams.hooks' remover, run inside the team's
+    deletion). A job still queued finds its row gone and stops."""
+    removed, _ = Job.objects.filter(team=team).delete()
+    return removed

@@ -5,7 +5,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from .decorators import CURRENT_TEAM_SESSION_KEY
-from .policy import Can
+from .policy import Can, may_create_team
 from .selectors import memberships_for
 
 
@@ -27,6 +27,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         "nav_membership": nav_membership,
         "current_membership": current,
         "current_team": current.team if current is not None else None,
+        "may_create_team": may_create_team(user),
         # On pages outside a team (API keys) the navigation still answers for the team it
         # shows, so the same links appear everywhere.
         "can": getattr(request, "can", None)

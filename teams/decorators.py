@@ -1,6 +1,8 @@
 """`team_view(action)`: how every team-scoped view is authorized, through the policy.
 
-Anonymous → sign-in; not a member → 404 (another team's data does not exist for you); a member
+Anonymous → sign-in; not a member → 404 (another team's data does not exist for you), except
+for a former member (a `Departure` row: removed, left, team deleted), who gets a 403 page saying
+"You no longer have access to <team>" — someone who never belonged learns nothing; a member
 whose role is below the action's floor → 403, recorded once here (`policy.authorize`). The
 service called next checks the full rule again, with its target: a view is not the only caller.
 """
@@ -14,10 +16,11 @@ from typing import Any, cast
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
 
 from . import policy
 from .http import TeamRequest
-from .selectors import membership_for
+from .selectors import departure_for, membership_for
 
 CURRENT_TEAM_SESSION_KEY = "current_team_slug"
 
@@ -36,7 +39,15 @@ def team_view(action: str) -> Callable[[ViewFunc], ViewFunc]:
                 return redirect_to_login(request.get_full_path())
             membership = membership_for(request.user, team_slug)
             if membership is None:
-                raise Http404("No such team.")
+                departure = departure_for(request.user, team_slug)
+                if departure is None:
+                    raise Http404("No such team.")
+                return render(
+                    request,
+                    "teams/no_longer_member.html",
+                    {"departure": departure, "former_team": departure.team},
+                    status=403,
+                )
             team_request = cast(TeamRequest, request)
             team_request.membership = membership
             team_request.team = membership.team

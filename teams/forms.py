@@ -11,7 +11,7 @@ from django.contrib.auth.forms import BaseUserCreationForm, UsernameField
 from accounts.models import User
 from convai_admin.validators import ReadableTextMixin, reject_bidi_controls
 
-from .models import Role, Team
+from .models import Membership, Role, Team
 
 
 class TeamForm(ReadableTextMixin, forms.ModelForm):
@@ -73,8 +73,16 @@ class InvitationForm(ReadableTextMixin, _RoleOfferMixin, forms.Form):
         help_text="Just a note of who the link is for. No email is sent: you copy the link.",
     )
 
-    def __init__(self, *args: Any, offered: Iterable[Role], **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, offered: Iterable[Role], mail: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        if mail:  # settings.EMAIL_ENABLED: the link is mailed there too
+            self.fields[
+                "email"
+            ].help_text = (
+                "We email the link to this address. You can also copy it on the next page."
+            )
         offered = list(offered)
         self._offer(offered)
         if Role.EDITOR in offered:
@@ -114,3 +122,44 @@ class InvitationSignupForm(ReadableTextMixin, BaseUserCreationForm):
                 "That username is already taken. If it is yours, sign in instead."
             )
         return username
+
+
+class TeamNameConfirmationForm(forms.Form):
+    """A typed confirmation: the team's name, exactly (surrounding spaces aside), so a
+    lasting change is never one stray click."""
+
+    confirm = forms.CharField(
+        label="Type the team's name to confirm",
+        max_length=200,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args: Any, team_name: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.team_name = team_name
+        self.fields["confirm"].help_text = f"Type “{team_name}”."
+
+    def clean_confirm(self) -> str:
+        typed = str(self.cleaned_data["confirm"]).strip()
+        if typed != self.team_name:
+            raise forms.ValidationError(
+                f"That is not the team's name. Type “{self.team_name}” exactly as shown "
+                "(capitals count)."
+            )
+        return typed
+
+
+class TransferOwnershipForm(TeamNameConfirmationForm):
+    """Choose the new Owner among the other members, then type the team's name."""
+
+    field_order = ["member", "confirm"]
+    member = forms.TypedChoiceField(label="New Owner", coerce=int)
+
+    def __init__(self, *args: Any, candidates: Iterable[Membership], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["member"]
+        field.choices = [("", "Choose a member…")] + [  # type: ignore[attr-defined]
+            (m.pk, f"{m.user.display_name} ({m.user.username}, {m.get_role_display()})")
+            for m in candidates
+        ]
+        field.help_text = "They become an Owner; you become an Admin."

@@ -1,8 +1,10 @@
 """What the apps built on teams add to its pages, without teams importing them.
 
 design.md: characters → teams, never back. The overview shows the team's characters, jobs and
-activity, and the leave/remove dialogs warn about characters left without a usable key; teams
-asks here, and characters registers the answers in its AppConfig.ready() (characters/hooks.py).
+activity, and the leave/remove dialogs warn about characters left without a usable key; deleting
+a team removes the other apps' rows of it (characters, jobs, builds…) through their removers.
+Teams asks here, and the apps register the answers in their AppConfig.ready()
+(characters/hooks.py, jobs/apps.py).
 With nothing registered the pages show only the team's own data.
 """
 
@@ -26,6 +28,7 @@ class OverviewSection(Protocol):
 
 _overview_sections: dict[str, OverviewSection] = {}
 _bound_counters: dict[str, Callable[[Team, User], int]] = {}
+_team_removers: dict[str, Callable[[Team], int]] = {}
 
 
 def register_overview_section(name: str, section: OverviewSection) -> None:
@@ -51,3 +54,28 @@ def register_bound_counter(name: str, counter: Callable[[Team, User], int]) -> N
 
 def read_only_after_leaving(team: Team, user: User) -> int:
     return sum(counter(team, user) for counter in _bound_counters.values())
+
+
+def register_team_remover(name: str, remover: Callable[[Team], int]) -> None:
+    """`remover(team)`: delete the app's rows of a team being deleted, inside the deletion's
+    transaction (so all go or none), and return how many things it removed (for the audit
+    event). Remote things (characters on Convai) are not touched: deleting a team is local."""
+    _team_removers[name] = remover
+
+
+def remove_team_data(team: Team) -> dict[str, int]:
+    """Every registered app's rows of the team, removed; how many each app removed."""
+    return {name: remover(team) for name, remover in _team_removers.items()}
+
+
+_team_counters: dict[str, Callable[[Team], int]] = {}
+
+
+def register_team_counter(name: str, counter: Callable[[Team], int]) -> None:
+    """`counter(team)`: how many of the app's things the team holds, named on the deletion's
+    confirmation page (e.g. "characters")."""
+    _team_counters[name] = counter
+
+
+def team_contents(team: Team) -> dict[str, int]:
+    return {name: counter(team) for name, counter in _team_counters.items()}

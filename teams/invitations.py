@@ -9,12 +9,16 @@ invitations they made; demoting one revokes those above what their new role may 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
+import smtplib
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -24,7 +28,7 @@ from audit.services import record
 
 from . import policy
 from .errors import AlreadyMember, InvitationNotFound, InvitationUnusable, UsernameTaken
-from .models import Invitation, Membership, Role, Team
+from .models import Departure, Invitation, Membership, Role, Team
 
 
 def hash_token(token: str) -> str:
@@ -98,6 +102,73 @@ def create_invitation(*, actor: Membership, role: str, email: str = "") -> Creat
     return CreatedInvitation(invitation=invitation, token=token)
 
 
+@dataclass(frozen=True)
+class Emailed:
+    sent: bool
+    problem: str = ""  # why not, for the inviter (never the link)
+
+
+mail_log = logging.getLogger("convai_admin.mail")
+
+
+def email_invitation(*, actor: Membership, invitation: Invitation, link: str) -> Emailed:
+    """Send the link to the invitation's email address. A failure loses nothing (the
+    invitation exists and the page shows the link to copy); either way it is audited, without
+    the link or its token."""
+    if not invitation.email or not settings.EMAIL_ENABLED:
+        return Emailed(sent=False)
+    team = actor.team
+    body = render_to_string(
+        "teams/email/invitation.txt",
+        {
+            "inviter": actor.user.display_name,
+            "team": team.name,
+            "role": Role(invitation.role).label,
+            "link": link,
+            "expires": invitation.expires_at,
+        },
+    )
+    try:
+        send_mail(
+            f"{actor.user.display_name} invited you to {team.name} on Convai Admin",
+            body,
+            None,
+            [invitation.email],
+        )
+    except (smtplib.SMTPException, OSError) as error:
+        problem = _mail_problem(error)
+        mail_log.warning("Invitation %s: mail not sent (%s)", invitation.pk, problem)
+        _record_invitation(
+            "invitation.emailed",
+            invitation,
+            actor=actor.user,
+            team=team,
+            outcome=Outcome.FAILURE,
+            details={"email": invitation.email, "problem": problem},
+        )
+        return Emailed(sent=False, problem=problem)
+    _record_invitation(
+        "invitation.emailed",
+        invitation,
+        actor=actor.user,
+        team=team,
+        details={"email": invitation.email},
+    )
+    return Emailed(sent=True)
+
+
+def _mail_problem(error: Exception) -> str:
+    """What went wrong, in words for the inviter and the log: the server's SMTP code, or the
+    kind of failure (never the message body, which is not ours to repeat)."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        return "the mail server refused the address"
+    if isinstance(error, smtplib.SMTPResponseException):
+        return f"the mail server answered {error.smtp_code}"
+    if isinstance(error, smtplib.SMTPException):
+        return f"the mail server failed ({type(error).__name__})"
+    return "the mail server could not be reached"
+
+
 def revoke_invitation(*, actor: Membership, invitation_id: int) -> Invitation:
     """Admins revoke any pending invitation of their team (revoking only takes access away)."""
     policy.authorize(actor, "invitation.revoke", event="invitation.revoked")
@@ -136,10 +207,20 @@ def invitation_state(invitation: Invitation) -> str:
 
 
 _UNUSABLE_MESSAGES = {
+    "archived": "This team is archived, so nobody can join it now. Its invitation links work "
+    "again if an Owner unarchives it.",
     "accepted": "This invitation link has already been used. Each link works once.",
     "revoked": "This invitation was withdrawn by an admin of the team.",
     "expired": "This invitation link has expired.",
 }
+
+
+def _usable_state(invitation: Invitation) -> str:
+    """invitation_state, and "archived" for a pending invitation of an archived team."""
+    state = invitation_state(invitation)
+    if state == "pending" and invitation.team.archived_at is not None:
+        return "archived"
+    return state
 
 
 def find_invitation(token: str, *, visitor: User | None = None) -> Invitation:
@@ -154,7 +235,7 @@ def find_invitation(token: str, *, visitor: User | None = None) -> Invitation:
     )
     if invitation is None:
         raise InvitationNotFound()
-    state = invitation_state(invitation)
+    state = _usable_state(invitation)
     if state != "pending":
         _record_invitation(
             "invitation.refused",
@@ -171,7 +252,7 @@ def find_invitation(token: str, *, visitor: User | None = None) -> Invitation:
 def _consume(invitation_pk: int, user: User) -> Membership:
     """Inside a transaction: lock the invitation, re-check it, and create the membership."""
     invitation = Invitation.objects.select_for_update().select_related("team").get(pk=invitation_pk)
-    state = invitation_state(invitation)
+    state = _usable_state(invitation)
     if state != "pending":
         raise InvitationUnusable(_UNUSABLE_MESSAGES[state], reason=state)
     already = AlreadyMember(
@@ -187,6 +268,7 @@ def _consume(invitation_pk: int, user: User) -> Membership:
             )
     except IntegrityError:
         raise already from None
+    Departure.objects.filter(team=invitation.team, user=user).delete()  # a member again
     invitation.accepted_at = timezone.now()
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
@@ -279,7 +361,7 @@ def invitations_revoked_with(member: Membership, new_role: str | None) -> list[I
     )
     if new_role is None:
         return made
-    reduced = Membership(team_id=member.team_id, user_id=member.user_id, role=new_role)
+    reduced = Membership(team=member.team, user_id=member.user_id, role=new_role)
     return [
         invitation
         for invitation in made

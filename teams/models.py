@@ -21,12 +21,21 @@ class Team(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Archived: read-only until an Owner unarchives it (teams.policy refuses every change).
+    archived_at = models.DateTimeField(null=True, blank=True)
+    # Deleted: members, invitations and the other apps' rows are gone; the row stays as the
+    # anchor of the team's audit chain (audit events keep their team), sealed at deletion.
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
 
 
 class Membership(models.Model):
@@ -82,3 +91,27 @@ class Invitation(models.Model):
             and self.revoked_at is None
             and self.expires_at > timezone.now()
         )
+
+
+class Departure(models.Model):
+    """That a person was a member and is no longer (removed, left, or the team was deleted):
+    how a team URL tells them "you no longer have access" instead of a 404, while someone who
+    never belonged still gets the 404. Cleared when they join again."""
+
+    class Reason(models.TextChoices):
+        REMOVED = "removed", "Removed"
+        LEFT = "left", "Left"
+        TEAM_DELETED = "team_deleted", "Team deleted"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    departed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["team", "user"], name="one_departure_per_team")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} left {self.team} ({self.reason})"

@@ -11,11 +11,16 @@ The rules (design.md, Roles and sharing):
 - Admin also deletes any character, rebinds characters, manages Editors and Viewers (role,
   removal, unlocking a locked-out sign-in), invites Editors and Viewers, revokes invitations,
   and reviews, verifies and exports the audit log.
-- Owner also manages Admins and Owners, invites Admins and renames the team. Nobody is invited
-  as Owner: ownership is only granted by promoting someone who already joined, so a forwarded
-  link can never hand over the team. A team keeps at least one Owner (`leaves_no_owner`: the
+- Owner also manages Admins and Owners, invites Admins, and renames, hands over (transfers
+  ownership), archives and deletes the team. Nobody is invited as Owner: ownership is only
+  granted by promoting or handing over to someone who already joined, so a forwarded link can
+  never hand over the team. A team keeps at least one Owner (`leaves_no_owner`: the
   services ask it under a lock; `member_controls` and the leave offer only stop offering what
   would be refused).
+
+An archived team is read-only: every action outside `ARCHIVED_ALLOWS` (reading, the audit
+log, unarchiving and deleting) is refused whatever the role, with a message that says so.
+Who may create a team at all is the install's `TEAM_CREATION` setting (`may_create_team`).
 
 Refusals: `authorize` (the full rule) and `authorize_attempt` (the floor only) record one
 `denied` audit event and raise `NotAllowed`. They are called exactly where the refusal happens
@@ -61,15 +66,41 @@ ROLE_ABILITIES: dict[Role, tuple[str, ...]] = {
         "Invite people and manage Editors and Viewers",
         "Review and export the audit log",
     ),
-    Role.OWNER: ("Manage Admins and Owners", "Rename the team"),
+    Role.OWNER: (
+        "Manage Admins and Owners",
+        "Rename, hand over, archive or delete the team",
+    ),
 }
+
+# What an archived team still allows: reading, the audit log, and its Owners' way back out of
+# the archive (or on to deletion). Every other action is refused, whatever the role.
+ARCHIVED_ALLOWS = frozenset(
+    {
+        "team.view",
+        "team.settings",
+        "member.view",
+        "invitation.view",
+        "character.view",
+        "job.view",
+        "audit.review",
+        "audit.export",
+        "audit.verify",
+        "team.unarchive",
+        "team.delete",
+    }
+)
 
 # The smallest role that may attempt each action. Actions with a target have a finer rule in
 # `may` on top of this floor.
 FLOOR: dict[str, Role] = {
     "team.view": Role.VIEWER,
     "team.leave": Role.VIEWER,
+    "team.settings": Role.OWNER,
     "team.rename": Role.OWNER,
+    "team.transfer": Role.OWNER,
+    "team.archive": Role.OWNER,
+    "team.unarchive": Role.OWNER,
+    "team.delete": Role.OWNER,
     "member.view": Role.VIEWER,
     "member.change_role": Role.ADMIN,
     "member.remove": Role.ADMIN,
@@ -285,6 +316,8 @@ def may(
     """Whether `actor` may do `action` (to `target`, giving `role` where that matters)."""
     if actor is None or not at_least(actor, floor(action)):
         return False
+    if frozen_by_archive(actor, action):
+        return False
     if action in {"member.remove", "member.unlock"} and target is not None:
         return manages(actor, target)
     if action == "member.change_role":
@@ -323,9 +356,54 @@ def refusal_message(action: str, role: str | None = None) -> str:
 
 
 def may_attempt(actor: Membership, action: str) -> bool:
-    """Whether the member's role reaches the floor of `action`: the coarse check made before
-    the target is known (by `team_view`, and to offer a page in the team switcher)."""
-    return at_least(actor, floor(action))
+    """Whether the member's role reaches the floor of `action` (and the team is not archived,
+    for a change): the coarse check made before the target is known (by `team_view`, and to
+    offer a page in the team switcher)."""
+    return at_least(actor, floor(action)) and not frozen_by_archive(actor, action)
+
+
+def frozen_by_archive(actor: Membership, action: str) -> bool:
+    """Whether `action` is refused because the actor's team is archived (read-only)."""
+    if action in ARCHIVED_ALLOWS or actor.team_id is None:
+        return False
+    return actor.team.archived_at is not None
+
+
+def archived_refusal(team_name: str) -> str:
+    return (
+        f"{team_name} is archived, so nothing in it can be changed. An Owner can unarchive it "
+        "from the team's Settings."
+    )
+
+
+def may_create_team(user: Any) -> bool:
+    """TEAM_CREATION: "anyone" signed in, or "admins" — the install's staff and superusers."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if settings.TEAM_CREATION == "anyone":
+        return True
+    return bool(user.is_staff or user.is_superuser)
+
+
+TEAM_CREATION_REFUSAL = (
+    "On this server only its administrators create teams. Ask one of them for a team, or ask "
+    "a team's admin for an invitation."
+)
+
+
+def authorize_team_creation(user: Any) -> None:
+    """Raise NotAllowed, after recording one denied `team.created` (outside any team), unless
+    `may_create_team`."""
+    if may_create_team(user):
+        return
+    record(
+        "team.created",
+        actor=user,
+        target_type="team",
+        outcome=Outcome.DENIED,
+        details={"team_creation": settings.TEAM_CREATION},
+    )
+    raise NotAllowed(TEAM_CREATION_REFUSAL)
 
 
 def authorize_attempt(actor: Membership, action: str, **audit: Any) -> None:
@@ -375,6 +453,7 @@ def _refuse(
     details: dict[str, object] | None = None,
     event: str | None = None,
 ) -> None:
+    archived = frozen_by_archive(actor, action)
     record(
         event or action,
         actor=actor.user,
@@ -387,9 +466,12 @@ def _refuse(
             "role": actor.role,
             "required": floor(action).value,
             **({"requested_role": Role(role).value} if role else {}),
+            **({"archived": True} if archived else {}),
             **(details or {}),
         },
     )
+    if archived and at_least(actor, floor(action)):
+        raise NotAllowed(archived_refusal(actor.team.name))
     raise NotAllowed(refusal_message(action, actor.role))
 
 
@@ -425,6 +507,26 @@ class Can:
     @cached_property
     def rename_team(self) -> bool:
         return self._may("team.rename")
+
+    @cached_property
+    def transfer_team(self) -> bool:
+        return self._may("team.transfer")
+
+    @cached_property
+    def archive_team(self) -> bool:
+        return self._may("team.archive")
+
+    @cached_property
+    def unarchive_team(self) -> bool:
+        return self._may("team.unarchive")
+
+    @cached_property
+    def delete_team(self) -> bool:
+        return self._may("team.delete")
+
+    @cached_property
+    def leave_team(self) -> bool:
+        return self._may("team.leave")
 
     @cached_property
     def view_invitations(self) -> bool:

@@ -6,7 +6,8 @@ from django.db.models import QuerySet
 
 from accounts.models import User
 
-from .models import Invitation, Membership, Role, Team
+from . import hooks
+from .models import Departure, Invitation, Membership, Role, Team
 
 
 def memberships_for(user: User) -> QuerySet[Membership]:
@@ -20,6 +21,26 @@ def membership_for(user: User, team_slug: str) -> Membership | None:
         .filter(user=user, team__slug=team_slug)
         .first()
     )
+
+
+def departure_for(user: User, team_slug: str) -> Departure | None:
+    """Whether the user was a member of that team and no longer is (None: never was, or the
+    team does not exist — the two look the same)."""
+    return Departure.objects.select_related("team").filter(user=user, team__slug=team_slug).first()
+
+
+def transfer_candidates(team: Team, actor: Membership) -> QuerySet[Membership]:
+    """The members an Owner may hand the team to: everyone else in it."""
+    return team_members(team).exclude(pk=actor.pk)
+
+
+def deletion_counts(team: Team) -> dict[str, int]:
+    """What deleting the team takes away, for its confirmation page."""
+    return {
+        "members": team_member_count(team),
+        "invitations": pending_invitation_count(team),
+        **hooks.team_contents(team),
+    }
 
 
 def team_members(team: Team) -> QuerySet[Membership]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import User
@@ -26,7 +27,7 @@ from audit.services import record
 from . import policy
 from .errors import ChangedMeanwhile, LastOwnerError, MemberNotFound, TeamError
 from .invitations import revoke_with_maker
-from .models import Membership, Role, Team
+from .models import Departure, Membership, Role, Team
 
 SLUG_MAX_LENGTH = 50
 
@@ -47,7 +48,8 @@ def unique_team_slug(name: str) -> str:
 
 
 def create_team(*, actor: User, name: str, slug: str | None = None) -> Team:
-    """Create a team with the creator as its Owner (any signed-in person may)."""
+    """Create a team with the creator as its Owner (who may: settings.TEAM_CREATION)."""
+    policy.authorize_team_creation(actor)
     name = name.strip()
     for _attempt in range(5):
         try:
@@ -182,6 +184,15 @@ def _record_failure(
     )
 
 
+def _depart(member: Membership, reason: str) -> None:
+    """Remember that the person was a member (their team URLs then say "no longer", not 404)."""
+    Departure.objects.update_or_create(
+        team_id=member.team_id,
+        user_id=member.user_id,
+        defaults={"reason": reason, "departed_at": timezone.now()},
+    )
+
+
 @dataclass(frozen=True)
 class MemberChange:
     member: Membership
@@ -267,6 +278,7 @@ def remove_member(*, actor: Membership, membership_id: int) -> MemberChange:
             revoked = revoke_with_maker(actor, target, None)
             target.delete()
             target.pk = target_pk
+            _depart(target, Departure.Reason.REMOVED)
             _record_member(
                 actor,
                 "member.removed",
@@ -299,6 +311,7 @@ def leave_team(*, actor: Membership) -> MemberChange:
                 )
             revoked = revoke_with_maker(actor, actor, None)
             Membership.objects.filter(pk=pk).delete()
+            _depart(actor, Departure.Reason.LEFT)
             _record_member(
                 actor,
                 "member.left",

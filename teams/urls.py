@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import views
+from . import lifecycle_views, views
 
 app_name = "teams"
 
@@ -11,9 +11,16 @@ urlpatterns = [
     path("teams/", views.team_list, name="team-list"),
     path("teams/new/", views.team_create, name="team-create"),
     path("teams/switch/", views.team_switch, name="team-switch"),
+    path("invitations/join/", views.invitation_join, name="invitation-join"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
     path("t/<slug:team_slug>/", views.team_overview, name="overview"),
     path("t/<slug:team_slug>/settings/", views.team_settings, name="settings"),
+    path("t/<slug:team_slug>/settings/transfer/", lifecycle_views.team_transfer, name="transfer"),
+    path("t/<slug:team_slug>/settings/archive/", lifecycle_views.team_archive, name="archive"),
+    path(
+        "t/<slug:team_slug>/settings/unarchive/", lifecycle_views.team_unarchive, name="unarchive"
+    ),
+    path("t/<slug:team_slug>/settings/delete/", lifecycle_views.team_delete, name="delete"),
     path("t/<slug:team_slug>/leave/", views.team_leave, name="leave"),
     path("t/<slug:team_slug>/members/", views.team_members, name="members"),
     path(

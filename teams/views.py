@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve, reverse
@@ -42,6 +43,8 @@ def home(request: AuthenticatedRequest) -> HttpResponse:
     """Send the user to the team they last worked in, or to create their first team."""
     memberships = list(selectors.memberships_for(request.user))
     if not memberships:
+        if not policy.may_create_team(request.user):
+            return redirect("teams:team-list")
         return redirect("teams:team-create")
     last = request.session.get(CURRENT_TEAM_SESSION_KEY)
     chosen = next((m for m in memberships if m.team.slug == last), memberships[0])
@@ -58,7 +61,12 @@ def team_list(request: AuthenticatedRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def team_create(request: AuthenticatedRequest) -> HttpResponse:
-    """Any signed-in person may start a team; on a fresh install this is the first stop."""
+    """Who may start a team is settings.TEAM_CREATION (policy.may_create_team); on a fresh
+    install this is the first stop."""
+    try:
+        policy.authorize_team_creation(request.user)
+    except policy.NotAllowed as error:
+        raise PermissionDenied(error.message) from None
     form = TeamForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         team = services.create_team(actor=request.user, name=form.cleaned_data["name"])
@@ -150,7 +158,7 @@ def _leave_offer(request: TeamRequest) -> dict[str, Any]:
 
 
 @require_http_methods(["GET", "POST"])
-@team_view("team.rename")
+@team_view("team.settings")
 def team_settings(request: TeamRequest) -> HttpResponse:
     team = request.team
     form = TeamForm(request.POST or None, initial={"name": team.name})
@@ -345,7 +353,9 @@ def invitation_create(request: TeamRequest) -> HttpResponse:
     stored anywhere, so this is the only time anyone sees it."""
     actor = request.membership
     team = request.team
-    form = InvitationForm(request.POST or None, offered=policy.invitable_roles(actor))
+    form = InvitationForm(
+        request.POST or None, offered=policy.invitable_roles(actor), mail=settings.EMAIL_ENABLED
+    )
     if request.method == "POST" and form.is_valid():
         try:
             created = invitations.create_invitation(
@@ -357,11 +367,20 @@ def invitation_create(request: TeamRequest) -> HttpResponse:
             link = request.build_absolute_uri(
                 reverse("teams:invitation-accept", kwargs={"token": created.token})
             )
-            context = {"team": team, "invitation": created.invitation, "link": link}
+            emailed = invitations.email_invitation(
+                actor=actor, invitation=created.invitation, link=link
+            )
+            context = {
+                "team": team,
+                "invitation": created.invitation,
+                "link": link,
+                "emailed": emailed,
+            }
             return render(request, "teams/invitation_created.html", context)
     context = {
         "team": team,
         "form": form,
+        "mail": settings.EMAIL_ENABLED,
         "valid_days": settings.INVITATION_VALID_DAYS,
         "role_descriptions": policy.role_descriptions(),
     }
@@ -411,14 +430,48 @@ def _origin_only_referrer(view: Callable[..., HttpResponse]) -> Callable[..., Ht
     return wrapper
 
 
+INVITATION_TOKEN_SESSION_KEY = "invitation_token"
+
+
 @never_cache
 @_origin_only_referrer
 @sensitive_post_parameters("password1", "password2")
 @sensitive_variables()  # the sign-up form's cleaned data holds the new password
 @require_http_methods(["GET", "POST"])
 def invitation_accept(request: HttpRequest, token: str) -> HttpResponse:
-    """The link from an invitation. Signed in: join with one click. Signed out: create an
-    account here (the only way to sign up) or sign in and come back."""
+    """The link from an invitation. Its first GET moves the token into the session and
+    redirects to a token-free URL (as Django's PasswordResetConfirmView does), so the raw
+    token appears in at most one access-log line and never in a Referer, a reload or the
+    sign-in's `next`. A POST here (a form that kept the old address) is served in place."""
+    request.session[INVITATION_TOKEN_SESSION_KEY] = token
+    if request.method == "POST":
+        return _invitation_page(request, token)
+    return redirect("teams:invitation-join")
+
+
+@never_cache
+@_origin_only_referrer
+@sensitive_post_parameters("password1", "password2")
+@sensitive_variables()
+@require_http_methods(["GET", "POST"])
+def invitation_join(request: HttpRequest) -> HttpResponse:
+    """The invitation whose token this browser's session holds (see invitation_accept)."""
+    token = request.session.get(INVITATION_TOKEN_SESSION_KEY)
+    if not token:
+        return _invalid_invitation(
+            request,
+            errors.InvitationNotFound(
+                "No invitation is open in this browser. Open the link from your invitation "
+                "again (in this browser)."
+            ),
+        )
+    return _invitation_page(request, str(token))
+
+
+@sensitive_variables()
+def _invitation_page(request: HttpRequest, token: str) -> HttpResponse:
+    """Signed in: join with one click. Signed out: create an account here (the only way to
+    sign up) or sign in and come back."""
     user = request.user if isinstance(request.user, User) else None
     try:
         invitation = invitations.find_invitation(token, visitor=user)
@@ -457,6 +510,7 @@ def _join(request: HttpRequest, user: User, invitation: Invitation, token: str) 
     overview = reverse("teams:overview", kwargs={"team_slug": team.slug})
     try:
         invitations.accept_invitation(actor=user, token=token)
+        request.session.pop(INVITATION_TOKEN_SESSION_KEY, None)
     except errors.AlreadyMember as error:
         messages.info(request, error.message)
         return redirect(overview)
@@ -489,6 +543,7 @@ def _sign_up_and_join(
     except (errors.InvitationNotFound, errors.InvitationUnusable) as error:
         return _invalid_invitation(request, error)
     login(request, membership.user, backend="django.contrib.auth.backends.ModelBackend")
+    request.session.pop(INVITATION_TOKEN_SESSION_KEY, None)
     messages.success(
         request,
         f"Welcome to {invitation.team.name}, {membership.user.display_name}! Your account is "

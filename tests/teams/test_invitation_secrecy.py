@@ -45,13 +45,13 @@ def test_the_invitation_page_sends_only_the_origin_as_referrer(
 ) -> None:
     if signed_in:
         client.force_login(UserFactory.create())
-    page = client.get(accept_url(invite.token))
+    page = client.get(accept_url(invite.token), follow=True)
     assert page.status_code == 200
     assert page["Referrer-Policy"] == "strict-origin"
 
 
 def test_an_unusable_link_sends_only_the_origin_too(client: Client) -> None:
-    page = client.get(accept_url("not-a-real-token"))
+    page = client.get(accept_url("not-a-real-token"), follow=True)
     assert page.status_code == 404
     assert page["Referrer-Policy"] == "strict-origin"
 

@@ -66,7 +66,7 @@ def test_a_removed_admins_link_no_longer_works(client: Client, team: Team, owner
 
     # The removed admin tries to come back through their own link.
     client.force_login(admin.user)
-    page = client.get(accept_url(link.token))
+    page = client.get(accept_url(link.token), follow=True)
     assert page.status_code == 410
     assert "This invitation was revoked" in page.content.decode()
     assert client.post(accept_url(link.token)).status_code == 410
@@ -227,7 +227,7 @@ def test_using_a_dead_link_is_recorded(
         client.force_login(visitor)
     members = Membership.objects.filter(team=team).count()
 
-    assert client.get(accept_url(link.token)).status_code == 410
+    assert client.get(accept_url(link.token), follow=True).status_code == 410
 
     event = AuditEvent.objects.get(action="invitation.refused")
     assert (event.outcome, event.team, event.actor) == (Outcome.DENIED, team, visitor)
@@ -239,11 +239,11 @@ def test_using_a_dead_link_is_recorded(
 
 def test_a_link_that_never_existed_records_nothing(client: Client, owner) -> None:
     """No team to tell: a made-up token is a plain 404."""
-    assert client.get(accept_url("made-up-token")).status_code == 404
+    assert client.get(accept_url("made-up-token"), follow=True).status_code == 404
     assert not AuditEvent.objects.filter(action="invitation.refused").exists()
 
 
 def test_a_working_link_records_no_refusal(client: Client, owner) -> None:
     link = invite(owner, Role.VIEWER)
-    assert client.get(accept_url(link.token)).status_code == 200
+    assert client.get(accept_url(link.token), follow=True).status_code == 200
     assert not AuditEvent.objects.filter(action="invitation.refused").exists()

@@ -15,7 +15,7 @@ import pytest
 from django.template import Context, Template
 
 from teams import policy
-from teams.models import Membership, Role
+from teams.models import Membership, Role, Team
 
 ROLES = (Role.VIEWER, Role.EDITOR, Role.ADMIN, Role.OWNER)
 
@@ -24,6 +24,11 @@ SMALLEST_ROLE: dict[str, Role] = {
     "team.view": Role.VIEWER,
     "team.leave": Role.VIEWER,
     "team.rename": Role.OWNER,
+    "team.settings": Role.OWNER,
+    "team.transfer": Role.OWNER,
+    "team.archive": Role.OWNER,
+    "team.unarchive": Role.OWNER,
+    "team.delete": Role.OWNER,
     "member.view": Role.VIEWER,
     "member.change_role": Role.ADMIN,
     "member.remove": Role.ADMIN,
@@ -54,12 +59,13 @@ SMALLEST_ROLE: dict[str, Role] = {
 }
 
 _ids = count(1)
+_TEAM = Team(pk=1, name="Studio", slug="studio")  # not archived
 
 
 def member(role: Role, *, user_id: int | None = None) -> Membership:
     """An unsaved membership: the policy answers without the database."""
     pk = next(_ids)
-    return Membership(pk=pk, role=role, user_id=user_id or pk, team_id=1)
+    return Membership(pk=pk, role=role, user_id=user_id or pk, team=_TEAM)
 
 
 @dataclass
@@ -89,7 +95,7 @@ def test_an_unknown_action_raises_instead_of_answering() -> None:
     with pytest.raises(KeyError):
         policy.may(member(Role.OWNER), "character.destroy")
     with pytest.raises(KeyError):
-        policy.floor("team.delete")
+        policy.floor("team.destroy")
     with pytest.raises(KeyError):
         policy.refusal_message("nothing.here")
 

@@ -46,6 +46,19 @@ def _renamed(world: World) -> bool:
     return Team.objects.get(pk=world.team.pk).name == "Renamed Studio"
 
 
+def _target_became_owner(world: World) -> bool:
+    return Membership.objects.get(pk=world.target.pk).role == Role.OWNER
+
+
+def _archived(world: World) -> bool:
+    return Team.objects.get(pk=world.team.pk).archived_at is not None
+
+
+def _deleted(world: World) -> bool:
+    team = Team.objects.get(pk=world.team.pk)
+    return team.deleted_at is not None or not Membership.objects.filter(team=team).exists()
+
+
 def _invited(world: World) -> bool:
     return Invitation.objects.filter(team=world.team).count() > 1
 
@@ -57,14 +70,44 @@ def _target_unlocked(world: World) -> bool:
 TEAM_ENDPOINTS = [
     Endpoint("teams:overview", "get", "team.view"),
     Endpoint("teams:members", "get", "member.view"),
-    Endpoint("teams:settings", "get", "team.rename"),
+    Endpoint("teams:settings", "get", "team.settings"),
     Endpoint(
         "teams:settings",
         "post",
-        "team.rename",
+        "team.settings",
         data=lambda w: {"name": "Renamed Studio"},
         ok=(302,),
         changed=_renamed,
+    ),
+    Endpoint("teams:transfer", "get", "team.transfer"),
+    Endpoint(
+        "teams:transfer",
+        "post",
+        "team.transfer",
+        data=lambda w: {"member": w.target.pk, "confirm": w.team.name},
+        ok=(302,),
+        changed=_target_became_owner,
+    ),
+    Endpoint("teams:archive", "get", "team.archive"),
+    Endpoint(
+        "teams:archive",
+        "post",
+        "team.archive",
+        data=lambda w: {"confirm": w.team.name},
+        ok=(302,),
+        changed=_archived,
+    ),
+    # Unarchiving an active team is a message, not a change (the archived case:
+    # test_lifecycle.py).
+    Endpoint("teams:unarchive", "post", "team.unarchive", ok=(302,)),
+    Endpoint("teams:delete", "get", "team.delete"),
+    Endpoint(
+        "teams:delete",
+        "post",
+        "team.delete",
+        data=lambda w: {"confirm": w.team.name},
+        ok=(302,),
+        changed=_deleted,
     ),
     Endpoint("teams:leave", "get", "team.leave"),
     Endpoint("teams:leave", "get", "team.leave", htmx=True),

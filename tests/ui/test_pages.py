@@ -75,7 +75,7 @@ def test_password_rules_read_the_same_on_sign_up_and_change_password(client: Cli
     inviter = MembershipFactory.create(role=Role.ADMIN)
     token = create_invitation(actor=inviter, role=Role.EDITOR).token
     signup = client.get(
-        reverse("teams:invitation-accept", kwargs={"token": token})
+        reverse("teams:invitation-accept", kwargs={"token": token}), follow=True
     ).content.decode()
     _signed_in(client)
     change = client.get(reverse("accounts:password-change")).content.decode()
