@@ -27,8 +27,8 @@ def _remove_team_characters(team: Team) -> int:
     """A deleted team's local characters, their revisions and pending operations (the
     characters themselves stay on Convai, with the keys that own them)."""
     PendingOperation.objects.filter(team=team).delete()
-    removed, _ = Character.objects.filter(team=team).delete()
-    return removed
+    _, removed = Character.objects.filter(team=team).delete()
+    return removed.get(Character._meta.label, 0)
 
 
 def _count_team_characters(team: Team) -> int:

@@ -443,5 +443,5 @@ def items_for(job: Job, states: Iterable[str] | None = None) -> QuerySet[JobItem
 def remove_team_jobs(team: Team) -> int:
     """A deleted team's jobs and their items (teams.hooks' remover, run inside the team's
     deletion). A job still queued finds its row gone and stops."""
-    removed, _ = Job.objects.filter(team=team).delete()
-    return removed
+    _, removed = Job.objects.filter(team=team).delete()
+    return removed.get(Job._meta.label, 0)

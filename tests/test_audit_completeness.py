@@ -36,7 +36,7 @@ from jobs import services as jobs
 from jobs.models import Job
 from keys import services as keys
 from sandbox.models import SandboxCharacter
-from teams import invitations
+from teams import invitations, lifecycle, policy
 from teams import services as teams
 from teams.models import Invitation, Membership, Role, Team
 from tests.characters.conftest import add_key
@@ -180,6 +180,47 @@ def leave(w: World) -> None:
     w.stash["leaver"] = MembershipFactory.create(team=w.team, role=Role.VIEWER)
     w.stash["leaver_pk"] = w.stash["leaver"].pk
     teams.leave_team(actor=w.stash["leaver"])
+
+
+def invite_by_email(w: World) -> None:
+    created = invitations.create_invitation(actor=w.admin, role=Role.VIEWER, email="kim@ex.test")
+    w.stash["emailed"] = created.invitation
+    with override_settings(
+        EMAIL_ENABLED=True, EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"
+    ):
+        invitations.email_invitation(
+            actor=w.admin, invitation=created.invitation, link=f"https://x/{created.token}/"
+        )
+
+
+def create_team_refused(w: World) -> None:
+    with override_settings(TEAM_CREATION="admins"), pytest.raises(policy.NotAllowed):
+        teams.create_team(actor=w.viewer.user, name="Not allowed")
+
+
+def _fresh(membership: Membership) -> Membership:
+    return Membership.objects.select_related("team", "user").get(pk=membership.pk)
+
+
+def transfer(w: World) -> None:
+    lifecycle.transfer_ownership(actor=_fresh(w.owner), membership_id=w.admin.pk)
+
+
+def archive(w: World) -> None:
+    lifecycle.archive_team(actor=_fresh(w.admin))  # the Owner since the transfer
+
+
+def refused_while_archived(w: World) -> None:
+    with pytest.raises(policy.NotAllowed):
+        teams.rename_team(actor=_fresh(w.admin), name="Frozen")
+
+
+def unarchive(w: World) -> None:
+    lifecycle.unarchive_team(actor=_fresh(w.admin))
+
+
+def delete_team(w: World) -> None:
+    lifecycle.delete_team(actor=_fresh(w.admin))
 
 
 def add_editor_key(w: World) -> None:
@@ -498,6 +539,36 @@ TEAM_STEPS: list[Step] = [
         leave,
         [E("member.left", "leaver", "membership", lambda w: str(w.stash["leaver_pk"]))],
     ),
+    (
+        "invitation emailed",
+        invite_by_email,
+        [
+            E("invitation.created", "admin", "invitation", pk_of("emailed")),
+            E("invitation.emailed", "admin", "invitation", pk_of("emailed")),
+        ],
+    ),
+    (
+        "team create refused (TEAM_CREATION=admins)",
+        create_team_refused,
+        [E("team.created", "viewer", "team", outcome="denied", team=False)],
+    ),
+    (
+        "ownership transfer",
+        transfer,
+        [E("team.ownership_transferred", "owner", "membership", lambda w: str(w.admin.pk))],
+    ),
+    ("team archive", archive, [E("team.archived", "admin", "team", lambda w: str(w.team.pk))]),
+    (
+        "change refused while archived",
+        refused_while_archived,
+        [E("team.renamed", "admin", "team", outcome="denied")],
+    ),
+    (
+        "team unarchive",
+        unarchive,
+        [E("team.unarchived", "admin", "team", lambda w: str(w.team.pk))],
+    ),
+    ("team delete", delete_team, [E("team.deleted", "admin", "team", lambda w: str(w.team.pk))]),
 ]
 
 # API keys (personal: the key's events carry no team)
@@ -874,7 +945,7 @@ def test_every_action_records_exactly_the_expected_event(
 
 def test_every_step_is_in_one_area() -> None:
     names = [name for _given, steps in AREAS.values() for name, _act, _expected in steps]
-    assert len(names) == len(set(names)) == 42
+    assert len(names) == len(set(names)) == 49
 
 
 def test_no_event_carries_a_secret(client: Client, add_key: Callable[..., Key]) -> None:
