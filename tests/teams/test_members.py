@@ -320,9 +320,8 @@ def test_leave_view_redirects_home_with_message(client: Client, team) -> None:
     response = client.post(reverse("teams:leave", args=[team.slug]))
     assert response["Location"] == reverse("teams:home")
     assert not Membership.objects.filter(pk=editor.pk).exists()
-    assert (
-        client.get(reverse("teams:overview", args=[team.slug])).status_code == 403
-    )  # "You no longer have access" (test_departures.py)
+    # "You no longer have access" (test_departures.py), no longer a 404.
+    assert client.get(reverse("teams:overview", args=[team.slug])).status_code == 403
 
 
 def test_last_owner_leaving_via_view_is_refused_with_next_step(client: Client, team) -> None:
