@@ -290,9 +290,12 @@ def verify_scope(scope: str, checkpoints: Iterable[Head] = (), *, chunk: int = 5
     for head in checkpoints:
         if head.scope == scope:
             expected.setdefault(head.seq, set()).add(head.hash)
+    sealed_at: int | None = None  # a `seal` checkpoint closed the chain (its team was deleted)
     for row in AuditCheckpoint.objects.filter(scope=scope).exclude(kind=CheckpointKind.PRUNE):
         if checkpoint_row_is_genuine(row, ring):
             expected.setdefault(row.seq, set()).add(row.hash)
+            if row.kind == CheckpointKind.SEAL:
+                sealed_at = max(row.seq, sealed_at or 0)
         else:
             report.problems.append(f"{scope}: stored checkpoint #{row.pk} is not genuine")
     if anchor is not None:
@@ -354,6 +357,11 @@ def verify_scope(scope: str, checkpoints: Iterable[Head] = (), *, chunk: int = 5
             pass  # pruned, and the anchor vouches for the rest
         else:
             problems.append(f"{scope}: checkpoint position seq {seq} is missing from the chain")
+    if sealed_at is not None and report.last_seq > sealed_at:
+        problems.append(
+            f"{scope}: {report.last_seq - sealed_at} event(s) after the chain was sealed at seq "
+            f"{sealed_at} (its team was deleted)"
+        )
     stored = AuditChain.objects.filter(scope=scope).first()
     if stored is None:
         if report.events:

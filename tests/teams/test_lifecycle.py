@@ -223,6 +223,19 @@ def test_the_audit_verify_command_passes_after_a_delete(
     call_command("audit_verify")  # raises CommandError when a chain does not verify
 
 
+def test_an_event_appended_after_the_seal_shows(team: Team, owner: Membership) -> None:
+    from audit.services import record
+
+    lifecycle.delete_team(actor=owner)
+    scope = chain_scope(team)
+    assert verify_scope(scope).intact
+    sealed = AuditCheckpoint.objects.get(scope=scope, kind=CheckpointKind.SEAL).seq
+    record("team.renamed", team=team, target_type="team")  # what a writer to the DB could add
+    assert verify_scope(scope).problems == [
+        f"{scope}: 1 event(s) after the chain was sealed at seq {sealed} (its team was deleted)"
+    ]
+
+
 def test_delete_needs_the_exact_name(client: Client, team: Team, owner: Membership, stocked):
     client.force_login(owner.user)
     response = client.post(url("delete", team), {"confirm": team.name.lower() + " "})
