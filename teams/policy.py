@@ -301,7 +301,7 @@ def member_controls(actor: Membership, member: Membership, *, owners: int) -> Me
         change_role=may(actor, "member.change_role", member) and len(offered) > 1,
         remove=may(actor, "member.remove", member),
         unlock=may(actor, "member.unlock", member),
-        leave=own and not only_owner,
+        leave=own and not only_owner and may(actor, "team.leave"),
         note=note,
     )
 

@@ -154,7 +154,8 @@ def _leave_offer(request: TeamRequest) -> dict[str, Any]:
     only_owner = policy.leaves_no_owner(
         request.membership.role, None, lambda: selectors.owner_count(request.team)
     )
-    return {"allowed": not only_owner, "only_owner": only_owner}
+    allowed = not only_owner and request.can.leave_team  # an archived team: nobody leaves
+    return {"allowed": allowed, "only_owner": only_owner}
 
 
 @require_http_methods(["GET", "POST"])
