@@ -235,11 +235,11 @@ def test_owner_demotes_then_removes_a_member(open_page: Any, owner: Any) -> None
     assert "1 person has access" in page.locator(".page-subtitle").inner_text()
     check_page(owner_page)
 
-    # Lee, still signed in, now finds nothing at the team's address: a 404, no team data.
+    # Lee, still signed in, is told plainly at the team's address, with no team data.
     response = lee.goto(team_url)
-    assert response.status == 404
-    assert h1(lee) == "We could not find that page"
-    assert "Northwind Studio" not in lee.page.content()
+    assert response.status == 403
+    assert h1(lee) == "You no longer have access to Northwind Studio"
+    assert "Lee Park" not in lee.page.locator("main").inner_text()
     assert lee.page.locator(".team-switcher-name").inner_text() == ""
     check_page(lee)
     # Home no longer sends Lee to the team either: they are asked to start their own.
