@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "jobs",
     "audit",
     "review",
+    "backups",
     "sandbox",
     "django_tasks",
     "django_tasks_db",
@@ -399,6 +400,10 @@ CONVAI_BUNDLE_PRUNE_INTERVAL_SECONDS = int(
 )
 
 INVITATION_VALID_DAYS = 7
+
+# Backups (docs/backup.md): where pg_dump and pg_restore are, when not on PATH or under
+# /usr/lib/postgresql/*/bin (the newest there is taken).
+BACKUP_PG_BIN_DIR = os.environ.get("CONVAI_ADMIN_PG_BIN_DIR", "")
 
 # --- Request sizes ----------------------------------------------------------------------------
 # A request announcing a larger body (Content-Length) is refused with 413 before anything reads
