@@ -131,19 +131,21 @@ def empty_database(var: Path) -> Iterator[str]:
         return
     db = connection.settings_dict
     name = f"backup_dr_{uuid.uuid4().hex[:12]}"
-    params = {
-        "host": db.get("HOST") or "127.0.0.1",
-        "port": db.get("PORT") or 5432,
-        "user": db.get("USER") or "postgres",
-        "password": db.get("PASSWORD") or None,
+    host, port = str(db.get("HOST") or "127.0.0.1"), str(db.get("PORT") or 5432)
+    user, password = str(db.get("USER") or "postgres"), str(db.get("PASSWORD") or "")
+    params: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "user": user,
+        "password": password or None,
         "dbname": "postgres",
         "autocommit": True,
     }
     with psycopg.connect(**params) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        auth = params["user"] + (f":{params['password']}" if params["password"] else "")
-        yield f"postgres://{auth}@{params['host']}:{params['port']}/{name}"
+        auth = user + (f":{password}" if password else "")
+        yield f"postgres://{auth}@{host}:{port}/{name}"
     finally:
         with psycopg.connect(**params) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
