@@ -213,8 +213,7 @@ def _read_manifest(tar: tarfile.TarFile, name: str) -> dict[str, Any]:
     found = manifest.get("format") if isinstance(manifest, dict) else None
     if found != FORMAT:
         raise BackupError(
-            f"{name} is not a backup this version can read (format {found!r}, "
-            f"expected {FORMAT!r})."
+            f"{name} is not a backup this version can read (format {found!r}, expected {FORMAT!r})."
         )
     if not isinstance(manifest.get("members"), dict) or SECRETS not in manifest["members"]:
         raise BackupError(f"{name}: its {MANIFEST} lists no sealed secrets.")

@@ -166,7 +166,7 @@ def restore(source: Path) -> None:
     """Replace the database's content with the dump at `source` (all or nothing)."""
     if vendor() == "sqlite":
         connection.ensure_connection()
-        dump_file = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        dump_file = sqlite3.connect(source)
         try:
             dump_file.backup(connection.connection)
         finally:
