@@ -35,8 +35,8 @@ from .errors import BackupError
 FORMAT = "convai-admin-backup/1"
 MANIFEST = "manifest.json"
 SECRETS = "secrets.bin"
-# scrypt's cost: 2**17 x 8 x 1 takes 128 MB and about half a second here (OWASP's floor is
-# 2**17); the parameters travel in the manifest, so they can rise without breaking old archives.
+# scrypt's cost: 2**17 x 8 x 1 takes 128 MB and 0.7 s here (OWASP's floor is 2**17); the
+# parameters travel in the manifest, so they can rise without breaking old archives.
 SCRYPT_N = 2**17
 SCRYPT_R = 8
 SCRYPT_P = 1
