@@ -240,7 +240,9 @@ def restore_backup(
     """Put the archive's database in place of this one's (empty unless `replace_existing`), then
     prove it under the archive's secrets: every stored key decrypts, every audit chain verifies.
     The secrets go to `secrets_file` (0600) first, so a restored database never exists without
-    its keys. The restore itself is recorded (`backup.restored`) in the restored log."""
+    its keys. The restore itself is recorded (`backup.restored`) in the restored log; a failed
+    one is not (pg_restore runs in one transaction: the database it failed on is left as it was,
+    and an event there would make it non-empty for the next attempt)."""
     secrets = opened.open_secrets(passphrase)  # wrong passphrase: refused before any change
     holding = database.tables_with_rows()
     if holding and not replace_existing:
@@ -283,7 +285,12 @@ def write_secrets_file(path: Path, secrets: Mapping[str, str]) -> None:
     """The archive's secrets as `NAME='value'` lines (shell, `.env`, systemd EnvironmentFile),
     written atomically and 0600 from the start."""
     text = "".join(f"{name}={shlex.quote(value)}\n" for name, value in sorted(secrets.items()))
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    except OSError as error:
+        raise BackupError(
+            f"Cannot write the archive's keys to {path}: {error.strerror}. Nothing was restored."
+        ) from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)

@@ -159,3 +159,19 @@ def test_force_with_the_name_typed_back_replaces_the_data(
     assert AuditEvent.objects.filter(action="backup.restored").count() == 1
     assert all(report.intact for report in verify_all())
     assert (tmp_path / "restored.env").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_secrets_file_that_cannot_be_written_stops_the_restore_first(
+    archive: Path, tmp_path: Path
+) -> None:
+    before = dump_rows()
+    with pytest.raises(CommandError, match="Cannot write the archive's keys"):
+        call_command(
+            "restore",
+            str(archive),
+            passphrase_file=str(passphrase_file(tmp_path)),
+            secrets_file=str(tmp_path / "no-such-directory" / "restored.env"),
+            stdout=io.StringIO(),
+            **forced(),
+        )
+    assert dump_rows() == before
