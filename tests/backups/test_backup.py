@@ -149,3 +149,18 @@ def test_on_postgresql_a_missing_pg_dump_fails_the_backup_cleanly(
         call_command("backup", str(tmp_path / "b.tar.gz"), passphrase_file=str(secret))
     assert [p.name for p in tmp_path.iterdir()] == ["pass"]
     assert AuditEvent.objects.get(action="backup.created").outcome == "failure"
+
+
+def test_on_a_terminal_the_passphrase_is_asked_twice_and_must_match(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CONVAI_ADMIN_BACKUP_PASSPHRASE", raising=False)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True, raising=False)
+    answers = iter([PASSPHRASE, PASSPHRASE + " typo"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt: next(answers))
+    with pytest.raises(CommandError, match="The two passphrases differ"):
+        call_command("backup", str(tmp_path / "a.tar.gz"))
+    assert not (tmp_path / "a.tar.gz").exists()
+    answers = iter([PASSPHRASE, PASSPHRASE])
+    call_command("backup", str(tmp_path / "a.tar.gz"), stdout=io.StringIO())
+    assert (tmp_path / "a.tar.gz").exists()
