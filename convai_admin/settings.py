@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "jobs",
     "audit",
     "review",
+    "backups",
     "sandbox",
     "django_tasks",
     "django_tasks_db",
@@ -424,6 +425,9 @@ EMAIL_TIMEOUT = _mail.timeout
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Convai Admin <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 del _mail
+# Backups (docs/backup.md): where pg_dump and pg_restore are, when not on PATH or under
+# /usr/lib/postgresql/*/bin (the newest there is taken).
+BACKUP_PG_BIN_DIR = os.environ.get("CONVAI_ADMIN_PG_BIN_DIR", "")
 
 # --- Request sizes ----------------------------------------------------------------------------
 # A request announcing a larger body (Content-Length) is refused with 413 before anything reads

@@ -132,3 +132,26 @@ def fill_fingerprints(*, model: type[Model] = ApiKey, everything: bool = False) 
             manager.filter(pk=pk).update(fingerprint=value)
             result.filled += 1
     return result
+
+
+@dataclass(frozen=True)
+class Readability:
+    """How many stored keys the current keyring opens (a restore's check): counts only."""
+
+    readable: int
+    unreadable: int
+
+
+@sensitive_variables()
+def stored_keys_readability() -> Readability:
+    """Decrypt every stored key in memory, keep nothing: after a restore, proof that the keyring
+    in force is the one the keys were sealed under."""
+    readable = unreadable = 0
+    for api_key in ApiKey.objects.exclude(ciphertext="").iterator(chunk_size=500):
+        try:
+            reveal(api_key)
+        except crypto.DecryptionError:
+            unreadable += 1
+        else:
+            readable += 1
+    return Readability(readable=readable, unreadable=unreadable)

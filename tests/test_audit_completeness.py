@@ -13,8 +13,10 @@ No event may carry a secret (a raw key, a password, an invitation token)."""
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +24,11 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from accounts.models import User
+from audit.context import audit_context
 from audit.models import AuditEvent
+from backups import archive as backup_archive
+from backups.errors import BackupError
+from backups.services import create_backup
 from characters import binding as character_binding
 from characters import copying as character_copying
 from characters import drift
@@ -447,6 +453,21 @@ def audit_verify(w: World) -> None:
     w.client.post(reverse("audit:verify", args=[w.team.slug]))
 
 
+def backup(w: World) -> None:
+    w.stash["monkeypatch"].setattr(backup_archive, "SCRYPT_N", 2**14)
+    with tempfile.TemporaryDirectory() as directory, audit_context(origin="command backup"):
+        create_backup(destination=Path(directory), passphrase="correct horse battery staple")
+
+
+def backup_refused(w: World) -> None:
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        audit_context(origin="command backup"),
+        pytest.raises(BackupError),
+    ):
+        create_backup(destination=Path(directory), passphrase="too short")
+
+
 def job_id(name: str) -> Callable[[World], str]:
     return lambda w: str(w.stash[name].pk)
 
@@ -836,6 +857,17 @@ AUDIT_STEPS: list[Step] = [
     ("audit verify", audit_verify, [E("audit.verified", "admin", "audit")]),
 ]
 
+# Backups (the global chain; no actor: an operator's command). A restore's event goes into the
+# restored database: tests/backups/ checks it there.
+BACKUP_STEPS: list[Step] = [
+    ("backup", backup, [E("backup.created", None, "backup", team=False)]),
+    (
+        "backup refused",
+        backup_refused,
+        [E("backup.created", None, "backup", team=False, outcome="failure")],
+    ),
+]
+
 
 def _value(expected: Any, world: World) -> Any:
     return expected(world) if callable(expected) else expected
@@ -889,6 +921,7 @@ AREAS: dict[str, tuple[list[Callable[[World], None]], list[Step]]] = {
     "bundles": ([add_editor_key, add_admin_key, create_character, rebind], BUNDLE_STEPS),
     "jobs": ([add_editor_key, add_admin_key], JOB_STEPS),
     "audit": ([], AUDIT_STEPS),
+    "backups": ([], BACKUP_STEPS),
 }
 
 
@@ -945,7 +978,7 @@ def test_every_action_records_exactly_the_expected_event(
 
 def test_every_step_is_in_one_area() -> None:
     names = [name for _given, steps in AREAS.values() for name, _act, _expected in steps]
-    assert len(names) == len(set(names)) == 49
+    assert len(names) == len(set(names)) == 51
 
 
 def test_no_event_carries_a_secret(client: Client, add_key: Callable[..., Key]) -> None:

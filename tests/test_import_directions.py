@@ -37,6 +37,9 @@ ALLOWED: dict[str, set[str]] = {
     # The audit log's review pages: team pages (teams' team_view) over audit's selectors, kept
     # out of audit so that audit imports nothing of ours (docs/architecture.md).
     "review": {"audit", "convai_admin", "teams"},
+    # Backup and restore of the whole install: the audit events and chain check (audit), the
+    # keyring and the "do stored keys decrypt" check (keys).
+    "backups": {"audit", "convai_admin", "keys"},
 }
 APPS = set(ALLOWED)
 
