@@ -362,6 +362,11 @@ SCHEDULER_TICK_SECONDS = float(os.environ.get("SCHEDULER_TICK_SECONDS", "5"))
 JOB_SWEEP_SECONDS = float(os.environ.get("JOB_SWEEP_SECONDS", "30"))
 # A task row (not a job's) still "running" after this long lost its worker: the sweep fails it.
 TASK_STALE_SECONDS = int(os.environ.get("TASK_STALE_SECONDS", "3600"))
+# Each worker process (`manage.py run_worker`) writes a heartbeat row this often; one not
+# written for WORKER_STALE_SECONDS is a dead worker: /readyz counts only live ones, and the
+# sweep fails the task rows a dead worker left "running" without waiting TASK_STALE_SECONDS.
+WORKER_HEARTBEAT_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_SECONDS", "10"))
+WORKER_STALE_SECONDS = int(os.environ.get("WORKER_STALE_SECONDS", "60"))
 
 # Drift that shows itself (characters.drift.check_drift, run by the periodic scheduler): every
 # this many minutes each usable key's characters are compared with Convai (0 = never).

@@ -40,8 +40,9 @@ from teams import policy
 from teams.models import Membership
 
 from . import registry
-from .models import Job, JobItem
+from .models import Job, JobItem, WorkerHeartbeat
 from .registry import Enqueueable
+from .worker import dead_workers
 
 TARGET_TYPE = "job"
 
@@ -213,13 +214,16 @@ def sweep_stale() -> str:
     job_tasks = {_task_key(task) for task, _ in owners}
     job_cutoff = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
     other_cutoff = now - timedelta(seconds=settings.TASK_STALE_SECONDS)
+    # Workers whose heartbeat stopped: what they were running is lost now, whatever its age.
+    dead = dict(dead_workers().values_list("worker_id", "last_seen"))
     orphans = []
     for row in running:
         key = _task_key(row.pk)
         if key in live or row.started_at is None:
             continue
         cutoff = job_cutoff if key in job_tasks else other_cutoff
-        if row.started_at < cutoff:
+        runner = row.worker_ids[-1] if row.worker_ids else None
+        if row.started_at < cutoff or runner in dead:
             orphans.append(row)
     for row in orphans:
         with transaction.atomic():
@@ -233,7 +237,14 @@ def sweep_stale() -> str:
                 outcome=Outcome.FAILURE,
                 details={"task": row.task_path, "workers": list(row.worker_ids)},
             )
-    return f"{jobs} stale job(s) marked interrupted, {len(orphans)} lost task row(s) failed"
+    # Forget the dead workers (after failing their rows: a worker that comes back to life
+    # writes its row again).
+    forgotten = WorkerHeartbeat.objects.filter(worker_id__in=dead, last_seen__in=dead.values())
+    gone, _ = forgotten.delete()
+    return (
+        f"{jobs} stale job(s) marked interrupted, {len(orphans)} lost task row(s) failed, "
+        f"{gone} dead worker(s) forgotten"
+    )
 
 
 def _task_key(value: object) -> str:
