@@ -49,6 +49,17 @@ def dead_workers() -> QuerySet[WorkerHeartbeat]:
     return WorkerHeartbeat.objects.filter(last_seen__lt=_cutoff())
 
 
+def readiness() -> str | None:
+    """/readyz: at least one worker is alive, when the tasks run on the database queue (on a
+    distributed backend, its workers are that system's to watch: docs/production.md)."""
+    backend = settings.TASKS["default"]["BACKEND"]
+    if backend != "django_tasks_db.DatabaseBackend":
+        return None
+    if not live_workers().exists():
+        return f"no task worker seen in the last {settings.WORKER_STALE_SECONDS} s"
+    return None
+
+
 def beat(worker_id: str) -> None:
     """Write this process's heartbeat row (created on the first beat)."""
     WorkerHeartbeat.objects.update_or_create(
