@@ -345,7 +345,29 @@ CONVAI_SANDBOX = env_bool("CONVAI_SANDBOX", False)
 
 # Background jobs (import all, sync all): Django's tasks API (the django-tasks backport) stored
 # in the database (django-tasks-db); `manage.py db_worker` runs them (`make run` starts it).
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+# CONVAI_ADMIN_TASK_BACKEND=rq moves the queue to Redis (django-tasks-rq: RQ_REDIS_URL, else
+# REDIS_URL), run by `manage.py rqworker` (deploy/entrypoint.sh worker); docs/production.md
+# says what changes. Every job kind runs on either through the same tasks API.
+TASK_BACKEND = os.environ.get("CONVAI_ADMIN_TASK_BACKEND", "database").strip().lower()
+if TASK_BACKEND == "database":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+elif TASK_BACKEND == "rq":
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    RQ_QUEUES = {
+        "default": {
+            "URL": os.environ.get("RQ_REDIS_URL")
+            or os.environ.get("REDIS_URL")
+            or "redis://127.0.0.1:6379/0",
+            # A job works in slices of JOB_SLICE_SECONDS; a periodic pass (the drift check)
+            # may take minutes. RQ's default (180 s) would kill it.
+            "DEFAULT_TIMEOUT": int(os.environ.get("RQ_JOB_TIMEOUT_SECONDS", "3600")),
+        }
+    }
+else:
+    raise ImproperlyConfigured(
+        f"CONVAI_ADMIN_TASK_BACKEND must be 'database' (the default) or 'rq', not {TASK_BACKEND!r}."
+    )
 # Convai calls a job makes at once (a thread pool, one keep-alive session per thread).
 CONVAI_JOB_CONCURRENCY = int(os.environ.get("CONVAI_JOB_CONCURRENCY", "8"))
 # Retries of a job's reads (429 honouring Retry-After up to CONVAI_JOB_MAX_RETRY_WAIT seconds,

@@ -47,8 +47,11 @@ web() { exec "$PYTHON" -m gunicorn --config deploy/gunicorn.conf.py; }
 
 worker() {
   # Jobs take row locks longer than a page may wait for one (settings: DB_LOCK_TIMEOUT_MS).
-  DB_LOCK_TIMEOUT_MS="${DB_WORKER_LOCK_TIMEOUT_MS:-30000}" \
-    exec "$PYTHON" manage.py run_worker --no-reload --no-startup-delay
+  export DB_LOCK_TIMEOUT_MS="${DB_WORKER_LOCK_TIMEOUT_MS:-30000}"
+  if [ "${CONVAI_ADMIN_TASK_BACKEND:-database}" = "rq" ]; then
+    exec "$PYTHON" manage.py rqworker --job-class django_tasks_rq.Job default
+  fi
+  exec "$PYTHON" manage.py run_worker --no-reload --no-startup-delay
 }
 
 scheduler() { exec "$PYTHON" manage.py run_scheduler; }

@@ -39,7 +39,7 @@ from keys.models import ApiKey
 from teams import policy
 from teams.models import Membership
 
-from . import registry
+from . import queue, registry
 from .models import Job, JobItem, WorkerHeartbeat
 from .registry import Enqueueable
 from .worker import dead_workers
@@ -328,10 +328,13 @@ def _add_items(job: Job, items: Sequence[NewItem]) -> None:
 
 
 def _enqueue(job: Job, task: Enqueueable) -> None:
-    """Queue the job's task (in the caller's transaction: both or neither)."""
-    result = task.enqueue(job.pk)
-    job.task_id = str(result.id)
-    job.save(update_fields=["task_id"])
+    """Queue the job's task with the caller's transaction (both or neither; jobs/queue.py)."""
+
+    def remember(task_id: str) -> None:
+        job.task_id = task_id
+        Job.objects.filter(pk=job.pk).update(task_id=task_id)
+
+    queue.enqueue(task, job.pk, then=remember)
 
 
 # --- Cancelling and resuming --------------------------------------------------------------------
