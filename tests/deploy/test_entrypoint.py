@@ -42,6 +42,17 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     }
 
 
+def _role(tmp_path: Path, role: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run one role of the entrypoint to its end."""
+    return subprocess.run(
+        [str(ENTRYPOINT), role],
+        env=_env(tmp_path, **env),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def _until(check: Callable[[], bool], seconds: float = 60.0) -> None:
     deadline = time.monotonic() + seconds
     while not check():
@@ -87,13 +98,7 @@ def empty_database() -> Iterator[str]:
 def test_migrate_then_the_whole_service_answers_and_stops_together(
     tmp_path: Path, empty_database: str
 ) -> None:
-    migrate = subprocess.run(
-        [str(ENTRYPOINT), "migrate"],
-        env=_env(tmp_path, DATABASE_URL=empty_database),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    migrate = _role(tmp_path, "migrate", DATABASE_URL=empty_database)
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
     assert (tmp_path / "var" / "static" / "staticfiles.json").exists()  # collected, hashed
     with psycopg.connect(empty_database) as db:
@@ -118,10 +123,13 @@ def test_migrate_then_the_whole_service_answers_and_stops_together(
         )
     try:
         _until(lambda: _get(port, "/healthz") == 200)
-        _until(lambda: _get(port, "/readyz") == 200)  # the workers' heartbeats are in
-        with psycopg.connect(empty_database) as db:
-            workers = db.execute("SELECT count(*) FROM jobs_workerheartbeat").fetchone()
-        assert workers == (2,)
+        _until(lambda: _get(port, "/readyz") == 200)  # a worker's heartbeat is in
+
+        def both_workers_beat() -> bool:
+            with psycopg.connect(empty_database) as db:
+                return db.execute("SELECT count(*) FROM jobs_workerheartbeat").fetchone() == (2,)
+
+        _until(both_workers_beat)
         assert _get(port, "/accounts/login/?next=/secret-token-123") == 301  # https only
     finally:
         service.send_signal(signal.SIGTERM)
@@ -139,32 +147,18 @@ def test_migrate_then_the_whole_service_answers_and_stops_together(
 
 
 def test_sqlite_is_refused_unless_allowed(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(ENTRYPOINT), "web"], env=_env(tmp_path), capture_output=True, text=True, timeout=30
-    )
+    result = _role(tmp_path, "web")
     assert result.returncode == 64
     assert "DATABASE_URL must name a PostgreSQL database" in result.stderr
 
 
 def test_an_unknown_role_is_refused(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(ENTRYPOINT), "webserver"],
-        env=_env(tmp_path, DATABASE_URL="postgres://nobody@127.0.0.1:1/none"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = _role(tmp_path, "webserver", DATABASE_URL="postgres://nobody@127.0.0.1:1/none")
     assert result.returncode == 64 and "unknown role 'webserver'" in result.stderr
 
 
 def test_the_sqlite_escape_hatch_runs_the_migrate_role(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(ENTRYPOINT), "migrate"],
-        env=_env(tmp_path, CONVAI_ADMIN_ALLOW_SQLITE="1"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _role(tmp_path, "migrate", CONVAI_ADMIN_ALLOW_SQLITE="1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "running on SQLite" in result.stderr
     assert (tmp_path / "var" / "db.sqlite3").stat().st_size > 0

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from django.db import connection
 from django_tasks_db.management.commands.db_worker import Worker
 
@@ -61,6 +62,11 @@ def fresh(job: Job) -> Job:
 
 
 ROOT = Path(__file__).resolve().parents[2]
+# Tests whose child processes (`manage.py run_worker`...) share the test database.
+needs_shared_database = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="a child process cannot share SQLite's in-memory test database",
+)
 
 
 def child_env(**extra: str) -> dict[str, str]:

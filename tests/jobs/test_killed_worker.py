@@ -11,7 +11,6 @@ import sys
 from typing import Any
 
 import pytest
-from django.db import connection
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
@@ -23,14 +22,19 @@ from jobs.models import Job, PeriodicRun
 from sandbox.services import set_fault
 from teams.models import Membership
 from tests.characters.support import Key
-from tests.jobs.support import ROOT, child_env, fresh, run_worker, seed_remote, until
+from tests.jobs.support import (
+    ROOT,
+    child_env,
+    fresh,
+    needs_shared_database,
+    run_worker,
+    seed_remote,
+    until,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="a child process cannot share SQLite's in-memory test database",
-    ),
+    needs_shared_database,
 ]
 
 
