@@ -7,6 +7,7 @@ job commits (jobs/queue.py), never before, and not at all when it rolls back."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +27,9 @@ django_rq = pytest.importorskip("django_rq")
 django_tasks_rq = pytest.importorskip("django_tasks_rq")
 from rq import SimpleWorker  # noqa: E402
 
-REDIS_URL = "redis://127.0.0.1:6379/13"  # a database number of its own: only this test's keys
+# A Redis database number of its own (one per pytest-xdist worker): only these tests' keys.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+REDIS_URL = f"redis://127.0.0.1:6379/{12 + int(_XDIST_WORKER.removeprefix('gw') or 0) % 4}"
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
