@@ -17,11 +17,14 @@ from django_tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
 from django_tasks_db.backend import DatabaseBackend
 
 
+def on_database_queue(backend: str = DEFAULT_TASK_BACKEND_ALIAS) -> bool:
+    """Whether the task backend keeps its queue in our database (django-tasks-db)."""
+    return isinstance(task_backends[backend], DatabaseBackend)
+
+
 def in_transaction(task: Any) -> bool:
-    """Whether `task`'s backend stores its queue in our database (same transaction)."""
-    return isinstance(
-        task_backends[getattr(task, "backend", DEFAULT_TASK_BACKEND_ALIAS)], DatabaseBackend
-    )
+    """Whether `task` is queued in our database, in the caller's transaction."""
+    return on_database_queue(getattr(task, "backend", DEFAULT_TASK_BACKEND_ALIAS))
 
 
 def enqueue(task: Any, *args: Any, then: Callable[[str], object] | None = None) -> None:

@@ -18,6 +18,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from .models import WorkerHeartbeat
+from .queue import on_database_queue
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +53,7 @@ def dead_workers() -> QuerySet[WorkerHeartbeat]:
 def readiness() -> str | None:
     """/readyz: at least one worker is alive, when the tasks run on the database queue (on a
     distributed backend, its workers are that system's to watch: docs/production.md)."""
-    backend = settings.TASKS["default"]["BACKEND"]
-    if backend != "django_tasks_db.DatabaseBackend":
+    if not on_database_queue():
         return None
     if not live_workers().exists():
         return f"no task worker seen in the last {settings.WORKER_STALE_SECONDS} s"
