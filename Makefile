@@ -6,7 +6,7 @@ PY     := $(BIN)/python
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
-.PHONY: run test lint typecheck pytest bench venv clean-venv
+.PHONY: run serve test lint typecheck pytest bench venv clean-venv
 
 $(BIN)/activate:
 	$(PYTHON) -c 'import sys; sys.exit("Convai Admin needs Python >= 3.11") if sys.version_info < (3, 11) else None'
@@ -50,6 +50,15 @@ run: venv .env
 	  $(PY) manage.py run_scheduler & pids="$$pids $$!"; \
 	  trap 'kill $$pids 2>/dev/null; wait $$pids 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver "$(HOST):$(PORT)"; }
+
+# Production (README "Production", docs/production.md): every setting from the environment
+# (or from ENV_FILE=path, a file of VAR=value lines), PostgreSQL from DATABASE_URL, DEBUG off,
+# no sandbox. collectstatic, migrate, then gunicorn with WEB_WORKERS processes, WORKERS task
+# workers and the scheduler, all stopped together (deploy/entrypoint.sh, as in the container).
+ENV_FILE ?=
+serve: venv
+	@if [ -n "$(ENV_FILE)" ]; then set -a && . "$(ENV_FILE)" && set +a; fi && \
+	PYTHON="$(CURDIR)/$(PY)" WORKERS="$(WORKERS)" exec deploy/entrypoint.sh all
 
 lint: venv
 	$(BIN)/ruff check .

@@ -5,4 +5,8 @@ class AuditConfig(AppConfig):
     name = "audit"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the audit key checks)
+        from convai_admin.health import register_readiness
+
+        from . import checks  # (registers the audit key checks)
+
+        register_readiness("audit_keys", checks.audit_keys_readiness)

@@ -9,7 +9,7 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
-from .keyring import AuditKeyringError, parse_audit_keys
+from .keyring import AuditKeyringError, keyring, parse_audit_keys
 
 
 @register(Tags.security)
@@ -33,3 +33,15 @@ def check_audit_keys(
     except AuditKeyringError as error:
         return [Error(f"The audit key ring is malformed: {error}", id="audit.E001")]
     return []
+
+
+def audit_keys_readiness() -> str | None:
+    """/readyz (convai_admin.health): the keys that seal the audit chain are loaded (the
+    stand-in derived from SECRET_KEY only counts in DEBUG)."""
+    try:
+        ring = keyring()
+    except AuditKeyringError:
+        return "audit keys missing or malformed"
+    if ring.derived and not settings.DEBUG:
+        return "audit keys missing or malformed"
+    return None

@@ -263,6 +263,9 @@ SECURE = not DEBUG and env_bool("DJANGO_SECURE", True)
 SESSION_COOKIE_SECURE = SECURE
 CSRF_COOKIE_SECURE = SECURE
 SECURE_SSL_REDIRECT = SECURE and env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+# The health probes answer over plain http too: a container's own health check and a load
+# balancer's probe speak to the app server directly, not through the TLS proxy.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365 if SECURE else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE
 SECURE_HSTS_PRELOAD = SECURE
@@ -345,7 +348,29 @@ CONVAI_SANDBOX = env_bool("CONVAI_SANDBOX", False)
 
 # Background jobs (import all, sync all): Django's tasks API (the django-tasks backport) stored
 # in the database (django-tasks-db); `manage.py db_worker` runs them (`make run` starts it).
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+# CONVAI_ADMIN_TASK_BACKEND=rq moves the queue to Redis (django-tasks-rq: RQ_REDIS_URL, else
+# REDIS_URL), run by `manage.py rqworker` (deploy/entrypoint.sh worker); docs/production.md
+# says what changes. Every job kind runs on either through the same tasks API.
+TASK_BACKEND = os.environ.get("CONVAI_ADMIN_TASK_BACKEND", "database").strip().lower()
+if TASK_BACKEND == "database":
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+elif TASK_BACKEND == "rq":
+    INSTALLED_APPS += ["django_rq", "django_tasks_rq"]
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    RQ_QUEUES = {
+        "default": {
+            "URL": os.environ.get("RQ_REDIS_URL")
+            or os.environ.get("REDIS_URL")
+            or "redis://127.0.0.1:6379/0",
+            # A job works in slices of JOB_SLICE_SECONDS; a periodic pass (the drift check)
+            # may take minutes. RQ's default (180 s) would kill it.
+            "DEFAULT_TIMEOUT": int(os.environ.get("RQ_JOB_TIMEOUT_SECONDS", "3600")),
+        }
+    }
+else:
+    raise ImproperlyConfigured(
+        f"CONVAI_ADMIN_TASK_BACKEND must be 'database' (the default) or 'rq', not {TASK_BACKEND!r}."
+    )
 # Convai calls a job makes at once (a thread pool, one keep-alive session per thread).
 CONVAI_JOB_CONCURRENCY = int(os.environ.get("CONVAI_JOB_CONCURRENCY", "8"))
 # Retries of a job's reads (429 honouring Retry-After up to CONVAI_JOB_MAX_RETRY_WAIT seconds,
@@ -365,6 +390,11 @@ SCHEDULER_TICK_SECONDS = float(os.environ.get("SCHEDULER_TICK_SECONDS", "5"))
 JOB_SWEEP_SECONDS = float(os.environ.get("JOB_SWEEP_SECONDS", "30"))
 # A task row (not a job's) still "running" after this long lost its worker: the sweep fails it.
 TASK_STALE_SECONDS = int(os.environ.get("TASK_STALE_SECONDS", "3600"))
+# Each worker process (`manage.py run_worker`) writes a heartbeat row this often; one not
+# written for WORKER_STALE_SECONDS is a dead worker: /readyz counts only live ones, and the
+# sweep fails the task rows a dead worker left "running" without waiting TASK_STALE_SECONDS.
+WORKER_HEARTBEAT_SECONDS = float(os.environ.get("WORKER_HEARTBEAT_SECONDS", "10"))
+WORKER_STALE_SECONDS = int(os.environ.get("WORKER_STALE_SECONDS", "60"))
 
 # Drift that shows itself (characters.drift.check_drift, run by the periodic scheduler): every
 # this many minutes each usable key's characters are compared with Convai (0 = never).

@@ -2,7 +2,12 @@ from django.urls import include, path
 
 from characters import urls as characters_urls
 
+from . import health
+
 urlpatterns = [
+    # Unauthenticated probes for load balancers and monitoring (docs/production.md).
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("", include("accounts.urls")),
     path("", include("teams.urls")),
     path("", include("keys.urls")),

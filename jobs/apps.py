@@ -6,10 +6,14 @@ class JobsConfig(AppConfig):
     verbose_name = "Background jobs"
 
     def ready(self) -> None:
+        from convai_admin.health import register_readiness
         from keys.services import refresh_stale_usage
         from teams import hooks as teams_hooks
 
-        from . import periodic, services
+        from . import periodic, services, worker
+
+        # /readyz: a task worker wrote its heartbeat lately (convai_admin/health.py).
+        register_readiness("workers", worker.readiness)
 
         # The stale sweep: jobs and task rows whose worker died (docs/jobs.md).
         periodic.register("jobs.sweep_stale", every="JOB_SWEEP_SECONDS", func=services.sweep_stale)

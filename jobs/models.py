@@ -191,3 +191,25 @@ class PeriodicRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (last {self.last_started_at})"
+
+
+class WorkerHeartbeat(models.Model):
+    """One row per live task worker process (`manage.py run_worker`), written every
+    WORKER_HEARTBEAT_SECONDS by a thread of the worker and deleted when it stops cleanly.
+
+    A row not written for WORKER_STALE_SECONDS is a dead worker (killed, frozen, its machine
+    gone): the readiness check (/readyz) counts only live ones, and the stale sweep
+    (jobs.services.sweep_stale) fails the task rows such a worker left "running" at once
+    rather than after TASK_STALE_SECONDS, then forgets the row."""
+
+    worker_id = models.CharField(max_length=64, unique=True)  # django-tasks-db's worker ID
+    host = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["host", "pid"]
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id} ({self.host} pid {self.pid})"

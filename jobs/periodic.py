@@ -31,6 +31,7 @@ from django_tasks import task
 
 from audit.context import audit_context
 
+from . import queue
 from .models import PeriodicRun
 
 logger = logging.getLogger("convai_admin.periodic")
@@ -116,7 +117,7 @@ def run_due(now: datetime | None = None, *, inline: bool = False) -> list[str]:
         with transaction.atomic():
             if not claim(name, now):
                 continue
-            run_periodic.enqueue(name)
+            queue.enqueue(run_periodic, name)
         taken.append(name)
         logger.info("periodic %s queued", name)
     return taken

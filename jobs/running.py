@@ -31,7 +31,7 @@ from convai_admin.errors import DomainError
 from keys.services import refresh_usage_after_job
 from teams.models import Membership
 
-from . import registry
+from . import queue, registry
 from .models import Job, JobItem
 from .registry import Enqueueable
 from .services import counts, record_job_event
@@ -218,8 +218,11 @@ def _requeue(run: JobRun, task: Enqueueable) -> bool:
             .update(state=Job.State.QUEUED, heartbeat_at=timezone.now())
         ):
             return False
-        result = task.enqueue(run.job.pk)
-        Job.objects.filter(pk=run.job.pk).update(task_id=str(result.id))
+        queue.enqueue(
+            task,
+            run.job.pk,
+            then=lambda task_id: Job.objects.filter(pk=run.job.pk).update(task_id=task_id),
+        )
     return True
 
 

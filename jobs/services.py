@@ -39,9 +39,10 @@ from keys.models import ApiKey
 from teams import policy
 from teams.models import Membership, Team
 
-from . import registry
-from .models import Job, JobItem
+from . import queue, registry
+from .models import Job, JobItem, WorkerHeartbeat
 from .registry import Enqueueable
+from .worker import dead_workers
 
 TARGET_TYPE = "job"
 
@@ -213,13 +214,16 @@ def sweep_stale() -> str:
     job_tasks = {_task_key(task) for task, _ in owners}
     job_cutoff = now - timedelta(seconds=settings.JOB_STALE_SECONDS)
     other_cutoff = now - timedelta(seconds=settings.TASK_STALE_SECONDS)
+    # Workers whose heartbeat stopped: what they were running is lost now, whatever its age.
+    dead = dict(dead_workers().values_list("worker_id", "last_seen"))
     orphans = []
     for row in running:
         key = _task_key(row.pk)
         if key in live or row.started_at is None:
             continue
         cutoff = job_cutoff if key in job_tasks else other_cutoff
-        if row.started_at < cutoff:
+        runner = row.worker_ids[-1] if row.worker_ids else None
+        if row.started_at < cutoff or runner in dead:
             orphans.append(row)
     for row in orphans:
         with transaction.atomic():
@@ -233,7 +237,14 @@ def sweep_stale() -> str:
                 outcome=Outcome.FAILURE,
                 details={"task": row.task_path, "workers": list(row.worker_ids)},
             )
-    return f"{jobs} stale job(s) marked interrupted, {len(orphans)} lost task row(s) failed"
+    # Forget the dead workers (after failing their rows: a worker that comes back to life
+    # writes its row again).
+    forgotten = WorkerHeartbeat.objects.filter(worker_id__in=dead, last_seen__in=dead.values())
+    gone, _ = forgotten.delete()
+    return (
+        f"{jobs} stale job(s) marked interrupted, {len(orphans)} lost task row(s) failed, "
+        f"{gone} dead worker(s) forgotten"
+    )
 
 
 def _task_key(value: object) -> str:
@@ -317,10 +328,13 @@ def _add_items(job: Job, items: Sequence[NewItem]) -> None:
 
 
 def _enqueue(job: Job, task: Enqueueable) -> None:
-    """Queue the job's task (in the caller's transaction: both or neither)."""
-    result = task.enqueue(job.pk)
-    job.task_id = str(result.id)
-    job.save(update_fields=["task_id"])
+    """Queue the job's task with the caller's transaction (both or neither; jobs/queue.py)."""
+
+    def remember(task_id: str) -> None:
+        job.task_id = task_id
+        Job.objects.filter(pk=job.pk).update(task_id=task_id)
+
+    queue.enqueue(task, job.pk, then=remember)
 
 
 # --- Cancelling and resuming --------------------------------------------------------------------

@@ -6,4 +6,8 @@ class KeysConfig(AppConfig):
     verbose_name = "Personal Convai API keys"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the keyring checks)
+        from convai_admin.health import register_readiness
+
+        from . import checks  # (registers the keyring checks)
+
+        register_readiness("keyring", checks.keyring_readiness)

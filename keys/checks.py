@@ -102,3 +102,12 @@ def _key_ids_in_use() -> set[str]:
         .values_list("encryption_key_id", flat=True)
         .distinct()
     )
+
+
+def keyring_readiness() -> str | None:
+    """/readyz (convai_admin.health): the keyring that reads stored API keys is loaded."""
+    try:
+        crypto.get_keyring()
+    except crypto.KeyringError:
+        return "encryption keyring missing or malformed"
+    return None

@@ -3,8 +3,14 @@ in-process (the real django-tasks-db worker loop, batch mode), job shortcuts."""
 
 from __future__ import annotations
 
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
+from django.db import connection
 from django_tasks_db.management.commands.db_worker import Worker
 
 from jobs.models import Job
@@ -53,3 +59,30 @@ def run_worker(**options: Any) -> None:
 def fresh(job: Job) -> Job:
     job.refresh_from_db()
     return job
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# Tests whose child processes (`manage.py run_worker`...) share the test database.
+needs_shared_database = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="a child process cannot share SQLite's in-memory test database",
+)
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment of a `manage.py` child process sharing the test database (PostgreSQL)."""
+    db = connection.settings_dict
+    return {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DJANGO_SETTINGS_MODULE": "convai_admin.settings",
+        **extra,
+    }
+
+
+def until(check: Callable[[], bool], seconds: float = 30.0) -> None:
+    """Wait for a state another process brings about (polling; fails after `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting for the state"
+        time.sleep(0.05)

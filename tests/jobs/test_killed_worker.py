@@ -5,17 +5,12 @@ scheduler stops cleanly on SIGTERM."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
@@ -27,33 +22,20 @@ from jobs.models import Job, PeriodicRun
 from sandbox.services import set_fault
 from teams.models import Membership
 from tests.characters.support import Key
-from tests.jobs.support import fresh, run_worker, seed_remote
+from tests.jobs.support import (
+    ROOT,
+    child_env,
+    fresh,
+    needs_shared_database,
+    run_worker,
+    seed_remote,
+    until,
+)
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        connection.vendor != "postgresql",
-        reason="a child process cannot share SQLite's in-memory test database",
-    ),
+    needs_shared_database,
 ]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _child_env(**extra: str) -> dict[str, str]:
-    db = connection.settings_dict
-    return {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "DJANGO_SETTINGS_MODULE": "convai_admin.settings",
-        **extra,
-    }
-
-
-def _until(check: Callable[[], bool], seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting for the state"
-        time.sleep(0.05)
 
 
 def test_a_killed_worker_is_found_by_the_sweep_and_the_job_resumes(
@@ -67,12 +49,12 @@ def test_a_killed_worker_is_found_by_the_sweep_and_the_job_resumes(
     worker = subprocess.Popen(
         [sys.executable, "manage.py", "db_worker", "--no-reload", "--no-startup-delay"],
         cwd=ROOT,
-        env=_child_env(CONVAI_API_BASE_URL=sandbox, CONVAI_JOB_CONCURRENCY="2"),
+        env=child_env(CONVAI_API_BASE_URL=sandbox, CONVAI_JOB_CONCURRENCY="2"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        _until(lambda: fresh(job).done >= 3)
+        until(lambda: fresh(job).done >= 3)
     finally:
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
@@ -88,7 +70,7 @@ def test_a_killed_worker_is_found_by_the_sweep_and_the_job_resumes(
         swept.append(jobs.sweep_stale())
         return fresh(job).state == Job.State.INTERRUPTED
 
-    _until(reaped)
+    until(reaped)
     assert swept[-1].startswith("1 stale job(s) marked interrupted")
     row.refresh_from_db()
     assert row.status == TaskResultStatus.FAILED
@@ -106,7 +88,7 @@ def test_the_scheduler_queues_due_work_and_stops_on_sigterm() -> None:
     scheduler = subprocess.Popen(
         [sys.executable, "manage.py", "run_scheduler", "--tick", "0.2"],
         cwd=ROOT,
-        env=_child_env(),
+        env=child_env(),
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -114,7 +96,7 @@ def test_the_scheduler_queues_due_work_and_stops_on_sigterm() -> None:
         # Every registered function is due at once: wait until each has been queued...
         names = set(periodic.registered())
         queued = DBTaskResult.objects.filter(task_path="jobs.periodic.run_periodic")
-        _until(lambda: queued.count() >= len(names))
+        until(lambda: queued.count() >= len(names))
     finally:
         scheduler.send_signal(signal.SIGTERM)
         out, _ = scheduler.communicate(timeout=10)

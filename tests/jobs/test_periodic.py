@@ -19,7 +19,7 @@ from audit.models import AuditEvent
 from characters.bulk import importing
 from jobs import periodic, running
 from jobs import services as jobs
-from jobs.models import Job, PeriodicRun
+from jobs.models import Job, PeriodicRun, WorkerHeartbeat
 from teams.models import Membership
 from tests.characters.support import Key
 from tests.jobs.support import fresh, run_worker, seed_remote
@@ -149,7 +149,9 @@ def test_the_sweep_marks_a_dead_workers_job_interrupted_and_its_task_row_failed(
     DBTaskResult.objects.filter(pk=row.pk).update(started_at=old)
     summary = jobs.sweep_stale()
 
-    assert summary == "1 stale job(s) marked interrupted, 0 lost task row(s) failed"
+    assert summary == (
+        "1 stale job(s) marked interrupted, 0 lost task row(s) failed, 0 dead worker(s) forgotten"
+    )
     job = fresh(job)
     assert job.state == Job.State.INTERRUPTED and job.can_resume
     row.refresh_from_db()
@@ -172,12 +174,40 @@ def test_the_sweep_fails_other_task_rows_left_running_long_ago(settings: Any) ->
     result = periodic.run_periodic.enqueue("test.counted")
     row = DBTaskResult.objects.get(pk=result.id)
     row.claim("worker-that-dies")
-    assert jobs.sweep_stale().endswith("0 lost task row(s) failed")
+    assert "0 lost task row(s) failed" in jobs.sweep_stale()
     DBTaskResult.objects.filter(pk=row.pk).update(
         started_at=timezone.now() - timedelta(seconds=settings.TASK_STALE_SECONDS + 1)
     )
-    assert jobs.sweep_stale().endswith("1 lost task row(s) failed")
+    assert "1 lost task row(s) failed" in jobs.sweep_stale()
     row.refresh_from_db()
     assert row.status == TaskResultStatus.FAILED
     event = AuditEvent.objects.get(action="task.worker_lost")
     assert event.actor is None and event.details["workers"] == ["worker-that-dies"]
+
+
+def test_the_sweep_fails_a_dead_workers_task_row_at_once_and_forgets_the_worker(
+    settings: Any,
+) -> None:
+    """A worker whose heartbeat stopped (killed, frozen) lost what it was running: its task row
+    is failed on the next sweep, not TASK_STALE_SECONDS later; a live worker's is left alone."""
+    periodic.register("test.counted", every=60, func=counted)
+    rows = []
+    for worker_id in ("worker-that-dies", "worker-alive"):
+        row = DBTaskResult.objects.get(pk=periodic.run_periodic.enqueue("test.counted").id)
+        row.claim(worker_id)
+        rows.append(row)
+    now = timezone.now()
+    WorkerHeartbeat.objects.create(
+        worker_id="worker-that-dies",
+        host="h",
+        pid=1,
+        last_seen=now - timedelta(seconds=settings.WORKER_STALE_SECONDS + 1),
+    )
+    WorkerHeartbeat.objects.create(worker_id="worker-alive", host="h", pid=2, last_seen=now)
+
+    assert jobs.sweep_stale().endswith("1 lost task row(s) failed, 1 dead worker(s) forgotten")
+    dead, alive = (DBTaskResult.objects.get(pk=row.pk) for row in rows)
+    assert dead.status == TaskResultStatus.FAILED and alive.status == TaskResultStatus.RUNNING
+    assert list(WorkerHeartbeat.objects.values_list("worker_id", flat=True)) == ["worker-alive"]
+    event = AuditEvent.objects.get(action="task.worker_lost")
+    assert event.details["workers"] == ["worker-that-dies"]

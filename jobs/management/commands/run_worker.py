@@ -1,5 +1,6 @@
 """`manage.py run_worker`: the django-tasks-db worker (`db_worker`, same options), in a process
-set up for jobs first (jobs/worker.py). `make run` starts WORKERS of them."""
+set up for jobs first (jobs/worker.py), writing its heartbeat (jobs.models.WorkerHeartbeat)
+while it runs. `make run` and `make serve` (deploy/entrypoint.sh) start WORKERS of them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from django_tasks_db.management.commands.db_worker import Command as DbWorkerCommand
 
-from jobs.worker import configure_process
+from jobs.worker import Heartbeat, configure_process
 
 
 class Command(DbWorkerCommand):
@@ -15,4 +16,9 @@ class Command(DbWorkerCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         configure_process()
-        super().handle(*args, **options)
+        heartbeat = Heartbeat(options["worker_id"])
+        heartbeat.start()
+        try:
+            super().handle(*args, **options)
+        finally:
+            heartbeat.stop()
