@@ -6,7 +6,9 @@ bulk-inserted with a valid chain.
 Never for real data (the events describe nothing that happened): it lives here, not in the
 audit app, so no deployment ships it. The events continue the team's chain, sealed with the
 active audit key, so audit_verify passes over them; created_at spreads over the last `days`
-days, rising with seq.
+days, rising with seq. Rows go in through `insert_rows` (COPY on PostgreSQL): the seals are
+computed here in Python, one after another (each covers the previous hash), exactly as
+`audit.services.record` computes them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from audit.chain import canonical, mac
 from audit.keyring import keyring
 from audit.models import AuditChain, AuditEvent, Outcome
 from teams.models import Team
+
+from .copy_rows import insert_rows
 
 ACTIONS = [
     "character.create",
@@ -55,7 +59,7 @@ def seed_audit_events(
     events: int = 1_000_000,
     actors: int = 10,
     days: int = 365,
-    batch: int = 5000,
+    batch: int = 20_000,
     progress: Callable[[str], None] | None = None,
 ) -> str:
     """Bulk-insert `events` fake, correctly chained audit events into team `team` by
@@ -83,7 +87,7 @@ def seed_audit_events(
                 event.created_at = first + step * i
                 prev = seal.chain(event, seq, prev)
                 rows.append(event)
-            AuditEvent.objects.bulk_create(rows, batch_size=batch)
+            insert_rows(AuditEvent, rows)  # COPY on PostgreSQL
             if progress is not None:
                 progress(f"{offset + len(rows)} events")
         AuditChain.objects.filter(pk=head.pk).update(
