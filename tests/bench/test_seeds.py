@@ -54,3 +54,25 @@ def test_a_seeded_chain_verifies_between_real_events() -> None:
     assert report.events == 252
     assert AuditChain.objects.get(scope=scope).seq == 252
     assert AuditEvent.objects.filter(chain=scope).count() == 252
+
+
+def test_the_audit_table_keeps_every_index_and_constraint() -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("indexes are rebuilt after the load on PostgreSQL only")
+
+    def definitions() -> set[str]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT indexdef FROM pg_indexes WHERE tablename = 'audit_auditevent' UNION ALL "
+                "SELECT pg_get_constraintdef(oid) FROM pg_constraint "
+                "WHERE conrelid = 'audit_auditevent'::regclass"
+            )
+            return {row[0] for row in cursor.fetchall()}
+
+    before = definitions()
+    TeamFactory(slug="chained")
+    seed_audit_events(team="chained", events=30, actors=2)
+    assert definitions() == before
+    assert len(before) > 10
