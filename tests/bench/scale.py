@@ -158,6 +158,8 @@ def _pages() -> list[tuple[str, str]]:
             f"&since={since.isoformat()}&until={until.isoformat()}",
         ),
         ("audit log, outcome=denied + action", f"{log}?outcome=denied&action=member.removed"),
+        ("audit log, search: a target's name", f"{log}?q=%22Character+4242%22"),
+        ("audit log, search: a word no event has", f"{log}?q=zeppelin"),
     ]
 
 
