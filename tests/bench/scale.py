@@ -198,23 +198,9 @@ def pages(args: argparse.Namespace) -> dict[str, Any]:
 def export(args: argparse.Namespace) -> dict[str, Any]:
     from django.urls import reverse
 
-    client = _owner_client()
-    started = time.perf_counter()
-    response = client.get(reverse("audit:export-jsonl", args=[TEAM]))
-    first = None
-    lines = 0
-    for chunk in response.streaming_content:
-        if first is None:
-            first = time.perf_counter() - started
-        lines += chunk.count(b"\n")
-    elapsed = time.perf_counter() - started
-    return {
-        "rows": lines,
-        "export_s": elapsed,
-        "rows_per_s": lines / elapsed,
-        "first_bytes_ms": (first or 0) * 1000,
-        "rss_mb": peak_rss_mb(),
-    }
+    from .audit import stream_export
+
+    return stream_export(_owner_client(), reverse("audit:export-jsonl", args=[TEAM]))
 
 
 def verify(args: argparse.Namespace) -> dict[str, Any]:
