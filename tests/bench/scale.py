@@ -473,14 +473,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--postgres",
-        nargs="?",
-        const=os.environ.get("BENCH_POSTGRES") or DEFAULT_POSTGRES,
-        default=os.environ.get("BENCH_POSTGRES") or DEFAULT_POSTGRES,
-        metavar="URL",
-        help="The PostgreSQL server (its database name is ignored: bench_scale is used).",
-    )
+    server = os.environ.get("BENCH_POSTGRES") or DEFAULT_POSTGRES
+    parser.add_argument("--postgres", default=server, metavar="URL", help="(env BENCH_POSTGRES)")
     parser.add_argument("--steps", default=",".join(STEPS), help=f"comma-separated, of {STEPS}")
     parser.add_argument("--keep", action="store_true", help="leave bench_scale for --reuse")
     parser.add_argument("--reuse", action="store_true", help="skip the seed, use bench_scale")
