@@ -12,8 +12,9 @@ Steps, each in worker processes of its own, DEBUG off, against a dedicated datab
    it; then VACUUM ANALYZE (what autovacuum does after a bulk load). Each part is timed.
 2. pages: median and p95 of ROUNDS renders (after warm-ups) of the characters list (first
    page, a search, a voice filter), a character's detail and history, and the audit log
-   (first page, a keyset page half a million events deep, two filtered pages), through
-   Django's test Client, signed in as the team's Owner; with each page's query count.
+   (first page, a keyset page half a million events deep, two filtered pages, two word
+   searches), through Django's test Client, signed in as the team's Owner; with each page's
+   query count.
 3. export: the JSON Lines export of the team's whole log, streamed and consumed in a fresh
    process: seconds, rows/s, first bytes, peak RSS.
 4. verify: `manage.py audit_verify` over every chain (1,030,000 events): seconds, result.
@@ -21,9 +22,9 @@ Steps, each in worker processes of its own, DEBUG off, against a dedicated datab
    connections for 30 s on the characters list, signed in (a session cookie made by a
    worker process for the Owner): requests/s, p50/p95/p99, every non-200 and socket error
    counted, peak RSS of each web worker (VmHWM from /proc).
-6. load-job: the same load while a background worker (`manage.py run_worker`, as `make run`
-   starts it) imports all 2,000 characters of a key, in another team, from the sandbox with
-   50 ms added to every call; then the same import alone, for comparison.
+6. load-job: a background worker (`manage.py run_worker`, as `make run` starts it) imports
+   all 2,000 characters of a key into a new team from the sandbox, 50 ms added to every
+   call: first alone (no web server), then again (another new team) started with the load.
 
 The sandbox (standing in for Convai) is served by its own process with its own SQLite
 database (tests/bench/server.py), as Convai is another service.
