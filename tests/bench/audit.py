@@ -68,6 +68,27 @@ def peak_rss_mb() -> float:
 # --- workers (Django here) ----------------------------------------------------------------------
 
 
+def stream_export(client: Any, url: str) -> dict[str, Any]:
+    """GET an export with the test Client and consume its stream: rows, seconds, rows/s,
+    time to the first bytes, and this process's peak RSS (also tests/bench/scale.py)."""
+    started = time.perf_counter()
+    response = client.get(url)
+    first = None
+    lines = 0
+    for chunk in response.streaming_content:
+        if first is None:
+            first = time.perf_counter() - started
+        lines += chunk.count(b"\n")
+    elapsed = time.perf_counter() - started
+    return {
+        "rows": lines,
+        "export_s": elapsed,
+        "rows_per_s": lines / elapsed,
+        "first_bytes_ms": (first or 0) * 1000,
+        "rss_mb": peak_rss_mb(),
+    }
+
+
 def worker(step: str, events: int) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     import django
@@ -134,23 +155,7 @@ def worker(step: str, events: int) -> dict[str, Any]:
         }
 
     if step == "export":
-        url = reverse("audit:export-jsonl", args=[TEAM])
-        started = time.perf_counter()
-        response = client.get(url)
-        first = None
-        lines = 0
-        for chunk in response.streaming_content:
-            if first is None:
-                first = time.perf_counter() - started
-            lines += chunk.count(b"\n")
-        elapsed = time.perf_counter() - started
-        return {
-            "rows": lines,
-            "export_s": elapsed,
-            "rows_per_s": lines / elapsed,
-            "first_bytes_ms": (first or 0) * 1000,
-            "rss_mb": peak_rss_mb(),
-        }
+        return stream_export(client, reverse("audit:export-jsonl", args=[TEAM]))
 
     if step == "verify":
         import io

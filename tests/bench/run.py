@@ -3,7 +3,9 @@ the characters benchmark (tests/bench/characters.py: the product's character pag
 Django's admin changelist over 10,000 characters, on SQLite, and on PostgreSQL with
 `--postgres [URL]` or BENCH_POSTGRES).
 
-`python -m tests.bench.run [--only client|characters] [characters options]`.
+`python -m tests.bench.run [--only client|characters|scale] [--scale] [characters options]`.
+`--scale` (or BENCH_SCALE=1: `make bench BENCH_SCALE=1`) adds tests/bench/scale.py at the end:
+PostgreSQL seeded to a studio's scale, its pages timed, the production server under load.
 
 1. 1,000 `get_character` calls with the pooled keep-alive client and 1,000 with a new
    connection per call (in interleaved rounds), and the ratio of the two.
@@ -181,8 +183,19 @@ def run_all(argv: list[str] | None = None) -> int:
         prog="python -m tests.bench.run",
         description="Run the benchmarks; unknown options go to tests.bench.characters.",
     )
-    parser.add_argument("--only", choices=["client", "characters"])
+    parser.add_argument("--only", choices=["client", "characters", "scale"])
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        default=bool(os.environ.get("BENCH_SCALE")),
+        help="also run tests.bench.scale (PostgreSQL at a studio's scale, gunicorn under wrk: "
+        "about 15 minutes); env BENCH_SCALE=1, as in `make bench BENCH_SCALE=1`",
+    )
     args, rest = parser.parse_known_args(argv)
+    if args.only == "scale":
+        from tests.bench import scale
+
+        return scale.main([])
     status = 0
     if args.only != "characters":
         try:
@@ -204,6 +217,8 @@ def run_all(argv: list[str] | None = None) -> int:
     if args.only is None:  # the audit log at a million events (tests/bench/audit.py)
         status |= __import__("tests.bench.audit", fromlist=["main"]).main(rest)
     status |= 0 if args.only else subprocess.call([sys.executable, "-m", "tests.bench.bundles"])
+    if args.scale and args.only is None:  # PostgreSQL at scale, the production server under load
+        status |= subprocess.call([sys.executable, "-m", "tests.bench.scale"])
     return status
 
 

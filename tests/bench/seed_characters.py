@@ -1,8 +1,9 @@
 """A team full of fake characters, FOR BENCHMARKS ONLY (`make bench`, tests/bench/).
 
-Bulk inserts, no Convai call, no audit events: the rows are made up and never existed on
-Convai. It lives here, not in a product app, so no deployment ships it: the benchmarks call
-`seed_characters(...)` in their own throwaway database.
+Bulk inserts (COPY on PostgreSQL, tests/bench/copy_rows.py), no Convai call, no audit
+events: the rows are made up and never existed on Convai. It lives here, not in a product
+app, so no deployment ships it: the benchmarks call `seed_characters(...)` in their own
+throwaway database.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from keys import crypto
 from keys.models import ApiKey
 from teams.models import Membership, Role, Team
 
-BATCH_SIZE = 2000
+from .copy_rows import insert_rows
+
+BATCH_SIZE = 10_000
 FAKE_KEY_LABEL = "Benchmark key (fake, never sent to Convai)"
 
 TITLES = ("", "", "", "Captain ", "Doctor ", "Sister ", "Old ", "Young ", "Lady ", "Sir ")
@@ -125,18 +128,17 @@ def seed_characters(
         if replace:
             Character.objects.filter(team=the_team).delete()
         rng = random.Random(seed)
-        made = Character.objects.bulk_create(
-            _characters(rng, the_team, the_owner, api_key, characters), batch_size=BATCH_SIZE
-        )
+        made = _characters(rng, the_team, the_owner, api_key, characters)
+        insert_rows(Character, made)  # COPY on PostgreSQL; every row has its id after
         stored = 0
         batch: list[Revision] = []
         for character in made:
             batch.extend(_revisions(rng, character, the_owner, revisions))
             if len(batch) >= BATCH_SIZE:
-                Revision.objects.bulk_create(batch)
+                insert_rows(Revision, batch)
                 stored += len(batch)
                 batch = []
-        Revision.objects.bulk_create(batch)
+        insert_rows(Revision, batch)
         stored += len(batch)
     elapsed = time.perf_counter() - started
     return (
