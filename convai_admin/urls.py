@@ -4,6 +4,9 @@ from characters import urls as characters_urls
 
 urlpatterns = [
     path("", include("accounts.urls")),
+    # django-allauth's pages that accounts.urls does not answer first: password reset,
+    # re-authentication, two-factor (2fa/), sign-up (closed).
+    path("accounts/", include("allauth.urls")),
     path("", include("teams.urls")),
     path("", include("keys.urls")),
     path("", include("characters.urls")),

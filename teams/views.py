@@ -24,6 +24,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.decorators import reauthentication_required
 from accounts.models import User
 from convai_admin.errors import DomainError, NotFound
 from convai_admin.htmx import act_then_redirect, confirm_or_act
@@ -252,6 +253,7 @@ def team_members(request: TeamRequest) -> HttpResponse:
 
 @require_POST
 @team_view("member.change_role")
+@reauthentication_required
 def member_role(request: TeamRequest, membership_id: int) -> HttpResponse:
     actor = request.membership
     team = request.team

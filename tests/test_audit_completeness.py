@@ -98,13 +98,13 @@ def key_used(key: Key) -> str:
 def sign_in(w: World) -> None:
     user = w.editor.user
     assert w.client.post(
-        reverse("accounts:login"), {"username": user.username, "password": TEST_PASSWORD}
+        reverse("accounts:login"), {"login": user.username, "password": TEST_PASSWORD}
     ).status_code in (302, 303)
 
 
 def sign_in_wrong(w: World) -> None:
     w.client.post(
-        reverse("accounts:login"), {"username": w.viewer.user.username, "password": "wrong"}
+        reverse("accounts:login"), {"login": w.viewer.user.username, "password": "wrong"}
     )
 
 
@@ -113,7 +113,7 @@ def lock_out(w: World) -> None:
     # is recorded as the lockout, then as a failed sign-in.
     for _ in range(4):
         w.client.post(
-            reverse("accounts:login"), {"username": w.viewer.user.username, "password": "wrong"}
+            reverse("accounts:login"), {"login": w.viewer.user.username, "password": "wrong"}
         )
 
 
@@ -991,7 +991,7 @@ def test_no_event_carries_a_secret(client: Client, add_key: Callable[..., Key]) 
     from accounts import services as accounts
 
     accounts.change_password(actor=admin.user, new_password="Correct horse battery 99")
-    client.post(reverse("accounts:login"), {"username": admin.user.username, "password": "bad"})
+    client.post(reverse("accounts:login"), {"login": admin.user.username, "password": "bad"})
     everything = json.dumps(
         list(AuditEvent.objects.values()), default=str, ensure_ascii=False
     ).lower()
