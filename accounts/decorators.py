@@ -5,7 +5,8 @@ One decorator for all of them, over allauth's: a person who has not entered thei
 code or a passkey within ACCOUNT_REAUTHENTICATION_TIMEOUT is sent to "Confirm it's you" and
 brought back. allauth keeps a refused POST in the session to replay it after confirming; with
 `keep_post=False` it does not (the form holds a secret such as an API key, which must never be
-written to the session store): the person comes back to the page and submits again.
+written to the session store): the page itself stays open, its submission asks, and the
+person comes back to the page and submits again.
 """
 
 from __future__ import annotations
@@ -39,8 +40,10 @@ def reauthentication_required(view: View | None = None, *, keep_post: bool = Tru
     def decorate(view_func: View) -> View:
         @wraps(view_func)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not keep_post and request.method != "POST":
+                return view_func(request, *args, **kwargs)  # the page itself is open
             if request.user.is_authenticated and is_reauthentication_required(request, app=""):
-                if request.method == "POST" and not keep_post:
+                if not keep_post:
                     messages.info(request, REAUTHENTICATE_FIRST)
                     return HttpResponseRedirect(_reauthenticate_url(request, request.path))
                 # allauth's AccountMiddleware answers: redirect, and replay afterwards.

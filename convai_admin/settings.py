@@ -260,6 +260,7 @@ ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False  # this device stays; the others end (
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False  # a link, whose key moves into the session
 ACCOUNT_PREVENT_ENUMERATION = True  # "reset sent" whether or not the address is known
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False  # and no mail to an address without an account
 ACCOUNT_SESSION_REMEMBER = None  # sessions end after SESSION_COOKIE_AGE, as before
 ACCOUNT_FORMS = {"change_password": "accounts.forms.PasswordChangeForm"}
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Convai Admin] "
