@@ -90,16 +90,17 @@ def _fresh_cache() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _force_login_is_a_recent_sign_in(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _force_login_is_a_recent_sign_in(request: pytest.FixtureRequest) -> Iterator[None]:
     """`client.force_login` stands for signing in through the form, which allauth records in
     the session; the steps behind re-authentication (adding a key, changing a role, exporting
     the audit log) accept a sign-in that recent. Tests of re-authentication itself mark
-    themselves `stale_sign_in` and get a session without that record."""
+    themselves `stale_sign_in` and get a session without that record. (Patched by hand, not
+    with `monkeypatch`: some tests call monkeypatch.undo().)"""
     if request.node.get_closest_marker("stale_sign_in") is not None:
+        yield
         return
     import time
+    from unittest import mock
 
     from allauth.account.internal.flows import login as login_flow
     from allauth.account.internal.userkit import user_id_to_str
@@ -115,4 +116,5 @@ def _force_login_is_a_recent_sign_in(
         session[login_flow._AUTHENTICATION_METHODS_USER_SESSION_KEY] = user_id_to_str(user)
         session.save()
 
-    monkeypatch.setattr(Client, "force_login", force_login)
+    with mock.patch.object(Client, "force_login", force_login):
+        yield

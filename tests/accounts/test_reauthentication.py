@@ -38,9 +38,7 @@ def test_adding_a_key_asks_to_confirm_and_keeps_no_key_in_the_session(client) ->
     page = client.get(response["Location"])
     assert "confirm it\N{RIGHT SINGLE QUOTATION MARK}s you first" in page.content.decode()
     # Confirming with the password lets the next submission through.
-    back = client.post(
-        reverse("account_reauthenticate"), {"password": TEST_PASSWORD, "next": url}
-    )
+    back = client.post(reverse("account_reauthenticate"), {"password": TEST_PASSWORD, "next": url})
     assert back["Location"] == url
 
 

@@ -16,9 +16,12 @@ pytestmark = pytest.mark.django_db
 
 def signed_in(user, agent: str, ip: str) -> Client:
     device = Client(HTTP_USER_AGENT=agent, REMOTE_ADDR=ip)
-    assert device.post(
-        reverse("accounts:login"), {"login": user.username, "password": TEST_PASSWORD}
-    ).status_code == 302
+    assert (
+        device.post(
+            reverse("accounts:login"), {"login": user.username, "password": TEST_PASSWORD}
+        ).status_code
+        == 302
+    )
     return device
 
 
@@ -31,9 +34,7 @@ def test_the_page_lists_each_device_and_signs_out_the_others() -> None:
     assert "198.51.100.2" in html and "This device" in html
     response = laptop.post(reverse("accounts:sessions"), follow=True)
     assert "Signed out of 1 other session" in response.content.decode()
-    assert phone.get(reverse("accounts:sessions"))["Location"].startswith(
-        reverse("accounts:login")
-    )
+    assert phone.get(reverse("accounts:sessions"))["Location"].startswith(reverse("accounts:login"))
     assert laptop.get(reverse("accounts:sessions")).status_code == 200
     event = AuditEvent.objects.get(action=services.SESSIONS_ENDED)
     assert event.details == {"reason": "signed out everywhere else", "sessions": 1}
