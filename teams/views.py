@@ -32,7 +32,13 @@ from convai_admin.http import AuthenticatedRequest
 
 from . import errors, hooks, invitations, policy, selectors, services
 from .decorators import CURRENT_TEAM_SESSION_KEY, team_view
-from .forms import InvitationForm, InvitationSignupForm, MemberRoleForm, TeamForm
+from .forms import (
+    InvitationForm,
+    InvitationSignupForm,
+    MemberRoleForm,
+    TeamForm,
+    TwoFactorRequirementForm,
+)
 from .http import TeamRequest
 from .models import Invitation, Membership, Role
 
@@ -172,7 +178,32 @@ def team_settings(request: TeamRequest) -> HttpResponse:
         else:
             messages.info(request, "The name did not change.")
         return redirect("teams:settings", team_slug=team.slug)
-    return render(request, "teams/team_settings.html", {"team": team, "form": form})
+    two_factor_form = TwoFactorRequirementForm(initial={"required": team.require_two_factor})
+    return render(
+        request,
+        "teams/team_settings.html",
+        {"team": team, "form": form, "two_factor_form": two_factor_form},
+    )
+
+
+@require_POST
+@team_view("team.require_two_factor")
+def team_two_factor(request: TeamRequest) -> HttpResponse:
+    form = TwoFactorRequirementForm(request.POST)
+    form.is_valid()  # a checkbox: absent means off
+    required = bool(form.cleaned_data.get("required"))
+    try:
+        services.set_two_factor_requirement(actor=request.membership, required=required)
+    except errors.TwoFactorNeededFirst as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            "Members must now use two-factor."
+            if required
+            else "Two-factor is no longer required of members.",
+        )
+    return redirect("teams:settings", team_slug=request.team.slug)
 
 
 @require_http_methods(["GET", "POST"])

@@ -190,6 +190,17 @@ def create_team(w: World) -> None:
     w.stash["other_team"] = teams.create_team(actor=w.owner.user, name="Second studio")
 
 
+def require_two_factor(w: World) -> None:
+    from tests.accounts.mfa_support import enable_totp
+
+    enable_totp(w.owner.user)
+    teams.set_two_factor_requirement(actor=w.owner, required=True)
+
+
+def stop_requiring_two_factor(w: World) -> None:
+    teams.set_two_factor_requirement(actor=w.owner, required=False)
+
+
 def rename_team(w: World) -> None:
     teams.rename_team(actor=w.owner, name="Renamed studio")
 
@@ -665,6 +676,16 @@ TEAM_STEPS: list[Step] = [
         [E("member.left", "leaver", "membership", lambda w: str(w.stash["leaver_pk"]))],
     ),
     (
+        "two-factor required of members",
+        require_two_factor,
+        [E("team.two_factor_required", "owner", "team", lambda w: str(w.team.pk))],
+    ),
+    (
+        "two-factor no longer required",
+        stop_requiring_two_factor,
+        [E("team.two_factor_required", "owner", "team", lambda w: str(w.team.pk))],
+    ),
+    (
         "invitation emailed",
         invite_by_email,
         [
@@ -1082,7 +1103,7 @@ def test_every_action_records_exactly_the_expected_event(
 
 def test_every_step_is_in_one_area() -> None:
     names = [name for _given, steps in AREAS.values() for name, _act, _expected in steps]
-    assert len(names) == len(set(names)) == 57
+    assert len(names) == len(set(names)) == 59
 
 
 def test_no_event_carries_a_secret(client: Client, add_key: Callable[..., Key]) -> None:
