@@ -128,7 +128,7 @@ def _authenticator_used(
     passwordless: bool = False,
     **kwargs: Any,
 ) -> None:
-    extra = {"reauthentication": bool(reauthenticated)}
+    extra: dict[str, object] = {"reauthentication": bool(reauthenticated)}
     if authenticator.type == Authenticator.Type.RECOVERY_CODES:
         services.record_authenticator_event(
             services.MFA_RECOVERY_CODE_USED, actor=user, authenticator=authenticator, extra=extra
