@@ -21,6 +21,15 @@ from .services import record_password_reset_requested
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    error_messages = {
+        **DefaultAccountAdapter.error_messages,
+        # The product's wording, as before allauth.
+        "username_password_mismatch": (
+            "Please enter a correct username and password. Note that both fields may be "
+            "case-sensitive."
+        ),
+    }
+
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         """Accounts come from team invitations (teams) or `createsuperuser`, never from a
         public form: allauth's sign-up page answers "sign-up is closed"."""

@@ -3,6 +3,9 @@ wrong-current-password limit."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from allauth.account import forms as allauth_forms
 from allauth.account.forms import ChangePasswordForm
 from django import forms
 
@@ -10,6 +13,19 @@ from .services import password_change_locked, password_change_window
 
 PASSWORD_INCORRECT = "password_incorrect"
 PASSWORD_CHANGE_LOCKED = "password_change_locked"
+
+
+class LoginForm(allauth_forms.LoginForm):
+    """allauth's sign-in form (ACCOUNT_FORMS["login"]); the username field has focus on
+    arrival, as the page's only task."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["login"].widget.attrs["autofocus"] = True
+        self.fields["login"].widget.attrs.pop("placeholder", None)
+        self.fields["password"].widget.attrs.pop("placeholder", None)
+        # "Forgot your password?" is a link below the form, after the button in Tab order.
+        self.fields["password"].help_text = ""
 
 
 class PasswordChangeForm(ChangePasswordForm):
@@ -20,6 +36,13 @@ class PasswordChangeForm(ChangePasswordForm):
             "%(minutes)s minutes. Try again later."
         ),
     }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The product's wording (as before allauth), sentence case like every other form.
+        self.fields["oldpassword"].label = "Old password"
+        self.fields["password1"].label = "New password"
+        self.fields["password2"].label = "New password confirmation"
 
     def clean_oldpassword(self) -> str:
         assert self.user is not None  # allauth's view passes the signed-in user

@@ -262,7 +262,10 @@ ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False  # a link, whose key moves into t
 ACCOUNT_PREVENT_ENUMERATION = True  # "reset sent" whether or not the address is known
 ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False  # and no mail to an address without an account
 ACCOUNT_SESSION_REMEMBER = None  # sessions end after SESSION_COOKIE_AGE, as before
-ACCOUNT_FORMS = {"change_password": "accounts.forms.PasswordChangeForm"}
+ACCOUNT_FORMS = {
+    "login": "accounts.forms.LoginForm",
+    "change_password": "accounts.forms.PasswordChangeForm",
+}
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Convai Admin] "
 # Re-authentication (accounts.reauth.reauthentication_required) lasts this long.
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
