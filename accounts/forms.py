@@ -7,6 +7,7 @@ from typing import Any
 
 from allauth.account import forms as allauth_forms
 from allauth.account.forms import ChangePasswordForm
+from allauth.mfa.webauthn.forms import AddWebAuthnForm
 from django import forms
 
 from .services import password_change_locked, password_change_window
@@ -59,3 +60,18 @@ class PasswordChangeForm(ChangePasswordForm):
                 self.error_messages[PASSWORD_INCORRECT], code=PASSWORD_INCORRECT
             )
         return old_password
+
+
+class AddPasskeyForm(AddWebAuthnForm):
+    """allauth's form to add a passkey or security key (MFA_FORMS["add_webauthn"]), worded for
+    this product."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["name"].label = "Name"
+        self.fields["name"].help_text = "So you can tell your keys apart, e.g. “Work laptop”."
+        if "passwordless" in self.fields:
+            self.fields["passwordless"].label = "Also sign in with it, without a password"
+            self.fields["passwordless"].help_text = (
+                "Your device then asks for its PIN, fingerprint or face each time."
+            )

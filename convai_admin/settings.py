@@ -294,6 +294,7 @@ MFA_RECOVERY_CODE_COUNT = 10
 # browser itself refuses WebAuthn on any other insecure origin).
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG or env_bool("CONVAI_ADMIN_WEBAUTHN_INSECURE", False)
 MFA_ADAPTER = "accounts.adapter.MFAAdapter"
+MFA_FORMS = {"add_webauthn": "accounts.forms.AddPasskeyForm"}
 # Off: tracking writes on every request. The Sessions page shows where and when each session
 # signed in.
 USERSESSIONS_TRACK_ACTIVITY = False
