@@ -72,6 +72,6 @@ class AddPasskeyForm(AddWebAuthnForm):
         self.fields["name"].help_text = "So you can tell your keys apart, e.g. “Work laptop”."
         if "passwordless" in self.fields:
             self.fields["passwordless"].label = "Also sign in with it, without a password"
-            self.fields["passwordless"].help_text = (
-                "Your device then asks for its PIN, fingerprint or face each time."
-            )
+            self.fields[
+                "passwordless"
+            ].help_text = "Your device then asks for its PIN, fingerprint or face each time."

@@ -74,6 +74,8 @@ def test_sign_in_asks_for_the_code_after_the_password(client, member) -> None:
     secret, _codes = enable_totp(user)
     response = sign_in(client, user.username)
     assert response["Location"] == reverse("mfa_authenticate")
+    page = client.get(reverse("mfa_authenticate")).content.decode()
+    assert "Use a passkey" not in page  # none added: the page does not offer one
     # Not signed in yet: a team page still sends to sign-in.
     assert client.get(reverse("teams:home"))["Location"].startswith(reverse("accounts:login"))
     done = client.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})

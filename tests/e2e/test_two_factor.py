@@ -1,7 +1,8 @@
 """Two-factor in a real browser: an authenticator app (TOTP codes computed in the test, as
 the app would) and a passkey through Chromium's virtual authenticator over the DevTools
-protocol (WebAuthn.enable / WebAuthn.addVirtualAuthenticator): enrolled as a second factor
-and used for a passwordless sign-in. No CSP violation or script error on the way."""
+protocol (WebAuthn.enable / WebAuthn.addVirtualAuthenticator): enrolled, used for a
+passwordless sign-in, then as the second step after a password. No CSP violation or script
+error on the way."""
 
 from __future__ import annotations
 
@@ -107,3 +108,12 @@ def test_passkey_enrolment_then_passwordless_sign_in(open_page: Any, owner: Any,
     event = AuditEvent.objects.get(action="auth.passkey_sign_in")
     assert event.actor == owner.user
     assert event.details["name"] == "Work laptop"
+
+    # The same passkey as the second step after a password.
+    sign_out(browser_page)
+    browser_page.sign_in(owner.user.username, TEST_PASSWORD)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Two-factor sign-in")
+    with page.expect_navigation(url=f"**{reverse('teams:overview', args=[owner.team.slug])}"):
+        page.get_by_role("button", name="Use a passkey or security key").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Northwind Studio")
+    assert_clean(browser_page)
