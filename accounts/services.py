@@ -75,6 +75,17 @@ def record_password_change_refused(*, actor: User, reason: str) -> None:
 
 
 SESSIONS_ENDED = "account.sessions_ended"
+# When the session's "last seen" was last written (accounts.middleware).
+LAST_SEEN_SESSION_KEY = "accounts_last_seen"
+
+
+def touch_session(*, actor: User, session_key: str, ip: str | None) -> None:
+    """The Sessions page's "last seen" and current IP of one of `actor`'s sessions. Not
+    audited: it is a reading of activity, not an action."""
+    changes: dict[str, object] = {"last_seen_at": timezone.now()}
+    if ip:
+        changes["ip"] = ip
+    UserSession.objects.filter(user=actor, session_key=session_key).update(**changes)
 
 
 def end_other_sessions(*, actor: User, keep_session_key: str | None, reason: str) -> int:

@@ -3,6 +3,7 @@ allauth's two-factor, passkey and password reset events (recorded by accounts.se
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from allauth.account import signals as account_signals
@@ -29,6 +30,13 @@ def _signed_in(sender: Any, request: HttpRequest | None, user: User, **kwargs: A
         target_id=user.pk,
         target_label=user.username,
     )
+
+
+@receiver(account_signals.user_logged_in)
+def _session_started(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -> None:
+    """allauth recorded this session for the Sessions page: from now on its "last seen" is
+    kept (accounts.middleware.SessionLastSeenMiddleware)."""
+    request.session[services.LAST_SEEN_SESSION_KEY] = time.time()
 
 
 @receiver(user_logged_out)

@@ -75,6 +75,11 @@ class SessionsView(ListUserSessionsView):
 
     success_url = reverse_lazy("accounts:sessions")
 
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["show_last_seen_at"] = True  # kept by accounts.middleware, not by allauth
+        return context
+
     def form_valid(self, form: Any) -> HttpResponse:
         ended = end_other_sessions(
             actor=_user(self.request),

@@ -124,6 +124,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # allauth: its sign-in stages and re-authentication redirects.
     "allauth.account.middleware.AccountMiddleware",
+    # "Last seen" of each session on the Sessions page, written at most every few minutes.
+    "accounts.middleware.SessionLastSeenMiddleware",
     "convai_admin.middleware.NoStoreForSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -295,9 +297,10 @@ MFA_RECOVERY_CODE_COUNT = 10
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG or env_bool("CONVAI_ADMIN_WEBAUTHN_INSECURE", False)
 MFA_ADAPTER = "accounts.adapter.MFAAdapter"
 MFA_FORMS = {"add_webauthn": "accounts.forms.AddPasskeyForm"}
-# Off: tracking writes on every request. The Sessions page shows where and when each session
-# signed in.
+# Off: allauth's tracking writes on every request. accounts.middleware keeps "last seen"
+# instead, writing at most once per SESSION_LAST_SEEN_SECONDS per session.
 USERSESSIONS_TRACK_ACTIVITY = False
+SESSION_LAST_SEEN_SECONDS = 300
 
 # django-axes: lock a username + IP pair after 5 failures for 15 minutes.
 AXES_FAILURE_LIMIT = 5

@@ -30,7 +30,7 @@ def test_the_page_lists_each_device_and_signs_out_the_others() -> None:
     laptop = signed_in(user, "Firefox on Linux", "198.51.100.1")
     phone = signed_in(user, "Safari on iPhone", "198.51.100.2")
     html = laptop.get(reverse("accounts:sessions")).content.decode()
-    assert "Firefox on Linux" in html and "Safari on iPhone" in html
+    assert "Firefox on Linux" in html and "Safari on iPhone" in html  # the raw agents, here
     assert "198.51.100.2" in html and "This device" in html
     response = laptop.post(reverse("accounts:sessions"), follow=True)
     assert "Signed out of 1 other session" in response.content.decode()
@@ -65,3 +65,54 @@ def test_sign_out_everywhere_needs_the_csrf_token() -> None:
     device.force_login(user)
     assert device.post(reverse("accounts:sessions")).status_code == 403
     assert not AuditEvent.objects.filter(action=services.SESSIONS_ENDED).exists()
+
+
+def test_last_seen_is_written_at_most_every_few_minutes() -> None:
+    from allauth.usersessions.models import UserSession
+
+    from accounts.services import LAST_SEEN_SESSION_KEY
+
+    user = UserFactory()
+    laptop = signed_in(user, "Firefox on Linux", "198.51.100.1")
+    row = UserSession.objects.get(user=user)
+    first_seen = row.last_seen_at
+    url = reverse("accounts:password-change-done")
+    laptop.get(url)
+    assert UserSession.objects.get(pk=row.pk).last_seen_at == first_seen  # just signed in
+    # Six minutes later (moved back in the session rather than waiting).
+    session = laptop.session
+    session[LAST_SEEN_SESSION_KEY] -= 360
+    session.save()
+    laptop.get(url, REMOTE_ADDR="198.51.100.9")
+    row.refresh_from_db()
+    assert row.last_seen_at > first_seen
+    assert row.ip == "198.51.100.9"
+    html = laptop.get(reverse("accounts:sessions")).content.decode()
+    assert "Last seen" in html
+
+
+@pytest.mark.parametrize(
+    ("agent", "shown"),
+    [
+        (
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/120.0 Safari/537.36 Edg/120.0",
+            "Edge on Windows",
+        ),
+        (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+            "Safari on iPhone",
+        ),
+        (
+            "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+            "Firefox on Linux",
+        ),
+        ("curl/8.0", "Unknown device"),
+        ("", "Unknown device"),
+    ],
+)
+def test_a_session_names_its_device(agent: str, shown: str) -> None:
+    from accounts.templatetags.accounts_extras import device
+
+    assert device(agent) == shown
