@@ -12,7 +12,7 @@ from . import views
 app_name = "accounts"
 
 urlpatterns = [
-    path("accounts/login/", allauth_views.login, name="login"),
+    path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", allauth_views.logout, name="logout"),
     path("accounts/signed-out/", views.LoggedOutView.as_view(), name="logged-out"),
     # The address before allauth (bookmarks, old links) still leads to the page.
@@ -28,4 +28,5 @@ urlpatterns = [
         name="password-change-done",
     ),
     path("accounts/sessions/", views.SessionsView.as_view(), name="sessions"),
+    path("accounts/password/reset/", views.PasswordResetView.as_view(), name="password-reset"),
 ]

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.internal.flows.password_change import finalize_password_change
+from allauth.account.views import LoginView as AllauthLoginView
 from allauth.account.views import PasswordChangeView as AllauthPasswordChangeView
+from allauth.account.views import PasswordResetView as AllauthPasswordResetView
 from allauth.usersessions.views import ListUserSessionsView
+from django.conf import settings
 from django.contrib import messages
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import reverse_lazy
 from django.views.generic import TemplateView
 
@@ -60,6 +64,23 @@ class PasswordChangeView(AllauthPasswordChangeView):
             reason = NEW_PASSWORD_REFUSED
         record_password_change_refused(actor=_user(self.request), reason=reason)
         return super().form_invalid(form)
+
+
+class LoginView(AllauthLoginView):
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["email_enabled"] = settings.EMAIL_ENABLED  # "Forgot your password?" needs mail
+        return context
+
+
+class PasswordResetView(AllauthPasswordResetView):
+    """allauth's "reset your password" page, only where mail can be sent: without EMAIL_URL
+    it says who can help instead of promising a mail that never leaves."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not settings.EMAIL_ENABLED:
+            return render(request, "account/password_reset_unavailable.html")
+        return super().dispatch(request, *args, **kwargs)
 
 
 class PasswordChangeDoneView(TemplateView):

@@ -19,6 +19,12 @@ from tests.factories import TEST_PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def _mail_configured(settings) -> None:
+    settings.EMAIL_ENABLED = True  # EMAIL_URL set; Django's test runner keeps mail in mail.outbox
+
+
 NEW = "Reset long passphrase 7"
 
 
@@ -112,3 +118,32 @@ def test_a_weak_new_password_is_refused(client) -> None:
     assert response.status_code == 200
     user.refresh_from_db()
     assert user.check_password(TEST_PASSWORD)
+
+
+def test_without_email_the_reset_page_says_who_can_help_and_sends_nothing(client, settings) -> None:
+    settings.EMAIL_ENABLED = False
+    user = UserFactory()
+    assert (
+        reverse("accounts:password-reset")
+        not in client.get(reverse("accounts:login")).content.decode()
+    )
+    response = ask_reset(client, user.email)
+    assert response.status_code == 200
+    assert "Password reset is not set up here" in response.content.decode()
+    assert mail.outbox == []
+    assert not AuditEvent.objects.exists()
+
+
+def test_the_reset_mail_goes_over_real_smtp_and_its_link_works(client, smtp_server) -> None:
+    """Through Django's SMTP backend to the in-process SMTP server (tests/support/smtp.py), as
+    production sends it."""
+    user = UserFactory()
+    ask_reset(client, user.email)
+    [message] = smtp_server.messages
+    assert smtp_server.recipients() == [[user.email]]
+    assert message["Subject"].startswith("[Convai Admin] ")
+    link = re.search(r"https?://[^/\s]+(/\S+)", smtp_server.body(message)).group(1)
+    form_url = client.get(link)["Location"]
+    assert client.post(form_url, {"password1": NEW, "password2": NEW}).status_code == 302
+    user.refresh_from_db()
+    assert user.check_password(NEW)

@@ -72,7 +72,8 @@ def test_someone_elses_passkey_is_a_404(client) -> None:
     assert Authenticator.objects.filter(pk=theirs_key.pk).exists()
 
 
-def test_no_secret_reaches_the_server_log(client, caplog) -> None:
+def test_no_secret_reaches_the_server_log(client, caplog, settings) -> None:
+    settings.EMAIL_ENABLED = True
     caplog.set_level(logging.DEBUG)
     user = UserFactory()
     client.post(reverse("accounts:login"), {"login": user.username, "password": TEST_PASSWORD})
