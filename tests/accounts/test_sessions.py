@@ -116,3 +116,17 @@ def test_a_session_names_its_device(agent: str, shown: str) -> None:
     from accounts.templatetags.accounts_extras import device
 
     assert device(agent) == shown
+
+
+def test_the_account_pages_cost_a_bounded_number_of_queries(django_assert_max_num_queries) -> None:
+    from tests.accounts.mfa_support import enable_totp
+
+    user = UserFactory()
+    devices = [signed_in(user, f"Agent {n}", f"198.51.100.{n}") for n in range(1, 6)]
+    enable_totp(user)
+    # allauth's list checks that each session still exists and still signs its person in
+    # (three reads per session): bounded by the sessions a person has, nothing else.
+    with django_assert_max_num_queries(4 + 3 * len(devices)):
+        assert b"Agent 5" in devices[0].get(reverse("accounts:sessions")).content
+    with django_assert_max_num_queries(6):
+        assert b"Two-factor on" in devices[0].get(reverse("mfa_index")).content

@@ -78,3 +78,23 @@ def test_account_pages_stay_open_to_set_it_up(client) -> None:
     client.force_login(editor.user)
     assert client.get(reverse("mfa_index")).status_code == 200
     assert client.get(reverse("mfa_activate_totp")).status_code == 200
+
+
+def test_the_gate_costs_no_query_where_two_factor_is_not_required(client) -> None:
+    """team_view asks whether the member has two-factor only when the team requires it: one
+    query then, none otherwise."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    editor = MembershipFactory(role=Role.EDITOR)
+    enable_totp(editor.user)
+    client.force_login(editor.user)
+    url = reverse("teams:overview", args=[editor.team.slug])
+    client.get(url)  # warm: the current team is remembered in the session once
+    with CaptureQueriesContext(connection) as free:
+        assert client.get(url).status_code == 200
+    editor.team.require_two_factor = True
+    editor.team.save()
+    with CaptureQueriesContext(connection) as gated:
+        assert client.get(url).status_code == 200
+    assert len(gated.captured_queries) == len(free.captured_queries) + 1
