@@ -83,3 +83,11 @@ def locked_out_response(
         context,
         status=getattr(settings, "AXES_HTTP_RESPONSE_CODE", 429),
     )
+
+
+def attempted_username(request: HttpRequest, credentials: dict[str, Any] | None = None) -> str:
+    """AXES_USERNAME_CALLABLE: the username tried. allauth passes `username` in the credentials;
+    its sign-in form posts it as `login`."""
+    if credentials and credentials.get("username"):
+        return str(credentials["username"])
+    return str(request.POST.get("login") or request.POST.get("username") or "")

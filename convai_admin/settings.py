@@ -92,6 +92,12 @@ INSTALLED_APPS = [
     "csp",
     "axes",
     "accounts",
+    # django-allauth: sign-in, password reset, re-authentication (account), two-factor with TOTP,
+    # recovery codes and passkeys (mfa), the member's own sessions (usersessions).
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "allauth.usersessions",
     "teams",
     "keys",
     "characters",
@@ -116,6 +122,10 @@ MIDDLEWARE = [
     "convai_admin.middleware.RequestShapeMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # allauth: its sign-in stages and re-authentication redirects.
+    "allauth.account.middleware.AccountMiddleware",
+    # "Last seen" of each session on the Sessions page, written at most every few minutes.
+    "accounts.middleware.SessionLastSeenMiddleware",
     "convai_admin.middleware.NoStoreForSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -216,6 +226,8 @@ AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     "accounts.limits.SignInLimitBackend",  # axes' lockout + the per-IP limit; see limits.py
     "django.contrib.auth.backends.ModelBackend",
+    # allauth's backend: passkey (WebAuthn) sign-in without a password.
+    "allauth.account.auth_backends.AuthenticationBackend",
 ]
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",
@@ -234,7 +246,61 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "teams:home"
-LOGOUT_REDIRECT_URL = None  # show "You are signed out" (registration/logged_out.html)
+LOGOUT_REDIRECT_URL = "accounts:logged-out"  # "You are signed out"
+
+# --- django-allauth (docs/accounts.md) -------------------------------------------------------
+# Accounts come from invitations (teams) or `createsuperuser`: sign-up is closed
+# (accounts.adapter.AccountAdapter.is_open_for_signup). People sign in with their username;
+# a password reset is asked for by email address and mailed (EMAIL_* settings).
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"username"}
+ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_UNIQUE_EMAIL = False
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False  # this device stays; the others end (accounts.views)
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False  # a link, whose key moves into the session
+ACCOUNT_PREVENT_ENUMERATION = True  # "reset sent" whether or not the address is known
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False  # and no mail to an address without an account
+ACCOUNT_SESSION_REMEMBER = None  # sessions end after SESSION_COOKIE_AGE, as before
+ACCOUNT_FORMS = {
+    "login": "accounts.forms.LoginForm",
+    "change_password": "accounts.forms.PasswordChangeForm",
+}
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Convai Admin] "
+# Re-authentication (accounts.reauth.reauthentication_required) lasts this long.
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
+# allauth's rate limits, kept in the cache. Sign-in failures are first limited by django-axes
+# (5 per username + IP, in the database, liftable by a team Admin) and accounts/limits.py (per
+# IP); allauth's login_failed is looser so axes answers first, and it also counts wrong
+# two-factor codes per account (allauth.mfa), which axes does not see.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "30/m/ip,10/15m/key",
+    "reset_password": "20/m/ip,3/15m/key",
+    "reset_password_from_key": "20/m/ip",
+    "change_password": "10/m/user",
+    "reauthenticate": "10/m/user",
+    "signup": "20/m/ip",
+}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_PASSKEY_SIGNUP_ENABLED = False
+MFA_TOTP_ISSUER = "Convai Admin"
+# A code from the period before or after is accepted too (clocks drift; typing takes time).
+MFA_TOTP_TOLERANCE = 1
+MFA_TOTP_PERIOD = 30
+MFA_RECOVERY_CODE_COUNT = 10
+# Passkeys are bound to the site's host name; plain http is accepted for localhost only (the
+# browser itself refuses WebAuthn on any other insecure origin).
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG or env_bool("CONVAI_ADMIN_WEBAUTHN_INSECURE", False)
+MFA_ADAPTER = "accounts.adapter.MFAAdapter"
+MFA_FORMS = {"add_webauthn": "accounts.forms.AddPasskeyForm"}
+# Off: allauth's tracking writes on every request. accounts.middleware keeps "last seen"
+# instead, writing at most once per SESSION_LAST_SEEN_SECONDS per session.
+USERSESSIONS_TRACK_ACTIVITY = False
+SESSION_LAST_SEEN_SECONDS = 300
 
 # django-axes: lock a username + IP pair after 5 failures for 15 minutes.
 AXES_FAILURE_LIMIT = 5
@@ -245,6 +311,8 @@ AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 AXES_LOCKOUT_CALLABLE = "accounts.limits.locked_out_response"
+# allauth's sign-in form names the username field "login".
+AXES_USERNAME_CALLABLE = "accounts.limits.attempted_username"
 # One row per failed sign-in (IP, time): what the per-IP limit below counts.
 AXES_ENABLE_ACCESS_FAILURE_LOG = True
 # Password spraying: at most this many failed sign-ins from one IP, across usernames, per

@@ -9,6 +9,9 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("", include("accounts.urls")),
+    # django-allauth's pages that accounts.urls does not answer first: password reset,
+    # re-authentication, two-factor (2fa/), sign-up (closed).
+    path("accounts/", include("allauth.urls")),
     path("", include("teams.urls")),
     path("", include("keys.urls")),
     path("", include("characters.urls")),

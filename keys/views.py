@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.decorators import reauthentication_required
 from convai_admin.htmx import act_then_redirect, confirm_or_act
 from convai_admin.http import AuthenticatedRequest
 
@@ -81,6 +82,8 @@ def _report_check(request: AuthenticatedRequest, check: services.KeyCheck, done:
 @sensitive_post_parameters("key")
 @sensitive_variables()  # every frame below (form cleaning, the Convai call) holds the key
 @require_http_methods(["GET", "POST"])
+# Adding a key asks for a recent sign-in; the refused POST (it holds the key) is not kept.
+@reauthentication_required(keep_post=False)
 def api_keys(request: AuthenticatedRequest) -> HttpResponse:
     """List the member's keys; POST adds one (verified with Convai unless they chose not to)."""
     user = request.user

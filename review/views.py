@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts.decorators import reauthentication_required
 from audit import export
 from audit.chain import last_checkpoint
 from audit.models import AuditEvent, Outcome
@@ -141,6 +142,7 @@ def audit_event(request: TeamRequest, event_id: int) -> HttpResponse:
 
 @require_GET
 @team_view("audit.export")
+@reauthentication_required
 def audit_export(request: TeamRequest, fmt: str) -> HttpResponse:
     _form, criteria = _filters(request)
     if criteria.errors:

@@ -3,7 +3,8 @@
 Anonymous → sign-in; not a member → 404 (another team's data does not exist for you), except
 for a former member (a `Departure` row: removed, left, team deleted), who gets a 403 page saying
 "You no longer have access to <team>" — someone who never belonged learns nothing; a member
-whose role is below the action's floor → 403, recorded once here (`policy.authorize`). The
+without two-factor in a team that requires it → only the page asking them to set it up (403);
+a member whose role is below the action's floor → 403, recorded once here (`policy.authorize`). The
 service called next checks the full rule again, with its target: a view is not the only caller.
 """
 
@@ -17,6 +18,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+
+from accounts.selectors import has_two_factor
 
 from . import policy
 from .http import TeamRequest
@@ -52,6 +55,15 @@ def team_view(action: str) -> Callable[[ViewFunc], ViewFunc]:
             team_request.membership = membership
             team_request.team = membership.team
             team_request.can = policy.Can(membership)
+            if policy.two_factor_missing(
+                membership, has_two_factor=lambda: has_two_factor(membership.user)
+            ):
+                return render(
+                    request,
+                    "teams/two_factor_required.html",
+                    {"team": membership.team},
+                    status=403,
+                )
             if request.session.get(CURRENT_TEAM_SESSION_KEY) != membership.team.slug:
                 # Only when it changes: writing it always would save the session every request.
                 request.session[CURRENT_TEAM_SESSION_KEY] = membership.team.slug

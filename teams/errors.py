@@ -10,6 +10,13 @@ class TeamError(DomainError):
     """A rule of teams or invitations refused the operation."""
 
 
+class TwoFactorNeededFirst(TeamError):
+    default_message = (
+        "Turn on two-factor for your own account first: otherwise the requirement would "
+        "shut you out of the team."
+    )
+
+
 class LastOwnerError(TeamError):
     """The operation would leave the team without an Owner."""
 

@@ -14,6 +14,17 @@ from convai_admin.validators import ReadableTextMixin, reject_bidi_controls
 from .models import Membership, Role, Team
 
 
+class TwoFactorRequirementForm(forms.Form):
+    required = forms.BooleanField(
+        required=False,
+        label="Members must use two-factor",
+        help_text=(
+            "Members without an authenticator app or a passkey see only a page asking them to "
+            "set one up, until they do."
+        ),
+    )
+
+
 class TeamForm(ReadableTextMixin, forms.ModelForm):
     """Name a team (create or rename). The slug is derived once, at creation."""
 

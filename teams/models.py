@@ -26,6 +26,9 @@ class Team(models.Model):
     # Deleted: members, invitations and the other apps' rows are gone; the row stays as the
     # anchor of the team's audit chain (audit events keep their team), sealed at deletion.
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # "Members must use two-factor": a member without it sees only the page asking them to
+    # set it up (teams.decorators.team_view, teams.policy.two_factor_missing).
+    require_two_factor = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]

@@ -69,6 +69,7 @@ ROLE_ABILITIES: dict[Role, tuple[str, ...]] = {
     Role.OWNER: (
         "Manage Admins and Owners",
         "Rename, hand over, archive or delete the team",
+        "Require two-factor of every member",
     ),
 }
 
@@ -101,6 +102,7 @@ FLOOR: dict[str, Role] = {
     "team.archive": Role.OWNER,
     "team.unarchive": Role.OWNER,
     "team.delete": Role.OWNER,
+    "team.require_two_factor": Role.OWNER,
     "member.view": Role.VIEWER,
     "member.change_role": Role.ADMIN,
     "member.remove": Role.ADMIN,
@@ -529,6 +531,10 @@ class Can:
         return self._may("team.leave")
 
     @cached_property
+    def require_two_factor(self) -> bool:
+        return self._may("team.require_two_factor")
+
+    @cached_property
     def view_invitations(self) -> bool:
         return self._may("invitation.view")
 
@@ -595,3 +601,9 @@ class Can:
     @cached_property
     def verify_audit(self) -> bool:
         return self._may("audit.verify")
+
+
+def two_factor_missing(membership: Membership, *, has_two_factor: Callable[[], bool]) -> bool:
+    """The team requires two-factor and this member has none: they see only the page asking
+    them to set it up. `has_two_factor` is asked only when the team requires it (a query)."""
+    return membership.team.require_two_factor and not has_two_factor()

@@ -21,11 +21,18 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import User
+from accounts.selectors import has_two_factor
 from audit.models import Outcome
 from audit.services import record
 
 from . import policy
-from .errors import ChangedMeanwhile, LastOwnerError, MemberNotFound, TeamError
+from .errors import (
+    ChangedMeanwhile,
+    LastOwnerError,
+    MemberNotFound,
+    TeamError,
+    TwoFactorNeededFirst,
+)
 from .invitations import revoke_with_maker
 from .models import Departure, Membership, Role, Team
 
@@ -93,6 +100,33 @@ def rename_team(*, actor: Membership, name: str) -> Team:
             target_id=team.pk,
             target_label=new,
             details={"name": [old, new]},
+        )
+    return team
+
+
+def set_two_factor_requirement(*, actor: Membership, required: bool) -> Team:
+    """Owners require (or stop requiring) two-factor of every member. An Owner without it
+    cannot require it: the team would shut them out."""
+    team = actor.team
+    policy.authorize(
+        actor, "team.require_two_factor", event="team.two_factor_required", target_type="team"
+    )
+    old = team.require_two_factor
+    if required == old:
+        return team
+    if required and not has_two_factor(actor.user):
+        raise TwoFactorNeededFirst()
+    with transaction.atomic():
+        team.require_two_factor = required
+        team.save(update_fields=["require_two_factor"])
+        record(
+            "team.two_factor_required",
+            actor=actor.user,
+            team=team,
+            target_type="team",
+            target_id=team.pk,
+            target_label=team.name,
+            details={"required": [old, required]},
         )
     return team
 

@@ -21,6 +21,11 @@ urlpatterns = [
         "t/<slug:team_slug>/settings/unarchive/", lifecycle_views.team_unarchive, name="unarchive"
     ),
     path("t/<slug:team_slug>/settings/delete/", lifecycle_views.team_delete, name="delete"),
+    path(
+        "t/<slug:team_slug>/settings/two-factor/",
+        views.team_two_factor,
+        name="settings-two-factor",
+    ),
     path("t/<slug:team_slug>/leave/", views.team_leave, name="leave"),
     path("t/<slug:team_slug>/members/", views.team_members, name="members"),
     path(

@@ -24,6 +24,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts.decorators import reauthentication_required
 from accounts.models import User
 from convai_admin.errors import DomainError, NotFound
 from convai_admin.htmx import act_then_redirect, confirm_or_act
@@ -31,7 +32,13 @@ from convai_admin.http import AuthenticatedRequest
 
 from . import errors, hooks, invitations, policy, selectors, services
 from .decorators import CURRENT_TEAM_SESSION_KEY, team_view
-from .forms import InvitationForm, InvitationSignupForm, MemberRoleForm, TeamForm
+from .forms import (
+    InvitationForm,
+    InvitationSignupForm,
+    MemberRoleForm,
+    TeamForm,
+    TwoFactorRequirementForm,
+)
 from .http import TeamRequest
 from .models import Invitation, Membership, Role
 
@@ -171,7 +178,32 @@ def team_settings(request: TeamRequest) -> HttpResponse:
         else:
             messages.info(request, "The name did not change.")
         return redirect("teams:settings", team_slug=team.slug)
-    return render(request, "teams/team_settings.html", {"team": team, "form": form})
+    two_factor_form = TwoFactorRequirementForm(initial={"required": team.require_two_factor})
+    return render(
+        request,
+        "teams/team_settings.html",
+        {"team": team, "form": form, "two_factor_form": two_factor_form},
+    )
+
+
+@require_POST
+@team_view("team.require_two_factor")
+def team_two_factor(request: TeamRequest) -> HttpResponse:
+    form = TwoFactorRequirementForm(request.POST)
+    form.is_valid()  # a checkbox: absent means off
+    required = bool(form.cleaned_data.get("required"))
+    try:
+        services.set_two_factor_requirement(actor=request.membership, required=required)
+    except errors.TwoFactorNeededFirst as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(
+            request,
+            "Members must now use two-factor."
+            if required
+            else "Two-factor is no longer required of members.",
+        )
+    return redirect("teams:settings", team_slug=request.team.slug)
 
 
 @require_http_methods(["GET", "POST"])
@@ -252,6 +284,7 @@ def team_members(request: TeamRequest) -> HttpResponse:
 
 @require_POST
 @team_view("member.change_role")
+@reauthentication_required
 def member_role(request: TeamRequest, membership_id: int) -> HttpResponse:
     actor = request.membership
     team = request.team

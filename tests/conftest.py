@@ -67,9 +67,54 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "argon2: hash passwords with the production hashers (Argon2), not MD5"
     )
+    config.addinivalue_line(
+        "markers",
+        "stale_sign_in: force_login gives a session without a recent sign-in (re-auth asked)",
+    )
 
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(request: pytest.FixtureRequest, settings: Any) -> None:
     if request.node.get_closest_marker("argon2") is None:
         settings.PASSWORD_HASHERS = FAST_PASSWORD_HASHERS
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """allauth keeps its rate-limit counters and used TOTP codes in the cache: one test's
+    failed sign-ins must not count against the next test's."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _force_login_is_a_recent_sign_in(request: pytest.FixtureRequest) -> Iterator[None]:
+    """`client.force_login` stands for signing in through the form, which allauth records in
+    the session; the steps behind re-authentication (adding a key, changing a role, exporting
+    the audit log) accept a sign-in that recent. Tests of re-authentication itself mark
+    themselves `stale_sign_in` and get a session without that record. (Patched by hand, not
+    with `monkeypatch`: some tests call monkeypatch.undo().)"""
+    if request.node.get_closest_marker("stale_sign_in") is not None:
+        yield
+        return
+    import time
+    from unittest import mock
+
+    from allauth.account.internal.flows import login as login_flow
+    from allauth.account.internal.userkit import user_id_to_str
+
+    original = Client.force_login
+
+    def force_login(self: Client, user: Any, backend: str | None = None) -> None:
+        original(self, user, backend)
+        session = self.session
+        session[login_flow.AUTHENTICATION_METHODS_SESSION_KEY] = [
+            {"method": "password", "at": time.time(), "username": user.get_username()}
+        ]
+        session[login_flow._AUTHENTICATION_METHODS_USER_SESSION_KEY] = user_id_to_str(user)
+        session.save()
+
+    with mock.patch.object(Client, "force_login", force_login):
+        yield

@@ -98,14 +98,12 @@ def key_used(key: Key) -> str:
 def sign_in(w: World) -> None:
     user = w.editor.user
     assert w.client.post(
-        reverse("accounts:login"), {"username": user.username, "password": TEST_PASSWORD}
+        reverse("accounts:login"), {"login": user.username, "password": TEST_PASSWORD}
     ).status_code in (302, 303)
 
 
 def sign_in_wrong(w: World) -> None:
-    w.client.post(
-        reverse("accounts:login"), {"username": w.viewer.user.username, "password": "wrong"}
-    )
+    w.client.post(reverse("accounts:login"), {"login": w.viewer.user.username, "password": "wrong"})
 
 
 def lock_out(w: World) -> None:
@@ -113,7 +111,7 @@ def lock_out(w: World) -> None:
     # is recorded as the lockout, then as a failed sign-in.
     for _ in range(4):
         w.client.post(
-            reverse("accounts:login"), {"username": w.viewer.user.username, "password": "wrong"}
+            reverse("accounts:login"), {"login": w.viewer.user.username, "password": "wrong"}
         )
 
 
@@ -133,8 +131,75 @@ def change_password_refused(w: World) -> None:
     accounts.record_password_change_refused(actor=w.editor.user, reason="wrong current password")
 
 
+NEW_PASSWORD = "A new long passphrase 42"  # the editor's, since "password change"
+
+
+def enrol_two_factor(w: World) -> None:
+    from django.test import TestCase
+
+    from tests.accounts.mfa_support import totp_code
+
+    w.client.force_login(w.editor.user)
+    secret = w.client.get(reverse("mfa_activate_totp")).context["form"].secret
+    w.stash["totp_secret"] = secret
+    with TestCase.captureOnCommitCallbacks(execute=True):  # allauth signals after commit
+        w.client.post(reverse("mfa_activate_totp"), {"code": totp_code(secret)})
+
+
+def two_factor_wrong_code(w: World) -> None:
+    phone = w.stash["phone"] = Client()
+    phone.post(
+        reverse("accounts:login"), {"login": w.editor.user.username, "password": NEW_PASSWORD}
+    )
+    phone.post(reverse("mfa_authenticate"), {"code": "000000"})
+
+
+def recovery_code_sign_in(w: World) -> None:
+    from allauth.mfa.models import Authenticator
+
+    codes = Authenticator.objects.get(user=w.editor.user, type="recovery_codes").wrap()
+    code = codes.get_unused_codes()[0]
+    w.stash["phone"].post(reverse("mfa_authenticate"), {"code": code})
+
+
+def remove_two_factor(w: World) -> None:
+    w.client.post(reverse("mfa_deactivate_totp"))
+
+
+def request_password_reset(w: World) -> None:
+    from django.core import mail
+
+    mail.outbox.clear()
+    with override_settings(EMAIL_ENABLED=True):
+        Client().post(reverse("account_reset_password"), {"email": w.editor.user.email})
+
+
+def complete_password_reset(w: World) -> None:
+    import re
+
+    from django.core import mail
+
+    link = re.search(r"https?://[^/\s]+(/\S+)", mail.outbox[-1].body).group(1)
+    stranger = Client()
+    form_url = stranger.get(link)["Location"]
+    stranger.post(
+        form_url, {"password1": "Reset long passphrase 7", "password2": "Reset long passphrase 7"}
+    )
+
+
 def create_team(w: World) -> None:
     w.stash["other_team"] = teams.create_team(actor=w.owner.user, name="Second studio")
+
+
+def require_two_factor(w: World) -> None:
+    from tests.accounts.mfa_support import enable_totp
+
+    enable_totp(w.owner.user)
+    teams.set_two_factor_requirement(actor=w.owner, required=True)
+
+
+def stop_requiring_two_factor(w: World) -> None:
+    teams.set_two_factor_requirement(actor=w.owner, required=False)
 
 
 def rename_team(w: World) -> None:
@@ -511,6 +576,57 @@ ACCOUNT_STEPS: list[Step] = [
         change_password_refused,
         [E("account.password_changed", "editor", "user", outcome="failure", team=False)],
     ),
+    (
+        "two-factor enrolment",
+        enrol_two_factor,
+        [
+            E("auth.sign_in", "editor", "user", team=False),
+            E("mfa.enrolled", "editor", "authenticator", target_label="totp", team=False),
+            E("mfa.enrolled", "editor", "authenticator", ANY, "recovery_codes", team=False),
+        ],
+    ),
+    (
+        "two-factor wrong code",
+        two_factor_wrong_code,
+        [E("mfa.code_failed", "editor", "authenticator", ANY, "totp", "failure", team=False)],
+    ),
+    (
+        "recovery code sign-in",
+        recovery_code_sign_in,
+        [
+            E(
+                "mfa.recovery_code_used",
+                "editor",
+                "authenticator",
+                ANY,
+                "recovery_codes",
+                team=False,
+            ),
+            E("auth.sign_in", "editor", "user", team=False),
+        ],
+    ),
+    (
+        "two-factor removal ends the other sessions",
+        remove_two_factor,
+        [
+            E("mfa.removed", "editor", "authenticator", ANY, "totp", team=False),
+            E("account.sessions_ended", "editor", "user", team=False),
+            E("mfa.removed", "editor", "authenticator", ANY, "recovery_codes", team=False),
+        ],
+    ),
+    (
+        "password reset request",
+        request_password_reset,
+        [E("account.password_reset_requested", None, "user", team=False)],
+    ),
+    (
+        "password reset",
+        complete_password_reset,
+        [
+            E("account.password_reset", "editor", "user", team=False),
+            E("account.sessions_ended", "editor", "user", team=False),
+        ],
+    ),
 ]
 
 # Teams, invitations, members
@@ -559,6 +675,16 @@ TEAM_STEPS: list[Step] = [
         "member leave",
         leave,
         [E("member.left", "leaver", "membership", lambda w: str(w.stash["leaver_pk"]))],
+    ),
+    (
+        "two-factor required of members",
+        require_two_factor,
+        [E("team.two_factor_required", "owner", "team", lambda w: str(w.team.pk))],
+    ),
+    (
+        "two-factor no longer required",
+        stop_requiring_two_factor,
+        [E("team.two_factor_required", "owner", "team", lambda w: str(w.team.pk))],
     ),
     (
         "invitation emailed",
@@ -978,7 +1104,7 @@ def test_every_action_records_exactly_the_expected_event(
 
 def test_every_step_is_in_one_area() -> None:
     names = [name for _given, steps in AREAS.values() for name, _act, _expected in steps]
-    assert len(names) == len(set(names)) == 51
+    assert len(names) == len(set(names)) == 59
 
 
 def test_no_event_carries_a_secret(client: Client, add_key: Callable[..., Key]) -> None:
@@ -991,7 +1117,7 @@ def test_no_event_carries_a_secret(client: Client, add_key: Callable[..., Key]) 
     from accounts import services as accounts
 
     accounts.change_password(actor=admin.user, new_password="Correct horse battery 99")
-    client.post(reverse("accounts:login"), {"username": admin.user.username, "password": "bad"})
+    client.post(reverse("accounts:login"), {"login": admin.user.username, "password": "bad"})
     everything = json.dumps(
         list(AuditEvent.objects.values()), default=str, ensure_ascii=False
     ).lower()

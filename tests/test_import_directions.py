@@ -36,7 +36,8 @@ ALLOWED: dict[str, set[str]] = {
     "characters": {"accounts", "audit", "convai", "convai_admin", "jobs", "keys", "teams"},
     # The audit log's review pages: team pages (teams' team_view) over audit's selectors, kept
     # out of audit so that audit imports nothing of ours (docs/architecture.md).
-    "review": {"audit", "convai_admin", "teams"},
+    # accounts: the one re-authentication decorator (accounts.decorators) before an export.
+    "review": {"accounts", "audit", "convai_admin", "teams"},
     # Backup and restore of the whole install: the audit events and chain check (audit), the
     # keyring and the "do stored keys decrypt" check (keys).
     "backups": {"audit", "convai_admin", "keys"},

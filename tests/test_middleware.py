@@ -103,7 +103,7 @@ def test_an_htmx_redirect_keeps_the_cookies_it_set(client: Client) -> None:
     user = UserFactory.create()
     response = client.post(
         reverse("accounts:login"),
-        {"username": user.username, "password": TEST_PASSWORD},
+        {"login": user.username, "password": TEST_PASSWORD},
         headers=HTMX,
     )
     assert response.status_code == 204

@@ -120,7 +120,7 @@ def test_a_form_in_another_charset_than_utf8_is_a_400_page(charset: str) -> None
     client = csrf_client()
     response = client.post(
         reverse("accounts:login"),
-        f"username=sam&password=pw&csrfmiddlewaretoken={CSRF}".encode(),
+        f"login=sam&password=pw&csrfmiddlewaretoken={CSRF}".encode(),
         content_type=f"{FORM}; charset={charset}",
     )
     assert response.status_code == 400
@@ -151,7 +151,7 @@ def test_utf8_in_any_case_is_accepted(charset: str) -> None:
     client = csrf_client()
     response = client.post(
         reverse("accounts:login"),
-        f"username=sam&password=pw&csrfmiddlewaretoken={CSRF}".encode(),
+        f"login=sam&password=pw&csrfmiddlewaretoken={CSRF}".encode(),
         content_type=f"{FORM}; charset={charset}",
     )
     assert response.status_code == 200  # the sign-in page, saying the password is wrong
@@ -224,7 +224,7 @@ def test_live_a_malformed_content_length_is_a_400_page(live_server: Any) -> None
 
 @pytest.mark.django_db(transaction=True)
 def test_live_a_latin1_form_is_a_400_page_not_a_bare_500(live_server: Any) -> None:
-    body = f"username=sam&password=pw&csrfmiddlewaretoken={CSRF}".encode()
+    body = f"login=sam&password=pw&csrfmiddlewaretoken={CSRF}".encode()
     answer = exchange(
         live_server,
         request_head(

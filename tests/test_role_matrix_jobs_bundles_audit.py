@@ -18,7 +18,14 @@ from jobs.models import Job
 from keys.models import ApiKey
 from teams.models import Role
 from tests.factories import CharacterFactory
-from tests.support.role_matrix import Endpoint, World, build_world, check_access, matrix_params
+from tests.support.role_matrix import (
+    Endpoint,
+    World,
+    build_world,
+    check_access,
+    check_two_factor_gate,
+    matrix_params,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -154,6 +161,11 @@ def test_job_bundle_and_audit_endpoints_role_matrix(
     client: Client, endpoint: Endpoint, actor: str
 ) -> None:
     check_access(client, build_world(_objects), endpoint, actor)
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
+def test_job_bundle_and_audit_endpoints_two_factor_gate(client: Client, endpoint: Endpoint) -> None:
+    check_two_factor_gate(client, build_world(_objects), endpoint)
 
 
 def test_matrix_covers_every_job_bundle_and_audit_url() -> None:

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 def sign_in(client, username: str, password: str, ip: str = "198.51.100.10"):
     return client.post(
-        reverse("accounts:login"), {"username": username, "password": password}, REMOTE_ADDR=ip
+        reverse("accounts:login"), {"login": username, "password": password}, REMOTE_ADDR=ip
     )
 
 
@@ -70,10 +70,19 @@ def test_five_failures_lock_the_username_and_ip_for_fifteen_minutes(client, sett
 def test_sign_out_is_a_post_and_is_recorded(client) -> None:
     membership = MembershipFactory()
     client.force_login(membership.user)
-    assert client.get(reverse("accounts:logout")).status_code == 405
-    response = client.post(reverse("accounts:logout"))
-    assert response.status_code == 200
+    # A GET only asks "Sign out?" (a link or an image cannot sign anyone out)...
+    confirm = client.get(reverse("accounts:logout"))
+    assert confirm.status_code == 200
+    assert b"Sign out?" in confirm.content
+    assert client.get(reverse("teams:home"))["Location"] == reverse(
+        "teams:overview", args=[membership.team.slug]
+    ), "still signed in"
+    assert not AuditEvent.objects.filter(action="auth.sign_out").exists()
+    # ...the POST signs out.
+    response = client.post(reverse("accounts:logout"), follow=True)
+    assert response.redirect_chain[0] == (reverse("accounts:logged-out"), 302)
     assert b"You are signed out" in response.content
+    assert client.get(reverse("teams:home"))["Location"].startswith(reverse("accounts:login"))
     assert AuditEvent.objects.filter(action="auth.sign_out", actor=membership.user).exists()
 
 

@@ -22,7 +22,7 @@ WRONG = "not-my-password-42"
 def change(client, old: str, new: str = NEW_PASSWORD):
     return client.post(
         reverse("accounts:password-change"),
-        {"old_password": old, "new_password1": new, "new_password2": new},
+        {"oldpassword": old, "password1": new, "password2": new},
     )
 
 

@@ -19,7 +19,7 @@ SPRAYER = "203.0.113.7"
 
 def sign_in(client, username: str, password: str, ip: str = SPRAYER):
     return client.post(
-        reverse("accounts:login"), {"username": username, "password": password}, REMOTE_ADDR=ip
+        reverse("accounts:login"), {"login": username, "password": password}, REMOTE_ADDR=ip
     )
 
 

@@ -42,7 +42,7 @@ def test_a_log_line_written_during_a_request_carries_its_request_id(
     settings.AUDIT_CHECKPOINT_EVERY = 1  # every event writes a checkpoint line to the log
     response = client.post(
         "/accounts/login/",
-        {"username": "nobody", "password": "wrong"},
+        {"login": "nobody", "password": "wrong"},
         HTTP_X_REQUEST_ID="req-audit-0001",
     )
     assert response["X-Request-ID"] == "req-audit-0001"

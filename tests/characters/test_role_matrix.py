@@ -19,7 +19,14 @@ from characters.models import Character, PendingOperation, Revision
 from keys.models import ApiKey
 from teams.models import Role
 from tests.factories import CharacterFactory, MembershipFactory
-from tests.support.role_matrix import Endpoint, World, build_world, check_access, matrix_params
+from tests.support.role_matrix import (
+    Endpoint,
+    World,
+    build_world,
+    check_access,
+    check_two_factor_gate,
+    matrix_params,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -222,6 +229,11 @@ def test_character_endpoints_role_matrix(client: Client, endpoint: Endpoint, act
     if endpoint.method == "post":
         # No Convai is reachable here: whatever the role, nothing changed.
         assert not _changed(world), f"{endpoint} as {actor} changed the character"
+
+
+@pytest.mark.parametrize("endpoint", CHARACTER_ENDPOINTS, ids=str)
+def test_character_endpoints_two_factor_gate(client: Client, endpoint: Endpoint) -> None:
+    check_two_factor_gate(client, build_world(_with_character), endpoint)
 
 
 def test_matrix_covers_every_character_url() -> None:

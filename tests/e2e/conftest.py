@@ -73,7 +73,7 @@ class BrowserPage:
         # Wait for the answer to this submit, not for the load state of the page we are on
         # (already "loaded": that would return at once, before the answer arrived).
         with self.page.expect_navigation():
-            self.page.get_by_role("button", name="Sign in").click()
+            self.page.get_by_role("button", name="Sign in", exact=True).click()
 
     def scroll_width(self) -> int:
         return int(self.page.evaluate("document.documentElement.scrollWidth"))

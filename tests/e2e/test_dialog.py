@@ -88,4 +88,4 @@ def test_expired_session_goes_to_sign_in_instead_of_filling_the_dialog(
     page.get_by_role("link", name="Revoke Build machine").click()
     page.wait_for_url(lambda url: f"{reverse('accounts:login')}?next=" in url)
     assert not _is_open(page)
-    assert page.get_by_role("button", name="Sign in").is_visible()
+    assert page.get_by_role("button", name="Sign in", exact=True).is_visible()

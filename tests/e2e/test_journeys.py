@@ -341,7 +341,7 @@ def test_change_password_sign_out_and_back_in(open_page: Any, owner: Any) -> Non
 
     page.locator(".nav-user > summary").click()
     page.locator(".nav-user").get_by_role("button", name="Sign out").click()
-    page.wait_for_url(f"**{reverse('accounts:logout')}")
+    page.wait_for_url(f"**{reverse('accounts:logged-out')}")
     # Signing out says so, with no navigation left, and offers to sign in again.
     assert h1(browser_page) == "You are signed out"
     assert page.locator(".topbar").count() == 0
@@ -399,7 +399,7 @@ def test_sign_in_and_main_nav_with_the_keyboard_only(open_page: Any, owner: Any)
     # The username field has focus on arrival (visibly); Tab goes through the form in
     # order, and Enter submits.
     focused = page.evaluate(FOCUS_RING_JS)
-    assert focused["id"] == "id_username" and focused["visible"], focused
+    assert focused["id"] == "id_login" and focused["visible"], focused
     page.keyboard.type(owner.user.username)
     assert tab(page)["id"] == "id_password"
     page.keyboard.type(TEST_PASSWORD)
@@ -422,10 +422,10 @@ def test_sign_in_and_main_nav_with_the_keyboard_only(open_page: Any, owner: Any)
     tab_to(page, lambda f: f["tag"] == "summary" and owner.user.display_name in f["name"])
     page.keyboard.press("Enter")
     expect(page.locator(".nav-user[open]")).to_have_count(1)
-    assert tab(page)["name"] == "Change password"
+    assert tab(page)["name"] == "Two-factor & passkeys"
     with page.expect_navigation():
         page.keyboard.press("Enter")
-    assert h1(browser_page) == "Change password"
+    assert h1(browser_page) == "Two-factor & passkeys"
     # Escape closes an open menu and gives focus back to its summary.
     tab_to(page, lambda f: f["tag"] == "summary" and "Northwind Studio" in f["name"])
     page.keyboard.press("Enter")

@@ -167,3 +167,33 @@ def check_access(client: Client, world: World, endpoint: Endpoint, actor: str) -
     if refused and endpoint.changed is not None:
         assert not endpoint.changed(world), f"{endpoint} as {actor} changed state"
     return response
+
+
+TWO_FACTOR_GATE_TEXT = "requires two-factor"
+
+
+def check_two_factor_gate(client: Client, world: World, endpoint: Endpoint) -> None:
+    """The team requires two-factor and nobody has it: every member, whatever the role, gets
+    only the page asking them to set it up (403), and nothing changes; an outsider still gets
+    a 404 (the team does not exist for them)."""
+    from allauth.mfa.models import Authenticator
+
+    world.team.require_two_factor = True
+    world.team.save(update_fields=["require_two_factor"])
+    url = endpoint.url(world)
+    data = endpoint.data(world)
+    Authenticator.objects.all().delete()  # a data builder may have given someone two-factor
+    headers = {"HX-Request": "true"} if endpoint.htmx else {}
+    send = getattr(client, endpoint.method)
+    for actor in ACTORS[2:]:
+        client.force_login(world.members[actor].user)
+        response: HttpResponse = send(url, data, headers=headers)
+        assert response.status_code == 403, f"{endpoint} as {actor}: {response.status_code}"
+        assert TWO_FACTOR_GATE_TEXT in response.content.decode(), f"{endpoint} as {actor}"
+        if endpoint.url_name == "teams:settings-two-factor":
+            world.team.refresh_from_db()
+            assert world.team.require_two_factor, f"{endpoint} as {actor}"
+        elif endpoint.changed is not None:
+            assert not endpoint.changed(world), f"{endpoint} as {actor} changed state"
+    client.force_login(world.outsider.user)
+    assert send(url, data, headers=headers).status_code == 404

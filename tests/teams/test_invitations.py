@@ -344,7 +344,7 @@ def test_existing_user_signs_in_and_returns_to_the_link(client: Client, invite) 
     user = UserFactory.create()
     response = client.post(
         reverse("accounts:login"),
-        {"username": user.username, "password": TEST_PASSWORD, "next": accept_url(invite.token)},
+        {"login": user.username, "password": TEST_PASSWORD, "next": accept_url(invite.token)},
     )
     assert response["Location"] == accept_url(invite.token)
 

@@ -29,6 +29,7 @@ SMALLEST_ROLE: dict[str, Role] = {
     "team.archive": Role.OWNER,
     "team.unarchive": Role.OWNER,
     "team.delete": Role.OWNER,
+    "team.require_two_factor": Role.OWNER,
     "member.view": Role.VIEWER,
     "member.change_role": Role.ADMIN,
     "member.remove": Role.ADMIN,

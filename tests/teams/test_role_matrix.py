@@ -16,6 +16,7 @@ from tests.support.role_matrix import (
     World,
     build_world,
     check_access,
+    check_two_factor_gate,
     matrix_params,
 )
 
@@ -40,6 +41,22 @@ def _target_role_changed(world: World) -> bool:
 
 def _invitation_revoked(world: World) -> bool:
     return Invitation.objects.get(pk=world.invitation.pk).revoked_at is not None
+
+
+def _require_two_factor(world: World) -> dict[str, Any]:
+    """The form turning the requirement on, with two-factor on for the Owner (an Owner without
+    it may not require it: that refusal is tested in test_two_factor_requirement)."""
+    from tests.accounts.mfa_support import enable_totp, has_totp
+
+    owner = world.members["owner"].user
+    if not has_totp(owner):
+        enable_totp(owner)
+    return {"required": "on"}
+
+
+def _two_factor_required(world: World) -> bool:
+    world.team.refresh_from_db()
+    return world.team.require_two_factor
 
 
 def _renamed(world: World) -> bool:
@@ -109,6 +126,14 @@ TEAM_ENDPOINTS = [
         ok=(302,),
         changed=_deleted,
     ),
+    Endpoint(
+        "teams:settings-two-factor",
+        "post",
+        "team.require_two_factor",
+        data=_require_two_factor,
+        ok=(302,),
+        changed=_two_factor_required,
+    ),
     Endpoint("teams:leave", "get", "team.leave"),
     Endpoint("teams:leave", "get", "team.leave", htmx=True),
     Endpoint("teams:leave", "post", "team.leave", ok=(302,)),
@@ -167,6 +192,12 @@ TEAM_ENDPOINTS = [
 @pytest.mark.parametrize(("endpoint", "actor"), matrix_params(TEAM_ENDPOINTS))
 def test_team_endpoints_role_matrix(client: Client, endpoint: Endpoint, actor: str) -> None:
     check_access(client, build_world(), endpoint, actor)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", TEAM_ENDPOINTS, ids=str)
+def test_team_endpoints_two_factor_gate(client: Client, endpoint: Endpoint) -> None:
+    check_two_factor_gate(client, build_world(), endpoint)
 
 
 def test_matrix_covers_every_team_scoped_url() -> None:

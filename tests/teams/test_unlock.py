@@ -23,7 +23,7 @@ UNLOCK_BUTTON = "Unlock sign-in"
 
 def sign_in(username: str, password: str) -> HttpResponse:
     """A sign-in attempt from a browser of its own (the same network address each time)."""
-    return Client().post(reverse("accounts:login"), {"username": username, "password": password})
+    return Client().post(reverse("accounts:login"), {"login": username, "password": password})
 
 
 def lock_out(member: Membership) -> None:

@@ -29,8 +29,8 @@ def test_login_page_renders_without_navigation(client: Client) -> None:
     assert response.status_code == 200
     html = response.content.decode()
     assert '<form class="form" method="post"' in html
-    assert 'name="username"' in html and 'name="password"' in html
-    assert '<label for="id_username">' in html
+    assert 'name="login"' in html and 'name="password"' in html
+    assert '<label for="id_login">' in html
     assert "csrfmiddlewaretoken" in html
     assert 'class="topbar"' not in html  # no navigation before signing in
     assert 'href="#main"' in html  # skip link

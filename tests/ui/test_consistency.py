@@ -277,7 +277,7 @@ def test_an_empty_form_answers_with_an_error_summary_linking_the_fields(client: 
 
 def test_a_form_error_of_its_own_reads_as_before(client: Client) -> None:
     response = client.post(
-        reverse("accounts:login"), {"username": "nobody", "password": "wrong-password"}
+        reverse("accounts:login"), {"login": "nobody", "password": "wrong-password"}
     )
     html = response.content.decode()
     assert "data-error-summary" in html

@@ -1,0 +1,73 @@
+"""How django-allauth fits this product: closed sign-up, our client IP, our pages."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from allauth.account import app_settings as account_settings
+from allauth.account.adapter import DefaultAccountAdapter
+from allauth.account.internal.flows.login import get_authentication_records
+from allauth.core import context
+from allauth.mfa.adapter import DefaultMFAAdapter
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.http import HttpRequest
+from django.urls import reverse
+
+from convai_admin.net import client_ip
+
+from .models import User
+from .services import record_password_reset_requested
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    error_messages = {
+        **DefaultAccountAdapter.error_messages,
+        # The product's wording, as before allauth.
+        "username_password_mismatch": (
+            "Please enter a correct username and password. Note that both fields may be "
+            "case-sensitive."
+        ),
+    }
+
+    def is_open_for_signup(self, request: HttpRequest) -> bool:
+        """Accounts come from team invitations (teams) or `createsuperuser`, never from a
+        public form: allauth's sign-up page answers "sign-up is closed"."""
+        return False
+
+    def is_reauthentication_required(self, *, app: str, **kwargs: Any) -> bool:
+        """A sign-in within ACCOUNT_REAUTHENTICATION_TIMEOUT counts as confirming it is you
+        (as GitHub's sudo mode does): someone who just typed their password and code is not
+        asked again at once."""
+        request = context.request
+        records = get_authentication_records(request, request.user)
+        last = records[-1].get("at") if records else None
+        if isinstance(last, int | float) and time.time() - last < (
+            account_settings.REAUTHENTICATION_TIMEOUT
+        ):
+            return False
+        return super().is_reauthentication_required(app=app, **kwargs)
+
+    def get_client_ip(self, request: HttpRequest) -> str:
+        """The same client IP as axes and the audit log (trusted proxies only)."""
+        return client_ip(request) or "0.0.0.0"  # noqa: S104  (never a bind address)
+
+    def send_password_reset_mail(
+        self, user: AbstractBaseUser, email: str, context: dict[str, Any]
+    ) -> None:
+        super().send_password_reset_mail(user, email, context)
+        if isinstance(user, User):
+            record_password_reset_requested(user=user)
+
+    def get_password_change_redirect_url(self, request: HttpRequest) -> str:
+        return reverse("accounts:password-change-done")
+
+    def get_logout_redirect_url(self, request: HttpRequest) -> str:
+        return reverse("accounts:logged-out")
+
+
+class MFAAdapter(DefaultMFAAdapter):
+    def get_totp_label(self, user: AbstractBaseUser) -> str:
+        """What the authenticator app shows under "Convai Admin": the username, never an email
+        address someone else might read on the phone's lock screen."""
+        return user.get_username()
