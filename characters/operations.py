@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -55,7 +54,7 @@ from .remote import (
     fields_from_snapshot,
     redact,
 )
-from .selectors import facets_cache_key, key_is_usable, save_claim_expired_before, usable_keys_for
+from .selectors import key_is_usable, save_claim_expired_before, usable_keys_for
 
 TARGET_TYPE = "character"
 
@@ -113,7 +112,7 @@ def record_character_event(
 ) -> None:
     """Record one character event for the actor's team (target: the character, or a Convai ID
     and label when there is no record). Call it inside the transaction of the change it
-    describes; a failure, after the rollback. A success refreshes the list's filter options."""
+    describes; a failure, after the rollback."""
     record(
         action,
         actor=actor.user,
@@ -125,10 +124,6 @@ def record_character_event(
         outcome=outcome,
         details=details or {},
     )
-    if outcome == Outcome.SUCCESS:
-        # The list's filter options (voices, languages, keys in use) may have changed.
-        team_id = actor.team_id
-        transaction.on_commit(lambda: cache.delete(facets_cache_key(team_id)))
 
 
 def refuse(

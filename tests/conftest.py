@@ -11,8 +11,9 @@ from convai.client import close_thread_session
 from teams.models import Membership, Role, Team
 from tests.factories import MembershipFactory, TeamFactory
 
-# Sandbox fixtures (sandbox_url, sandbox_key, other_key, make_client) for every test package.
-pytest_plugins = ["tests.support.sandbox"]
+# Sandbox fixtures (sandbox_url, sandbox_key, other_key, make_client) and the stored facets
+# check (tests.support.facets) for every test package.
+pytest_plugins = ["tests.support.sandbox", "tests.support.facets"]
 
 
 @pytest.fixture(scope="session", autouse=True)
