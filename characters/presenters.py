@@ -3,22 +3,20 @@
 `state_of` says what the character is (live, key usable, gone from Convai); `actions_for` asks
 `teams.policy` what this member may do to it in that state. The list rows, the detail page, the
 history pages and the edit/restore refusals all read these two answers, so a rule changes here
-once. The list's rows and filter options are rendered here too, memoized under a key that
-names the template's source and ROW_VERSION: new markup (a deploy) never serves old rows.
+once. The list's rows are prepared here as plain values (the template prints them in one
+loop) and its filter options are built here; nothing of either is cached, so new markup (a
+deploy) and another server always show the same rows.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from html import escape
 from typing import Any
 
-from django.core.cache import cache
-from django.template.loader import get_template
 from django.urls import reverse
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from convai_admin.display import moment_text
@@ -29,14 +27,6 @@ from . import errors
 from .catalogue import LanguageNames, VoiceNames
 from .models import Character
 from .templatetags.characters_extras import ago
-
-LIST_TEMPLATE = "characters/character_list.html"
-ROW_TEMPLATE = LIST_TEMPLATE + "#row"
-# Part of every cache key below: bump it when what a row or an option prints changes in code
-# (the template's own changes are in the key already, through its source digest).
-ROW_VERSION = 1
-ROW_CACHE_SECONDS = 60 * 60
-
 
 # --- State and actions ------------------------------------------------------------------------
 
@@ -202,58 +192,17 @@ def list_rows(
     return rows
 
 
-def _source_digest(name: str) -> str:
-    """A digest of the template file's source, so the cache keys change with the markup
-    (read per request: the template loader caches the source in production, and in
-    development an edited template shows at once)."""
-    template: Any = get_template(name)
-    source = getattr(getattr(template, "template", template), "source", "")
-    return hashlib.blake2b(source.encode(), digest_size=8).hexdigest()
-
-
-def cache_prefix(kind: str) -> str:
-    """characters:<kind>:<ROW_VERSION>:<template digest>: the part of a key that is not data."""
-    return f"characters:{kind}:{ROW_VERSION}:{_source_digest(LIST_TEMPLATE)}:"
-
-
-def _digest(value: Any) -> str:
-    return hashlib.blake2b(repr(value).encode(), digest_size=16).hexdigest()
-
-
-def render_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each row's HTML (in row["html"]), memoized on everything the row prints and on the
-    template: any change to a value (names, key state, permissions, "3 minutes ago"…) or to
-    the markup makes a new key, so a stale row cannot be served."""
-    prefix = cache_prefix("row")
-    keyed = {prefix + _digest(sorted(row.items())): row for row in rows}
-    cached = cache.get_many(list(keyed))
-    fresh: dict[str, str] = {}
-    template = get_template(ROW_TEMPLATE)
-    for key, row in keyed.items():
-        html = cached.get(key)
-        if html is None:
-            html = fresh[key] = template.render({"row": row})
-        row["html"] = mark_safe(html)  # noqa: S308 - rendered (and escaped) by our template
-    if fresh:
-        cache.set_many(fresh, ROW_CACHE_SECONDS)
-    return rows
-
-
 def options(choices: list[tuple[str, str]], current: str) -> SafeString:
-    """A filter select's <option>s, escaped, with `current` selected. Built in Python and
-    memoized on the choices (a team's few hundred voices through a template loop were a
-    third of the list page's render time); the selection is marked on the cached text."""
-    key = cache_prefix("options") + _digest(choices)
-    html: str | None = cache.get(key)
-    if html is None:
-        html = "".join(
-            f'<option value="{escape(v)}">{escape(label)}</option>' for v, label in choices
+    """A filter select's <option>s, escaped, with `current` selected. Built in Python: a
+    team's few hundred voices through a template loop were a third of the list page's render
+    time (nothing is cached: a shared cache costs a query, more than building them)."""
+    return mark_safe(  # noqa: S308 - every value and label escaped here
+        "".join(
+            f'<option value="{escape(v)}"{" selected" if v == current else ""}>'
+            f"{escape(label)}</option>"
+            for v, label in choices
         )
-        cache.set(key, html, ROW_CACHE_SECONDS)
-    if current:
-        marker = f'<option value="{escape(current)}">'
-        html = html.replace(marker, marker[:-1] + " selected>", 1)
-    return mark_safe(html)  # noqa: S308 - every value and label escaped above
+    )
 
 
 def filter_options(
