@@ -302,14 +302,15 @@ class CharacterFacets(models.Model):
     row older than selectors.FACETS_MAX_AGE is computed again anyway: a write that bypassed
     save() (none does today) or a list that read just before a write committed shows stale
     options at most that long, which filters nothing wrongly (a value in the URL still works).
-    Keys are kept by ID: their labels and owners are read fresh with each list."""
+    Keys are kept as (ID, label, last four, owner's username): none of these changes once a
+    key is stored."""
 
     team = models.OneToOneField(
         "teams.Team", on_delete=models.CASCADE, primary_key=True, related_name="+"
     )
     voices = models.JSONField(default=list)
     languages = models.JSONField(default=list)
-    key_ids = models.JSONField(default=list)
+    keys = models.JSONField(default=list)
     computed_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -180,22 +180,12 @@ FACETS_MAX_AGE = timedelta(minutes=10)
 
 def facet_values(team: Team) -> dict[str, list[Any]]:
     """The voices, languages and keys in use, for the list's filters: the team's stored
-    CharacterFacets (one query, plus one for the keys' current labels), computed again when a
-    write dropped them or they are older than FACETS_MAX_AGE."""
+    CharacterFacets (one query), computed again when a write dropped them or they are older
+    than FACETS_MAX_AGE."""
     stored = CharacterFacets.objects.filter(team=team).first()
     if stored is None or stored.computed_at < timezone.now() - FACETS_MAX_AGE:
         stored = compute_facets(team)
-    keys = ApiKey.objects.filter(pk__in=stored.key_ids).order_by("label", "pk")
-    return {
-        "voices": stored.voices,
-        "languages": stored.languages,
-        "keys": [
-            (str(pk), label, last_four, owner)
-            for pk, label, last_four, owner in keys.values_list(
-                "pk", "label", "last_four", "owner__username"
-            )
-        ],
-    }
+    return {"voices": stored.voices, "languages": stored.languages, "keys": stored.keys}
 
 
 def compute_facets(team: Team) -> CharacterFacets:
@@ -207,26 +197,27 @@ def compute_facets(team: Team) -> CharacterFacets:
     return facets
 
 
-def read_facets(team: Team) -> dict[str, list[str]]:
-    """The voices, languages and bound key IDs of the team's live characters, sorted (three
-    index scans: `character_live_voice`, `character_live_languages`, and the keys' EXISTS)."""
+def read_facets(team: Team) -> dict[str, list[Any]]:
+    """The voices and languages of the team's live characters, and the keys they are bound
+    to as [ID, label, last four, owner's username], sorted (three index scans:
+    `character_live_voice`, `character_live_languages`, and the keys' EXISTS)."""
     live = Character.objects.filter(team=team, deleted_at__isnull=True).order_by()
     voices = sorted(v for v in live.values_list("voice_type", flat=True).distinct() if v)
     languages: set[str] = set()
     for codes in live.values_list("language_codes", flat=True).distinct():
         languages.update(codes or [])
-    key_ids = team_bound_keys(team).order_by().values_list("pk", flat=True)
+    keys = team_bound_keys(team).values_list("pk", "label", "last_four", "owner__username")
     return {
         "voices": voices,
         "languages": sorted(languages),
-        "key_ids": sorted(str(pk) for pk in key_ids),
+        "keys": [[str(pk), label, last_four, owner] for pk, label, last_four, owner in keys],
     }
 
 
 def team_bound_keys(team: Team) -> QuerySet[ApiKey]:
     """The keys the team's live characters are bound to (the list's key filter)."""
     bound = Character.objects.filter(team=team, deleted_at__isnull=True, bound_key=OuterRef("pk"))
-    return ApiKey.objects.filter(Exists(bound)).order_by("label")
+    return ApiKey.objects.filter(Exists(bound)).order_by("label", "pk")
 
 
 def usable_keys_for(user: User) -> QuerySet[ApiKey]:

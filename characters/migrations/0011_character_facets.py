@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
                 ('team', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='+', serialize=False, to='teams.team')),
                 ('voices', models.JSONField(default=list)),
                 ('languages', models.JSONField(default=list)),
-                ('key_ids', models.JSONField(default=list)),
+                ('keys', models.JSONField(default=list)),
                 ('computed_at', models.DateTimeField(default=django.utils.timezone.now)),
             ],
         ),

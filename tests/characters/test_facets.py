@@ -22,8 +22,9 @@ from django.utils import timezone
 from characters import binding, copying, importing, selectors, services
 from characters.models import FACET_FIELDS, Character, CharacterFacets
 from teams.models import Membership, Role
-from tests.characters.support import BACKSTORY, Key, remote
+from tests.characters.support import remote
 from tests.factories import CharacterFactory
+from tests.support.characters import BACKSTORY, Key
 
 Create = Callable[..., services.Saved]
 
@@ -35,7 +36,7 @@ def _stored(member: Membership) -> dict[str, Any]:
 
 def _truth(member: Membership) -> dict[str, Any]:
     read = selectors.read_facets(member.team)
-    return {"voices": read["voices"], "languages": read["languages"], "keys": read["key_ids"]}
+    return {**read, "keys": sorted(key[0] for key in read["keys"])}
 
 
 # --- Each writer: store the facets, write, and the next read matches the characters -----------

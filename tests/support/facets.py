@@ -24,5 +24,5 @@ def _stored_facets_match_the_characters(request: pytest.FixtureRequest) -> Itera
     from characters.selectors import read_facets
 
     for stored in CharacterFacets.objects.select_related("team"):
-        kept = {"voices": stored.voices, "languages": stored.languages, "key_ids": stored.key_ids}
+        kept = {"voices": stored.voices, "languages": stored.languages, "keys": stored.keys}
         assert kept == read_facets(stored.team), f"stale facets of team {stored.team.slug}"
