@@ -1,6 +1,7 @@
-"""Drift on the pages: the "Changed in Convai" badge and filter on the list (a row read
-after the mark shows it), and the detail page's "Changed in Convai" panel with "Review changes" and only
-the actions the member's role allows. "Keep ours" through the page against the sandbox."""
+"""Drift on the pages: the "Changed in Convai" badge and filter on the list (a list read
+after the mark shows it), and the detail page's "Changed in Convai" panel with "Review
+changes" and only the actions the member's role allows. "Keep ours" through the page
+against the sandbox."""
 
 from __future__ import annotations
 
