@@ -280,28 +280,16 @@ def bound_client(
     *, action: str, actor: Membership, character: Character, call: ConvaiCall
 ) -> ConvaiClient:
     """A client with the character's bound key; refused (and recorded) when it is not usable."""
-    call.api_key = character.bound_key
-    if not key_is_usable(character):
-        raise refuse(
-            action=action,
-            actor=actor,
-            error=NoUsableKey(),
-            reason="no usable key",
-            character=character,
-            call=call,
-        )
-    assert character.bound_key is not None
-    try:
-        return client_for(character.bound_key, actor=actor.user)
-    except ApiKeyUnusable as error:
-        raise refuse(
-            action=action,
-            actor=actor,
-            error=NoUsableKey(error.message),
-            reason="no usable key",
-            character=character,
-            call=call,
-        ) from None
+    return _client(
+        character.bound_key,
+        NoUsableKey,
+        usable=character.bound_key is not None and key_is_usable(character),
+        action=action,
+        actor=actor,
+        reason="no usable key",
+        call=call,
+        character=character,
+    )
 
 
 def own_key(*, action: str, actor: Membership, api_key_id: UUID | str, label: str) -> ApiKey:
@@ -319,18 +307,47 @@ def own_client(
 ) -> ConvaiClient:
     """A client with one of the actor's own keys (from own_key); refused and recorded when the
     key cannot be opened."""
+    return _client(
+        api_key,
+        KeyNotUsable,
+        action=action,
+        actor=actor,
+        reason="key not usable",
+        call=call,
+        label=label,
+    )
+
+
+def _client(
+    api_key: ApiKey | None,
+    unusable: type[NoUsableKey | KeyNotUsable],
+    *,
+    usable: bool = True,
+    action: str,
+    actor: Membership,
+    reason: str,
+    call: ConvaiCall,
+    character: Character | None = None,
+    label: str = "",
+) -> ConvaiClient:
+    """A client with `api_key` for `call`. A key that is not `usable`, or cannot be opened,
+    is refused (and recorded) with `unusable`."""
     call.api_key = api_key
-    try:
-        return client_for(api_key, actor=actor.user)
-    except ApiKeyUnusable as error:
-        raise refuse(
-            action=action,
-            actor=actor,
-            error=KeyNotUsable(error.message),
-            reason="key not usable",
-            label=label,
-            call=call,
-        ) from None
+    message = None
+    if api_key is not None and usable:
+        try:
+            return client_for(api_key, actor=actor.user)
+        except ApiKeyUnusable as error:
+            message = error.message
+    raise refuse(
+        action=action,
+        actor=actor,
+        error=unusable(message),
+        reason=reason,
+        character=character,
+        label=label,
+        call=call,
+    ) from None
 
 
 def snapshot_of(details: CharacterDetails) -> dict[str, Any]:

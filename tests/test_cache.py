@@ -44,23 +44,16 @@ def test_the_tests_run_on_the_database_cache_too() -> None:
     assert settings.CACHES["default"]["BACKEND"].endswith("DatabaseCache")
 
 
+def _shell(code: str, env: dict[str, str]) -> str:
+    result = run_manage("shell", "-c", f"from django.core.cache import cache; {code}", env=env)
+    assert result.returncode == 0, result.stderr
+    return _last_line(result)
+
+
 def _set_then_get_in_two_processes(env: dict[str, str]) -> str:
     key = f"convai-admin-test-{uuid.uuid4().hex}"
-    setter = run_manage(
-        "shell",
-        "-c",
-        f"from django.core.cache import cache; cache.set({key!r}, 'shared', 60)",
-        env=env,
-    )
-    assert setter.returncode == 0, setter.stderr
-    getter = run_manage(
-        "shell",
-        "-c",
-        f"from django.core.cache import cache; print(cache.get({key!r})); cache.delete({key!r})",
-        env=env,
-    )
-    assert getter.returncode == 0, getter.stderr
-    return _last_line(getter)
+    _shell(f"cache.set({key!r}, 'shared', 60)", env)
+    return _shell(f"print(cache.get({key!r})); cache.delete({key!r})", env)
 
 
 def test_migrate_makes_the_cache_table_and_a_second_process_reads_what_one_cached(
