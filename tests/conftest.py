@@ -11,9 +11,10 @@ from convai.client import close_thread_session
 from teams.models import Membership, Role, Team
 from tests.factories import MembershipFactory, TeamFactory
 
-# Sandbox fixtures (sandbox_url, sandbox_key, other_key, make_client) and the stored facets
-# check (tests.support.facets) for every test package.
-pytest_plugins = ["tests.support.sandbox", "tests.support.facets"]
+# For every test package: the sandbox fixtures (sandbox_url, sandbox_key, other_key,
+# make_client), the character fixtures (add_key, editor, editor_key, create) and the stored
+# facets check.
+pytest_plugins = ["tests.support.sandbox", "tests.support.characters", "tests.support.facets"]
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,7 +16,7 @@ from characters.catalogue import display_names, load_catalogue, peek
 from convai.client import catalogue_cache_key
 from sandbox.services import set_fault
 from teams.models import Membership
-from tests.characters.support import Key, record_requests
+from tests.support.characters import Key, record_requests
 
 Create = Callable[..., services.Saved]
 GUY = "Guy Male American English Voice"

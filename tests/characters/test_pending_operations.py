@@ -22,14 +22,8 @@ from convai.client import ConvaiClient
 from sandbox.models import SandboxCharacter
 from sandbox.services import clear_faults, set_fault
 from teams.models import Membership, Role
-from tests.characters.support import (
-    BACKSTORY,
-    Key,
-    events,
-    expect_failure,
-    record_requests,
-    remote,
-)
+from tests.characters.support import events, expect_failure, remote
+from tests.support.characters import BACKSTORY, Key, record_requests
 
 Create = Callable[..., services.Saved]
 
