@@ -310,7 +310,7 @@ STORAGES = {
 # is set (redis://[:password@]host:6379/0). Nothing a request needs is kept in process memory.
 CACHE_TABLE = "convai_admin_cache"
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
-CACHES = {
+CACHES: dict[str, dict[str, object]] = {
     "default": (
         {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
         if REDIS_URL
