@@ -19,10 +19,10 @@ from tests.factories import CharacterFactory, MembershipFactory, RevisionFactory
 pytestmark = pytest.mark.django_db
 
 # With the cache cold too (nothing of the list is cached): the session, the user, the
-# membership and the page's chrome; count, page IDs, page rows; and on the full page only,
+# membership and the page's chrome; the count and the page's rows; and on the full page only,
 # the stored filter options, "has a usable key" and unfinished operations.
-LIST_QUERIES = 10
-LIST_QUERIES_HTMX = 7
+LIST_QUERIES = 9
+LIST_QUERIES_HTMX = 6
 
 
 def _fill(membership: Membership, characters: int, revisions: int) -> int:
