@@ -17,6 +17,7 @@ from teams.http import TeamRequest
 
 from . import errors, selectors
 from .bulk import importing, syncing
+from .views.common import job_started, preview_of_key
 
 
 @require_http_methods(["GET", "POST"])
@@ -33,34 +34,25 @@ def import_all(request: TeamRequest) -> HttpResponse:
             # The page sends the exceptions, not one field per character: "new=all" takes
             # every new one but those ticked "Leave out" (skip); characters another team has
             # too are added one by one (convai_id) or all at once (elsewhere=all).
-            job = importing.start_import_all(
-                actor=request.membership,
-                api_key_id=key_id,
-                convai_ids=request.POST.getlist("convai_id"),
-                all_new=request.POST.get("new") == "all",
-                all_elsewhere=request.POST.get("elsewhere") == "all",
-                skip=request.POST.getlist("skip"),
+            return job_started(
+                request,
+                key_id,
+                lambda: importing.start_import_all(
+                    actor=request.membership,
+                    api_key_id=key_id,
+                    convai_ids=request.POST.getlist("convai_id"),
+                    all_new=request.POST.get("new") == "all",
+                    all_elsewhere=request.POST.get("elsewhere") == "all",
+                    skip=request.POST.getlist("skip"),
+                ),
+                lambda job: f"Importing {job.total} character{'s' * (job.total != 1)}.",
             )
         except jobs.JobBusy as error:
             return busy_response(request, error)
-        except errors.KeyNotUsable as error:
-            # Recorded by the service; back to the member's own keys, so the redirected GET
-            # does not refuse (and record) the same key a second time.
-            messages.error(request, error.message)
-            return redirect(request.path)
-        except errors.CharacterError as error:
-            messages.error(request, error.message)
-            return redirect(f"{request.path}?key={key_id}")
-        messages.success(request, f"Importing {job.total} character{'s' * (job.total != 1)}.")
-        return redirect(job_url(request, job))
     if key_id:
-        try:
-            preview = importing.preview_import(actor=request.membership, api_key_id=key_id)
-        except errors.CharacterError as error:
-            context["error"] = error.message
-        else:
-            context["preview"] = preview
-            context["active"] = jobs.active_job(jobs.key_scope(preview.api_key))
+        preview_of_key(
+            context, lambda: importing.preview_import(actor=request.membership, api_key_id=key_id)
+        )
     return render_page(request, "characters/bulk/import_all.html", context, partial="preview")
 
 

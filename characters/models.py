@@ -30,6 +30,11 @@ def sort_name_for(name: str) -> str:
     return padded[:SORT_NAME_LENGTH]
 
 
+# The fields the list's filter options (CharacterFacets) are computed from.
+FACET_FIELDS = frozenset(
+    {"team", "team_id", "voice_type", "language_codes", "bound_key", "bound_key_id", "deleted_at"}
+)
+
 # The fields a member edits, in the order pages show them.
 EDITABLE_FIELDS: tuple[str, ...] = ("name", "voice_type", "backstory", "actions", "language_codes")
 
@@ -150,6 +155,12 @@ class Character(models.Model):
         if update_fields is not None and "name" in update_fields:
             kwargs["update_fields"] = {*update_fields, "sort_name"}
         super().save(*args, **kwargs)
+        if update_fields is None or FACET_FIELDS.intersection(update_fields):
+            # In the same transaction: the team's filter options are computed again by the
+            # next list (every service saves through here; no queryset update() in
+            # characters/ writes a FACET_FIELDS column, which tests/characters/test_facets.py
+            # checks).
+            CharacterFacets.objects.filter(team_id=self.team_id).delete()
 
     @property
     def is_deleted(self) -> bool:
@@ -278,3 +289,29 @@ class PendingOperation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name} ({self.state})"
+
+
+class CharacterFacets(models.Model):
+    """The voices, languages and keys a team's live characters use: the list's filter options,
+    kept beside the characters so that neither a cold cache (a deploy, an eviction) nor a
+    second server recomputes them from every row (three scans of 10,000 rows were the largest
+    cost of a list with a cold cache).
+
+    Maintained by `Character.save()`, which drops the team's row when a field the options
+    come from may have changed; the next list computes it again (selectors.facet_values). A
+    row older than selectors.FACETS_MAX_AGE is computed again anyway: a write that bypassed
+    save() (none does today) or a list that read just before a write committed shows stale
+    options at most that long, which filters nothing wrongly (a value in the URL still works).
+    Keys are kept as (ID, label, last four, owner's username): none of these changes once a
+    key is stored."""
+
+    team = models.OneToOneField(
+        "teams.Team", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    voices = models.JSONField(default=list)
+    languages = models.JSONField(default=list)
+    keys = models.JSONField(default=list)
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"facets of team {self.team_id}"

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -55,7 +54,7 @@ from .remote import (
     fields_from_snapshot,
     redact,
 )
-from .selectors import facets_cache_key, key_is_usable, save_claim_expired_before, usable_keys_for
+from .selectors import key_is_usable, save_claim_expired_before, usable_keys_for
 
 TARGET_TYPE = "character"
 
@@ -113,7 +112,7 @@ def record_character_event(
 ) -> None:
     """Record one character event for the actor's team (target: the character, or a Convai ID
     and label when there is no record). Call it inside the transaction of the change it
-    describes; a failure, after the rollback. A success refreshes the list's filter options."""
+    describes; a failure, after the rollback."""
     record(
         action,
         actor=actor.user,
@@ -125,10 +124,6 @@ def record_character_event(
         outcome=outcome,
         details=details or {},
     )
-    if outcome == Outcome.SUCCESS:
-        # The list's filter options (voices, languages, keys in use) may have changed.
-        team_id = actor.team_id
-        transaction.on_commit(lambda: cache.delete(facets_cache_key(team_id)))
 
 
 def refuse(
@@ -285,28 +280,16 @@ def bound_client(
     *, action: str, actor: Membership, character: Character, call: ConvaiCall
 ) -> ConvaiClient:
     """A client with the character's bound key; refused (and recorded) when it is not usable."""
-    call.api_key = character.bound_key
-    if not key_is_usable(character):
-        raise refuse(
-            action=action,
-            actor=actor,
-            error=NoUsableKey(),
-            reason="no usable key",
-            character=character,
-            call=call,
-        )
-    assert character.bound_key is not None
-    try:
-        return client_for(character.bound_key, actor=actor.user)
-    except ApiKeyUnusable as error:
-        raise refuse(
-            action=action,
-            actor=actor,
-            error=NoUsableKey(error.message),
-            reason="no usable key",
-            character=character,
-            call=call,
-        ) from None
+    return _client(
+        character.bound_key,
+        NoUsableKey,
+        usable=character.bound_key is not None and key_is_usable(character),
+        action=action,
+        actor=actor,
+        reason="no usable key",
+        call=call,
+        character=character,
+    )
 
 
 def own_key(*, action: str, actor: Membership, api_key_id: UUID | str, label: str) -> ApiKey:
@@ -324,18 +307,47 @@ def own_client(
 ) -> ConvaiClient:
     """A client with one of the actor's own keys (from own_key); refused and recorded when the
     key cannot be opened."""
+    return _client(
+        api_key,
+        KeyNotUsable,
+        action=action,
+        actor=actor,
+        reason="key not usable",
+        call=call,
+        label=label,
+    )
+
+
+def _client(
+    api_key: ApiKey | None,
+    unusable: type[NoUsableKey | KeyNotUsable],
+    *,
+    usable: bool = True,
+    action: str,
+    actor: Membership,
+    reason: str,
+    call: ConvaiCall,
+    character: Character | None = None,
+    label: str = "",
+) -> ConvaiClient:
+    """A client with `api_key` for `call`. A key that is not `usable`, or cannot be opened,
+    is refused (and recorded) with `unusable`."""
     call.api_key = api_key
-    try:
-        return client_for(api_key, actor=actor.user)
-    except ApiKeyUnusable as error:
-        raise refuse(
-            action=action,
-            actor=actor,
-            error=KeyNotUsable(error.message),
-            reason="key not usable",
-            label=label,
-            call=call,
-        ) from None
+    message = None
+    if api_key is not None and usable:
+        try:
+            return client_for(api_key, actor=actor.user)
+        except ApiKeyUnusable as error:
+            message = error.message
+    raise refuse(
+        action=action,
+        actor=actor,
+        error=unusable(message),
+        reason=reason,
+        character=character,
+        label=label,
+        call=call,
+    ) from None
 
 
 def snapshot_of(details: CharacterDetails) -> dict[str, Any]:

@@ -3,22 +3,19 @@
 `state_of` says what the character is (live, key usable, gone from Convai); `actions_for` asks
 `teams.policy` what this member may do to it in that state. The list rows, the detail page, the
 history pages and the edit/restore refusals all read these two answers, so a rule changes here
-once. The list's rows and filter options are rendered here too, memoized under a key that
-names the template's source and ROW_VERSION: new markup (a deploy) never serves old rows.
+once. The list's rows and its filter options are built here (row_html, options), escaped,
+and nothing of either is cached: new markup (a deploy) and another server show the same rows.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from html import escape
 from typing import Any
 
-from django.core.cache import cache
-from django.template.loader import get_template
 from django.urls import reverse
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from convai_admin.display import moment_text
@@ -29,14 +26,6 @@ from . import errors
 from .catalogue import LanguageNames, VoiceNames
 from .models import Character
 from .templatetags.characters_extras import ago
-
-LIST_TEMPLATE = "characters/character_list.html"
-ROW_TEMPLATE = LIST_TEMPLATE + "#row"
-# Part of every cache key below: bump it when what a row or an option prints changes in code
-# (the template's own changes are in the key already, through its source digest).
-ROW_VERSION = 1
-ROW_CACHE_SECONDS = 60 * 60
-
 
 # --- State and actions ------------------------------------------------------------------------
 
@@ -162,9 +151,9 @@ def list_rows(
     voice_names: VoiceNames,
     language_names: LanguageNames,
 ) -> list[dict[str, Any]]:
-    """Each row as plain values: the template only prints them. Dictionary lookups are the
-    template engine's fast path; attribute chains on models (c.bound_key.owner.display_name)
-    were most of the list's render time."""
+    """Each row as plain values, and as its markup in "html" (row_html), which the template
+    prints: attribute chains on models (c.bound_key.owner.display_name) in the template were
+    most of the list's render time, and the template engine itself most of the rest."""
     base = reverse("characters:character-list", args=[member.team.slug])
     routes = _row_routes()
     rows = []
@@ -199,61 +188,90 @@ def list_rows(
                 "delete_url": url("delete") if actions.delete else "",
             }
         )
+        rows[-1]["html"] = row_html(rows[-1])
     return rows
 
 
-def _source_digest(name: str) -> str:
-    """A digest of the template file's source, so the cache keys change with the markup
-    (read per request: the template loader caches the source in production, and in
-    development an edited template shows at once)."""
-    template: Any = get_template(name)
-    source = getattr(getattr(template, "template", template), "source", "")
-    return hashlib.blake2b(source.encode(), digest_size=8).hexdigest()
+# The Python-built markup below is what templates/characters/character_list.html's table
+# prints for each row: like Django admin's changelist (its cells are built with format_html),
+# a row is one string, because 50 rows through the template engine were a third of the
+# list's time (~20 variables and a dozen tags each). Every value is escaped here.
+_CHANGED = (
+    '<span class="badge badge-changed" title="Edited in Convai since it was last saved here: '
+    'open it to review the changes">Changed in Convai</span>'
+)
+_PENDING = '<span class="badge badge-warning">Languages pending</span>'
+_NONE = '<span class="muted">—</span>'
 
 
-def cache_prefix(kind: str) -> str:
-    """characters:<kind>:<ROW_VERSION>:<template digest>: the part of a key that is not data."""
-    return f"characters:{kind}:{ROW_VERSION}:{_source_digest(LIST_TEMPLATE)}:"
-
-
-def _digest(value: Any) -> str:
-    return hashlib.blake2b(repr(value).encode(), digest_size=16).hexdigest()
-
-
-def render_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each row's HTML (in row["html"]), memoized on everything the row prints and on the
-    template: any change to a value (names, key state, permissions, "3 minutes ago"…) or to
-    the markup makes a new key, so a stale row cannot be served."""
-    prefix = cache_prefix("row")
-    keyed = {prefix + _digest(sorted(row.items())): row for row in rows}
-    cached = cache.get_many(list(keyed))
-    fresh: dict[str, str] = {}
-    template = get_template(ROW_TEMPLATE)
-    for key, row in keyed.items():
-        html = cached.get(key)
-        if html is None:
-            html = fresh[key] = template.render({"row": row})
-        row["html"] = mark_safe(html)  # noqa: S308 - rendered (and escaped) by our template
-    if fresh:
-        cache.set_many(fresh, ROW_CACHE_SECONDS)
-    return rows
+def row_html(row: dict[str, Any]) -> SafeString:
+    """One row of the list's table (`row` from list_rows), escaped."""
+    e = escape
+    name = e(row["name"])
+    if row["voice_name"]:
+        voice = f'<span class="cell-text">{e(row["voice_name"])}</span>'
+    elif row["voice_type"]:
+        voice = f'<span class="mono small">{e(row["voice_type"])}</span>'
+    else:
+        voice = _NONE
+    languages = " ".join(
+        f'<span class="badge badge-muted" title="{e(lang["code"])}">{e(lang["name"])}</span>'
+        for lang in row["languages"]
+    )
+    key = ""
+    if row["key_label"]:
+        key = (
+            f'<span class="cell-text nowrap" dir="auto">{e(row["key_label"])} '
+            f'<span class="mono muted">…{e(row["key_last_four"])}</span></span> '
+            f'<span class="cell-secondary" dir="auto">{e(row["key_owner"])}</span>'
+        )
+    if row["unusable"]:
+        key += ' <span class="badge badge-danger">No usable key</span>'
+    synced = (
+        f'<time datetime="{e(row["synced_iso"])}" title="{e(row["synced_title"])}">'
+        f"{e(row['synced_ago'])}</time>"
+        if row["synced_iso"]
+        else '<span class="muted">Never</span>'
+    )
+    hidden = f'<span class="visually-hidden"> {name}</span>'
+    actions = ""
+    if row["clone_url"]:
+        url = e(row["clone_url"])
+        actions += (
+            f'<a class="btn btn-small btn-secondary" href="{url}" hx-get="{url}" '
+            f'hx-target="#modal-content" hx-push-url="false">Clone{hidden}</a> '
+        )
+    if row["delete_url"]:
+        url = e(row["delete_url"])
+        actions += (
+            f'<a class="btn btn-small btn-quiet-danger" href="{url}" hx-get="{url}?from=list" '
+            f'hx-target="#modal-content" hx-push-url="false">Delete{hidden}</a>'
+        )
+    return mark_safe(  # noqa: S308 - every value escaped above
+        f'<tr id="character-{int(row["pk"])}">'
+        f'<td><a class="cell-primary" href="{e(row["url"])}" dir="auto">{name}</a>'
+        f"{' ' + _CHANGED if row['changed'] else ''}{' ' + _PENDING if row['pending'] else ''}"
+        f"</td>"
+        f'<td data-label="Voice">{voice}</td>'
+        f'<td data-label="Languages">{languages or _NONE}</td>'
+        f'<td data-label="Bound key">{key}</td>'
+        f'<td class="nowrap" data-label="Last synced">{synced}</td>'
+        f'<td data-label="Created by" dir="auto">{e(row["created_by"])}</td>'
+        f'<td class="table-actions">{actions}</td></tr>\n'
+    )
 
 
 def options(choices: list[tuple[str, str]], current: str) -> SafeString:
-    """A filter select's <option>s, escaped, with `current` selected. Built in Python and
-    memoized on the choices (a team's few hundred voices through a template loop were a
-    third of the list page's render time); the selection is marked on the cached text."""
-    key = cache_prefix("options") + _digest(choices)
-    html: str | None = cache.get(key)
-    if html is None:
-        html = "".join(
-            f'<option value="{escape(v)}">{escape(label)}</option>' for v, label in choices
+    """A filter select's <option>s, escaped, with `current` selected. Built in Python: a
+    team's few hundred voices through a template loop were a third of the list page's render
+    time (nothing is cached: a shared cache costs a query, more than building them)."""
+    return mark_safe(  # noqa: S308 - every value and label escaped here
+        "".join(
+            f'<option value="{escape(v)}"{" selected" if v == current else ""}>'
+            f"{escape(label)}</option>"
+            for v, label in choices
         )
-        cache.set(key, html, ROW_CACHE_SECONDS)
-    if current:
-        marker = f'<option value="{escape(current)}">'
-        html = html.replace(marker, marker[:-1] + " selected>", 1)
-    return mark_safe(html)  # noqa: S308 - every value and label escaped above
+    )
 
 
 def filter_options(

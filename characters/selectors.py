@@ -9,7 +9,6 @@ from typing import Any, cast
 from uuid import UUID
 
 from django.conf import settings
-from django.core.cache import cache
 from django.core.paginator import Page, Paginator
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -21,7 +20,7 @@ from keys.selectors import keys_by_account
 from teams.models import Membership, Team
 
 from .errors import CharacterDeleted, CharacterNotFound
-from .models import Character, PendingOperation, Revision
+from .models import Character, CharacterFacets, PendingOperation, Revision
 
 SORTS: dict[str, tuple[str, ...]] = {
     "name": ("sort_name", "pk"),  # natural order: "NPC 2" before "NPC 10"
@@ -152,17 +151,20 @@ LIST_COLUMNS = (
 def character_page(
     team: Team, filters: CharacterFilters, page_number: str | int | None, per_page: int = 50
 ) -> tuple[Page[int], list[Character]]:
-    """One page of the list in three cheap queries, whatever the page: count, the page's
-    primary keys (an index scan in the sort order, no row bodies), then those rows with
-    their key state, reading only the columns a row shows (a list never needs the snapshot
-    or the backstory, nor a key's usage figures: instantiating them was a third of the page)."""
+    """One page of the list in two cheap queries, whatever the page: the count, then the
+    page's rows with their key state, chosen by a subquery over primary keys (an index scan
+    in the sort order, no row bodies, stopping after the page) and reading only the columns a
+    row shows (a list never needs the snapshot or the backstory, nor a key's usage figures:
+    instantiating them was a third of the page)."""
     ids = _filtered(team, filters).values_list("pk", flat=True)
     paginator = (SearchPaginator if filters.q else Paginator)(ids, per_page)
     page = paginator.get_page(page_number)
-    wanted = list(page.object_list)
-    rows = with_key_state(Character.objects.filter(pk__in=wanted)).only(*LIST_COLUMNS)
-    by_pk = {character.pk: character for character in rows}
-    return page, [by_pk[pk] for pk in wanted if pk in by_pk]
+    rows = (
+        with_key_state(Character.objects.filter(pk__in=page.object_list))
+        .only(*LIST_COLUMNS)
+        .order_by(*SORTS.get(filters.sort, SORTS[DEFAULT_SORT]))
+    )
+    return page, list(rows)
 
 
 def team_character(team: Team, character_id: int) -> Character | None:
@@ -174,38 +176,51 @@ def recent_revisions(character: Character, limit: int = 20) -> QuerySet[Revision
     return character.revisions.select_related("created_by").order_by("-number")[:limit]
 
 
-def facets_cache_key(team_id: int) -> str:
-    return f"characters:facets:{team_id}"
+# How long a team's stored filter options are trusted without a write dropping them
+# (models.CharacterFacets): the bound on a race or a write that bypassed Character.save().
+FACETS_MAX_AGE = timedelta(minutes=10)
 
 
 def facet_values(team: Team) -> dict[str, list[Any]]:
-    """The voices, languages and keys in use, for the list's filters. Cached per team for a
-    minute (services drop it when they change a character; another process may show the
-    options a minute late, which filters nothing wrongly: a value in the URL still works)."""
-    key = facets_cache_key(team.pk)
-    cached: dict[str, list[Any]] | None = cache.get(key)
-    if cached is not None:
-        return cached
-    live = Character.objects.filter(team=team, deleted_at__isnull=True)
+    """The voices, languages and keys in use, for the list's filters: the team's stored
+    CharacterFacets (one query), computed again when a write dropped them or they are older
+    than FACETS_MAX_AGE."""
+    stored = CharacterFacets.objects.filter(team=team).first()
+    if stored is None or stored.computed_at < timezone.now() - FACETS_MAX_AGE:
+        stored = compute_facets(team)
+    return {"voices": stored.voices, "languages": stored.languages, "keys": stored.keys}
+
+
+def compute_facets(team: Team) -> CharacterFacets:
+    """Read the team's facets from its live characters and store them."""
+    computed_at = timezone.now()  # before reading: a write during the scans makes it older
+    facets, _ = CharacterFacets.objects.update_or_create(
+        team=team, defaults={**read_facets(team), "computed_at": computed_at}
+    )
+    return facets
+
+
+def read_facets(team: Team) -> dict[str, list[Any]]:
+    """The voices and languages of the team's live characters, and the keys they are bound
+    to as [ID, label, last four, owner's username], sorted (three index scans:
+    `character_live_voice`, `character_live_languages`, and the keys' EXISTS)."""
+    live = Character.objects.filter(team=team, deleted_at__isnull=True).order_by()
     voices = sorted(v for v in live.values_list("voice_type", flat=True).distinct() if v)
     languages: set[str] = set()
     for codes in live.values_list("language_codes", flat=True).distinct():
         languages.update(codes or [])
-    keys = [
-        (str(pk), label, last_four, owner)
-        for pk, label, last_four, owner in team_bound_keys(team).values_list(
-            "pk", "label", "last_four", "owner__username"
-        )
-    ]
-    facets: dict[str, list[Any]] = {"voices": voices, "languages": sorted(languages), "keys": keys}
-    cache.set(key, facets, 60)
-    return facets
+    keys = team_bound_keys(team).values_list("pk", "label", "last_four", "owner__username")
+    return {
+        "voices": voices,
+        "languages": sorted(languages),
+        "keys": [[str(pk), label, last_four, owner] for pk, label, last_four, owner in keys],
+    }
 
 
 def team_bound_keys(team: Team) -> QuerySet[ApiKey]:
     """The keys the team's live characters are bound to (the list's key filter)."""
     bound = Character.objects.filter(team=team, deleted_at__isnull=True, bound_key=OuterRef("pk"))
-    return ApiKey.objects.filter(Exists(bound)).select_related("owner").order_by("label")
+    return ApiKey.objects.filter(Exists(bound)).order_by("label", "pk")
 
 
 def usable_keys_for(user: User) -> QuerySet[ApiKey]:

@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.conf import settings
+from django.core.management import call_command
+from django.db.models.signals import post_migrate
 
 
 class ConvaiAdminConfig(AppConfig):
@@ -19,6 +21,16 @@ class ConvaiAdminConfig(AppConfig):
         from . import checks  # noqa: F401  (registers the project's system checks)
 
         secure_var_dir(Path(settings.VAR_DIR), settings.DATABASES["default"])
+        # Once per migrate: on the signal of the sessions app, the other table of shared
+        # state (this package has no models, so it gets no post_migrate of its own).
+        post_migrate.connect(create_cache_table, sender=apps.get_app_config("sessions"))
+
+
+def create_cache_table(using: str = "default", **kwargs: Any) -> None:
+    """The database cache's table (settings.CACHES), made by every `migrate` (a fresh clone,
+    `make run`, a deploy, CI; the test runner makes it too): createcachetable does nothing
+    when it exists, and nothing for a Redis cache."""
+    call_command("createcachetable", database=using, verbosity=0)
 
 
 def secure_var_dir(var_dir: Path, database: Mapping[str, Any]) -> None:

@@ -378,11 +378,23 @@ STORAGES = {
     },
 }
 
-CACHES = {
-    "default": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "convai-admin",
-    }
+# Shared by every web and worker process, so a second app server sees what the first one
+# cached (the list's filter options, each key's voice and language catalogues): the database
+# cache by default (its table is made by `migrate`: convai_admin.apps), Redis when REDIS_URL
+# is set (redis://[:password@]host:6379/0). Nothing a request needs is kept in process memory.
+CACHE_TABLE = "convai_admin_cache"
+REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+CACHES: dict[str, dict[str, object]] = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": CACHE_TABLE,
+            # The oldest quarter is culled past this many entries (Django's default is 300).
+            "OPTIONS": {"MAX_ENTRIES": 5000, "CULL_FREQUENCY": 4},
+        }
+    )
 }
 
 # --- Convai ---------------------------------------------------------------------------------

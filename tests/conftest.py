@@ -10,9 +10,17 @@ from django.test.testcases import QuietWSGIRequestHandler
 from convai.client import close_thread_session
 from teams.models import Membership, Role, Team
 from tests.factories import MembershipFactory, TeamFactory
+from tests.support.database import uses_database
 
-# Sandbox fixtures (sandbox_url, sandbox_key, other_key, make_client) for every test package.
-pytest_plugins = ["tests.support.sandbox", "tests.support.smtp"]
+# For every test package: the sandbox fixtures (sandbox_url, sandbox_key, other_key,
+# make_client), the character fixtures (add_key, editor, editor_key, create) and the stored
+# facets check.
+pytest_plugins = [
+    "tests.support.sandbox",
+    "tests.support.characters",
+    "tests.support.facets",
+    "tests.support.smtp",
+]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -80,12 +88,16 @@ def _fast_password_hashing(request: pytest.FixtureRequest, settings: Any) -> Non
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
+def _fresh_cache(request: pytest.FixtureRequest) -> Iterator[None]:
     """allauth keeps its rate-limit counters and used TOTP codes in the cache: one test's
-    failed sign-ins must not count against the next test's."""
-    from django.core.cache import cache
+    failed sign-ins must not count against the next test's. The cache is the database cache
+    (a table no model owns, so a transactional test's flush leaves it), or Redis: cleared
+    before each test that uses the database."""
+    if uses_database(request):
+        from django.core.cache import cache
 
-    cache.clear()
+        request.getfixturevalue("db")
+        cache.clear()
     yield
 
 

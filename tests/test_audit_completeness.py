@@ -45,12 +45,9 @@ from sandbox.models import SandboxCharacter
 from teams import invitations, lifecycle, policy
 from teams import services as teams
 from teams.models import Invitation, Membership, Role, Team
-from tests.characters.conftest import add_key
-from tests.characters.support import BACKSTORY, Key
 from tests.factories import TEST_PASSWORD, MembershipFactory, UserFactory
 from tests.jobs.support import run_worker, seed_remote
-
-__all__ = ["add_key"]  # fixtures used here
+from tests.support.characters import BACKSTORY, Key
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -23,7 +23,7 @@ from .. import copying, errors, selectors
 from ..bundles import exporting, importing, schema, uploads
 from ..forms import BundleUploadForm, CopyForm, FilterForm
 from ..models import Character
-from .common import character_of, detail_url
+from .common import character_of, detail_url, job_started, preview_of_key
 
 
 def _attachment(export: exporting.Export) -> HttpResponse:
@@ -116,30 +116,23 @@ def preview(request: TeamRequest, token: str) -> HttpResponse:
             messages.info(request, "The uploaded bundle was discarded. Nothing was imported.")
             return redirect("characters:character-list", request.team.slug)
         try:
-            job = importing.start_bundle_import(
-                actor=request.membership,
-                api_key_id=key_id,
-                token=token,
-                # Exceptions only: one field per character left out, never one per character.
-                skip=set(request.POST.getlist("skip")),
+            return job_started(
+                request,
+                key_id,
+                lambda: importing.start_bundle_import(
+                    actor=request.membership,
+                    api_key_id=key_id,
+                    token=token,
+                    # Exceptions only: one field per character left out, never one per character.
+                    skip=set(request.POST.getlist("skip")),
+                ),
+                lambda job: f"Importing the bundle: {job.total} character{'s' * (job.total != 1)}.",
             )
         except jobs.JobBusy as error:
             messages.error(request, error.message)
             if error.active is not None and error.active.team_id == request.team.pk:
                 return redirect("jobs:job-detail", request.team.slug, error.active.pk)
             return redirect(f"{request.path}?key={key_id}")
-        except errors.KeyNotUsable as error:
-            # Recorded by the service; the preview goes back to the member's own keys, so
-            # the redirected GET does not refuse (and record) the same key a second time.
-            messages.error(request, error.message)
-            return redirect(request.path)
-        except errors.CharacterError as error:
-            messages.error(request, error.message)
-            return redirect(f"{request.path}?key={key_id}")
-        messages.success(
-            request, f"Importing the bundle: {job.total} character{'s' * (job.total != 1)}."
-        )
-        return redirect("jobs:job-detail", request.team.slug, job.pk)
     context: dict[str, Any] = {
         "team": request.team,
         "token": token,
@@ -153,15 +146,12 @@ def preview(request: TeamRequest, token: str) -> HttpResponse:
         return redirect("bundles:import", request.team.slug)
     context.update(bundle=bundle, filename=filename)
     if key_id:
-        try:
-            result = importing.preview_bundle(
+        preview_of_key(
+            context,
+            lambda: importing.preview_bundle(
                 actor=request.membership, api_key_id=key_id, bundle=bundle
-            )
-        except errors.CharacterError as error:
-            context["error"] = error.message
-        else:
-            context["preview"] = result
-            context["active"] = jobs.active_job(jobs.key_scope(result.api_key))
+            ),
+        )
     return render_page(request, "characters/bundles/preview.html", context, partial="preview")
 
 

@@ -19,6 +19,9 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django_htmx.http import reswap, retarget
 
+from jobs import services as jobs
+from jobs.models import Job
+from jobs.views import job_url
 from keys.models import ApiKey
 from teams.http import TeamRequest
 
@@ -108,6 +111,20 @@ def to_existing(request: TeamRequest, error: errors.AlreadyInTeam) -> HttpRespon
     return redirect(detail_url(request, error.character))
 
 
+def brought_in(
+    request: TeamRequest,
+    bring: Callable[[], services.Saved],
+    success: Callable[[Character], str],
+) -> HttpResponse:
+    """Run an import or an adopt: the new character's page with `success`, or the one the
+    team already has. Any other domain error is the caller's to show."""
+    try:
+        saved = bring()
+    except errors.AlreadyInTeam as error:
+        return to_existing(request, error)
+    return to_new(request, saved, success(saved.character))
+
+
 def made_on_convai(
     request: TeamRequest,
     form: Form,
@@ -140,6 +157,37 @@ def made_on_convai(
     else:
         return to_new(request, saved, success(saved.character)), None
     return None, None
+
+
+def job_started(
+    request: TeamRequest, key_id: str, start: Callable[[], Job], message: Callable[[Job], str]
+) -> HttpResponse:
+    """Start a job for the chosen key (import all, a bundle import): its page with `message`.
+    A refused key goes back to the member's own keys (recorded by the service: the redirected
+    GET must not refuse it a second time); any other refusal back to this key's preview.
+    JobBusy is the caller's to answer."""
+    try:
+        job = start()
+    except errors.KeyNotUsable as error:
+        messages.error(request, error.message)
+        return redirect(request.path)
+    except errors.CharacterError as error:
+        messages.error(request, error.message)
+        return redirect(f"{request.path}?key={key_id}")
+    messages.success(request, message(job))
+    return redirect(job_url(request, job))
+
+
+def preview_of_key(context: dict[str, Any], preview: Callable[[], Any]) -> None:
+    """What a job would do with the chosen key, into `context`: "preview" and "active" (the
+    job that holds the key now, if any), or the refusal as "error"."""
+    try:
+        result = preview()
+    except errors.CharacterError as error:
+        context["error"] = error.message
+    else:
+        context["preview"] = result
+        context["active"] = jobs.active_job(jobs.key_scope(result.api_key))
 
 
 def changed_names(saved: services.Saved) -> str:

@@ -24,7 +24,7 @@ from ..forms import (
     voice_choices,
 )
 from ..presenters import language_labels, voice_info
-from .common import catalogue_for, list_url, made_on_convai, names, to_existing, to_new
+from .common import brought_in, catalogue_for, list_url, made_on_convai, names
 
 CONVAI_ID = re.compile(r"^[0-9a-fA-F-]{16,64}$")
 
@@ -80,19 +80,18 @@ def character_adopt(request: TeamRequest) -> HttpResponse:
         messages.error(request, "That check could not be started: go back and try again.")
         return redirect(list_url(request))
     try:
-        saved = importing.adopt_from_convai(
-            actor=request.membership,
-            api_key_id=form.cleaned_data["api_key"],
-            name=form.cleaned_data["name"],
+        return brought_in(
+            request,
+            lambda: importing.adopt_from_convai(
+                actor=request.membership,
+                api_key_id=form.cleaned_data["api_key"],
+                name=form.cleaned_data["name"],
+            ),
+            lambda found: f"Found “{found.name}” on Convai: it was created and is now here.",
         )
-    except errors.AlreadyInTeam as error:
-        return to_existing(request, error)
     except errors.CharacterError as error:
         messages.error(request, error.message)
         return redirect(list_url(request))
-    return to_new(
-        request, saved, f"Found “{saved.character.name}” on Convai: it was created and is now here."
-    )
 
 
 def _found_context(found: importing.Found | None) -> dict[str, Any]:
@@ -140,17 +139,17 @@ def character_import(request: TeamRequest) -> HttpResponse:
         form.is_valid()
         if confirm.is_valid():
             try:
-                saved = importing.import_character(
-                    actor=request.membership,
-                    api_key_id=confirm.cleaned_data["api_key"],
-                    convai_id=confirm.cleaned_data["convai_id"],
+                return brought_in(
+                    request,
+                    lambda: importing.import_character(
+                        actor=request.membership,
+                        api_key_id=confirm.cleaned_data["api_key"],
+                        convai_id=confirm.cleaned_data["convai_id"],
+                    ),
+                    lambda imported: f"Imported “{imported.name}” from Convai.",
                 )
-            except errors.AlreadyInTeam as error:
-                return to_existing(request, error)
             except errors.CharacterError as error:
                 form.add_error(None, error.message)
-            else:
-                return to_new(request, saved, f"Imported “{saved.character.name}” from Convai.")
         else:
             form.add_error(None, "That import could not be read: look the character up again.")
     elif request.method == "POST" and form.is_valid():

@@ -35,9 +35,7 @@ def character_list(request: TeamRequest) -> HttpResponse:
         [filters.q, filters.voice, filters.language, filters.key, filters.unusable, filters.changed]
     )
     page, characters = selectors.character_page(team, filters, request.GET.get("page"), PAGE_SIZE)
-    rows = presenters.render_rows(
-        presenters.list_rows(request.membership, characters, voice_names, language_names)
-    )
+    rows = presenters.list_rows(request.membership, characters, voice_names, language_names)
     context = {
         "team": team,
         "form": form,

@@ -23,8 +23,8 @@ from django.db import connection
 from characters import services as characters
 from teams import invitations
 from teams.models import Membership, Role, Team
-from tests.characters.support import BACKSTORY, Key
 from tests.factories import MembershipFactory, TeamFactory
+from tests.support.characters import BACKSTORY, Key
 from tests.support.manage import PROD_ENV, run_manage
 
 PASSPHRASE = "correct horse battery staple 42"

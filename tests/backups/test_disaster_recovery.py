@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tests.characters.conftest import add_key
-from tests.characters.support import Key
+from tests.support.characters import Key
 
 from .support import (
     FreshInstall,
@@ -26,8 +25,6 @@ from .support import (
     passphrase_file,
     populate,
 )
-
-__all__ = ["add_key"]  # the fixture
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,34 +1,17 @@
-"""Helpers for the character service tests (fixtures are in conftest.py)."""
+"""Helpers for the character service tests (their fixtures, `Key`, `BACKSTORY` and
+`record_requests` are in tests/support/characters.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from audit.models import AuditEvent
 from characters.errors import ConvaiFailed
 from characters.models import Character
-from convai.client import ConvaiClient
-from keys.models import ApiKey
 from sandbox.models import SandboxCharacter
+from tests.support.characters import Key
 from tests.support.sandbox import wait_for_live_server
-
-BACKSTORY = "Raymond Reddington is a criminal mastermind.\nHe surrenders to the FBI."
-
-
-@dataclass(frozen=True)
-class Key:
-    """A member's stored key, the plaintext the sandbox issued, and the sandbox label (faults
-    and revocation target a key by its sandbox label)."""
-
-    api_key: ApiKey
-    raw: str
-    sandbox_label: str
-
-    @property
-    def pk(self) -> Any:
-        return self.api_key.pk
 
 
 def remote(character: Character | str) -> SandboxCharacter:
@@ -67,16 +50,3 @@ def key_shown(event: AuditEvent, key: Key) -> bool:
     the audit log blanks a detail called `key`, so the name is not pinned here)."""
     label = f"{key.api_key.label} (…{key.raw[-4:]})"
     return label in event.details.values()
-
-
-def record_requests(monkeypatch: Any) -> list[tuple[str, dict[str, Any]]]:
-    """Spy on the real client: every (path, JSON body) it sends from now on, still sent."""
-    sent: list[tuple[str, dict[str, Any]]] = []
-    real_call = ConvaiClient._call
-
-    def spy(self: ConvaiClient, method: str, path: str, body: Any, **options: Any) -> Any:
-        sent.append((path, dict(body or {})))
-        return real_call(self, method, path, body, **options)
-
-    monkeypatch.setattr(ConvaiClient, "_call", spy)
-    return sent

@@ -20,9 +20,9 @@ from jobs.models import Job, JobItem
 from sandbox.models import SandboxCharacter
 from sandbox.services import set_fault
 from teams.models import Membership, Role
-from tests.characters.support import Key, record_requests
 from tests.factories import CharacterFactory, MembershipFactory, TeamFactory
 from tests.jobs.support import fresh, run_worker, seed_remote
+from tests.support.characters import Key, record_requests
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

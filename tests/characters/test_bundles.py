@@ -25,8 +25,9 @@ from jobs.models import Job, JobItem
 from sandbox.services import clear_faults, set_fault
 from teams.models import Membership, Role
 from tests.characters.bundle_support import document, entry, upload
-from tests.characters.support import Key, remote
+from tests.characters.support import remote
 from tests.jobs.support import fresh, run_worker
+from tests.support.characters import Key
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -4,7 +4,7 @@ validate against the live catalogue). Against the live sandbox over HTTP."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from django.core.cache import cache
@@ -16,17 +16,10 @@ from characters.catalogue import display_names, load_catalogue, peek
 from convai.client import catalogue_cache_key
 from sandbox.services import set_fault
 from teams.models import Membership
-from tests.characters.support import Key, record_requests
+from tests.support.characters import Key, record_requests
 
 Create = Callable[..., services.Saved]
 GUY = "Guy Male American English Voice"
-
-
-@pytest.fixture(autouse=True)
-def cold_cache() -> Iterator[None]:
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def test_without_a_key_the_shipped_tables_name_voices_and_languages() -> None:

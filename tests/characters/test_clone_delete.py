@@ -15,8 +15,9 @@ from sandbox.models import SandboxCharacter
 from sandbox.services import clear_faults, set_fault
 from teams.models import Membership, Role
 from teams.policy import NotAllowed
-from tests.characters.support import BACKSTORY, Key, events, expect_failure, key_shown, remote
+from tests.characters.support import events, expect_failure, key_shown, remote
 from tests.factories import TeamFactory
+from tests.support.characters import BACKSTORY, Key
 
 Create = Callable[..., services.Saved]
 

@@ -23,7 +23,8 @@ from characters import errors, reconciliation, services
 from characters.models import Character
 from convai.client import ConvaiClient, close_thread_session
 from teams.models import Membership, Role
-from tests.characters.support import events, record_requests, remote
+from tests.characters.support import events, remote
+from tests.support.characters import record_requests
 
 Create = Callable[..., services.Saved]
 WAIT = 20  # seconds: a bound on each wait, never a delay

@@ -18,8 +18,9 @@ from characters import services
 from characters.bundles.schema import SCHEMA
 from characters.models import Character
 from teams.models import Membership
-from tests.characters.support import Key, remote
+from tests.characters.support import remote
 from tests.jobs.support import seed_remote
+from tests.support.characters import Key
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

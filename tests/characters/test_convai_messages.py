@@ -26,8 +26,8 @@ from sandbox import emulator
 from sandbox.models import SandboxCharacter
 from sandbox.services import revoke_sandbox_keys, set_fault
 from teams.models import Membership, Role
-from tests.characters.support import Key
 from tests.convai.fake_http import install
+from tests.support.characters import Key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

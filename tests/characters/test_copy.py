@@ -14,7 +14,8 @@ from audit.models import AuditEvent
 from characters import copying, errors
 from characters.models import Revision
 from teams.models import Membership, Role
-from tests.characters.support import Key, remote
+from tests.characters.support import remote
+from tests.support.characters import Key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

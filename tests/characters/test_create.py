@@ -18,14 +18,8 @@ from keys.services import add_api_key, revoke_api_key
 from sandbox.models import SandboxCharacter
 from sandbox.services import clear_faults, revoke_sandbox_keys, set_fault
 from teams.models import Membership, Role
-from tests.characters.support import (
-    BACKSTORY,
-    Key,
-    events,
-    expect_failure,
-    key_shown,
-    remote,
-)
+from tests.characters.support import events, expect_failure, key_shown, remote
+from tests.support.characters import BACKSTORY, Key
 from tests.support.sandbox import hits
 from tests.support.secrets import assert_secret_absent, audit_text
 

@@ -18,7 +18,7 @@ from characters.models import Character
 from convai.client import ConvaiClient
 from keys.models import ApiKey
 from teams.models import Membership
-from tests.characters.support import BACKSTORY, Key, record_requests
+from tests.support.characters import BACKSTORY, Key, record_requests
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

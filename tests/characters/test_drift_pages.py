@@ -1,6 +1,7 @@
-"""Drift on the pages: the "Changed in Convai" badge and filter on the list (the row cache
-keyed on it), and the detail page's "Changed in Convai" panel with "Review changes" and only
-the actions the member's role allows. "Keep ours" through the page against the sandbox."""
+"""Drift on the pages: the "Changed in Convai" badge and filter on the list (a list read
+after the mark shows it), and the detail page's "Changed in Convai" panel with "Review
+changes" and only the actions the member's role allows. "Keep ours" through the page
+against the sandbox."""
 
 from __future__ import annotations
 
@@ -49,14 +50,14 @@ def usable_key(make_member: Callable[..., Membership]) -> ApiKey:
 
 
 @pytest.mark.django_db
-def test_the_badge_shows_and_the_row_cache_follows_it(
+def test_the_badge_shows_on_the_next_list_after_the_mark(
     client: Client, make_member: Callable[..., Membership]
 ) -> None:
     viewer = make_member(Role.VIEWER)
     character = CharacterFactory.create(team=viewer.team, name="Raymond")
     client.force_login(viewer.user)
 
-    assert BADGE not in client.get(list_url(viewer)).content.decode()  # row now cached
+    assert BADGE not in client.get(list_url(viewer)).content.decode()  # a list before the mark
     mark_changed(character, character_name="Red")
     assert BADGE in client.get(list_url(viewer)).content.decode()
 

@@ -19,7 +19,8 @@ from characters import errors, history, selectors, services
 from characters.models import Character, Revision
 from sandbox.models import Listing, SandboxCharacter
 from teams.models import Membership, Role
-from tests.characters.support import BACKSTORY, Key, events, remote
+from tests.characters.support import events, remote
+from tests.support.characters import BACKSTORY, Key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,8 +16,9 @@ from convai.client import ConvaiClient
 from sandbox.models import Listing, SandboxCharacter
 from sandbox.services import create_sandbox_key, set_fault
 from teams.models import Membership, Role
-from tests.characters.support import BACKSTORY, Key, events
+from tests.characters.support import events
 from tests.factories import MembershipFactory, TeamFactory
+from tests.support.characters import BACKSTORY, Key
 from tests.support.secrets import assert_secret_absent, audit_text
 
 MakeClient = Callable[..., ConvaiClient]

@@ -21,8 +21,8 @@ from characters.models import Character
 from jobs.models import Job
 from sandbox.models import SandboxCharacter
 from teams.models import Membership, Role
-from tests.characters.support import BACKSTORY, Key
 from tests.factories import MembershipFactory, TeamFactory
+from tests.support.characters import BACKSTORY, Key
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -13,7 +13,8 @@ from django.urls import reverse
 from characters import services
 from characters.models import Character
 from teams.models import Membership
-from tests.characters.support import Key, remote
+from tests.characters.support import remote
+from tests.support.characters import Key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

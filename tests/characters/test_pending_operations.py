@@ -22,16 +22,24 @@ from convai.client import ConvaiClient
 from sandbox.models import SandboxCharacter
 from sandbox.services import clear_faults, set_fault
 from teams.models import Membership, Role
-from tests.characters.support import (
-    BACKSTORY,
-    Key,
-    events,
-    expect_failure,
-    record_requests,
-    remote,
-)
+from tests.characters.support import events, expect_failure, remote
+from tests.support.characters import BACKSTORY, Key, record_requests
 
 Create = Callable[..., services.Saved]
+
+
+def _unfinished_create(
+    editor: Membership, editor_key: Key, name: str, token: str = "t"
+) -> PendingOperation:
+    """A create the editor's request left pending (its outcome unknown)."""
+    return PendingOperation.objects.create(
+        team=editor.team,
+        kind="create",
+        token=token,
+        actor=editor.user,
+        api_key=editor_key.api_key,
+        name=name,
+    )
 
 
 def url(name: str, member: Membership, *args: Any) -> str:
@@ -159,14 +167,7 @@ def test_a_timed_out_create_stays_pending_is_not_resent_and_reconciliation_adopt
 def test_a_create_convai_never_made_is_marked_failed_only_once_its_request_is_over(
     editor: Membership, editor_key: Key, settings: Any
 ) -> None:
-    operation = PendingOperation.objects.create(
-        team=editor.team,
-        kind="create",
-        token="t",
-        actor=editor.user,
-        api_key=editor_key.api_key,
-        name="Never made",
-    )
+    operation = _unfinished_create(editor, editor_key, "Never made")
     settings.CHARACTER_RECONCILE_AFTER = 0
     settings.CONVAI_REQUEST_SECONDS = 3600  # its request could still be running
     assert "1 unknown" in reconciliation.reconcile_pending_operations()
@@ -183,14 +184,7 @@ def test_a_create_convai_never_made_is_marked_failed_only_once_its_request_is_ov
 def test_a_character_adopted_through_check_convai_finishes_its_operation(
     editor: Membership, editor_key: Key, make_client: Callable[..., ConvaiClient], overdue: None
 ) -> None:
-    operation = PendingOperation.objects.create(
-        team=editor.team,
-        kind="create",
-        token="t",
-        actor=editor.user,
-        api_key=editor_key.api_key,
-        name="Adopted",
-    )
+    operation = _unfinished_create(editor, editor_key, "Adopted")
     make_client(editor_key.raw).create_character("Adopted", "MALE", "Made.", [])
     adopted = importing.adopt_from_convai(actor=editor, api_key_id=editor_key.pk, name="Adopted")
     assert "1 done" in reconciliation.reconcile_pending_operations()
@@ -205,14 +199,7 @@ def test_an_older_namesake_is_not_adopted(
     """Only a character created at or after the operation started is its result."""
     make_client(editor_key.raw).create_character("Twin", "MALE", "Older.", [])
     SandboxCharacter.objects.update(created_at=timezone.now() - timedelta(hours=1))
-    PendingOperation.objects.create(
-        team=editor.team,
-        kind="create",
-        token="t",
-        actor=editor.user,
-        api_key=editor_key.api_key,
-        name="Twin",
-    )
+    _unfinished_create(editor, editor_key, "Twin")
     assert "1 failed" in reconciliation.reconcile_pending_operations()
     assert not Character.objects.exists()
 
@@ -317,14 +304,7 @@ def test_the_create_form_sent_twice_creates_once_and_shows_the_first(
 def test_a_pending_create_sent_again_keeps_the_input_and_says_so(
     client: Client, editor: Membership, editor_key: Key, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    PendingOperation.objects.create(
-        team=editor.team,
-        kind="create",
-        token="a" * 32,
-        actor=editor.user,
-        api_key=editor_key.api_key,
-        name="Ada",
-    )
+    _unfinished_create(editor, editor_key, "Ada", token="a" * 32)
     client.force_login(editor.user)
     sent = record_requests(monkeypatch)
     response = client.post(
@@ -353,14 +333,7 @@ def test_the_list_shows_an_unknown_outcome_and_check_now_adopts_it(
     settings: Any,
 ) -> None:
     settings.CONVAI_REQUEST_SECONDS = 0
-    operation = PendingOperation.objects.create(
-        team=editor.team,
-        kind="create",
-        token="t",
-        actor=editor.user,
-        api_key=editor_key.api_key,
-        name="Lost Lucy",
-    )
+    operation = _unfinished_create(editor, editor_key, "Lost Lucy")
     make_client(editor_key.raw).create_character("Lost Lucy", "MALE", "Made.", [])
 
     viewer = make_member(Role.VIEWER)

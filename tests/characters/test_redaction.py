@@ -20,7 +20,7 @@ from characters.remote import REDACTED, redact
 from convai.client import ConvaiClient
 from convai.types import CharacterDetails
 from teams.models import Membership
-from tests.characters.support import Key
+from tests.support.characters import Key
 
 Create = Callable[..., services.Saved]
 SECRET = "SECRET-7f3a"

@@ -19,7 +19,8 @@ from sandbox.models import SandboxCharacter
 from sandbox.services import set_fault
 from teams.models import Membership, Role
 from teams.policy import NotAllowed
-from tests.characters.support import Key, events, key_shown, record_requests
+from tests.characters.support import events, key_shown
+from tests.support.characters import Key, record_requests
 
 Create = Callable[..., services.Saved]
 MakeMember = Callable[..., Membership]

@@ -93,111 +93,61 @@ def _edit(world: World) -> dict[str, Any]:
 
 
 ANSWERS = (200, 302)
+
+
+def _post(url_name: str, action: str, **options: Any) -> Endpoint:
+    """A POST that changes the character when allowed (200 with the form, or 302): refused,
+    it must change nothing."""
+    return Endpoint(url_name, "post", action, ok=ANSWERS, changed=_changed, **options)
+
+
 CHARACTER_ENDPOINTS = [
     Endpoint("characters:character-list", "get", "character.view"),
     Endpoint("characters:character-list", "get", "character.view", htmx=True),
     Endpoint("characters:character-detail", "get", "character.view", url_kwargs=_one),
     Endpoint("characters:character-create", "get", "character.create"),
-    Endpoint(
+    _post(
         "characters:character-create",
-        "post",
         "character.create",
         data=lambda w: {**_edit(w), "api_key": str(w.extra["key"].pk)},
-        ok=ANSWERS,
-        changed=_changed,
     ),
     Endpoint("characters:character-import", "get", "character.import"),
-    Endpoint(
+    _post(
         "characters:character-adopt",
-        "post",
         "character.import",
         data=lambda w: {"name": "Matrix Mira", "api_key": str(w.extra["key"].pk)},
-        ok=ANSWERS,
-        changed=_changed,
     ),
     Endpoint("characters:voice-options", "get", "character.update", htmx=True),
     # The floor is viewing; the service asks the policy of the operation itself.
-    Endpoint(
-        "characters:operation-check",
-        "post",
-        "character.view",
-        url_kwargs=_operation,
-        ok=ANSWERS,
-        changed=_changed,
-    ),
+    _post("characters:operation-check", "character.view", url_kwargs=_operation),
     Endpoint("characters:character-edit", "get", "character.update", url_kwargs=_one),
-    Endpoint(
-        "characters:character-edit",
-        "post",
-        "character.update",
-        url_kwargs=_one,
-        data=_edit,
-        ok=ANSWERS,
-        changed=_changed,
-    ),
-    Endpoint(
-        "characters:character-sync",
-        "post",
-        "character.sync",
-        url_kwargs=_one,
-        ok=ANSWERS,
-        changed=_changed,
-    ),
-    Endpoint(
-        "characters:character-keep-ours",
-        "post",
-        "character.update",
-        url_kwargs=_one,
-        ok=ANSWERS,
-        changed=_changed,
-    ),
-    Endpoint(
-        "characters:character-languages",
-        "post",
-        "character.update",
-        url_kwargs=_one,
-        ok=ANSWERS,
-        changed=_changed,
-    ),
+    _post("characters:character-edit", "character.update", url_kwargs=_one, data=_edit),
+    _post("characters:character-sync", "character.sync", url_kwargs=_one),
+    _post("characters:character-keep-ours", "character.update", url_kwargs=_one),
+    _post("characters:character-languages", "character.update", url_kwargs=_one),
     Endpoint("characters:character-clone", "get", "character.clone", url_kwargs=_one),
     Endpoint("characters:character-clone", "get", "character.clone", url_kwargs=_one, htmx=True),
-    Endpoint(
+    _post(
         "characters:character-clone",
-        "post",
         "character.clone",
         url_kwargs=_one,
         data=lambda w: {"new_name": "Copy"},
-        ok=ANSWERS,
-        changed=_changed,
     ),
     Endpoint("characters:character-delete", "get", "character.delete", url_kwargs=_one),
-    Endpoint(
+    _post(
         "characters:character-delete",
-        "post",
         "character.delete",
         url_kwargs=_one,
         data=lambda w: {"confirm_name": "Matrix Mira"},
-        ok=ANSWERS,
-        changed=_changed,
     ),
     Endpoint("characters:character-remove", "get", "character.delete", url_kwargs=_one),
-    Endpoint(
-        "characters:character-remove",
-        "post",
-        "character.delete",
-        url_kwargs=_one,
-        ok=ANSWERS,
-        changed=_changed,
-    ),
+    _post("characters:character-remove", "character.delete", url_kwargs=_one),
     Endpoint("characters:character-rebind", "get", "character.rebind", url_kwargs=_one),
-    Endpoint(
+    _post(
         "characters:character-rebind",
-        "post",
         "character.rebind",
         url_kwargs=_one,
         data=lambda w: {"api_key": str(w.extra["key"].pk)},
-        ok=ANSWERS,
-        changed=_changed,
     ),
     Endpoint("characters:character-history", "get", "character.view", url_kwargs=_one),
     Endpoint("characters:character-compare", "get", "character.view", url_kwargs=_one),
@@ -210,14 +160,11 @@ CHARACTER_ENDPOINTS = [
         url_kwargs=_version,
         htmx=True,
     ),
-    Endpoint(
+    _post(
         "characters:character-restore",
-        "post",
         "character.restore",
         url_kwargs=_version,
         data=lambda w: {"version": 1},
-        ok=ANSWERS,
-        changed=_changed,
     ),
 ]
 

@@ -19,8 +19,9 @@ from sandbox.services import create_sandbox_key
 from teams.models import Membership, Role
 from teams.policy import NotAllowed
 from teams.services import remove_member
-from tests.characters.support import BACKSTORY, Key, events, key_shown, remote
+from tests.characters.support import events, key_shown, remote
 from tests.factories import MembershipFactory, TeamFactory
+from tests.support.characters import BACKSTORY, Key
 from tests.support.sandbox import hits
 
 Create = Callable[..., services.Saved]

@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from characters.models import Character
 from teams.models import Membership
-from tests.characters.support import Key, record_requests
+from tests.support.characters import Key, record_requests
 from tests.support.forms import MULTIPART, UNREADABLE, multipart
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,15 +16,8 @@ from convai.client import ConvaiClient
 from sandbox.models import SandboxCharacter
 from sandbox.services import set_fault
 from teams.models import Membership, Role
-from tests.characters.support import (
-    BACKSTORY,
-    Key,
-    events,
-    expect_failure,
-    key_shown,
-    record_requests,
-    remote,
-)
+from tests.characters.support import events, expect_failure, key_shown, remote
+from tests.support.characters import BACKSTORY, Key, record_requests
 from tests.support.sandbox import hits
 
 Create = Callable[..., services.Saved]

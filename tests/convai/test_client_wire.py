@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import requests
 from django.conf import settings
+from django.core.cache import cache
 from urllib3.exceptions import NameResolutionError
 
 from convai.client import ConvaiClient
@@ -33,6 +34,16 @@ ITEM = {
     "model_details": {"modelType": "x"},
     "something_new": 42,
 }
+
+
+@pytest.fixture(autouse=True)
+def _cache_in_memory(settings: object) -> None:
+    """The client's catalogue cache without a database, empty for each test: these tests talk
+    to a fake transport only (the product's cache is the database's, settings.CACHES)."""
+    settings.CACHES = {  # type: ignore[attr-defined]
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    }
+    cache.clear()
 
 
 def client(**options: object) -> ConvaiClient:

@@ -13,10 +13,10 @@ from playwright.sync_api import expect
 from jobs.models import Job
 from keys.services import add_api_key
 from sandbox.services import create_sandbox_key
-from tests.characters.support import Key
 from tests.e2e.conftest import PHONE, BrowserPage
 from tests.factories import TEST_PASSWORD
 from tests.jobs.support import run_worker, seed_remote
+from tests.support.characters import Key
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,7 @@ from django_tasks_db.management.commands.db_worker import Worker
 from jobs.models import Job
 from sandbox.models import SandboxCharacter, SandboxKey
 from sandbox.services import hash_key
-from tests.characters.support import Key
+from tests.support.characters import Key
 
 
 def seed_remote(key: Key, count: int, prefix: str = "Remote") -> list[SandboxCharacter]:

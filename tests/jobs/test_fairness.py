@@ -19,9 +19,9 @@ from characters.models import Character
 from jobs import running
 from jobs.models import Job, JobItem
 from teams.models import Membership, Role
-from tests.characters.support import Key
 from tests.factories import TeamFactory
 from tests.jobs.support import fresh, run_worker, seed_remote
+from tests.support.characters import Key
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -21,9 +21,9 @@ from jobs import running
 from jobs import services as jobs
 from jobs.models import Job, JobItem
 from teams.models import Membership, Role
-from tests.characters.support import Key, record_requests
 from tests.factories import MembershipFactory
 from tests.jobs.support import fresh, run_worker, seed_remote
+from tests.support.characters import Key, record_requests
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -21,7 +21,6 @@ from jobs import services as jobs
 from jobs.models import Job, PeriodicRun
 from sandbox.services import set_fault
 from teams.models import Membership
-from tests.characters.support import Key
 from tests.jobs.support import (
     ROOT,
     child_env,
@@ -31,6 +30,7 @@ from tests.jobs.support import (
     seed_remote,
     until,
 )
+from tests.support.characters import Key
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -21,8 +21,8 @@ from jobs import periodic, running
 from jobs import services as jobs
 from jobs.models import Job, PeriodicRun, WorkerHeartbeat
 from teams.models import Membership
-from tests.characters.support import Key
 from tests.jobs.support import fresh, run_worker, seed_remote
+from tests.support.characters import Key
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

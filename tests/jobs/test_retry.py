@@ -16,8 +16,8 @@ from jobs import services as jobs
 from jobs.models import Job, JobItem
 from sandbox.models import SandboxCharacter
 from teams.models import Membership, Role
-from tests.characters.support import Key
 from tests.jobs.support import fresh, run_worker, seed_remote
+from tests.support.characters import Key
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -19,8 +19,8 @@ from characters.models import Character
 from jobs import periodic
 from jobs.models import Job, JobItem, PeriodicRun
 from teams.models import Membership
-from tests.characters.support import Key
 from tests.jobs.support import fresh, seed_remote
+from tests.support.characters import Key
 
 redis = pytest.importorskip("redis")
 django_rq = pytest.importorskip("django_rq")

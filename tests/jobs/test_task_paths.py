@@ -15,8 +15,8 @@ from characters.bundles.importing import import_bundle
 from characters.models import Character
 from jobs.models import Job
 from teams.models import Membership
-from tests.characters.support import Key
 from tests.jobs.support import fresh, run_worker, seed_remote
+from tests.support.characters import Key
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -22,8 +22,8 @@ from jobs.models import Job, WorkerHeartbeat
 from jobs.worker import live_workers
 from sandbox.services import set_fault
 from teams.models import Membership
-from tests.characters.support import Key
 from tests.jobs.support import ROOT, child_env, fresh, needs_shared_database, seed_remote, until
+from tests.support.characters import Key
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

@@ -13,8 +13,8 @@ from characters.bulk import importing, syncing
 from jobs import periodic
 from keys.models import ApiKey
 from teams.models import Membership
-from tests.characters.support import Key, record_requests
 from tests.jobs.support import fresh, run_worker, seed_remote
+from tests.support.characters import Key, record_requests
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),

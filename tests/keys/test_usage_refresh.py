@@ -19,8 +19,8 @@ from keys.services import (
     revoke_api_key,
 )
 from sandbox.services import create_sandbox_key, revoke_sandbox_keys
-from tests.characters.support import record_requests
 from tests.keys.support import UNREACHABLE, new_user
+from tests.support.characters import record_requests
 
 STALE = {"interactions": {"limit": 1, "usage": 999}}
 USAGE_PATH = "/user/user-api-usage"

@@ -57,10 +57,18 @@ def make_client(sandbox_url: str) -> Callable[..., ConvaiClient]:
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache() -> Iterator[None]:
-    cache.clear()
+def _empty_cache(request: pytest.FixtureRequest, django_db_blocker: Any) -> Iterator[None]:
+    """Every test starts with an empty cache. The cache is the database's (settings.CACHES):
+    a test in a transaction has what it cached rolled back with it, but a transactional test
+    (a live server) commits, and the flush after it leaves the cache table alone: emptied
+    here after such a test."""
     yield
-    cache.clear()
+    marker = request.node.get_closest_marker("django_db")
+    if {"transactional_db", "live_server"} & set(request.fixturenames) or (
+        marker is not None and marker.kwargs.get("transaction")
+    ):
+        with django_db_blocker.unblock():
+            cache.clear()
 
 
 class _LiveConnections:

@@ -1,23 +1,54 @@
-"""Fixtures for the character service tests: the real client, through the real key services,
-against the live sandbox over HTTP.
-
-`sandbox` points the product's Convai base URL at the live server's sandbox; `add_key` gives a
-member a verified key of a fresh sandbox key (optionally of a named sandbox account, so several
-keys see the same characters); `create` makes a character through the service."""
+"""What the character, job and audit tests share (a pytest plugin, registered in
+tests/conftest.py): a member's verified sandbox key (`Key`, `add_key`), an Editor with a key,
+`create` (a character through the service), a spy on the real client (`record_requests`),
+and a backstory. The real client, through the real key services, against the live sandbox
+over HTTP (`sandbox` from tests/support/sandbox.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
 import pytest
 
 from characters import services
+from convai.client import ConvaiClient
+from keys.models import ApiKey
 from keys.services import add_api_key
 from sandbox.services import create_sandbox_key
 from teams.models import Membership, Role
-from tests.characters.support import BACKSTORY, Key
+
+BACKSTORY = "Raymond Reddington is a criminal mastermind.\nHe surrenders to the FBI."
+
+
+@dataclass(frozen=True)
+class Key:
+    """A member's stored key, the plaintext the sandbox issued, and the sandbox label (faults
+    and revocation target a key by its sandbox label)."""
+
+    api_key: ApiKey
+    raw: str
+    sandbox_label: str
+
+    @property
+    def pk(self) -> Any:
+        return self.api_key.pk
+
+
+def record_requests(monkeypatch: Any) -> list[tuple[str, dict[str, Any]]]:
+    """Spy on the real client: every (path, JSON body) it sends from now on, still sent."""
+    sent: list[tuple[str, dict[str, Any]]] = []
+    real_call = ConvaiClient._call
+
+    def spy(self: ConvaiClient, method: str, path: str, body: Any, **options: Any) -> Any:
+        sent.append((path, dict(body or {})))
+        return real_call(self, method, path, body, **options)
+
+    monkeypatch.setattr(ConvaiClient, "_call", spy)
+    return sent
+
 
 _labels = count(1)
 
