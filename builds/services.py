@@ -125,7 +125,7 @@ def register_build(*, actor: Membership, settings_: BuildSettings) -> Issued:
             target_id=build.pk,
             target_label=build.name,
             details={
-                "key": _key_label(api_key),
+                "key_used": _key_label(api_key),
                 "allowed_origins": build.allowed_origins,
                 "burst_per_minute": build.burst_per_minute,
                 "per_hour": build.per_hour,
@@ -516,7 +516,7 @@ def _minted(build: Build, token: AuthToken, caller: Caller, subject: str) -> Non
             details={
                 "origin": caller.origin[:200],
                 "expires_at": expires_at.isoformat(),
-                "key": _key_label(build.api_key),
+                "key_used": _key_label(build.api_key),
                 **({"player": subject} if subject else {}),
             },
         )
