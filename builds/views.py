@@ -19,7 +19,8 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from convai_admin.errors import DomainError
 from convai_admin.htmx import confirm_or_act, render_page
-from keys.selectors import quotas
+from keys.models import ApiKey
+from keys.selectors import MAIN_METRICS, Quota, quotas
 from teams.decorators import team_view
 from teams.http import TeamRequest
 
@@ -108,6 +109,10 @@ def build_create(request: TeamRequest) -> HttpResponse:
     return render(request, CREATE_PAGE, context)
 
 
+def main_quotas(api_key: ApiKey) -> list[Quota]:
+    return [quota for quota in quotas(api_key) if quota.metric_id in MAIN_METRICS]
+
+
 def _detail_context(request: TeamRequest, build: Build, form: BuildForm | None) -> dict[str, Any]:
     manage = request.can.manage_builds and build.revoked_at is None
     if manage and form is None:
@@ -120,7 +125,8 @@ def _detail_context(request: TeamRequest, build: Build, form: BuildForm | None) 
         "expired": is_expired(build),
         "bars": bars,
         "mints_today": sum(bar.count for bar in bars),
-        "quotas": quotas(build.api_key) if build.api_key is not None else [],
+        # The main two (keys.selectors.MAIN_METRICS), what a game spends; the rest: key page.
+        "quotas": main_quotas(build.api_key) if build.api_key is not None else [],
         "form": form if manage else None,
         "now": timezone.now(),
     }
