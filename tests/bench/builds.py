@@ -230,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     overhead = results["broker, 1 client"]["p50"] - results["bare, 1 client"]["p50"]
     verdict = "met" if overhead <= GOAL_MS else "NOT met"
     print(
-        f"\nBroker overhead at p50, one client: {overhead:.2f} ms (goal <= {GOAL_MS} ms: {verdict})."
+        f"\nBroker overhead at p50, one client: {overhead:.2f} ms "
+        f"(goal <= {GOAL_MS} ms: {verdict})."
     )
     print(f"Load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
