@@ -88,12 +88,15 @@ class BuildForm(forms.Form):
         required=False,
         label="Stops working on (optional)",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="For a time-limited demo or playtest. Times are UTC.",
     )
 
     def __init__(self, *args: Any, team: Team, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["api_key"].queryset = team_keys(team)  # type: ignore[attr-defined]
+        self.fields["expires_at"].help_text = (
+            "For a time-limited demo or playtest. The time is in "
+            f"{timezone.get_current_timezone_name()}."
+        )
 
     def clean_allowed_origins(self) -> list[str]:
         lines = [line for line in self.cleaned_data["allowed_origins"].splitlines() if line.strip()]
