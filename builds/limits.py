@@ -49,20 +49,20 @@ class Full(Exception):
 
 def _raise_one(window: Window, start: datetime) -> bool:
     counters = Counter.objects.filter(scope=window.scope, window_start=start)
-    if window.limit is not None:
-        counters = counters.filter(count__lt=window.limit)
-    if counters.update(count=F("count") + 1):
+    limited = counters.filter(count__lt=window.limit) if window.limit is not None else counters
+    if limited.update(count=F("count") + 1):
         return True
     if window.limit is not None and window.limit <= 0:
         return False
-    if Counter.objects.filter(scope=window.scope, window_start=start).exists():
-        return False  # the window is full
+    if counters.exists():
+        # Full — or another server created the window's row after our UPDATE: ask once more.
+        return bool(limited.update(count=F("count") + 1))
     try:
         with transaction.atomic():  # a savepoint: a concurrent first insert may win
             Counter.objects.create(scope=window.scope, window_start=start, count=1)
         return True
     except IntegrityError:
-        return _raise_one(window, start)
+        return bool(limited.update(count=F("count") + 1))
 
 
 def take(windows: list[Window], *, now: datetime | None = None) -> None:

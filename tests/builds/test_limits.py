@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db.models import QuerySet
 
 from builds import limits, services
 from builds.limits import HOUR, MINUTE, Full, Window
@@ -26,6 +27,27 @@ def test_take_counts_every_window_or_none() -> None:
     assert dict(Counter.objects.values_list("scope", "count")) == {"a": 1, "b": 1}
     limits.take([big, small], now=NOW + MINUTE)  # a new minute
     assert Counter.objects.get(scope="b").count == 2
+
+
+def test_a_window_another_server_opens_meanwhile_is_not_taken_for_full(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Our UPDATE finds no row, then another server creates it before we look again: the
+    request is counted in that row, not refused (the benchmark's 16 clients hit this at every
+    new minute)."""
+    real_update = QuerySet.update
+    raced = []
+
+    def update(self: QuerySet[Counter], **changes: object) -> int:
+        if self.model is Counter and not raced:
+            raced.append(True)
+            Counter.objects.create(scope="race", window_start=NOW.replace(second=0), count=1)
+            return 0
+        return real_update(self, **changes)
+
+    monkeypatch.setattr(QuerySet, "update", update)
+    limits.take([Window("race", MINUTE, 5, "burst")], now=NOW)
+    assert Counter.objects.get(scope="race").count == 2
 
 
 def test_a_limit_of_zero_refuses_at_once() -> None:
