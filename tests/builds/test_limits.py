@@ -36,7 +36,7 @@ def test_a_window_another_server_opens_meanwhile_is_not_taken_for_full(
     request is counted in that row, not refused (the benchmark's 16 clients hit this at every
     new minute)."""
     real_update = QuerySet.update
-    raced = []
+    raced: list[bool] = []
 
     def update(self: QuerySet[Counter], **changes: object) -> int:
         if self.model is Counter and not raced:
