@@ -3,9 +3,8 @@ team's hourly cap, and the hourly figures the build page charts.
 
 `take` raises the counts of several windows at once, or none of them: each window is raised
 with `UPDATE ... SET count = count + 1 WHERE count < limit`, so two app servers can never both
-take the last unit; when a later window is full, the ones already raised are given back. No
-transaction around the step: each UPDATE commits on its own, so a busy team's counter row is
-never locked for longer than one statement (and a mint costs two round trips fewer)."""
+take the last unit, and the step runs in one transaction that a refusal rolls back (one commit,
+so one WAL flush, for the three windows of a mint rather than three)."""
 
 from __future__ import annotations
 
@@ -69,10 +68,10 @@ def take(windows: list[Window], *, now: datetime | None = None) -> None:
     """Count one request in every window, or raise Full (naming the first full window) and
     count it in none."""
     now = now or timezone.now()
-    for index, window in enumerate(windows):
-        if not _raise_one(window, window.start(now)):
-            give_back(windows[:index], now=now)
-            raise Full(window, window.retry_after(now))
+    with transaction.atomic():
+        for window in windows:
+            if not _raise_one(window, window.start(now)):
+                raise Full(window, window.retry_after(now))
 
 
 def give_back(windows: list[Window], *, now: datetime | None = None) -> None:
