@@ -3,9 +3,11 @@ stream of refusals, the chart's hours, and the periodic tidy-up."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.db.models import QuerySet
 
 from builds import limits, services
@@ -90,3 +92,38 @@ def test_tidy_forgets_expired_tokens_and_old_windows(
     assert summary.startswith("1 expired tokens and 1 old windows forgotten")
     assert not MintedToken.objects.exists() and not Counter.objects.exists()
     assert timedelta(hours=48) == services.WINDOWS_KEPT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_servers_never_pass_a_limit_together() -> None:
+    """Eight connections (as eight app servers would hold) take from the same windows at once,
+    new rows included: exactly the limit is granted, the rest refused, in every window."""
+    if connection.vendor != "postgresql":
+        pytest.skip("Concurrent writers need PostgreSQL; it runs in CI's PostgreSQL pass.")
+    windows = [Window("burst", MINUTE, 7, "burst"), Window("team", HOUR, 1000, "team_hourly")]
+    granted: list[bool] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def server() -> None:
+        try:
+            start.wait()
+            for _ in range(5):
+                try:
+                    limits.take(windows, now=NOW)
+                    granted.append(True)
+                except Full:
+                    granted.append(False)
+        except BaseException as error:  # reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=server) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[:3]
+    assert granted.count(True) == 7 and len(granted) == 40
+    assert dict(Counter.objects.values_list("scope", "count")) == {"burst": 7, "team": 7}
