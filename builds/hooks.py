@@ -10,6 +10,7 @@ from keys.models import ApiKey
 from teams import hooks as teams_hooks
 from teams.models import Team
 
+from .models import Build, Counter
 from .selectors import builds_losing_key, stopped_builds_by_key
 
 
@@ -50,7 +51,27 @@ def _key_page(user: User) -> list[str]:
     return notices
 
 
+def _remove_team_builds(team: Team) -> int:
+    """A deleted team's builds, their kept tokens and their rate-limit windows (teams.hooks'
+    remover, inside the team's deletion). Local only, as the rest of a deletion: tokens the
+    builds handed out are not revoked at Convai and expire within the hour (revoke the builds
+    first to revoke them)."""
+    build_ids = [str(pk) for pk in Build.objects.filter(team=team).values_list("pk", flat=True)]
+    scopes = [f"team:{team.pk}:hour"] + [
+        f"build:{pk}:{window}" for pk in build_ids for window in ("minute", "hour")
+    ]
+    Counter.objects.filter(scope__in=scopes).delete()
+    _, removed = Build.objects.filter(team=team).delete()
+    return removed.get(Build._meta.label, 0)
+
+
+def _count_team_builds(team: Team) -> int:
+    return Build.objects.filter(team=team).live().count()
+
+
 def register() -> None:
     keys_hooks.register_revoke_warning("builds", _after_revoking)
     keys_hooks.register_page_notice("builds", _key_page)
     teams_hooks.register_leave_warning("builds", _after_leaving)
+    teams_hooks.register_team_remover("builds", _remove_team_builds)
+    teams_hooks.register_team_counter("builds", _count_team_builds)

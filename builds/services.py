@@ -436,6 +436,12 @@ def mint(*, build: Build | None, caller: Caller) -> AuthToken:
         _check_credential(build, caller.credential, now)
         if build.revoked_at is not None:
             raise Refused(403, "build_revoked", "This build was revoked by its team.")
+        if build.team.archived_at is not None:
+            raise Refused(
+                403,
+                "team_archived",
+                "This build's team is archived: an Owner must unarchive it first.",
+            )
         if is_expired(build, now=now):
             raise Refused(403, "build_expired", "This build has expired.")
         if caller.origin and caller.origin not in build.allowed_origins:

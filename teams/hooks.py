@@ -80,6 +80,8 @@ def register_team_counter(name: str, counter: Callable[[Team], int]) -> None:
 
 def team_contents(team: Team) -> dict[str, int]:
     return {name: counter(team) for name, counter in _team_counters.items()}
+
+
 def register_leave_warning(name: str, warning: Callable[[Team, User], str]) -> None:
     """`warning(team, user)`: one sentence for the leave and remove dialogs about what else
     stops when the user's keys no longer serve the team ("" for nothing)."""

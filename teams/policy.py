@@ -84,6 +84,7 @@ ARCHIVED_ALLOWS = frozenset(
         "invitation.view",
         "character.view",
         "job.view",
+        "build.view",
         "audit.review",
         "audit.export",
         "audit.verify",

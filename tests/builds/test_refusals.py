@@ -228,3 +228,30 @@ def test_refusals_are_audited_without_secrets(client: Client, issued: Issued) ->
     for event in events:
         assert issued.credential not in str(event.details)
         assert event.outcome == Outcome.DENIED
+
+
+def test_an_archived_teams_build_is_refused_until_unarchived(
+    client: Client, issued: Issued
+) -> None:
+    issued.build.team.archived_at = timezone.now()
+    issued.build.team.save(update_fields=["archived_at"])
+    refused(ask(client, issued), 403, "team_archived")
+    assert nothing_minted()
+    issued.build.team.archived_at = None
+    issued.build.team.save(update_fields=["archived_at"])
+    assert ask(client, issued).status_code == 200
+
+
+def test_deleting_the_team_deletes_its_builds_and_their_windows(
+    client: Client, issued: Issued, admin: Membership
+) -> None:
+    from teams import lifecycle
+
+    assert ask(client, issued).status_code == 200
+    owner = MembershipFactory.create(team=admin.team, role=Role.OWNER)
+    team_id = admin.team.pk
+    lifecycle.delete_team(actor=owner)
+    assert not Build.objects.exists() and not MintedToken.objects.exists()
+    assert not Counter.objects.filter(scope__contains=str(issued.build.pk)).exists()
+    assert not Counter.objects.filter(scope=f"team:{team_id}:hour").exists()
+    refused(ask(client, issued), 401, "credential_invalid")
