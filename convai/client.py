@@ -40,7 +40,7 @@ from .errors import (
     ConvaiTimeoutError,
     ConvaiUnavailableError,
 )
-from .types import AccountUsage, CharacterDetails, Language, Voice
+from .types import AccountUsage, AuthToken, CharacterDetails, Language, Voice, parse_instant
 
 logger = logging.getLogger("convai_admin.convai")
 
@@ -234,6 +234,30 @@ class ConvaiClient:
         the account, so it doubles as the key check. Retried like any read."""
         payload = self._call("POST", "/user/user-api-usage", {}, retry=True)
         return self._parse(lambda: AccountUsage.from_payload(payload), "the account usage")
+
+    # --- short-lived auth tokens (api-notes.md, "Short-lived tokens") ---------------------
+
+    def connect(self) -> AuthToken:
+        """Mint a token for a game build (about an hour). A write: never retried, since each
+        call mints one more live token (older ones stay valid)."""
+        payload = self._call("POST", "/user/connect", {}, retry=False)
+        return self._parse(lambda: AuthToken.from_payload(payload), "the auth token")
+
+    def extend_token(self, token: str) -> AuthToken:
+        """Give a live token a new lifetime. Never retried (a write). Assumed answer: the
+        token's new `expirationTime` (the token itself may be left out)."""
+        payload = self._call("POST", "/user/extend-token", {"apiAuthToken": token}, retry=False)
+        return self._parse(
+            lambda: AuthToken(token, parse_instant(payload.get("expirationTime"))),
+            "the extended token",
+        )
+
+    def revoke_token(self, token: str) -> None:
+        """Stop a token at once. Never retried here (callers that revoke many in the
+        background decide themselves); any 2xx is success."""
+        self._call(
+            "POST", "/user/revoke-token", {"apiAuthToken": token}, retry=False, allow_empty=True
+        )
 
     # --- catalogues -----------------------------------------------------------------------
 

@@ -227,3 +227,27 @@ class AccountUsage:
 def parse_moment(value: Any) -> datetime | None:
     """A Convai timestamp as an aware datetime (naive ones are UTC), None when unreadable."""
     return _moment(value)
+
+
+@dataclass(frozen=True)
+class AuthToken:
+    """A short-lived auth token from `/user/connect` (api-notes.md, "Short-lived tokens").
+
+    `token` is a credential: it is never part of the repr, and callers hand it on (to a game)
+    without logging or storing it in clear. `expires_at` is None when Convai sent no
+    readable `expirationTime` (the SDK then treats the token as valid until refused)."""
+
+    token: str = field(repr=False)
+    expires_at: datetime | None = None
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> AuthToken:
+        token = payload.get("apiAuthToken")
+        if not isinstance(token, str) or not token.strip():
+            raise ValueError("no apiAuthToken")
+        return cls(token=token, expires_at=parse_instant(payload.get("expirationTime")))
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """An ISO-8601 time or Unix seconds as an aware datetime (naive: UTC), or None."""
+    return _moment(value)

@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "audit",
     "review",
     "backups",
+    "builds",
     "sandbox",
     "django_tasks",
     "django_tasks_db",
@@ -452,6 +453,10 @@ else:
         f"CONVAI_ADMIN_TASK_BACKEND must be 'database' (the default) or 'rq', not {TASK_BACKEND!r}."
     )
 # Convai calls a job makes at once (a thread pool, one keep-alive session per thread).
+# Game builds (docs/builds.md): the hourly cap on tokens all of a team's builds mint together,
+# and how often expired minted tokens and old rate-limit windows are tidied away.
+CONVAI_BUILD_TEAM_PER_HOUR = int(os.environ.get("CONVAI_BUILD_TEAM_PER_HOUR", "10000"))
+CONVAI_BUILD_TIDY_SECONDS = int(os.environ.get("CONVAI_BUILD_TIDY_SECONDS", "600"))
 CONVAI_JOB_CONCURRENCY = int(os.environ.get("CONVAI_JOB_CONCURRENCY", "8"))
 # Retries of a job's reads (429 honouring Retry-After up to CONVAI_JOB_MAX_RETRY_WAIT seconds,
 # 5xx and connection errors with backoff); writes are never retried.

@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("jobs.urls")),
     path("", include((characters_urls.bundle_urlpatterns, "bundles"))),
     path("", include("review.urls")),
+    path("", include("builds.urls")),
     path("sandbox/", include("sandbox.urls")),
 ]
 

@@ -40,6 +40,8 @@ def _render_page(
         "account_groups": account_groups(keys),
         "offer_unverified": offer_unverified,
         "now": timezone.now(),
+        # What the apps built on keys registered (keys.hooks), e.g. builds that stopped.
+        "key_notices": hooks.page_notices(request.user),
     }
     return render(request, PAGE, context)
 
@@ -179,6 +181,7 @@ def api_key_revoke(request: AuthenticatedRequest, key_id: UUID) -> HttpResponse:
             "api_key": api_key,
             # What the apps built on keys registered (keys.hooks): keys imports none of them.
             "characters_read_only": hooks.read_only_after_revoking(api_key),
+            "also_stopping": hooks.warnings_after_revoking(api_key),
         },
         act=act,
         done_url=reverse("keys:list") + "#messages",

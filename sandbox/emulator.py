@@ -22,6 +22,7 @@ from django.db.models import Q
 
 from convai import public_tables
 
+from . import services
 from .models import USAGE_METRICS, Listing, SandboxCharacter, SandboxKey
 
 CREATE_FAILED = (
@@ -33,6 +34,8 @@ BACKSTORY_FAILED = "Could not update character backstory."
 UPDATE_FAILED = "Could not update all_characters table."
 GET_FAILED = "INTERNAL SERVER ERROR, one or more database calls failed!"
 INVALID_KEY = "Invalid API key provided."
+INVALID_TOKEN = "Invalid or expired auth token."
+TOKEN_NEEDS_KEY = "Auth tokens are minted, extended and revoked with an API key."
 MISSING_KEY = "api_key not found."
 
 MAX_NAME_LENGTH = 255
@@ -287,3 +290,39 @@ def account_usage(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
         for metric, (limit, usage) in USAGE_METRICS.items()
     ]
     return {"usage": {"user_name": account.name, "email": account.email}, "usage_v2": plan}
+
+
+# --- short-lived auth tokens (api-notes.md, "Short-lived tokens") ----------------------------
+
+
+def _iso(moment: Any) -> str:
+    return str(moment.astimezone(UTC).isoformat(timespec="seconds")).replace("+00:00", "Z")
+
+
+def _token_in(body: Mapping[str, Any]) -> str:
+    value = body.get("apiAuthToken")
+    return value if isinstance(value, str) else ""
+
+
+def connect(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
+    """`POST /user/connect`: a new token for the key, valid about an hour."""
+    token, expires_at = services.mint_token(key)
+    return {"apiAuthToken": token, "expirationTime": _iso(expires_at)}
+
+
+def extend_token(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
+    """`POST /user/extend-token` with `{"apiAuthToken"}`: a live token of the key's account
+    gets a full lifetime from now. Assumed shape (undocumented): the new expirationTime."""
+    token = _token_in(body)
+    expires_at = services.extend_token(key, token)
+    if expires_at is None:
+        raise RemoteError(400, "ERROR", INVALID_TOKEN)
+    return {"apiAuthToken": token, "expirationTime": _iso(expires_at)}
+
+
+def revoke_token(key: SandboxKey, body: Mapping[str, Any]) -> dict[str, Any]:
+    """`POST /user/revoke-token` with `{"apiAuthToken"}`: the token stops working at once.
+    Revoking it again succeeds; a token of another account is unknown."""
+    if not services.revoke_token(key, _token_in(body)):
+        raise RemoteError(400, "ERROR", INVALID_TOKEN)
+    return {"STATUS": "SUCCESS"}

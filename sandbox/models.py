@@ -129,3 +129,22 @@ class SandboxFault(models.Model):
 
     def __str__(self) -> str:
         return self.key_label or "(global)"
+
+
+class SandboxToken(models.Model):
+    """A short-lived auth token minted by `/user/connect` for one key (api-notes.md,
+    "Short-lived tokens"). Only the SHA-256 of the token is kept, like the keys'. A token acts
+    as its key on the other endpoints (header `API-AUTH-TOKEN`) until it expires or is
+    revoked."""
+
+    key = models.ForeignKey(SandboxKey, on_delete=models.CASCADE, related_name="tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"token of {self.key_id}"

@@ -7,15 +7,17 @@ import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .models import USAGE_METRICS, SandboxAccount, SandboxFault, SandboxKey
+from .models import USAGE_METRICS, SandboxAccount, SandboxFault, SandboxKey, SandboxToken
 
 GLOBAL = ""
+# How long a minted auth token lives: "about one hour" (api-notes.md, "Short-lived tokens").
+TOKEN_LIFETIME = timedelta(hours=1)
 
 
 def hash_key(raw_key: str) -> str:
@@ -109,6 +111,73 @@ def authenticate(raw_key: str) -> SandboxKey | None:
         key.request_count += 1
         key.last_used_at = now
     return key
+
+
+def authenticate_token(raw_token: str) -> SandboxKey | None:
+    """The key a live (unexpired, unrevoked) auth token acts for, or None; counted as a request
+    of that key, like authenticate."""
+    if not raw_token:
+        return None
+    token = (
+        SandboxToken.objects.select_related("key")
+        .filter(token_hash=hash_key(raw_token), revoked_at__isnull=True)
+        .filter(expires_at__gt=timezone.now())
+        .first()
+    )
+    if token is None:
+        return None
+    key = token.key
+    now = timezone.now()
+    SandboxKey.objects.filter(pk=key.pk).update(
+        request_count=F("request_count") + 1, last_used_at=now
+    )
+    key.request_count += 1
+    key.last_used_at = now
+    # The account is read by the usage endpoint: one more query only when asked for.
+    return key
+
+
+def mint_token(key: SandboxKey) -> tuple[str, datetime]:
+    """A new auth token for the key and when it expires. Older tokens stay valid (Convai's
+    documented behaviour: minting does not invalidate)."""
+    raw_token = secrets.token_urlsafe(32)
+    expires_at = timezone.now() + TOKEN_LIFETIME
+    SandboxToken.objects.create(key=key, token_hash=hash_key(raw_token), expires_at=expires_at)
+    return raw_token, expires_at
+
+
+def _accounts_token(key: SandboxKey, raw_token: str) -> SandboxToken | None:
+    """The token if it was minted by a key of the same account (another account's token is
+    as unknown as a made-up one)."""
+    if not raw_token:
+        return None
+    return (
+        SandboxToken.objects.filter(token_hash=hash_key(raw_token), key__account_id=key.account_id)
+        .select_related("key")
+        .first()
+    )
+
+
+def extend_token(key: SandboxKey, raw_token: str) -> datetime | None:
+    """Push a live token's expiry to a full lifetime from now; None when the token is unknown,
+    expired or revoked."""
+    token = _accounts_token(key, raw_token)
+    now = timezone.now()
+    if token is None or token.revoked_at is not None or token.expires_at <= now:
+        return None
+    token.expires_at = now + TOKEN_LIFETIME
+    token.save(update_fields=["expires_at"])
+    return token.expires_at
+
+
+def revoke_token(key: SandboxKey, raw_token: str) -> bool:
+    """Revoke a token of the key's account (again is fine); False when it is not one."""
+    token = _accounts_token(key, raw_token)
+    if token is None:
+        return False
+    if token.revoked_at is None:
+        SandboxToken.objects.filter(pk=token.pk).update(revoked_at=timezone.now())
+    return True
 
 
 def count_core_api_call(key: SandboxKey) -> None:

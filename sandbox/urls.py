@@ -16,4 +16,7 @@ urlpatterns = [
     path("tts/get_available_voices", views.list_voices, name="voices"),
     path("tts/get_available_languages", views.list_languages, name="languages"),
     path("user/user-api-usage", views.account_usage, name="usage"),
+    path("user/connect", views.connect, name="connect"),
+    path("user/extend-token", views.extend_token, name="extend-token"),
+    path("user/revoke-token", views.revoke_token, name="revoke-token"),
 ]

@@ -52,6 +52,7 @@ def _answer(
     key: SandboxKey | None,
     raw_key: str,
     core_api: bool,
+    invalid: str = emulator.INVALID_KEY,
 ) -> HttpResponse:
     """Faults first (they stand for the gateway in front of the API), then the key, then the
     operation itself."""
@@ -64,7 +65,7 @@ def _answer(
     if not raw_key:
         return JsonResponse({"API_ERROR": emulator.MISSING_KEY}, status=missing_key_status)
     if key is None:
-        return JsonResponse({"API_ERROR": emulator.INVALID_KEY}, status=401)
+        return JsonResponse({"API_ERROR": invalid}, status=401)
     if faults.malformed:
         return HttpResponse(MALFORMED_BODY, status=200, content_type="application/json")
     try:
@@ -82,10 +83,15 @@ def endpoint(
     success_status: int = 200,
     missing_key_status: int = 401,
     core_api: bool = True,
+    key_only: bool = False,
 ) -> Callable[[Operation], Callable[[HttpRequest], HttpResponse]]:
     """Wrap an emulator operation as a view. Missing-key status: 401 on the base page's
     endpoints, 400 on list, the catalogues and usage (api-notes.md). `core_api`: a success
-    spends one unit of the account's core-API quota (the character endpoints do)."""
+    spends one unit of the account's core-API quota (the character endpoints do).
+
+    A request authenticates with `CONVAI-API-KEY`, or with a live auth token in
+    `API-AUTH-TOKEN` (the key header wins when both are sent); `key_only` endpoints (the token
+    endpoints themselves) refuse a token: a token cannot mint, extend or revoke tokens."""
 
     def decorate(operation: Operation) -> Callable[[HttpRequest], HttpResponse]:
         @csrf_exempt
@@ -98,7 +104,15 @@ def endpoint(
                 refusal["Allow"] = method
                 return refusal
             raw_key = request.headers.get("CONVAI-API-KEY", "").strip()
-            key = services.authenticate(raw_key)
+            raw_token = request.headers.get("API-AUTH-TOKEN", "").strip()
+            invalid = emulator.INVALID_KEY
+            if raw_key or key_only:
+                key = services.authenticate(raw_key)
+                if not raw_key and raw_token:
+                    raw_key, invalid = raw_token, emulator.TOKEN_NEEDS_KEY
+            else:
+                key = services.authenticate_token(raw_token)
+                raw_key, invalid = raw_token, emulator.INVALID_TOKEN
             faults = services.active_faults(key)
             response = _answer(
                 request,
@@ -109,6 +123,7 @@ def endpoint(
                 key,
                 raw_key,
                 core_api,
+                invalid,
             )
             # Latency is added to the answer, after the work: a slow write still happens.
             if faults.latency_ms:
@@ -129,3 +144,6 @@ list_characters = endpoint("POST", missing_key_status=400)(emulator.list_charact
 list_voices = endpoint("GET", missing_key_status=400, core_api=False)(emulator.voices)
 list_languages = endpoint("GET", missing_key_status=400, core_api=False)(emulator.languages)
 account_usage = endpoint("POST", missing_key_status=400, core_api=False)(emulator.account_usage)
+connect = endpoint("POST", core_api=False, key_only=True)(emulator.connect)
+extend_token = endpoint("POST", core_api=False, key_only=True)(emulator.extend_token)
+revoke_token = endpoint("POST", core_api=False, key_only=True)(emulator.revoke_token)

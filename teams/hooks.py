@@ -29,6 +29,7 @@ class OverviewSection(Protocol):
 _overview_sections: dict[str, OverviewSection] = {}
 _bound_counters: dict[str, Callable[[Team, User], int]] = {}
 _team_removers: dict[str, Callable[[Team], int]] = {}
+_leave_warnings: dict[str, Callable[[Team, User], str]] = {}
 
 
 def register_overview_section(name: str, section: OverviewSection) -> None:
@@ -79,3 +80,13 @@ def register_team_counter(name: str, counter: Callable[[Team], int]) -> None:
 
 def team_contents(team: Team) -> dict[str, int]:
     return {name: counter(team) for name, counter in _team_counters.items()}
+
+
+def register_leave_warning(name: str, warning: Callable[[Team, User], str]) -> None:
+    """`warning(team, user)`: one sentence for the leave and remove dialogs about what else
+    stops when the user's keys no longer serve the team ("" for nothing)."""
+    _leave_warnings[name] = warning
+
+
+def warnings_after_leaving(team: Team, user: User) -> list[str]:
+    return [text for warning in _leave_warnings.values() if (text := warning(team, user))]

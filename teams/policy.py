@@ -65,6 +65,7 @@ ROLE_ABILITIES: dict[Role, tuple[str, ...]] = {
         "Delete any character and rebind characters to another member's key",
         "Invite people and manage Editors and Viewers",
         "Review and export the audit log",
+        "Register, rotate and revoke the team's game builds",
     ),
     Role.OWNER: (
         "Manage Admins and Owners",
@@ -83,6 +84,7 @@ ARCHIVED_ALLOWS = frozenset(
         "invitation.view",
         "character.view",
         "job.view",
+        "build.view",
         "audit.review",
         "audit.export",
         "audit.verify",
@@ -127,6 +129,10 @@ FLOOR: dict[str, Role] = {
     "job.cancel": Role.EDITOR,
     "job.resume": Role.EDITOR,
     "job.retry": Role.EDITOR,
+    # Game builds (builds/): every member sees them (never a credential: those are shown
+    # once, to the Admin who made them); Admins register, change, rotate and revoke them.
+    "build.view": Role.VIEWER,
+    "build.manage": Role.ADMIN,
     "audit.review": Role.ADMIN,
     "audit.export": Role.ADMIN,
     "audit.verify": Role.ADMIN,
@@ -589,6 +595,10 @@ class Can:
     @cached_property
     def retry_job(self) -> bool:
         return self._may("job.retry")
+
+    @cached_property
+    def manage_builds(self) -> bool:
+        return self._may("build.manage")
 
     @cached_property
     def review_audit(self) -> bool:

@@ -221,6 +221,7 @@ def team_leave(request: TeamRequest) -> HttpResponse:
         "leave": _leave_offer(request),
         "invitations_revoked": len(invitations.invitations_revoked_with(request.membership, None)),
         "characters_read_only": hooks.read_only_after_leaving(team, request.user),
+        "also_stopping": hooks.warnings_after_leaving(team, request.user),
     }
     return confirm_or_act(
         request,
@@ -341,6 +342,7 @@ def member_remove(request: TeamRequest, membership_id: int) -> HttpResponse:
         "is_you": member.pk == actor.pk,
         "invitations_revoked": len(invitations.invitations_revoked_with(member, None)),
         "characters_read_only": hooks.read_only_after_leaving(team, member.user),
+        "also_stopping": hooks.warnings_after_leaving(team, member.user),
     }
     members_url = reverse("teams:members", kwargs={"team_slug": team.slug})
     return confirm_or_act(

@@ -505,6 +505,72 @@ def revoke_key(w: World) -> None:
     keys.revoke_api_key(actor=w.admin.user, api_key_id=w.stash["admin_key"].pk)
 
 
+def register_build(w: World) -> None:
+    from builds import services as builds
+
+    issued = builds.register_build(
+        actor=w.admin,
+        settings_=builds.BuildSettings(
+            name="Demo build",
+            api_key_id=w.stash["admin_key"].pk,
+            allowed_origins=["https://play.example.com"],
+            burst_per_minute=1,
+            per_hour=10,
+            expires_at=None,
+        ),
+    )
+    w.stash["build"], w.stash["build_credential"] = issued.build, issued.credential
+
+
+def _ask_build(w: World, credential: str) -> int:
+    url = reverse("builds:token", args=[w.stash["build"].pk])
+    return int(w.client.get(url, headers={"X-Convai-Admin-Build": credential}).status_code)
+
+
+def update_build(w: World) -> None:
+    from builds import services as builds
+
+    builds.update_build(
+        actor=w.admin,
+        build_id=w.stash["build"].pk,
+        settings_=builds.BuildSettings(
+            name="Demo build 2",
+            api_key_id=w.stash["admin_key"].pk,
+            allowed_origins=[],
+            burst_per_minute=1,
+            per_hour=10,
+            expires_at=None,
+        ),
+    )
+
+
+def rotate_build(w: World) -> None:
+    from datetime import timedelta
+
+    from builds import services as builds
+
+    issued = builds.rotate_credential(
+        actor=w.admin, build_id=w.stash["build"].pk, overlap=timedelta(0)
+    )
+    w.stash["build_credential"] = issued.credential
+
+
+def mint_build_token(w: World) -> None:
+    assert _ask_build(w, w.stash["build_credential"]) == 200
+
+
+def refuse_build_token(w: World) -> None:
+    assert _ask_build(w, w.stash["build_credential"]) == 429  # the burst of 1 is spent
+    assert _ask_build(w, w.stash["build_credential"]) == 429  # the same refusal: once a minute
+
+
+def revoke_build(w: World) -> None:
+    from builds import services as builds
+
+    builds.revoke_build(actor=w.admin, build_id=w.stash["build"].pk)
+    builds.revoke_minted_tokens(w.stash["build"].pk)  # what the queued task does
+
+
 def audit_export(w: World) -> None:
     w.client.force_login(w.admin.user)
     response = w.client.get(reverse("audit:export-jsonl", args=[w.team.slug]))
@@ -970,6 +1036,36 @@ JOB_STEPS: list[Step] = [
     ),
 ]
 
+# Game builds (the token broker): the Admin's operations, then what the game's requests record
+BUILD_STEPS: list[Step] = [
+    (
+        "build register",
+        register_build,
+        [E("build.registered", "admin", "build", target_label="Demo build", key_used="admin_key")],
+    ),
+    (
+        "build update",
+        update_build,
+        [E("build.updated", "admin", "build", target_label="Demo build 2")],
+    ),
+    ("build rotate", rotate_build, [E("build.credential_rotated", "admin", "build")]),
+    (
+        "build token minted",
+        mint_build_token,
+        [E("build.token_minted", None, "build", key_used="admin_key")],
+    ),
+    (
+        "build token refused",
+        refuse_build_token,
+        [E("build.token_refused", None, "build", outcome="denied")],
+    ),
+    (
+        "build revoke",
+        revoke_build,
+        [E("build.revoked", "admin", "build"), E("build.tokens_revoked", None, "build")],
+    ),
+]
+
 # The audit log itself
 AUDIT_STEPS: list[Step] = [
     (
@@ -1043,6 +1139,7 @@ AREAS: dict[str, tuple[list[Callable[[World], None]], list[Step]]] = {
     "characters": ([add_editor_key, add_admin_key], CHARACTER_STEPS),
     "bundles": ([add_editor_key, add_admin_key, create_character, rebind], BUNDLE_STEPS),
     "jobs": ([add_editor_key, add_admin_key], JOB_STEPS),
+    "builds": ([add_editor_key, add_admin_key], BUILD_STEPS),
     "audit": ([], AUDIT_STEPS),
     "backups": ([], BACKUP_STEPS),
 }
@@ -1101,7 +1198,7 @@ def test_every_action_records_exactly_the_expected_event(
 
 def test_every_step_is_in_one_area() -> None:
     names = [name for _given, steps in AREAS.values() for name, _act, _expected in steps]
-    assert len(names) == len(set(names)) == 59
+    assert len(names) == len(set(names)) == 65
 
 
 def test_no_event_carries_a_secret(client: Client, add_key: Callable[..., Key]) -> None:

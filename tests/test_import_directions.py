@@ -41,6 +41,9 @@ ALLOWED: dict[str, set[str]] = {
     # Backup and restore of the whole install: the audit events and chain check (audit), the
     # keyring and the "do stored keys decrypt" check (keys).
     "backups": {"audit", "convai_admin", "keys"},
+    # The token broker for game builds: mints through a member's key (keys, convai), team
+    # pages (teams), its periodic tidy-up (jobs); never characters (docs/builds.md).
+    "builds": {"accounts", "audit", "convai", "convai_admin", "jobs", "keys", "teams"},
 }
 APPS = set(ALLOWED)
 

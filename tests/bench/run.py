@@ -219,6 +219,8 @@ def run_all(argv: list[str] | None = None) -> int:
     status |= 0 if args.only else subprocess.call([sys.executable, "-m", "tests.bench.bundles"])
     if args.scale and args.only is None:  # PostgreSQL at scale, the production server under load
         status |= subprocess.call([sys.executable, "-m", "tests.bench.scale"])
+    # The game builds' token broker against a bare /user/connect (PostgreSQL on loopback).
+    status |= 0 if args.only else subprocess.call([sys.executable, "-m", "tests.bench.builds"])
     return status
 
 

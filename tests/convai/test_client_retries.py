@@ -28,6 +28,10 @@ WRITES = {
     "update": lambda c, char_id: c.update_character(char_id, name="X"),
     "clone": lambda c, char_id: c.clone_character(char_id),
     "delete": lambda c, char_id: c.delete_character(char_id),
+    # Minting is a write too: a retried connect would hand out a second live token.
+    "connect": lambda c, char_id: c.connect(),
+    "extend-token": lambda c, char_id: c.extend_token("a-token"),
+    "revoke-token": lambda c, char_id: c.revoke_token("a-token"),
 }
 
 

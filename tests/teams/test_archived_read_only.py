@@ -18,6 +18,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from audit.models import AuditEvent, Outcome
+from builds.credentials import new_credential
+from builds.models import Build
 from characters.models import Character
 from jobs.models import Job
 from keys.models import ApiKey
@@ -61,6 +63,14 @@ def _archived_world() -> World:
         world.extra["job"] = Job.objects.create(
             team=world.team, kind="import_all", scope=f"key:{key.pk}", created_by=owner.user
         )
+        credential = new_credential()
+        world.extra["build"] = Build.objects.create(
+            team=world.team,
+            name="Build",
+            api_key=key,
+            credential_prefix=credential.prefix,
+            credential_hash=credential.digest,
+        )
 
     world = build_world(extend)
     Team.objects.filter(pk=world.team.pk).update(archived_at=timezone.now())
@@ -74,6 +84,7 @@ def _url(name: str, world: World) -> str:
         "invitation_id": world.invitation.pk,
         "character_id": world.extra["character"].pk,
         "job_id": world.extra["job"].pk,
+        "build_id": world.extra["build"].pk,
         "number": 1,
         "operation_id": 1,
         "event_id": 1,
@@ -85,7 +96,7 @@ def _url(name: str, world: World) -> str:
 
 def _state() -> list[Any]:
     """Everything a refused request could have changed."""
-    models: list[type[Model]] = [Team, Membership, Invitation, Character, Job, ApiKey]
+    models: list[type[Model]] = [Team, Membership, Invitation, Character, Job, ApiKey, Build]
     return [list(model.objects.order_by("pk").values()) for model in models] + [
         AuditEvent.objects.exclude(outcome=Outcome.DENIED).count()
     ]

@@ -200,7 +200,7 @@ def test_delete_removes_local_rows_keeps_keys_and_seals_the_chain(
     scope = chain_scope(team)
     last = AuditEvent.objects.filter(chain=scope).order_by("-seq").first()
     assert last is not None and last.action == "team.deleted"
-    assert last.details["removed"] == {"characters": 3, "jobs": 1}
+    assert last.details["removed"] == {"characters": 3, "jobs": 1, "builds": 0}
     assert last.details["members"] == 2
     seal = AuditCheckpoint.objects.get(scope=scope, kind=CheckpointKind.SEAL)
     assert (seal.seq, seal.hash) == (last.seq, last.hash)

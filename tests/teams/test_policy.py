@@ -57,6 +57,8 @@ SMALLEST_ROLE: dict[str, Role] = {
     "audit.review": Role.ADMIN,
     "audit.export": Role.ADMIN,
     "audit.verify": Role.ADMIN,
+    "build.view": Role.VIEWER,
+    "build.manage": Role.ADMIN,
 }
 
 _ids = count(1)
