@@ -12,11 +12,8 @@ import pytest
 from builds import services
 from builds.models import PlayerAuth
 from teams.models import Membership, Role, Team
-from tests.characters.conftest import add_key
-from tests.characters.support import Key
 from tests.factories import MembershipFactory, TeamFactory
-
-__all__ = ["add_key"]
+from tests.support.characters import Key
 
 CREDENTIAL_HEADER = "X-Convai-Admin-Build"
 WEBGL_ORIGIN = "https://play.example.com"

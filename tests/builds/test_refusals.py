@@ -22,8 +22,8 @@ from sandbox.services import revoke_sandbox_keys, set_fault
 from teams import services as teams
 from teams.models import Membership, Role
 from tests.builds.conftest import CREDENTIAL_HEADER
-from tests.characters.support import Key
 from tests.factories import MembershipFactory
+from tests.support.characters import Key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,7 +19,7 @@ from builds import services
 from builds.models import Build, MintedToken
 from teams.models import Membership
 from tests.builds.conftest import CREDENTIAL_HEADER, WEBGL_ORIGIN
-from tests.characters.support import Key
+from tests.support.characters import Key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
