@@ -18,10 +18,10 @@ Steps, each in worker processes of its own, DEBUG off, against a dedicated datab
 3. export: the JSON Lines export of the team's whole log, streamed and consumed in a fresh
    process: seconds, rows/s, first bytes, peak RSS.
 4. verify: `manage.py audit_verify` over every chain (1,030,000 events): seconds, result.
-5. load: gunicorn (`convai_admin.wsgi`, 2 workers, gthread) on 127.0.0.1, and wrk with 16
-   connections for 30 s on the characters list, signed in (a session cookie made by a
-   worker process for the Owner): requests/s, p50/p95/p99, every non-200 and socket error
-   counted, peak RSS of each web worker (VmHWM from /proc).
+5. load: gunicorn (deploy/gunicorn.conf.py, as `make serve` runs it: 2 workers, gthread) on
+   127.0.0.1, and wrk with 16 connections for 30 s on the characters list, signed in (a
+   session cookie made by a worker process for the Owner): requests/s, p50/p95/p99, every
+   non-200 and socket error counted, peak RSS of each web worker (VmHWM from /proc).
 6. load-job: a background worker (`manage.py run_worker`, as `make run` starts it) imports
    all 2,000 characters of a key into a new team from the sandbox, 50 ms added to every
    call: first alone (no web server), then again (another new team) started with the load.
@@ -346,12 +346,20 @@ class Services:
         return seeded.stdout.strip().splitlines()[-1]
 
     def start(
-        self, command: list[str], *, port: int | None = None, log: str = ""
+        self,
+        command: list[str],
+        *,
+        port: int | None = None,
+        log: str = "",
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start `command`; its output goes to `log` in the work directory when named."""
+        """Start `command` (with `env` added to the services' environment); its output goes to
+        `log` in the work directory when named."""
         output = (self.workdir / log).open("ab") if log else None
         merged = subprocess.STDOUT if log else None
-        process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=output, stderr=merged)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env={**self.env, **(env or {})}, stdout=output, stderr=merged
+        )
         self.processes.append(process)
         if port is not None:
             wait_for(port, process)
@@ -443,13 +451,19 @@ def load(
     port = free_port()
     cookie = step(env, "session", args)["cookie"]
     url = f"http://127.0.0.1:{port}/t/{TEAM}/characters/"
+    # The production server as `make serve` runs it: gunicorn with deploy/gunicorn.conf.py,
+    # configured through its WEB_* variables (access log off: wrk's requests would fill it).
     server = services.start(
-        [
-            *(sys.executable, "-m", "gunicorn", "convai_admin.wsgi", "--workers", "2"),
-            *("--threads", str(args.threads), "--bind", f"127.0.0.1:{port}"),
-            *("--log-level", "warning", "--graceful-timeout", "5"),
-        ],
+        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "deploy" / "gunicorn.conf.py")],
         port=port,
+        env={
+            "WEB_BIND": f"127.0.0.1:{port}",
+            "WEB_WORKERS": "2",
+            "WEB_THREADS": str(args.threads),
+            "WEB_ACCESS_LOG": "0",
+            "WEB_LOG_LEVEL": "warning",
+            "WEB_GRACEFUL_TIMEOUT": "5",
+        },
     )
     try:
         for _ in range(20):  # warm both workers (imports, first queries, caches)
