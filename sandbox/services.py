@@ -104,13 +104,18 @@ def authenticate(raw_key: str) -> SandboxKey | None:
         return None
     key = SandboxKey.objects.select_related("account").filter(key_hash=hash_key(raw_key)).first()
     if key is not None:
-        now = timezone.now()
-        SandboxKey.objects.filter(pk=key.pk).update(
-            request_count=F("request_count") + 1, last_used_at=now
-        )
-        key.request_count += 1
-        key.last_used_at = now
+        _count_request(key)
     return key
+
+
+def _count_request(key: SandboxKey) -> None:
+    """One more request of `key`, in the database and on the object."""
+    now = timezone.now()
+    SandboxKey.objects.filter(pk=key.pk).update(
+        request_count=F("request_count") + 1, last_used_at=now
+    )
+    key.request_count += 1
+    key.last_used_at = now
 
 
 def authenticate_token(raw_token: str) -> SandboxKey | None:
@@ -127,12 +132,7 @@ def authenticate_token(raw_token: str) -> SandboxKey | None:
     if token is None:
         return None
     key = token.key
-    now = timezone.now()
-    SandboxKey.objects.filter(pk=key.pk).update(
-        request_count=F("request_count") + 1, last_used_at=now
-    )
-    key.request_count += 1
-    key.last_used_at = now
+    _count_request(key)
     # The account is read by the usage endpoint: one more query only when asked for.
     return key
 
