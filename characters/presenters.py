@@ -16,6 +16,7 @@ from html import escape
 from typing import Any
 
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from convai_admin.display import moment_text
@@ -156,6 +157,7 @@ def list_rows(
     most of the list's render time, and the template engine itself most of the rest."""
     base = reverse("characters:character-list", args=[member.team.slug])
     routes = _row_routes()
+    now = timezone.now()  # one clock for the page's "x ago"
     rows = []
     for c in characters:
         state = state_of(c)
@@ -179,7 +181,7 @@ def list_rows(
                 "key_last_four": key.last_four if key is not None else "",
                 "key_owner": key.owner.display_name if key is not None else "",
                 "unusable": not state.key_usable,
-                "synced_ago": ago(c.synced_at),
+                "synced_ago": ago(c.synced_at, now),
                 # Formatted here: the date filter was a tenth of the list's render time.
                 "synced_iso": c.synced_at.isoformat() if c.synced_at else "",
                 "synced_title": moment_text(c.synced_at) if c.synced_at else "",

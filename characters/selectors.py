@@ -185,10 +185,46 @@ def facet_values(team: Team) -> dict[str, list[Any]]:
     """The voices, languages and keys in use, for the list's filters: the team's stored
     CharacterFacets (one query), computed again when a write dropped them or they are older
     than FACETS_MAX_AGE."""
-    stored = CharacterFacets.objects.filter(team=team).first()
+    return _facets_of(CharacterFacets.objects.filter(team=team).first(), team)
+
+
+def _facets_of(stored: CharacterFacets | None, team: Team) -> dict[str, list[Any]]:
     if stored is None or stored.computed_at < timezone.now() - FACETS_MAX_AGE:
         stored = compute_facets(team)
     return {"voices": stored.voices, "languages": stored.languages, "keys": stored.keys}
+
+
+@dataclass(frozen=True)
+class ListPageState:
+    """What the full list page shows besides its rows."""
+
+    facets: dict[str, list[Any]]  # facet_values
+    has_usable_key: bool  # the member may create or import (usable_keys_for)
+    has_pending_operations: bool  # the "Not finished yet" banner has rows (pending_operations)
+
+
+def list_page_state(team: Team, user: User) -> ListPageState:
+    """The list page's filter options, whether `user` has a usable key and whether the team
+    has unfinished operations, in one query: the stored facets' row with the two answers as
+    EXISTS (three round trips were a tenth of the page on PostgreSQL). Without a stored row,
+    or with a stale one, the facets are computed again and the two answers asked apart."""
+    pending = PendingOperation.objects.filter(team=team, state=PendingOperation.State.PENDING)
+    stored = (
+        CharacterFacets.objects.filter(team=team)
+        .annotate(has_usable_key=Exists(usable_keys_for(user)), has_pending=Exists(pending))
+        .first()
+    )
+    if stored is None:
+        return ListPageState(
+            facets=_facets_of(None, team),
+            has_usable_key=usable_keys_for(user).exists(),
+            has_pending_operations=pending.exists(),
+        )
+    return ListPageState(
+        facets=_facets_of(stored, team),
+        has_usable_key=stored.has_usable_key,
+        has_pending_operations=stored.has_pending,
+    )
 
 
 def compute_facets(team: Team) -> CharacterFacets:

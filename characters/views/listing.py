@@ -46,18 +46,19 @@ def character_list(request: TeamRequest) -> HttpResponse:
         "team_has_characters": bool(rows) or filtered,
     }
     if not request.htmx:
-        # The filter bar exists only on the full page: an htmx refresh skips its queries.
-        facets = selectors.facet_values(team)
+        # The filter bar and the banners exist only on the full page: an htmx refresh skips
+        # their query.
+        state = selectors.list_page_state(team, request.user)
         context["filter_options"] = presenters.filter_options(
-            facets,
+            state.facets,
             voice_names,
             language_names,
             {"voice": filters.voice, "language": filters.language, "key": filters.key},
         )
-    if not request.htmx or not rows:
+        context["has_usable_key"] = state.has_usable_key
+        context["operations"] = _operations(request) if state.has_pending_operations else []
+    elif not rows:
         context["has_usable_key"] = selectors.usable_keys_for(request.user).exists()
-    if not request.htmx:
-        context["operations"] = _operations(request)
     return render_page(request, "characters/character_list.html", context, partial="results")
 
 
