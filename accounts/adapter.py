@@ -10,14 +10,17 @@ from allauth.account.adapter import DefaultAccountAdapter
 from allauth.account.internal.flows.login import get_authentication_records
 from allauth.core import context
 from allauth.mfa.adapter import DefaultMFAAdapter
+from django import forms
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest
 from django.urls import reverse
 
 from convai_admin.net import client_ip
 
+from . import limits
 from .models import User
-from .services import record_password_reset_requested
+from .services import record_password_reset_requested, record_sign_in_lockout
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -28,7 +31,44 @@ class AccountAdapter(DefaultAccountAdapter):
             "Please enter a correct username and password. Note that both fields may be "
             "case-sensitive."
         ),
+        # The sign-in view answers these with the lock page (accounts.views.LoginView).
+        limits.ACCOUNT_LOCKED: "Too many failed sign-ins for this account; try again later.",
+        limits.IP_LIMITED: "Too many failed sign-ins from your network; try again later.",
     }
+
+    # --- sign-in limits (accounts/limits.py) ---------------------------------------------
+
+    def _get_login_attempts_cache_key(self, request: HttpRequest, **credentials: Any) -> str:
+        """The per-account key of allauth's `login_failed` limit: the username alone (see
+        accounts.limits.sign_in_key). allauth also clears it after a password reset."""
+        return limits.sign_in_key(str(credentials.get("username") or ""))
+
+    def pre_authenticate(self, request: HttpRequest, **credentials: Any) -> None:
+        """allauth refuses a locked account or address before any password is checked; this
+        says which lock it is, and audits the refused try as Django does a backend's refusal."""
+        username = str(credentials.get("username") or "")
+        try:
+            super().pre_authenticate(request, **credentials)
+        except forms.ValidationError:
+            user_login_failed.send(
+                sender=__name__, credentials={"username": username}, request=request
+            )
+            reason = limits.limit_reached(request, username) or limits.ACCOUNT_LOCKED
+            raise self.validation_error(reason) from None
+
+    def authentication_failed(self, request: HttpRequest, **credentials: Any) -> None:
+        """A wrong password that reaches a limit locks at once: audited, and the person sees
+        the lock page now rather than at their next try."""
+        username = str(credentials.get("username") or "")
+        reason = limits.limit_reached(request, username)
+        if reason is None:
+            return
+        record_sign_in_lockout(
+            username=username,
+            ip_address=self.get_client_ip(request),
+            scope="ip" if reason == limits.IP_LIMITED else "account",
+        )
+        raise self.validation_error(reason)
 
     def is_open_for_signup(self, request: HttpRequest) -> bool:
         """Accounts come from team invitations (teams) or `createsuperuser`, never from a
@@ -49,7 +89,8 @@ class AccountAdapter(DefaultAccountAdapter):
         return super().is_reauthentication_required(app=app, **kwargs)
 
     def get_client_ip(self, request: HttpRequest) -> str:
-        """The same client IP as axes and the audit log (trusted proxies only)."""
+        """The same client IP as the audit log (trusted proxies only): what allauth's per-IP
+        limits count."""
         return client_ip(request) or "0.0.0.0"  # noqa: S104  (never a bind address)
 
     def send_password_reset_mail(

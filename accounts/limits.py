@@ -1,15 +1,20 @@
-"""Limits on guessing passwords, beyond django-axes' username + IP lockout.
+"""Limits on guessing passwords.
 
-Sign-in, per IP across usernames (password spraying). django-axes locks a username + IP pair
-after AXES_FAILURE_LIMIT failures; one address can still try four passwords on *every*
-account. axes can also lock by IP alone (AXES_LOCKOUT_PARAMETERS), but it has a single failure
-limit and a single cool-off for every parameter combination: five failures from one office NAT
-would then lock the whole office out for 15 minutes. So the IP limit is our own, with its own
-numbers (about 50 failures an hour, CONVAI_ADMIN_LOGIN_IP_LIMIT), counted from axes' own
-AccessFailureLog (AXES_ENABLE_ACCESS_FAILURE_LOG): one row per failed sign-in with its IP and
-time, in the database, so every worker process sees the same count and a restart forgets
-nothing. `SignInLimitBackend` refuses before any password is checked, the way axes' backend
-does, and axes' middleware answers with our lockout page (AXES_LOCKOUT_CALLABLE).
+Sign-in: allauth's `login_failed` rate limit (ACCOUNT_RATE_LIMITS, settings.py), counted in
+Django's cache, which is shared by every process and survives restarts (the database cache, or
+Redis with REDIS_URL). allauth counts every sign-in attempt before checking the password and
+takes a successful one back, so only failures count, twice:
+- per account (the username tried): SIGN_IN_FAILURE_LIMIT failures within
+  SIGN_IN_COOLOFF_SECONDS lock the account, from every network, until the oldest failure ages
+  out or an Admin or Owner unlocks it on the Members page (`unlock`);
+- per IP address, across usernames (password spraying): LOGIN_IP_FAILURE_LIMIT failures within
+  LOGIN_IP_WINDOW_SECONDS; nobody can lift that one early.
+Wrong two-factor codes count against the same per-IP limit, and per person (allauth.mfa).
+
+The counters are allauth's: `allauth.core.ratelimit` builds and clears the cache keys. Its
+public `clear` clears every rate of an action, including the per-IP ones of whoever makes the
+request; an Admin unlocking a member must lift only that member's per-account lock, so `unlock`
+and `locked_usernames` use the same implementation with the per-account rates alone.
 
 Password change, per user: the current password is the secret being guessed, by whoever holds
 a session. Wrong current passwords are audited (`account.password_changed`, failure) and
@@ -19,75 +24,108 @@ counter, never the audit log's details.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import time
 from typing import Any
 
-from axes.backends import AxesStandaloneBackend
-from axes.exceptions import AxesBackendPermissionDenied
-from axes.handlers.proxy import AxesProxyHandler
-from axes.models import AccessFailureLog
+from allauth.account import app_settings as account_settings
+from allauth.core.internal import ratelimit as allauth_ratelimit
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 
+APP = "allauth.account"
+ACTION = "login_failed"
+# The form errors allauth's adapter raises (accounts.adapter.AccountAdapter.pre_authenticate).
+ACCOUNT_LOCKED = "sign_in_account_locked"
 IP_LIMITED = "sign_in_ip_limited"
 
 
-def ip_failures(ip_address: str, *, now: Any = None) -> int:
-    """Failed sign-ins from this address, for any username, within the IP window."""
-    since = (now or timezone.now()) - timedelta(seconds=settings.LOGIN_IP_WINDOW_SECONDS)
-    return AccessFailureLog.objects.filter(ip_address=ip_address, attempt_time__gte=since).count()
+def sign_in_key(username: str) -> str:
+    """The per-account key of `login_failed` (allauth hashes it). allauth's own adds the host
+    name the request came in on (a RequestSite without django.contrib.sites): one account would
+    then have a counter per allowed host, and an Admin could not name the one to clear."""
+    return f"sign-in:{username.strip().lower()}"
 
 
-def ip_limit_reached(request: HttpRequest) -> bool:
-    AxesProxyHandler.update_request(request)
-    ip_address = getattr(request, "axes_ip_address", None)
-    if not ip_address or settings.LOGIN_IP_FAILURE_LIMIT <= 0:
-        return False
-    return ip_failures(ip_address) >= settings.LOGIN_IP_FAILURE_LIMIT
+def _config(per: str) -> dict[str, str]:
+    """ACCOUNT_RATE_LIMITS["login_failed"] narrowed to its per-IP or per-account rates: the
+    same rates, so the same counters."""
+    rates = account_settings.RATE_LIMITS.get(ACTION) or ""
+    parts = [part.strip() for part in rates.split(",") if part.strip().endswith(f"/{per}")]
+    return {ACTION: ",".join(parts)}
 
 
-class SignInLimitBackend(AxesStandaloneBackend):
-    """axes' backend plus the per-IP limit. First in AUTHENTICATION_BACKENDS: it authenticates
-    nobody, it only refuses (PermissionDenied stops Django from trying the next backends)."""
-
-    def authenticate(
-        self,
-        request: HttpRequest | None,
-        username: str | None = None,
-        password: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if getattr(settings, "AXES_ENABLED", True) and request and ip_limit_reached(request):
-            setattr(request, IP_LIMITED, True)
-            request.axes_locked_out = True  # type: ignore[attr-defined]
-            raise AxesBackendPermissionDenied("Too many failed sign-ins from this address")
-        return super().authenticate(request, username, password, **kwargs)
+def _rates(per: str) -> list[allauth_ratelimit.Rate]:
+    return allauth_ratelimit.get_rates(app=APP, action=ACTION, config=_config(per))
 
 
-def locked_out_response(
-    request: HttpRequest, original_response: HttpResponse | None = None, credentials: Any = None
-) -> HttpResponse:
-    """AXES_LOCKOUT_CALLABLE: the lock page, saying which lock it is and who can help."""
-    ip_limited = bool(getattr(request, IP_LIMITED, False))
-    context = {
-        "ip_limited": ip_limited,
-        "failure_limit": settings.AXES_FAILURE_LIMIT,
-        "cooloff_minutes": round(settings.AXES_COOLOFF_TIME * 60),
-        "ip_window_minutes": round(settings.LOGIN_IP_WINDOW_SECONDS / 60),
+def _no_request() -> HttpRequest:
+    """allauth's key functions take the request for per-IP and per-user rates; the
+    per-account ones below never read it (the Members page and its unlock name another
+    person, whose address is unknown)."""
+    return HttpRequest()
+
+
+def _failures(usernames: list[str]) -> dict[str, int]:
+    """Recent failures per username (the per-account counter), in one cache read."""
+    request = _no_request()
+    now = time.time()
+    found: dict[str, int] = {}
+    for rate in _rates("key"):
+        keys = {
+            allauth_ratelimit.get_cache_key(
+                request, app=APP, action=ACTION, rate=rate, key=sign_in_key(name)
+            ): name
+            for name in usernames
+        }
+        for cache_key, history in cache.get_many(list(keys)).items():
+            _, recent = allauth_ratelimit.apply_rate(list(history), now, rate, dry_run=True)
+            found[keys[cache_key]] = max(found.get(keys[cache_key], 0), len(recent))
+    return found
+
+
+def locked_usernames(usernames: list[str]) -> set[str]:
+    """Which of these people cannot sign in right now (too many wrong passwords)."""
+    return {
+        name
+        for name, count in _failures(usernames).items()
+        if count >= settings.SIGN_IN_FAILURE_LIMIT
     }
-    return render(
-        request,
-        "registration/locked_out.html",
-        context,
-        status=getattr(settings, "AXES_HTTP_RESPONSE_CODE", 429),
+
+
+def recent_failures(username: str) -> int:
+    return _failures([username]).get(username, 0)
+
+
+def unlock(username: str) -> None:
+    """Forget the account's failed sign-ins (not the per-IP counters of anyone's address)."""
+    allauth_ratelimit.clear(
+        _no_request(), app=APP, action=ACTION, config=_config("key"), key=sign_in_key(username)
     )
 
 
-def attempted_username(request: HttpRequest, credentials: dict[str, Any] | None = None) -> str:
-    """AXES_USERNAME_CALLABLE: the username tried. allauth passes `username` in the credentials;
-    its sign-in form posts it as `login`."""
-    if credentials and credentials.get("username"):
-        return str(credentials["username"])
-    return str(request.POST.get("login") or request.POST.get("username") or "")
+def limit_reached(request: HttpRequest, username: str) -> str | None:
+    """After a failed sign-in: IP_LIMITED or ACCOUNT_LOCKED if the next try will be refused."""
+    for per, reason in (("ip", IP_LIMITED), ("key", ACCOUNT_LOCKED)):
+        if _rates(per) and not allauth_ratelimit.consume(
+            request,
+            app=APP,
+            action=ACTION,
+            config=_config(per),
+            key=sign_in_key(username),
+            dry_run=True,
+        ):
+            return reason
+    return None
+
+
+def locked_out_response(request: HttpRequest, *, ip_limited: bool) -> HttpResponse:
+    """The lock page, saying which lock it is and who can help."""
+    context: dict[str, Any] = {
+        "ip_limited": ip_limited,
+        "failure_limit": settings.SIGN_IN_FAILURE_LIMIT,
+        "cooloff_minutes": round(settings.SIGN_IN_COOLOFF_SECONDS / 60),
+        "ip_window_minutes": round(settings.LOGIN_IP_WINDOW_SECONDS / 60),
+    }
+    return render(request, "registration/locked_out.html", context, status=429)

@@ -158,6 +158,20 @@ def record_password_reset_requested(*, user: User) -> None:
     )
 
 
+def record_sign_in_lockout(*, username: str, ip_address: str, scope: str) -> None:
+    """Sign-in stopped for an account (scope "account") or a network address ("ip") after too
+    many failures (accounts.limits)."""
+    username = username[:150]
+    record(
+        "auth.lockout",
+        actor_label=username,
+        target_type="user",
+        target_label=username,
+        outcome=Outcome.DENIED,
+        details={"username": username, "ip_address": ip_address, "scope": scope},
+    )
+
+
 def complete_password_reset(*, actor: User, keep_session_key: str | None) -> None:
     """After a reset: recorded, the limit's counter cleared, and every other session ends."""
     with transaction.atomic():

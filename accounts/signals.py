@@ -9,7 +9,6 @@ from typing import Any
 from allauth.account import signals as account_signals
 from allauth.mfa import signals as mfa_signals
 from allauth.mfa.models import Authenticator
-from axes.signals import user_locked_out
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest
@@ -68,24 +67,6 @@ def _sign_in_failed(
         target_label=username,
         outcome=Outcome.FAILURE,
         details={"username": username, "reason": "invalid credentials or locked out"},
-    )
-
-
-@receiver(user_locked_out)
-def _locked_out(
-    sender: Any,
-    request: HttpRequest | None,
-    username: str | None,
-    ip_address: str | None,
-    **kwargs: Any,
-) -> None:
-    record(
-        "auth.lockout",
-        actor_label=(username or "")[:150],
-        target_type="user",
-        target_label=(username or "")[:150],
-        outcome=Outcome.DENIED,
-        details={"username": username or "", "ip_address": ip_address or ""},
     )
 
 

@@ -11,11 +11,13 @@ from allauth.account.views import PasswordResetView as AllauthPasswordResetView
 from allauth.usersessions.views import ListUserSessionsView
 from django.conf import settings
 from django.contrib import messages
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse_lazy
 from django.views.generic import TemplateView
 
+from . import limits
 from .forms import PASSWORD_CHANGE_LOCKED, PASSWORD_INCORRECT
 from .models import User
 from .services import (
@@ -67,6 +69,16 @@ class PasswordChangeView(AllauthPasswordChangeView):
 
 
 class LoginView(AllauthLoginView):
+    def form_invalid(self, form: Any) -> HttpResponse:
+        """A locked account or network gets the lock page (429), which says which lock it is
+        and who can help, rather than an error above the form."""
+        for reason in (limits.IP_LIMITED, limits.ACCOUNT_LOCKED):
+            if form.has_error(NON_FIELD_ERRORS, reason):
+                return limits.locked_out_response(
+                    self.request, ip_limited=reason == limits.IP_LIMITED
+                )
+        return super().form_invalid(form)
+
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context["email_enabled"] = settings.EMAIL_ENABLED  # "Forgot your password?" needs mail

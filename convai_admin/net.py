@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -54,8 +53,3 @@ def client_ip(request: HttpRequest) -> str | None:
         if not _trusted(hop):
             return hop
     return remote
-
-
-def axes_client_ip(request: HttpRequest, *args: Any, **kwargs: Any) -> str | None:
-    """django-axes calls this (AXES_CLIENT_IP_CALLABLE)."""
-    return client_ip(request)

@@ -90,7 +90,6 @@ INSTALLED_APPS = [
     "django_htmx",
     "template_partials",
     "csp",
-    "axes",
     "accounts",
     # django-allauth: sign-in, password reset, re-authentication (account), two-factor with TOTP,
     # recovery codes and passkeys (mfa), the member's own sessions (usersessions).
@@ -137,7 +136,6 @@ MIDDLEWARE = [
     "convai_admin.htmx.HtmxSignInMiddleware",
     "convai_admin.errors.DomainErrorMiddleware",
     "convai_admin.dbbusy.DatabaseBusyMiddleware",
-    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "convai_admin.urls"
@@ -225,7 +223,6 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 AUTHENTICATION_BACKENDS = [
-    "accounts.limits.SignInLimitBackend",  # axes' lockout + the per-IP limit; see limits.py
     "django.contrib.auth.backends.ModelBackend",
     # allauth's backend: passkey (WebAuthn) sign-in without a password.
     "allauth.account.auth_backends.AuthenticationBackend",
@@ -272,13 +269,23 @@ ACCOUNT_FORMS = {
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Convai Admin] "
 # Re-authentication (accounts.reauth.reauthentication_required) lasts this long.
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
-# allauth's rate limits, kept in the cache. Sign-in failures are first limited by django-axes
-# (5 per username + IP, in the database, liftable by a team Admin) and accounts/limits.py (per
-# IP); allauth's login_failed is looser so axes answers first, and it also counts wrong
-# two-factor codes per account (allauth.mfa), which axes does not see.
+# Sign-in limits (accounts/limits.py): failed sign-ins per account lock it for 15 minutes (an
+# Admin or Owner can unlock it on the Members page); per IP address, across usernames, a
+# network is paused for the window (password spraying; 0 turns that limit off).
+SIGN_IN_FAILURE_LIMIT = 5
+SIGN_IN_COOLOFF_SECONDS = 15 * 60
+LOGIN_IP_FAILURE_LIMIT = int(os.environ.get("CONVAI_ADMIN_LOGIN_IP_LIMIT", "50"))
+LOGIN_IP_WINDOW_SECONDS = 60 * 60
+# allauth's rate limits, counted in the cache (CACHES: the database, or Redis with REDIS_URL):
+# shared by every process, kept across restarts. login_failed also counts wrong two-factor
+# codes, per person.
 ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
-    "login_failed": "30/m/ip,10/15m/key",
+    # Per IP, across usernames (left out when the limit is 0); per account (the username).
+    "login_failed": ",".join(
+        [f"{LOGIN_IP_FAILURE_LIMIT}/{LOGIN_IP_WINDOW_SECONDS}s/ip"] * (LOGIN_IP_FAILURE_LIMIT > 0)
+        + [f"{SIGN_IN_FAILURE_LIMIT}/{SIGN_IN_COOLOFF_SECONDS}s/key"]
+    ),
     "reset_password": "20/m/ip,3/15m/key",
     "reset_password_from_key": "20/m/ip",
     "change_password": "10/m/user",
@@ -303,26 +310,9 @@ MFA_FORMS = {"add_webauthn": "accounts.forms.AddPasskeyForm"}
 USERSESSIONS_TRACK_ACTIVITY = False
 SESSION_LAST_SEEN_SECONDS = 300
 
-# django-axes: lock a username + IP pair after 5 failures for 15 minutes.
-AXES_FAILURE_LIMIT = 5
-AXES_COOLOFF_TIME = 0.25  # hours
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_CLIENT_IP_CALLABLE = "convai_admin.net.axes_client_ip"
-AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
-AXES_RESET_ON_SUCCESS = True
-AXES_VERBOSE = False
-AXES_LOCKOUT_CALLABLE = "accounts.limits.locked_out_response"
-# allauth's sign-in form names the username field "login".
-AXES_USERNAME_CALLABLE = "accounts.limits.attempted_username"
-# One row per failed sign-in (IP, time): what the per-IP limit below counts.
-AXES_ENABLE_ACCESS_FAILURE_LOG = True
-# Password spraying: at most this many failed sign-ins from one IP, across usernames, per
-# window (0 turns the limit off). See accounts/limits.py for why this is not an axes setting.
-LOGIN_IP_FAILURE_LIMIT = int(os.environ.get("CONVAI_ADMIN_LOGIN_IP_LIMIT", "50"))
-LOGIN_IP_WINDOW_SECONDS = 60 * 60
 # Wrong current passwords at "Change password": limited like sign-in.
-PASSWORD_CHANGE_FAILURE_LIMIT = AXES_FAILURE_LIMIT
-PASSWORD_CHANGE_COOLOFF_SECONDS = int(AXES_COOLOFF_TIME * 60 * 60)
+PASSWORD_CHANGE_FAILURE_LIMIT = SIGN_IN_FAILURE_LIMIT
+PASSWORD_CHANGE_COOLOFF_SECONDS = SIGN_IN_COOLOFF_SECONDS
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"

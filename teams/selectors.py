@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from accounts import limits as sign_in_limits
 from accounts.models import User
 
 from . import hooks
@@ -109,19 +110,6 @@ def owner_count(team: Team) -> int:
 
 
 def locked_usernames(usernames: list[str]) -> set[str]:
-    """Which of these people cannot sign in right now (too many wrong passwords): one query
-    over django-axes' attempts, whichever network they tried from."""
-    from datetime import timedelta
-
-    from axes.models import AccessAttempt
-    from django.conf import settings
-    from django.utils import timezone
-
-    since = timezone.now() - timedelta(hours=float(settings.AXES_COOLOFF_TIME))
-    return set(
-        AccessAttempt.objects.filter(
-            username__in=usernames,
-            failures_since_start__gte=settings.AXES_FAILURE_LIMIT,
-            attempt_time__gte=since,
-        ).values_list("username", flat=True)
-    )
+    """Which of these people cannot sign in right now (too many wrong passwords): one cache
+    read over allauth's per-account counters (accounts.limits)."""
+    return sign_in_limits.locked_usernames(usernames)

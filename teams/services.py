@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from accounts import limits as sign_in_limits
 from accounts.models import User
 from accounts.selectors import has_two_factor
 from audit.models import Outcome
@@ -363,8 +364,9 @@ def leave_team(*, actor: Membership) -> MemberChange:
 
 
 def unlock_member(*, actor: Membership, membership_id: int) -> Membership:
-    """Lift a sign-in lockout of a member (too many wrong passwords) before it expires."""
-    from axes.utils import reset as axes_reset
+    """Lift a sign-in lockout of a member (too many wrong passwords) before it expires. The
+    counters live in the shared cache (accounts.limits); the audit event is written first, so
+    a failed write unlocks nothing, and a failed clear rolls the event back."""
 
     policy.authorize(actor, "member.unlock", event="member.unlocked")
     target = _member_in_team(actor.team, membership_id)
@@ -377,12 +379,14 @@ def unlock_member(*, actor: Membership, membership_id: int) -> Membership:
         target_id=target.pk,
         target_label=target.user.display_name,
     )
+    username = target.user.username
     with transaction.atomic():
-        cleared = axes_reset(username=target.user.username)
+        cleared = sign_in_limits.recent_failures(username)
         _record_member(
             actor,
             "member.unlocked",
             target=target,
-            details={"username": target.user.username, "attempts_cleared": cleared},
+            details={"username": username, "attempts_cleared": cleared},
         )
+        sign_in_limits.unlock(username)
     return target

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
+
 import pytest
 from django.urls import reverse
 
@@ -45,7 +48,7 @@ def test_failed_sign_in_is_recorded_without_the_password(client) -> None:
     assert "wrong-password-123" not in str(event.details)
 
 
-def test_five_failures_lock_the_username_and_ip_for_fifteen_minutes(client, settings) -> None:
+def test_five_failures_lock_the_account_for_fifteen_minutes(client, settings) -> None:
     """The one lockout test (the browser and the old UI shell test repeated it)."""
     user = UserFactory()
     for attempt in range(1, 6):
@@ -61,10 +64,37 @@ def test_five_failures_lock_the_username_and_ip_for_fifteen_minutes(client, sett
     # The page says truthfully who can help: an Admin (or Owner) on the Members page.
     assert "can unlock it now from the team\N{RIGHT SINGLE QUOTATION MARK}s Members page" in page
     assert AuditEvent.objects.filter(action="auth.lockout", outcome=Outcome.DENIED).exists()
-    # The lock is on username + IP: the same user from another address may still sign in.
-    other_ip = sign_in(client, user.username, TEST_PASSWORD, ip="198.51.100.99")
-    assert other_ip.status_code == 302
-    assert settings.AXES_COOLOFF_TIME * 60 == 15
+    # The lock is on the account: another address (a guesser's next proxy) is refused too,
+    # whatever the case of the username typed.
+    other_ip = sign_in(client, user.username.upper(), TEST_PASSWORD, ip="198.51.100.99")
+    assert other_ip.status_code == 429
+    # Another account from the same address is not affected.
+    assert sign_in(client, UserFactory().username, TEST_PASSWORD).status_code == 302
+    assert settings.SIGN_IN_COOLOFF_SECONDS == 15 * 60
+
+
+def test_the_lock_ends_after_fifteen_minutes(client, monkeypatch) -> None:
+    user = UserFactory()
+    for _ in range(5):
+        sign_in(client, user.username, "nope-nope-nope")
+    assert sign_in(client, user.username, TEST_PASSWORD).status_code == 429
+    later = time.time() + 15 * 60 + 1
+    monkeypatch.setattr(
+        "allauth.core.internal.ratelimit.time",
+        SimpleNamespace(time=lambda: later, monotonic=time.monotonic, sleep=time.sleep),
+    )
+    assert sign_in(client, user.username, TEST_PASSWORD).status_code == 302
+
+
+def test_a_success_does_not_reset_the_count(client) -> None:
+    """A right password between guesses gives the guesser no fresh tries: allauth takes back
+    only the successful attempt, not the failures before it."""
+    user = UserFactory()
+    for _ in range(4):
+        sign_in(client, user.username, "nope-nope-nope")
+    assert sign_in(client, user.username, TEST_PASSWORD).status_code == 302
+    client.logout()
+    assert sign_in(client, user.username, "nope-nope-nope").status_code == 429
 
 
 def test_sign_out_is_a_post_and_is_recorded(client) -> None:

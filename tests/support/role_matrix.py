@@ -26,7 +26,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from axes.models import AccessAttempt
 from django.conf import settings
 from django.http import HttpResponse
 from django.test import Client
@@ -38,6 +37,7 @@ from teams import policy
 from teams.invitations import hash_token
 from teams.models import Invitation, Membership, Role, Team
 from tests.factories import MembershipFactory, TeamFactory
+from tests.support.sign_in_limits import lock_out_account
 
 ACTORS = ("anonymous", "outsider", "viewer", "editor", "admin", "owner")
 
@@ -76,16 +76,7 @@ def build_world(extend: Callable[[World], None] | None = None) -> World:
         ),
     )
     # The target is locked out of sign-in, so that "Unlock sign-in" has something to undo.
-    AccessAttempt.objects.create(
-        username=world.target.user.username,
-        ip_address="203.0.113.9",
-        user_agent="test",
-        failures_since_start=settings.AXES_FAILURE_LIMIT,
-        get_data="",
-        post_data="",
-        http_accept="",
-        path_info="/accounts/login/",
-    )
+    lock_out_account(world.target.user.username)
     if extend is not None:
         extend(world)
     return world

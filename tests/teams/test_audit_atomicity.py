@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from axes.models import AccessAttempt
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -21,6 +20,7 @@ from keys.models import ApiKey
 from teams import invitations, policy, services
 from teams.models import Invitation, Membership, Role, Team
 from tests.factories import MembershipFactory, UserFactory
+from tests.support.sign_in_limits import is_locked_out, lock_out_account
 
 pytestmark = pytest.mark.django_db
 
@@ -128,20 +128,11 @@ def test_leaving_is_rolled_back(team: Team, audit_fails_on) -> None:
 def test_unlock_is_rolled_back(team: Team, audit_fails_on) -> None:
     owner = MembershipFactory.create(team=team, role=Role.OWNER)
     locked = MembershipFactory.create(team=team, role=Role.EDITOR)
-    AccessAttempt.objects.create(
-        username=locked.user.username,
-        ip_address="192.0.2.5",
-        user_agent="test",
-        failures_since_start=5,
-        get_data="",
-        post_data="",
-        http_accept="",
-        path_info="/accounts/login/",
-    )
+    lock_out_account(locked.user.username)
     audit_fails_on("member.unlocked")
     with pytest.raises(AuditStoreDown):
         services.unlock_member(actor=owner, membership_id=locked.pk)
-    assert AccessAttempt.objects.filter(username=locked.user.username).exists()
+    assert is_locked_out(locked.user.username)
 
 
 def test_invitation_is_not_created(team: Team, audit_fails_on) -> None:

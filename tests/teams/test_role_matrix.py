@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from axes.models import AccessAttempt
 from django.test import Client
 
 from teams import policy
@@ -19,6 +18,7 @@ from tests.support.role_matrix import (
     check_two_factor_gate,
     matrix_params,
 )
+from tests.support.sign_in_limits import is_locked_out
 
 # --- The teams app's team-scoped endpoints ----------------------------------------------------
 
@@ -81,7 +81,7 @@ def _invited(world: World) -> bool:
 
 
 def _target_unlocked(world: World) -> bool:
-    return not AccessAttempt.objects.filter(username=world.target.user.username).exists()
+    return not is_locked_out(world.target.user.username)
 
 
 TEAM_ENDPOINTS = [
