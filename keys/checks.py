@@ -52,8 +52,8 @@ def check_stored_key_ids(
     databases: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> list[CheckMessage]:
-    """Stored API keys whose encryption key ID the keyring lacks (lost) or no longer uses
-    first (not rotated yet)."""
+    """Stored API keys or two-factor secrets whose encryption key ID the keyring lacks (lost)
+    or no longer uses first (not rotated yet)."""
     spec = getattr(settings, "ENCRYPTION_KEYS", "") or ""
     if not databases or DEFAULT_DB_ALIAS not in databases or not spec.strip():
         return []
@@ -70,7 +70,8 @@ def check_stored_key_ids(
     if missing:
         messages.append(
             Error(
-                "Stored API keys are encrypted with key ID(s) missing from ENCRYPTION_KEYS: "
+                "Stored API keys or two-factor secrets are encrypted with key ID(s) missing "
+                "from ENCRYPTION_KEYS: "
                 + ", ".join(repr(kid) for kid in missing)
                 + ". They cannot be decrypted.",
                 hint="Put the missing key(s) back in the keyring (after the active one), then "
@@ -82,7 +83,7 @@ def check_stored_key_ids(
     if old:
         messages.append(
             Warning(
-                "Stored API keys still use older encryption key ID(s): "
+                "Stored API keys or two-factor secrets still use older encryption key ID(s): "
                 + ", ".join(repr(kid) for kid in old)
                 + ".",
                 hint="Run `python manage.py rotate_encryption_keys`; afterwards the old "
@@ -94,13 +95,18 @@ def check_stored_key_ids(
 
 
 def _key_ids_in_use() -> set[str]:
+    from accounts import mfa_secrets
+
     from .models import ApiKey
 
-    return set(
-        ApiKey.objects.exclude(ciphertext="")
-        .order_by()
-        .values_list("encryption_key_id", flat=True)
-        .distinct()
+    return (
+        set(
+            ApiKey.objects.exclude(ciphertext="")
+            .order_by()
+            .values_list("encryption_key_id", flat=True)
+            .distinct()
+        )
+        | mfa_secrets.stored_key_ids()
     )
 
 
