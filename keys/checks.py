@@ -11,7 +11,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.db import DEFAULT_DB_ALIAS, DatabaseError
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
 
 from . import crypto
 
@@ -62,7 +62,9 @@ def check_stored_key_ids(
     except crypto.KeyringError:
         return []  # check_encryption_keyring reports it
     try:
-        in_use = _key_ids_in_use()
+        # A savepoint: on PostgreSQL a failed query aborts the whole transaction otherwise.
+        with transaction.atomic():
+            in_use = _key_ids_in_use()
     except DatabaseError:
         return []  # tables not created yet (before migrate): nothing is encrypted anyway
     messages: list[CheckMessage] = []
