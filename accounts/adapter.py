@@ -15,10 +15,11 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest
 from django.urls import reverse
+from django.views.decorators.debug import sensitive_variables
 
 from convai_admin.net import client_ip
 
-from . import limits
+from . import limits, mfa_secrets
 from .models import User
 from .services import record_password_reset_requested, record_sign_in_lockout
 
@@ -112,3 +113,13 @@ class MFAAdapter(DefaultMFAAdapter):
         """What the authenticator app shows under "Convai Admin": the username, never an email
         address someone else might read on the phone's lock screen."""
         return user.get_username()
+
+    @sensitive_variables()
+    def encrypt(self, text: str) -> str:
+        """TOTP and recovery-code seeds are sealed with the API keys' keyring before allauth
+        stores them (accounts/mfa_secrets.py)."""
+        return mfa_secrets.seal(text)
+
+    @sensitive_variables()
+    def decrypt(self, encrypted_text: str) -> str:
+        return mfa_secrets.open_sealed(encrypted_text)

@@ -219,14 +219,16 @@ class RestoreResult:
     database: str
     keys_readable: int
     keys_unreadable: int
+    mfa_readable: int
+    mfa_unreadable: int
     chains: int
     chains_broken: int
     secrets_differ: list[str]
 
     @property
     def sound(self) -> bool:
-        """Every stored key decrypts and every audit chain verifies."""
-        return not self.keys_unreadable and not self.chains_broken
+        """Every stored key and two-factor secret decrypts and every audit chain verifies."""
+        return not self.keys_unreadable and not self.mfa_unreadable and not self.chains_broken
 
 
 @sensitive_variables()
@@ -238,7 +240,8 @@ def restore_backup(
     replace_existing: bool = False,
 ) -> RestoreResult:
     """Put the archive's database in place of this one's (empty unless `replace_existing`), then
-    prove it under the archive's secrets: every stored key decrypts, every audit chain verifies.
+    prove it under the archive's secrets: every stored key and two-factor secret decrypts,
+    every audit chain verifies.
     The secrets go to `secrets_file` (0600) first, so a restored database never exists without
     its keys. The restore itself is recorded (`backup.restored`) in the restored log; a failed
     one is not (pg_restore runs in one transaction: the database it failed on is left as it was,
@@ -274,6 +277,8 @@ def restore_backup(
         database=database_label(),
         keys_readable=readability.readable,
         keys_unreadable=readability.unreadable,
+        mfa_readable=readability.mfa_readable,
+        mfa_unreadable=readability.mfa_unreadable,
         chains=len(reports),
         chains_broken=sum(1 for report in reports if not report.intact),
         secrets_differ=sorted(name for name in secrets if before.get(name) != secrets[name]),

@@ -11,7 +11,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
-from django.db import DEFAULT_DB_ALIAS, DatabaseError
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, transaction
 
 from . import crypto
 
@@ -52,8 +52,8 @@ def check_stored_key_ids(
     databases: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> list[CheckMessage]:
-    """Stored API keys whose encryption key ID the keyring lacks (lost) or no longer uses
-    first (not rotated yet)."""
+    """Stored API keys or two-factor secrets whose encryption key ID the keyring lacks (lost)
+    or no longer uses first (not rotated yet)."""
     spec = getattr(settings, "ENCRYPTION_KEYS", "") or ""
     if not databases or DEFAULT_DB_ALIAS not in databases or not spec.strip():
         return []
@@ -62,7 +62,9 @@ def check_stored_key_ids(
     except crypto.KeyringError:
         return []  # check_encryption_keyring reports it
     try:
-        in_use = _key_ids_in_use()
+        # A savepoint: on PostgreSQL a failed query aborts the whole transaction otherwise.
+        with transaction.atomic():
+            in_use = _key_ids_in_use()
     except DatabaseError:
         return []  # tables not created yet (before migrate): nothing is encrypted anyway
     messages: list[CheckMessage] = []
@@ -70,7 +72,8 @@ def check_stored_key_ids(
     if missing:
         messages.append(
             Error(
-                "Stored API keys are encrypted with key ID(s) missing from ENCRYPTION_KEYS: "
+                "Stored API keys or two-factor secrets are encrypted with key ID(s) missing "
+                "from ENCRYPTION_KEYS: "
                 + ", ".join(repr(kid) for kid in missing)
                 + ". They cannot be decrypted.",
                 hint="Put the missing key(s) back in the keyring (after the active one), then "
@@ -82,7 +85,7 @@ def check_stored_key_ids(
     if old:
         messages.append(
             Warning(
-                "Stored API keys still use older encryption key ID(s): "
+                "Stored API keys or two-factor secrets still use older encryption key ID(s): "
                 + ", ".join(repr(kid) for kid in old)
                 + ".",
                 hint="Run `python manage.py rotate_encryption_keys`; afterwards the old "
@@ -94,13 +97,18 @@ def check_stored_key_ids(
 
 
 def _key_ids_in_use() -> set[str]:
+    from accounts import mfa_secrets
+
     from .models import ApiKey
 
-    return set(
-        ApiKey.objects.exclude(ciphertext="")
-        .order_by()
-        .values_list("encryption_key_id", flat=True)
-        .distinct()
+    return (
+        set(
+            ApiKey.objects.exclude(ciphertext="")
+            .order_by()
+            .values_list("encryption_key_id", flat=True)
+            .distinct()
+        )
+        | mfa_secrets.stored_key_ids()
     )
 
 

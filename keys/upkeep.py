@@ -1,5 +1,6 @@
 """Keeping stored keys in shape, run by commands and migrations rather than by members:
-re-encrypting them under the active key after a keyring rotation (rotate_encryption_keys) and
+re-encrypting them (and members' two-factor secrets, accounts/mfa_secrets.py, sealed with the
+same keyring) under the active key after a keyring rotation (rotate_encryption_keys) and
 giving them the fingerprint that recognises a key added twice (fingerprint_api_keys, the
 0003 migration). Each key is decrypted here only for the moment it is rewritten.
 """
@@ -12,6 +13,7 @@ from django.db import transaction
 from django.db.models import Model
 from django.views.decorators.debug import sensitive_variables
 
+from accounts import mfa_secrets
 from audit.models import Outcome
 from audit.services import record
 
@@ -28,10 +30,13 @@ class RotationResult:
     rotated: dict[str, int] = field(default_factory=dict)
     already_current: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    # Two-factor secrets, sealed with the same keyring: rotated with the keys.
+    mfa: mfa_secrets.MfaRotation = field(default_factory=mfa_secrets.MfaRotation)
 
 
 def rotate_api_keys() -> RotationResult:
-    """Re-encrypt every stored key that is still on an older key under the active one.
+    """Re-encrypt every stored key that is still on an older key under the active one, then
+    the two-factor secrets (accounts.mfa_secrets.rotate), so that the older key can go.
 
     Each row is locked and rewritten in its own transaction, so an interruption leaves every
     row readable (old or new key, never half). Rows that cannot be decrypted are left as they
@@ -60,18 +65,24 @@ def rotate_api_keys() -> RotationResult:
             result.failed[str(pk)] = str(error)
             continue
         result.rotated[old_id] = result.rotated.get(old_id, 0) + 1
+    result.mfa = mfa_secrets.rotate(result.active_id)
     record(
         "encryption.rotate",
         actor_label="rotate_encryption_keys",
         target_type="keyring",
         target_id=result.active_id,
         target_label="ENCRYPTION_KEYS",
-        outcome=Outcome.FAILURE if result.failed else Outcome.SUCCESS,
+        outcome=Outcome.FAILURE if result.failed or result.mfa.failed else Outcome.SUCCESS,
         details={
             "active_key_id": result.active_id,
             "rotated": result.rotated,
             "already_current": result.already_current,
             "failed": len(result.failed),
+            "two_factor": {
+                "rotated": result.mfa.rotated,
+                "already_current": result.mfa.already_current,
+                "failed": len(result.mfa.failed),
+            },
         },
     )
     return result
@@ -136,16 +147,19 @@ def fill_fingerprints(*, model: type[Model] = ApiKey, everything: bool = False) 
 
 @dataclass(frozen=True)
 class Readability:
-    """How many stored keys the current keyring opens (a restore's check): counts only."""
+    """How many stored keys (and authenticators' two-factor secrets) the current keyring
+    opens (a restore's check): counts only."""
 
     readable: int
     unreadable: int
+    mfa_readable: int = 0
+    mfa_unreadable: int = 0
 
 
 @sensitive_variables()
 def stored_keys_readability() -> Readability:
-    """Decrypt every stored key in memory, keep nothing: after a restore, proof that the keyring
-    in force is the one the keys were sealed under."""
+    """Decrypt every stored key and two-factor secret in memory, keep nothing: after a restore,
+    proof that the keyring in force is the one they were sealed under."""
     readable = unreadable = 0
     for api_key in ApiKey.objects.exclude(ciphertext="").iterator(chunk_size=500):
         try:
@@ -154,4 +168,10 @@ def stored_keys_readability() -> Readability:
             unreadable += 1
         else:
             readable += 1
-    return Readability(readable=readable, unreadable=unreadable)
+    mfa = mfa_secrets.readability()
+    return Readability(
+        readable=readable,
+        unreadable=unreadable,
+        mfa_readable=mfa.readable,
+        mfa_unreadable=mfa.unreadable,
+    )

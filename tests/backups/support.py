@@ -23,6 +23,7 @@ from django.db import connection
 from characters import services as characters
 from teams import invitations
 from teams.models import Membership, Role, Team
+from tests.accounts.mfa_support import enable_totp
 from tests.factories import MembershipFactory, TeamFactory
 from tests.support.characters import BACKSTORY, Key
 from tests.support.manage import PROD_ENV, run_manage
@@ -40,7 +41,8 @@ class Populated:
 
 def populate(add_key: Callable[..., Key]) -> Populated:
     """A team with members, two verified keys, characters with several revisions, an
-    invitation: every one through its service, so the audit log holds their events."""
+    invitation, an Owner with an authenticator app and recovery codes: every one through its
+    service, so the audit log holds their events."""
     team = TeamFactory(name="Studio North", slug="studio-north")
     owner = MembershipFactory(team=team, role=Role.OWNER)
     editor = MembershipFactory(team=team, role=Role.EDITOR)
@@ -66,6 +68,7 @@ def populate(add_key: Callable[..., Key]) -> Populated:
                 fields={"backstory": edit},
             ).character
     invitations.create_invitation(actor=owner, role=Role.VIEWER)
+    enable_totp(owner.user)
     return Populated(team=team, owner=owner, editor=editor, keys=keys)
 
 

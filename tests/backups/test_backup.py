@@ -1,5 +1,6 @@
 """What `manage.py backup` writes: one 0600 archive, written whole or not at all, holding the
-dump, the versions and a checksum of every member, and no secret in clear; its audit event."""
+dump, the versions and a checksum of every member, and no secret (nor a two-factor seed) in
+clear; its audit event."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from backups import database
 from backups.archive import sha256_of
 from backups.errors import BackupError
 from backups.services import current_secrets
+from tests.accounts.mfa_support import enable_totp
+from tests.factories import UserFactory
 
 from .support import PASSPHRASE, make_archive, manifest_of, members_of
 
@@ -43,10 +46,11 @@ def test_the_archive_is_owner_only_and_lists_every_member_with_its_checksum(
 
 
 def test_no_key_and_no_passphrase_is_in_the_archive_in_clear(tmp_path: Path) -> None:
+    totp_secret, _codes = enable_totp(UserFactory())
     archive = make_archive(tmp_path)
     blob = b"".join(members_of(archive).values()) + archive.read_bytes()
     secrets = current_secrets()
-    needles = [PASSPHRASE.encode()]
+    needles = [PASSPHRASE.encode(), totp_secret.encode()]
     for spec in secrets.values():
         for entry in filter(None, spec.split(",")):
             needles.append(entry.encode())

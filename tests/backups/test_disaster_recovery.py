@@ -79,6 +79,7 @@ def test_a_backup_restores_into_an_empty_install_whole(
         )
         assert restored.returncode == 0, restored.stderr
         assert "Stored API keys: 2 decrypt, 0 do not." in restored.stdout
+        assert "Two-factor authenticators: 2 decrypt, 0 do not." in restored.stdout
         assert "Audit chains: 2 of 2 intact." in restored.stdout
         assert "differ from the archive's" in restored.stdout
         assert (var / "restored-secrets.env").stat().st_mode & 0o777 == 0o600

@@ -11,7 +11,7 @@ import pytest
 from django.views.debug import ExceptionReporter
 
 from convai.client import ConvaiClient
-from keys import crypto
+from convai_admin import encryption
 from keys import services as key_services
 from keys.models import ApiKey
 from tests.convai.fake_http import install
@@ -49,7 +49,7 @@ def test_a_crash_while_sealing_a_key_leaks_no_key(monkeypatch: pytest.MonkeyPatc
         def encrypt(self, *args: object) -> bytes:
             raise RuntimeError("cipher bug")
 
-    monkeypatch.setattr(crypto, "AESGCM", BrokenCipher)
+    monkeypatch.setattr(encryption, "AESGCM", BrokenCipher)
     api_key = ApiKey(owner=UserFactory.create(), label="L", last_four=KEY[-4:])
     reports = report_of(lambda: key_services.seal(api_key, KEY))
     assert "cipher bug" in reports[0] and "seal" in reports[0]

@@ -70,6 +70,8 @@ class Command(BaseCommand):
         self.stdout.write(f"Restored {opened.path.name} into {result.database}.")
         self.stdout.write(
             f"Stored API keys: {result.keys_readable} decrypt, {result.keys_unreadable} do not. "
+            f"Two-factor authenticators: {result.mfa_readable} decrypt, "
+            f"{result.mfa_unreadable} do not. "
             f"Audit chains: {result.chains - result.chains_broken} of {result.chains} intact."
         )
         self.stdout.write(f"The archive's keys are in {secrets_file} (0600).")

@@ -1,4 +1,5 @@
-"""Re-encrypt stored API keys that are still on an older key under the active key."""
+"""Re-encrypt stored API keys (and two-factor secrets) that are still on an older key under the
+active key."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from keys.upkeep import rotate_api_keys
 
 class Command(BaseCommand):
     help = (
-        "Re-encrypt every stored Convai API key that is not on the active (first) key of "
-        "CONVAI_ADMIN_ENCRYPTION_KEYS. Afterwards the older keys can be removed."
+        "Re-encrypt every stored Convai API key and two-factor secret that is not on the "
+        "active (first) key of CONVAI_ADMIN_ENCRYPTION_KEYS. Afterwards the older keys can "
+        "be removed."
     )
     # The keyring check reports exactly what this command repairs: do not let it block us.
     requires_system_checks: list[str] = []
@@ -33,14 +35,22 @@ class Command(BaseCommand):
         else:
             self.stdout.write("  nothing to re-encrypt")
         self.stdout.write(f"  {result.active_id}: {result.already_current} already current")
-        if result.failed:
+        mfa = result.mfa
+        self.stdout.write(
+            f"Two-factor authenticators: {sum(mfa.rotated.values())} re-encrypted, "
+            f"{mfa.already_current} already current"
+        )
+        failed = len(result.failed) + len(mfa.failed)
+        if failed:
             for row_id, reason in sorted(result.failed.items()):
                 self.stderr.write(f"  row {row_id}: {reason}")
+            for label, reason in sorted(mfa.failed.items()):
+                self.stderr.write(f"  {label}: {reason}")
             raise CommandError(
-                f"{len(result.failed)} stored key(s) could not be decrypted and were left as "
-                "they are. Restore the missing key(s) to the keyring and run this again."
+                f"{failed} stored value(s) could not be decrypted and were left as they are. "
+                "Restore the missing key(s) to the keyring and run this again."
             )
-        total = sum(result.rotated.values())
+        total = sum(result.rotated.values()) + sum(mfa.rotated.values())
         self.stdout.write(
             self.style.SUCCESS(
                 f"Done: {total} re-encrypted. Keys other than {result.active_id!r} can now be "
