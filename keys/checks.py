@@ -99,6 +99,7 @@ def check_stored_key_ids(
 def _key_ids_in_use() -> set[str]:
     from accounts import mfa_secrets
 
+    from . import hooks
     from .models import ApiKey
 
     return (
@@ -109,6 +110,7 @@ def _key_ids_in_use() -> set[str]:
             .distinct()
         )
         | mfa_secrets.stored_key_ids()
+        | hooks.sealed_store_key_ids()
     )
 
 

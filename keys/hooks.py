@@ -8,6 +8,7 @@ AppConfig.ready() (characters/hooks.py). With nothing registered the warning is 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -48,3 +49,39 @@ def register_page_notice(name: str, notice: Callable[[User], list[str]]) -> None
 
 def page_notices(user: User) -> list[str]:
     return [text for notice in _page_notices.values() for text in notice(user)]
+
+
+@dataclass
+class StoreRotation:
+    """What a rotation did to another app's sealed values: re-sealed, already on the active
+    key, and those that could not be opened (left as they are)."""
+
+    rotated: int = 0
+    already_current: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class SealedStore:
+    """Values an app built on keys sealed with the ENCRYPTION_KEYS keyring
+    (convai_admin/encryption.py), e.g. the game builds' player secrets: `key_ids()` names the
+    key IDs they are sealed with (keys.E002/W002), `rotate(active_id)` re-seals them under the
+    active key (manage.py rotate_encryption_keys), so that an older key can leave the keyring."""
+
+    key_ids: Callable[[], set[str]]
+    rotate: Callable[[str], StoreRotation]
+
+
+_sealed_stores: dict[str, SealedStore] = {}
+
+
+def register_sealed_store(name: str, store: SealedStore) -> None:
+    _sealed_stores[name] = store
+
+
+def sealed_store_key_ids() -> set[str]:
+    return {key_id for store in _sealed_stores.values() for key_id in store.key_ids()}
+
+
+def rotate_sealed_stores(active_id: str) -> dict[str, StoreRotation]:
+    return {name: store.rotate(active_id) for name, store in sorted(_sealed_stores.items())}

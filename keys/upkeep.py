@@ -7,7 +7,7 @@ giving them the fingerprint that recognises a key added twice (fingerprint_api_k
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from django.db import transaction
 from django.db.models import Model
@@ -17,7 +17,7 @@ from accounts import mfa_secrets
 from audit.models import Outcome
 from audit.services import record
 
-from . import crypto
+from . import crypto, hooks
 from .models import ApiKey, encryption_context_for
 from .services import reveal, seal
 
@@ -32,6 +32,16 @@ class RotationResult:
     failed: dict[str, str] = field(default_factory=dict)
     # Two-factor secrets, sealed with the same keyring: rotated with the keys.
     mfa: mfa_secrets.MfaRotation = field(default_factory=mfa_secrets.MfaRotation)
+    # Other apps' sealed values (keys.hooks.register_sealed_store), per store.
+    stores: dict[str, hooks.StoreRotation] = field(default_factory=dict)
+
+    @property
+    def failed_count(self) -> int:
+        return (
+            len(self.failed)
+            + len(self.mfa.failed)
+            + sum(store.failed for store in self.stores.values())
+        )
 
 
 def rotate_api_keys() -> RotationResult:
@@ -66,13 +76,14 @@ def rotate_api_keys() -> RotationResult:
             continue
         result.rotated[old_id] = result.rotated.get(old_id, 0) + 1
     result.mfa = mfa_secrets.rotate(result.active_id)
+    result.stores = hooks.rotate_sealed_stores(result.active_id)
     record(
         "encryption.rotate",
         actor_label="rotate_encryption_keys",
         target_type="keyring",
         target_id=result.active_id,
         target_label="ENCRYPTION_KEYS",
-        outcome=Outcome.FAILURE if result.failed or result.mfa.failed else Outcome.SUCCESS,
+        outcome=Outcome.FAILURE if result.failed_count else Outcome.SUCCESS,
         details={
             "active_key_id": result.active_id,
             "rotated": result.rotated,
@@ -83,6 +94,7 @@ def rotate_api_keys() -> RotationResult:
                 "already_current": result.mfa.already_current,
                 "failed": len(result.mfa.failed),
             },
+            "other_stores": {name: asdict(store) for name, store in result.stores.items()},
         },
     )
     return result

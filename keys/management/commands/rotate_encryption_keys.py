@@ -40,7 +40,12 @@ class Command(BaseCommand):
             f"Two-factor authenticators: {sum(mfa.rotated.values())} re-encrypted, "
             f"{mfa.already_current} already current"
         )
-        failed = len(result.failed) + len(mfa.failed)
+        for name, store in result.stores.items():
+            self.stdout.write(
+                f"{name}: {store.rotated} re-encrypted, {store.already_current} already current"
+                + (f", {store.failed} could not be decrypted" if store.failed else "")
+            )
+        failed = result.failed_count
         if failed:
             for row_id, reason in sorted(result.failed.items()):
                 self.stderr.write(f"  row {row_id}: {reason}")
@@ -50,7 +55,11 @@ class Command(BaseCommand):
                 f"{failed} stored value(s) could not be decrypted and were left as they are. "
                 "Restore the missing key(s) to the keyring and run this again."
             )
-        total = sum(result.rotated.values()) + sum(mfa.rotated.values())
+        total = (
+            sum(result.rotated.values())
+            + sum(mfa.rotated.values())
+            + sum(store.rotated for store in result.stores.values())
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 f"Done: {total} re-encrypted. Keys other than {result.active_id!r} can now be "

@@ -19,7 +19,7 @@ def unseal(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0002_password_change_failure_counter"),
+        ("accounts", "0003_drop_django_axes_tables"),
         ("mfa", "0003_authenticator_type_uniq"),
     ]
 
