@@ -34,9 +34,9 @@ def rotate(active_id: str) -> StoreRotation:
             if build is None or not build.player_secret_ciphertext:
                 continue
             _reseal(build, "player_secret_ciphertext", build.secret_context, active_id, result)
-    for pk in MintedToken.objects.values_list("pk", flat=True):
+    for minted_pk in MintedToken.objects.values_list("pk", flat=True):
         with transaction.atomic():
-            minted = MintedToken.objects.select_for_update().filter(pk=pk).first()
+            minted = MintedToken.objects.select_for_update().filter(pk=minted_pk).first()
             if minted is not None:
                 _reseal(minted, "ciphertext", minted.encryption_context, active_id, result)
     return result
