@@ -7,8 +7,6 @@ audit event in one transaction (the recorder's chain head lock, event, head upda
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from django.db import connection
 from django.test import Client
