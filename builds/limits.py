@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import F, Sum
@@ -56,7 +57,7 @@ def _raise(windows: list[Window], now: datetime) -> dict[str, int]:
     if not open_:
         return {}
     table = connection.ops.quote_name(Counter._meta.db_table)
-    values: list[object] = []
+    values: list[Any] = []
     for window in open_:
         values += [window.scope, connection.ops.adapt_datetimefield_value(window.start(now)), 1]
     limited = [w for w in open_ if w.limit is not None]
