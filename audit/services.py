@@ -108,7 +108,10 @@ def record(
     )
     # Round-trip details through JSON so the seal covers what the database will return.
     event.details = json.loads(json.dumps(event.details, default=str))
-    with transaction.atomic():
+    # No savepoint inside the caller's transaction: the event is part of the change it
+    # describes, so a failure here fails the caller's transaction as a whole (and a busy path
+    # such as the token broker's mint saves the SAVEPOINT/RELEASE round trips).
+    with transaction.atomic(savepoint=False):
         locked = AuditChain.objects.select_for_update()
         head = locked.filter(scope=event.chain).first()
         if head is None:  # a chain's first event (a concurrent first one is fine too)

@@ -1,18 +1,21 @@
 """Fixed-window counters in the database: per-build burst (a minute) and hourly limits, the
 team's hourly cap, and the hourly figures the build page charts.
 
-`take` raises the counts of several windows at once, or none of them: each window is raised
-with `UPDATE ... SET count = count + 1 WHERE count < limit`, so two app servers can never both
-take the last unit, and the step runs in one transaction that a refusal rolls back (one commit,
-so one WAL flush, for the three windows of a mint rather than three)."""
+`take` raises the counts of several windows at once, or none of them, in one statement: an
+`INSERT ... ON CONFLICT DO UPDATE SET count = count + 1 WHERE count < limit RETURNING` over all
+the windows (PostgreSQL and SQLite >= 3.35 both speak it). A full window's row is not updated
+and not returned, so two app servers can never both take the last unit; the statement runs in
+a short transaction that a refusal rolls back, so a refused request counts in no window (one
+round trip and one commit for the three windows of a mint)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
@@ -46,22 +49,34 @@ class Full(Exception):
         self.retry_after = retry_after
 
 
-def _raise_one(window: Window, start: datetime) -> bool:
-    counters = Counter.objects.filter(scope=window.scope, window_start=start)
-    limited = counters.filter(count__lt=window.limit) if window.limit is not None else counters
-    if limited.update(count=F("count") + 1):
-        return True
-    if window.limit is not None and window.limit <= 0:
-        return False
-    if counters.exists():
-        # Full — or another server created the window's row after our UPDATE: ask once more.
-        return bool(limited.update(count=F("count") + 1))
-    try:
-        with transaction.atomic():  # a savepoint: a concurrent first insert may win
-            Counter.objects.create(scope=window.scope, window_start=start, count=1)
-        return True
-    except IntegrityError:
-        return bool(limited.update(count=F("count") + 1))
+def _raise(windows: list[Window], now: datetime) -> dict[str, int]:
+    """Add one to every window that has room (creating the windows not yet in the table) in
+    one statement; the new counts of the windows raised, by scope. A window with a limit of 0
+    or less is never raised."""
+    open_ = [w for w in windows if w.limit is None or w.limit > 0]
+    if not open_:
+        return {}
+    table = connection.ops.quote_name(Counter._meta.db_table)
+    values: list[Any] = []
+    for window in open_:
+        values += [window.scope, connection.ops.adapt_datetimefield_value(window.start(now)), 1]
+    limited = [w for w in open_ if w.limit is not None]
+    # count < the window's limit; an unlimited window compares with count + 1 (always room).
+    limit_of = f"{table}.count + 1"
+    if limited:
+        whens = " ".join("WHEN %s THEN %s" for _ in limited)
+        limit_of = f"CASE {table}.scope {whens} ELSE {table}.count + 1 END"
+        for window in limited:
+            values += [window.scope, window.limit]
+    rows = ", ".join("(%s, %s, %s)" for _ in open_)
+    sql = (
+        f"INSERT INTO {table} (scope, window_start, count) VALUES {rows} "  # noqa: S608
+        f"ON CONFLICT (scope, window_start) DO UPDATE SET count = {table}.count + 1 "
+        f"WHERE {table}.count < {limit_of} RETURNING scope, count"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return {scope: count for scope, count in cursor.fetchall()}
 
 
 def take(windows: list[Window], *, now: datetime | None = None) -> None:
@@ -69,9 +84,10 @@ def take(windows: list[Window], *, now: datetime | None = None) -> None:
     count it in none."""
     now = now or timezone.now()
     with transaction.atomic():
+        raised = _raise(windows, now)
         for window in windows:
-            if not _raise_one(window, window.start(now)):
-                raise Full(window, window.retry_after(now))
+            if window.scope not in raised:
+                raise Full(window, window.retry_after(now))  # rolls the others back
 
 
 def give_back(windows: list[Window], *, now: datetime | None = None) -> None:
@@ -86,11 +102,7 @@ def give_back(windows: list[Window], *, now: datetime | None = None) -> None:
 def first_in_window(window: Window, *, now: datetime | None = None) -> bool:
     """Count one event in an unlimited window; True when it is the window's first (used to
     audit a stream of identical refusals once per window, not once per request)."""
-    now = now or timezone.now()
-    start = window.start(now)
-    with transaction.atomic():
-        _raise_one(window, start)
-        return Counter.objects.filter(scope=window.scope, window_start=start, count=1).exists()
+    return _raise([window], now or timezone.now()).get(window.scope) == 1
 
 
 def hourly(scope: str, *, hours: int, now: datetime | None = None) -> list[tuple[datetime, int]]:

@@ -106,7 +106,7 @@ class MintedToken(models.Model):
 class Counter(models.Model):
     """One fixed window's count for one scope ("build:<id>:minute", "team:<id>:hour", ...).
     In the database so that every app server counts the same requests; incremented with a
-    conditional UPDATE, so concurrent requests can never pass a limit together."""
+    conditional UPSERT (builds.limits), so concurrent requests can never pass a limit together."""
 
     scope = models.CharField(max_length=80)
     window_start = models.DateTimeField()

@@ -490,6 +490,10 @@ def revoke_api_key(*, actor: User, api_key_id: UUID | str) -> ApiKey:
     return api_key
 
 
+# How stale a key's `last_used_at` may be: it is not written again within this.
+LAST_USED_PRECISION = timedelta(minutes=1)
+
+
 @sensitive_variables()
 def client_for(api_key: ApiKey, *, actor: User | None = None) -> ConvaiClient:
     """A Convai client acting with this stored key. The plaintext exists only inside it.
@@ -497,8 +501,11 @@ def client_for(api_key: ApiKey, *, actor: User | None = None) -> ConvaiClient:
     Raises ApiKeyUnusable for a revoked key or one the keyring cannot open."""
     client = ConvaiClient(open_key(api_key, actor=actor, action="api_key.used"))
     now = timezone.now()
-    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
-    api_key.last_used_at = now
+    # "Last used" is shown to the minute: a key used again within a minute (the token broker
+    # mints with one key for every player) is not written again.
+    if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_PRECISION:
+        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        api_key.last_used_at = now
     return client
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import secrets
 import sys
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
@@ -378,6 +379,21 @@ def test_client_for_calls_convai_with_the_stored_key(user: User, sandbox_key: st
     assert sandbox_key not in repr(convai)
     stored.refresh_from_db()
     assert stored.last_used_at is not None
+
+
+def test_client_for_writes_last_used_at_at_most_once_a_minute(user: User) -> None:
+    api_key = add_api_key(
+        actor=user, label="Busy", raw_key=secrets.token_hex(16), skip_verification=True
+    )
+    recent = timezone.now() - timedelta(seconds=30)
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=recent)
+    client_for(ApiKey.objects.get(pk=api_key.pk))
+    assert ApiKey.objects.get(pk=api_key.pk).last_used_at == recent  # not written again
+    older = timezone.now() - key_services.LAST_USED_PRECISION
+    ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=older)
+    client_for(ApiKey.objects.get(pk=api_key.pk))
+    used = ApiKey.objects.get(pk=api_key.pk).last_used_at
+    assert used is not None and used > older
 
 
 def test_client_for_refuses_a_transplanted_ciphertext(user: User) -> None:
