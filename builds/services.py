@@ -68,6 +68,21 @@ def _key_label(api_key: ApiKey | None) -> str:
     return str(api_key) if api_key is not None else ""
 
 
+def _record_by_member(
+    action: str, *, actor: Membership, build: Build, details: dict[str, object]
+) -> None:
+    """An audit event of a member's change to one build, in the caller's transaction."""
+    record(
+        action,
+        actor=actor.user,
+        team=actor.team,
+        target_type=TARGET,
+        target_id=build.pk,
+        target_label=build.name,
+        details=details,
+    )
+
+
 def _manage(actor: Membership, build: Build | None = None, label: str = "") -> None:
     authorize(
         actor,
@@ -117,13 +132,10 @@ def register_build(*, actor: Membership, settings_: BuildSettings) -> Issued:
                 player_secret, associated_data=build.secret_context
             )
             build.save(update_fields=["player_secret_ciphertext"])
-        record(
+        _record_by_member(
             "build.registered",
-            actor=actor.user,
-            team=actor.team,
-            target_type=TARGET,
-            target_id=build.pk,
-            target_label=build.name,
+            actor=actor,
+            build=build,
             details={
                 "key_used": _key_label(api_key),
                 "allowed_origins": build.allowed_origins,
@@ -168,13 +180,10 @@ def update_build(*, actor: Membership, build_id: UUID | str, settings_: BuildSet
         return build
     with transaction.atomic():
         build.save(update_fields=list(changes))
-        record(
+        _record_by_member(
             "build.updated",
-            actor=actor.user,
-            team=actor.team,
-            target_type=TARGET,
-            target_id=build.pk,
-            target_label=build.name,
+            actor=actor,
+            build=build,
             details={"changes": changes},
         )
     return build
@@ -209,13 +218,10 @@ def rotate_credential(*, actor: Membership, build_id: UUID | str, overlap: timed
                 "rotated_at",
             ]
         )
-        record(
+        _record_by_member(
             "build.credential_rotated",
-            actor=actor.user,
-            team=actor.team,
-            target_type=TARGET,
-            target_id=build.pk,
-            target_label=build.name,
+            actor=actor,
+            build=build,
             details={
                 "old_prefix": old_prefix,
                 "new_prefix": credential.prefix,
@@ -238,13 +244,10 @@ def revoke_build(*, actor: Membership, build_id: UUID | str) -> Build:
         build.revoked_at = timezone.now()
         build.save(update_fields=["revoked_at"])
         live = MintedToken.objects.filter(build=build, expires_at__gt=build.revoked_at).count()
-        record(
+        _record_by_member(
             "build.revoked",
-            actor=actor.user,
-            team=actor.team,
-            target_type=TARGET,
-            target_id=build.pk,
-            target_label=build.name,
+            actor=actor,
+            build=build,
             details={"live_tokens": live},
         )
         if live:
