@@ -12,11 +12,12 @@ from django.utils import timezone
 from convai.client import ConvaiClient
 from convai.errors import ConvaiRequestError
 from convai.types import CharacterDetails
+from keys.models import ApiKey
 from keys.services import ApiKeyUnusable, client_for
 from teams.models import Membership
 
 from .convai_messages import explain
-from .errors import KeyNotUsable
+from .errors import CharacterError, KeyNotUsable, SaveInProgress
 from .models import Character, Revision
 from .operations import (
     ConvaiCall,
@@ -26,6 +27,7 @@ from .operations import (
     key_label,
     record_character_event,
     refuse,
+    save_in_flight,
     snapshot_of,
 )
 from .selectors import character_for, rebind_candidates
@@ -105,30 +107,58 @@ def _owned_through(
 def _store_rebind(
     *, actor: Membership, character: Character, remote: CharacterDetails, call: ConvaiCall
 ) -> Character:
-    """The new binding, its revision and its event, together."""
+    """The new binding, its revision and its event, together; refused while a save holds
+    the character's version (its write would land under the old key's snapshot)."""
     assert call.api_key is not None
     api_key = call.api_key
-    old = key_label(character.bound_key)
     with transaction.atomic():
         locked = Character.objects.select_for_update().get(pk=character.pk)
-        locked.bound_key = api_key
-        locked.snapshot = snapshot_of(remote)
-        locked.synced_at = timezone.now()
-        locked.remote_missing_at = None
-        locked.version += 1
-        locked.save(
-            update_fields=["bound_key", "snapshot", "synced_at", "remote_missing_at", "version"]
-        )
-        add_revision(
-            character=locked,
-            reason=Revision.Reason.REBOUND,
-            user=actor.user,
-            note=f"now {key_label(api_key)}",
-        )
-        record_character_event(
+        busy = save_in_flight(locked)
+        if not busy:
+            old = key_label(character.bound_key)
+            _bind(locked=locked, actor=actor, old=old, api_key=api_key, remote=remote, call=call)
+    if busy:  # recorded after the rollback, as every refusal
+        raise refuse(
             action="character.rebind",
             actor=actor,
+            error=CharacterError(
+                f"{SaveInProgress(locked).by_name} is saving this character right now. Choose "
+                "the key again in a moment, once their save has finished."
+            ),
+            reason="save in progress",
             character=locked,
-            details=call.details(bound_key=[old, key_label(api_key)]),
+            call=call,
         )
     return locked
+
+
+def _bind(
+    *,
+    locked: Character,
+    actor: Membership,
+    old: str,
+    api_key: ApiKey,
+    remote: CharacterDetails,
+    call: ConvaiCall,
+) -> None:
+    """The locked record bound to `api_key` (was `old`), with its revision and event."""
+    locked.bound_key = api_key
+    locked.snapshot = snapshot_of(remote)
+    locked.synced_at = timezone.now()
+    locked.remote_missing_at = None
+    locked.version += 1
+    locked.save(
+        update_fields=["bound_key", "snapshot", "synced_at", "remote_missing_at", "version"]
+    )
+    add_revision(
+        character=locked,
+        reason=Revision.Reason.REBOUND,
+        user=actor.user,
+        note=f"now {key_label(api_key)}",
+    )
+    record_character_event(
+        action="character.rebind",
+        actor=actor,
+        character=locked,
+        details=call.details(bound_key=[old, key_label(api_key)]),
+    )

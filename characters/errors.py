@@ -86,7 +86,7 @@ class SaveInProgress(Conflict):
         self.version = character.version
         self.by = character.saving_by
         self.at = character.saving_since or character.updated_at
-        who = self.by.display_name if self.by is not None else "Someone"
+        self.by_name = who = self.by.display_name if self.by is not None else "Someone"
         CharacterError.__init__(
             self,
             f"{who} is saving this character right now; their save has not finished. Your "

@@ -471,6 +471,14 @@ def release_save(*, character_pk: int, token: str) -> None:
     )
 
 
+def save_in_flight(character: Character) -> bool:
+    """A save holds the character's version right now: a live claim, not one that a server
+    which died mid-save left behind (those expire, see save_claim_expired_before)."""
+    return bool(character.saving_token) and (
+        character.saving_since is not None and character.saving_since >= save_claim_expired_before()
+    )
+
+
 def clear_claim(character: Character) -> None:
     character.saving_token = ""
     character.saving_since = None

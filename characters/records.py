@@ -33,6 +33,7 @@ from .operations import (
     finish_operation,
     local_write_failed,
     record_character_event,
+    save_in_flight,
     snapshot_of,
 )
 from .remote import (
@@ -232,8 +233,9 @@ def apply_remote_state(
     (`note`). The gone-from-Convai flag is cleared; one `character.sync` event is recorded
     either way (`changes`, `in_step` when none, and `extra`).
 
-    `expected_version`: the version the caller saw when it read Convai (a job reads many
-    characters while teammates work); if it changed since, nothing is written and the outcome
+    `expected_version`: the version the caller saw before it read Convai (a job reads many
+    characters while teammates work); if it changed since, or a save holds the version right
+    now (its write may land at Convai after our read), nothing is written and the outcome
     says SAVED_MEANWHILE. With it, an unchanged character costs one conditional update (no
     lock). Runs in its own atomic block, so a caller's transaction can take it in with its
     own writes (a job item's result)."""
@@ -254,7 +256,9 @@ def apply_remote_state(
         locked.bound_key = character.bound_key
         if locked.is_deleted:
             return SyncResult(SyncResult.DELETED, locked)
-        if expected_version is not None and locked.version != expected_version:
+        if save_in_flight(locked) or (
+            expected_version is not None and locked.version != expected_version
+        ):
             return SyncResult(SyncResult.SAVED_MEANWHILE, locked)
         return _take_remote(
             actor=actor,

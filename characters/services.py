@@ -309,13 +309,15 @@ def _store_update(
     event together, only while the save still owns its claim. A save slower than a claim may
     live lost it (another save may have taken it): Convai has this write, our record does
     not, and the next save shows it as a change in Convai."""
-    action, actor, character, call = save.action, save.actor, save.character, save.call
+    action, actor, character = save.action, save.actor, save.character
     reason, note = revision
     with transaction.atomic():
         locked = Character.objects.select_for_update().get(pk=character.pk)
         lost = locked.saving_token != token
         if not lost:
             apply_fields(character=locked, fields=sent)
+            if "language_codes" in sent:  # chosen now: a create's failed list is moot
+                locked.pending_language_codes = None
             if readback is not None:
                 apply_fields(character=locked, fields=fields_from_remote(readback))
                 locked.snapshot = snapshot_of(readback)
@@ -327,26 +329,32 @@ def _store_update(
             add_revision(character=locked, reason=reason, user=actor.user, note=note)
             record_character_event(action=action, actor=actor, character=locked, details=details)
     if lost:
-        raise refuse(
-            action=action,
-            actor=actor,
-            error=CharacterError(
-                "Convai took your changes, but the save took so long that it could not be "
-                "recorded here safely. Open the character again: its edit form shows what "
-                "Convai holds now as changes made in Convai."
-            ),
-            reason="save claim expired",
-            character=locked,
-            call=call,
-            changes=audit_changes(changes),
-        )
+        raise _claim_lost(save=save, locked=locked, changes=changes)
     return locked
+
+
+def _claim_lost(*, save: _Save, locked: Character, changes: list[FieldChange]) -> CharacterError:
+    """A save slower than a claim may live: Convai has its write, our record does not."""
+    return refuse(
+        action=save.action,
+        actor=save.actor,
+        error=CharacterError(
+            "Convai took your changes, but the save took so long that it could not be "
+            "recorded here safely. Open the character again: its edit form shows what "
+            "Convai holds now as changes made in Convai."
+        ),
+        reason="save claim expired",
+        character=locked,
+        call=save.call,
+        changes=audit_changes(changes),
+    )
 
 
 def take_remote_version(*, actor: Membership, character_id: int) -> Saved:
     """Sync from Convai: get the character and make Convai's state ours (apply_remote_state).
     `Saved.changes` lists what changed (empty: already in step). A character Convai no longer
-    has is flagged (RemoteMissing), never deleted here."""
+    has is flagged (RemoteMissing), never deleted here. A save here between the read and the
+    write (or on its way to Convai) stops the sync: what was read may predate it."""
     character = character_for(actor, character_id)
     authorize(actor=actor, action="character.sync", character=character, event="character.sync")
     call = ConvaiCall()
@@ -354,9 +362,28 @@ def take_remote_version(*, actor: Membership, character_id: int) -> Saved:
     remote = get_known(
         action="character.sync", actor=actor, call=call, client=client, character=character
     )
-    synced = apply_remote_state(actor=actor, character=character, remote=remote, call=call)
+    synced = apply_remote_state(
+        actor=actor,
+        character=character,
+        remote=remote,
+        call=call,
+        expected_version=character.version,
+    )
     if synced.outcome == SyncResult.DELETED:
         raise CharacterDeleted()
+    if synced.outcome == SyncResult.SAVED_MEANWHILE:
+        raise refuse(
+            action="character.sync",
+            actor=actor,
+            error=CharacterError(
+                "A teammate saved this character while it was read from Convai, so nothing "
+                "was taken: what was read may predate their save. Sync again to compare with "
+                "Convai now."
+            ),
+            reason="saved meanwhile",
+            character=synced.character,
+            call=call,
+        )
     return Saved(synced.character, [], synced.changes)
 
 
@@ -390,41 +417,55 @@ def restore_revision(
 
 
 def retry_language_codes(*, actor: Membership, character_id: int) -> Saved:
-    """Send the language codes that failed after a create again."""
+    """Send the language codes that failed after a create again: only the languages, under a
+    claimed version (a save on its way stops it, and it stops a save meanwhile), then read
+    back. Any save that sends languages clears the pending list; so does this one, or finding
+    that the record already has them."""
     character = character_for(actor, character_id)
     pending = list(character.pending_language_codes or [])
     if not pending:
         return Saved(character)
     authorize(actor=actor, action="character.update", character=character)
+    if list(character.language_codes) == pending:
+        Character.objects.filter(pk=character.pk, version=character.version).update(
+            pending_language_codes=None
+        )
+        character.pending_language_codes = None
+        return Saved(character)
     call = ConvaiCall()
     client = bound_client(action="character.update", actor=actor, character=character, call=call)
-    with convai_calls(
-        action="character.update", actor=actor, call=call, character=character, write=True
-    ):
-        client.update_character(character.convai_id, language_codes=pending)
-    readback = read_back(client=client, convai_id=character.convai_id)
+    save = _Save(action="character.update", actor=actor, character=character, call=call)
+    sent = {"language_codes": pending}
+    token, readback = _claim_and_send(
+        save=save, client=client, sent=sent, expected_version=character.version
+    )
+    changes = differences(character.editable(), {**character.editable(), **sent})
     with transaction.atomic():
         locked = Character.objects.select_for_update().get(pk=character.pk)
-        old = list(locked.language_codes)
-        locked.language_codes = pending
-        locked.pending_language_codes = None
-        if readback is not None:
-            locked.snapshot = snapshot_of(readback)
-        locked.version += 1
-        locked.updated_at = timezone.now()
-        locked.save()
-        add_revision(
-            character=locked,
-            reason=Revision.Reason.UPDATED,
-            user=actor.user,
-            note="languages set after create",
-        )
-        record_character_event(
-            action="character.update",
-            actor=actor,
-            character=locked,
-            details=call.details(changes={"language_codes": [old, pending]}),
-        )
+        lost = locked.saving_token != token
+        if not lost:
+            locked.language_codes = pending
+            locked.pending_language_codes = None
+            if readback is not None:
+                locked.snapshot = snapshot_of(readback)
+            locked.version += 1
+            locked.updated_at = timezone.now()
+            clear_claim(locked)
+            locked.save()
+            add_revision(
+                character=locked,
+                reason=Revision.Reason.UPDATED,
+                user=actor.user,
+                note="languages set after create",
+            )
+            record_character_event(
+                action="character.update",
+                actor=actor,
+                character=locked,
+                details=call.details(changes=audit_changes(changes)),
+            )
+    if lost:
+        raise _claim_lost(save=save, locked=locked, changes=changes)
     return Saved(locked)
 
 

@@ -6,6 +6,7 @@ job uses (a teammate's save meanwhile wins). Driven with payloads, no Convai cal
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -108,3 +109,30 @@ def test_with_the_expected_version_an_unchanged_character_is_one_update(
     assert character.synced_at > synced_before and character.version == 1
     (event,) = events("character.sync")
     assert event.details["job"] == 1
+
+
+def test_a_save_on_its_way_to_convai_stops_the_sync(
+    character: Character, editor: Membership, settings: Any
+) -> None:
+    """A live claim: the save's write may land at Convai after this read, so taking what was
+    read could undo it here. A claim a dead server left (expired) does not stop it."""
+    Character.objects.filter(pk=character.pk).update(
+        saving_token="theirs", saving_since=timezone.now(), saving_by=editor.user
+    )
+    character.refresh_from_db()
+    changed = remote(character, character_name="Other")
+
+    result = sync(editor, character, remote=changed, expected_version=character.version)
+
+    assert result.outcome == records.SyncResult.SAVED_MEANWHILE
+    character.refresh_from_db()
+    assert (character.name, character.version) == ("Raymond", 1)
+    assert events("character.sync") == []
+
+    old = timezone.now() - timedelta(seconds=settings.CHARACTER_SAVE_CLAIM_SECONDS + 1)
+    Character.objects.filter(pk=character.pk).update(saving_since=old)
+    character.refresh_from_db()
+    result = sync(editor, character, remote=changed, expected_version=character.version)
+    assert result.outcome == records.SyncResult.UPDATED
+    character.refresh_from_db()
+    assert (character.name, character.version) == ("Other", 2)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.db.models import F
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from characters.bulk import importing, syncing
@@ -355,3 +356,27 @@ def test_sync_all_reads_each_character_once_through_its_bound_key(
     gets = sorted(body["charID"] for path, body in sent if path == "/character/get")
     assert gets == sorted(c.convai_id for c in characters)
     assert all(path == "/character/get" for path, _ in sent)
+
+
+def test_sync_all_skips_a_character_a_save_is_on_its_way_for(
+    editor: Membership,
+    create: Callable[..., Any],
+    login: Callable[[Membership], Any],
+) -> None:
+    """What the job read may predate that save's write: it is not taken, the item says why."""
+    busy = create(name="Busy").character
+    SandboxCharacter.objects.filter(character_id=busy.convai_id).update(
+        character_name="Busy in Convai"
+    )
+    Character.objects.filter(pk=busy.pk).update(
+        saving_token="theirs", saving_since=timezone.now(), saving_by=editor.user
+    )
+    login(editor).post(reverse("jobs:sync-all", args=[editor.team.slug]))
+
+    run_worker()
+
+    job = fresh(Job.objects.get())
+    assert (job.state, job.done, job.skipped) == ("done", 0, 1)
+    assert "Saved here while the job read it" in job.items.get().message
+    busy.refresh_from_db()
+    assert (busy.name, busy.version, busy.saving_token) == ("Busy", 1, "theirs")

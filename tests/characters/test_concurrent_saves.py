@@ -22,9 +22,11 @@ from audit.models import Outcome
 from characters import errors, reconciliation, services
 from characters.models import Character
 from convai.client import ConvaiClient, close_thread_session
+from sandbox.models import SandboxCharacter
 from teams.models import Membership, Role
 from tests.characters.support import events, remote
-from tests.support.characters import record_requests
+from tests.support.characters import Key, record_requests
+from tests.support.sandbox import hits
 
 Create = Callable[..., services.Saved]
 WAIT = 20  # seconds: a bound on each wait, never a delay
@@ -267,3 +269,120 @@ def test_the_detail_page_says_a_save_is_in_progress_or_was_interrupted(
     page = client.get(url).content.decode()
     assert f"A save by {escape(teammate.user.display_name)} was interrupted" in page
     assert "Saving works again." in page
+
+
+# --- the other writers respect a save's claim ----------------------------------------------------
+
+
+def _changed_in_convai(character: Character, name: str) -> None:
+    SandboxCharacter.objects.filter(character_id=character.convai_id).update(character_name=name)
+
+
+def test_a_sync_while_a_save_is_on_its_way_takes_nothing(
+    character: Character, editor: Membership, teammate: Membership
+) -> None:
+    """The save's write may reach Convai after the sync's read: taking what was read would
+    undo that save here. The sync is refused, once, and nothing is written."""
+    _changed_in_convai(character, "Changed in Convai")
+    Character.objects.filter(pk=character.pk).update(
+        saving_token="theirs", saving_since=timezone.now(), saving_by=teammate.user
+    )
+
+    with pytest.raises(errors.CharacterError, match="saved this character while it was read"):
+        services.take_remote_version(actor=editor, character_id=character.pk)
+
+    character.refresh_from_db()
+    assert (character.name, character.version, character.revisions.count()) == ("Raymond", 1, 1)
+    assert character.saving_token == "theirs"
+    (refusal,) = events("character.sync")
+    assert refusal.outcome == Outcome.FAILURE and refusal.details["reason"] == "saved meanwhile"
+
+
+def test_a_save_between_the_syncs_read_and_its_write_is_kept(
+    character: Character,
+    editor: Membership,
+    teammate: Membership,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sync read Convai, then a teammate saved: what the sync read predates that save, so
+    it is not taken (before, it overwrote the teammate's name here with the older one)."""
+    _changed_in_convai(character, "Changed in Convai")
+    real_get = ConvaiClient.get_character
+    reads: list[str] = []
+
+    def teammate_saves_after_the_read(self: ConvaiClient, convai_id: str) -> Any:
+        details = real_get(self, convai_id)
+        reads.append(convai_id)
+        if len(reads) == 1:
+            services.update_character(
+                actor=teammate,
+                character_id=character.pk,
+                expected_version=1,
+                fields={**character.editable(), "name": "Teammate's name"},
+                overwrite_drift=True,
+            )
+        return details
+
+    monkeypatch.setattr(ConvaiClient, "get_character", teammate_saves_after_the_read)
+
+    with pytest.raises(errors.CharacterError, match="saved this character while it was read"):
+        services.take_remote_version(actor=editor, character_id=character.pk)
+
+    character.refresh_from_db()
+    assert (character.name, character.version) == ("Teammate's name", 2)
+    assert remote(character).character_name == "Teammate's name"
+    monkeypatch.undo()
+    synced = services.take_remote_version(actor=editor, character_id=character.pk)
+    assert synced.changes == [] and synced.character.version == 2
+
+
+def test_retrying_languages_while_a_save_is_on_its_way_sends_nothing(
+    character: Character, editor: Membership, editor_key: Key, teammate: Membership
+) -> None:
+    Character.objects.filter(pk=character.pk).update(
+        language_codes=[], pending_language_codes=["fr-FR"]
+    )
+    Character.objects.filter(pk=character.pk).update(
+        saving_token="theirs", saving_since=timezone.now(), saving_by=teammate.user
+    )
+    before = hits(editor_key.raw)
+
+    with pytest.raises(errors.SaveInProgress):
+        services.retry_language_codes(actor=editor, character_id=character.pk)
+
+    assert hits(editor_key.raw) == before
+    assert remote(character).language_codes == ["en-US"]
+    character.refresh_from_db()
+    assert (character.pending_language_codes, character.version) == (["fr-FR"], 1)
+
+
+def test_any_save_that_sends_languages_clears_the_creates_pending_list(
+    character: Character, editor: Membership
+) -> None:
+    """Otherwise "Retry languages" would still offer the create's list over the languages a
+    member chose since."""
+    Character.objects.filter(pk=character.pk).update(
+        language_codes=[], pending_language_codes=["fr-FR"]
+    )
+    character.refresh_from_db()
+    services.update_character(
+        actor=editor,
+        character_id=character.pk,
+        expected_version=1,
+        fields={**character.editable(), "language_codes": ["de-DE"]},
+    )
+    character.refresh_from_db()
+    assert (character.language_codes, character.pending_language_codes) == (["de-DE"], None)
+    assert remote(character).language_codes == ["de-DE"]
+
+
+def test_pending_languages_convai_already_has_are_cleared_without_a_call(
+    character: Character, editor: Membership, editor_key: Key
+) -> None:
+    Character.objects.filter(pk=character.pk).update(pending_language_codes=["en-US"])
+    before = hits(editor_key.raw)
+    saved = services.retry_language_codes(actor=editor, character_id=character.pk)
+    assert hits(editor_key.raw) == before
+    character.refresh_from_db()
+    assert character.pending_language_codes is None and character.version == 1
+    assert saved.character.pending_language_codes is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.utils import timezone
 
 from audit.models import Outcome
 from characters import binding, copying, errors, selectors, services
@@ -197,6 +198,39 @@ def test_an_admin_rebinds_to_another_members_key_of_the_same_account(
     edit(make_member(Role.EDITOR), character, name="Red")
     assert hits(colleague_key.raw) > before
     assert remote(character).character_name == "Red"
+
+
+def test_a_rebind_waits_for_a_save_on_its_way_to_convai(
+    character: Character,
+    owner: Membership,
+    owner_key: Key,
+    admin: Membership,
+    make_member: MakeMember,
+    add_key: AddKey,
+) -> None:
+    """The save's write lands under the old binding's snapshot: rebinding meanwhile would
+    store a snapshot read before it. Refused once, nothing changed; after the save, it works."""
+    colleague = make_member(Role.EDITOR)
+    colleague_key = add_key(colleague, "Colleague key", account=ACCOUNT)
+    Character.objects.filter(pk=character.pk).update(
+        saving_token="theirs", saving_since=timezone.now(), saving_by=owner.user
+    )
+
+    with pytest.raises(errors.CharacterError, match="is saving this character right now"):
+        binding.rebind_character(
+            actor=admin, character_id=character.pk, api_key_id=colleague_key.pk
+        )
+
+    character.refresh_from_db()
+    assert (character.bound_key_id, character.version) == (owner_key.pk, 1)
+    (refusal,) = events("character.rebind")
+    assert refusal.outcome == Outcome.FAILURE
+    assert refusal.details["reason"] == "save in progress"
+
+    Character.objects.filter(pk=character.pk).update(saving_token="", saving_since=None)
+    binding.rebind_character(actor=admin, character_id=character.pk, api_key_id=colleague_key.pk)
+    character.refresh_from_db()
+    assert (character.bound_key_id, character.version) == (colleague_key.pk, 2)
 
 
 def test_a_rebind_stores_a_revision_like_any_save(
