@@ -25,3 +25,5 @@ class JobsConfig(AppConfig):
         )
         # A deleted team's jobs go with it (teams.hooks).
         teams_hooks.register_team_remover("jobs", services.remove_team_jobs)
+        # An archived team's unfinished jobs are cancelled with the archiving (teams.hooks).
+        teams_hooks.register_team_archiver("jobs", services.cancel_team_jobs)

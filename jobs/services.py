@@ -32,6 +32,7 @@ from django.utils import timezone
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
+from accounts.models import User
 from audit.models import Outcome
 from audit.services import record
 from convai_admin.errors import DomainError, NotFound
@@ -352,26 +353,46 @@ def cancel_job(*, actor: Membership, job_id: int) -> Job:
     between items (its worker sees the request within a second) and keeps what it did."""
     job = _job(actor, job_id)
     policy.authorize(actor, "job.cancel", job, target_type=TARGET_TYPE, target_id=job.pk)
-    now = timezone.now()
     with transaction.atomic():
         locked = Job.objects.select_for_update().get(pk=job.pk)
         if locked.is_finished:
             raise JobFinished()
-        locked.cancel_requested_at = locked.cancel_requested_at or now
-        locked.cancel_requested_by = actor.user
-        fields = ["cancel_requested_at", "cancel_requested_by"]
-        if locked.state != Job.State.RUNNING or locked.is_stale:
-            locked.state = Job.State.CANCELLED
-            locked.finished_at = now
-            fields += ["state", "finished_at"]
-        locked.save(update_fields=fields)
-        record_job_event(
-            "job.cancel",
-            locked,
-            actor=actor.user,
-            details={"state": locked.state, **counts(locked)},
-        )
+        _request_cancel(locked, user=actor.user)
     return locked
+
+
+def _request_cancel(locked: Job, *, user: User, reason: str = "") -> None:
+    """The cancel request on a locked, unfinished job, and its event."""
+    now = timezone.now()
+    locked.cancel_requested_at = locked.cancel_requested_at or now
+    locked.cancel_requested_by = user
+    fields = ["cancel_requested_at", "cancel_requested_by"]
+    if locked.state != Job.State.RUNNING or locked.is_stale:
+        locked.state = Job.State.CANCELLED
+        locked.finished_at = now
+        fields += ["state", "finished_at"]
+    locked.save(update_fields=fields)
+    record_job_event(
+        "job.cancel",
+        locked,
+        actor=user,
+        details={"state": locked.state, **counts(locked), **({"reason": reason} if reason else {})},
+    )
+
+
+def cancel_team_jobs(team: Team, user: User) -> int:
+    """An archived team changes nothing more: its unfinished jobs are asked to stop, as by
+    "Cancel" (teams.hooks' archiver, run inside the archiving's transaction). How many."""
+    unfinished = (
+        Job.objects.select_for_update()
+        .filter(team=team)
+        .exclude(state__in=Job.FINISHED_STATES)
+        .order_by("pk")
+    )
+    jobs = list(unfinished)
+    for job in jobs:
+        _request_cancel(job, user=user, reason="team archived")
+    return len(jobs)
 
 
 def resume_job(*, actor: Membership, job_id: int) -> Job:

@@ -69,6 +69,21 @@ def remove_team_data(team: Team) -> dict[str, int]:
     return {name: remover(team) for name, remover in _team_removers.items()}
 
 
+_team_archivers: dict[str, Callable[[Team, User], int]] = {}
+
+
+def register_team_archiver(name: str, archiver: Callable[[Team, User], int]) -> None:
+    """`archiver(team, user)`: stop the app's work in progress for a team being archived by
+    `user` (a running job, say), inside the archiving's transaction, and return how many
+    things it stopped (for the audit event)."""
+    _team_archivers[name] = archiver
+
+
+def stop_team_work(team: Team, user: User) -> dict[str, int]:
+    """Every registered app's work in progress for the team, stopped; how many each stopped."""
+    return {name: archiver(team, user) for name, archiver in _team_archivers.items()}
+
+
 _team_counters: dict[str, Callable[[Team], int]] = {}
 
 

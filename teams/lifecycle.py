@@ -92,7 +92,9 @@ def transfer_ownership(*, actor: Membership, membership_id: int) -> Membership:
 
 
 def archive_team(*, actor: Membership) -> Team:
-    """Make the team read-only (policy.ARCHIVED_ALLOWS) until an Owner unarchives it."""
+    """Make the team read-only (policy.ARCHIVED_ALLOWS) until an Owner unarchives it. Work
+    in progress stops with it (`hooks.stop_team_work`: the team's unfinished jobs are
+    cancelled, a running one after the item it is on)."""
     policy.authorize(actor, "team.archive", event="team.archived", target_type="team")
     team = actor.team
     with transaction.atomic():
@@ -102,7 +104,12 @@ def archive_team(*, actor: Membership) -> Team:
             raise TeamError(f"{team.name} is already archived.")
         team.archived_at = timezone.now()
         team.save(update_fields=["archived_at"])
-        _record_team(actor, "team.archived", {"archived_at": team.archived_at.isoformat()})
+        stopped = hooks.stop_team_work(team, actor.user)
+        _record_team(
+            actor,
+            "team.archived",
+            {"archived_at": team.archived_at.isoformat(), "stopped": stopped},
+        )
     return team
 
 
