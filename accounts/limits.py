@@ -9,7 +9,8 @@ takes a successful one back, so only failures count, twice:
   out or an Admin or Owner unlocks it on the Members page (`unlock`);
 - per IP address, across usernames (password spraying): LOGIN_IP_FAILURE_LIMIT failures within
   LOGIN_IP_WINDOW_SECONDS; nobody can lift that one early.
-Wrong two-factor codes count against the same per-IP limit, and per person (allauth.mfa).
+Wrong two-factor codes count against the same per-IP limit, and per person (allauth.mfa's own
+key, `mfa_key`): the Members page shows either per-person lock, and `unlock` lifts both.
 
 The counters are allauth's: `allauth.core.ratelimit` builds and clears the cache keys. Its
 public `clear` clears every rate of an action, including the per-IP ones of whoever makes the
@@ -25,7 +26,8 @@ counter, never the audit log's details.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from allauth.account import app_settings as account_settings
 from allauth.core.internal import ratelimit as allauth_ratelimit
@@ -33,6 +35,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+
+if TYPE_CHECKING:
+    from .models import User
 
 APP = "allauth.account"
 ACTION = "login_failed"
@@ -67,42 +72,61 @@ def _no_request() -> HttpRequest:
     return HttpRequest()
 
 
-def _failures(usernames: list[str]) -> dict[str, int]:
-    """Recent failures per username (the per-account counter), in one cache read."""
+def mfa_key(user_id: int) -> str:
+    """The per-person key of `login_failed` that allauth.mfa counts wrong two-factor codes
+    under (`allauth.mfa.base.internal.flows.check_rate_limit`): after SIGN_IN_FAILURE_LIMIT
+    wrong codes the person cannot finish signing in either."""
+    return f"mfa-auth-user-{user_id}"
+
+
+def _person_keys(user: User) -> tuple[str, str]:
+    """A person's two per-account counters: wrong passwords and wrong two-factor codes."""
+    return sign_in_key(user.username), mfa_key(user.pk)
+
+
+def _failures(keys: list[str]) -> dict[str, int]:
+    """Recent failures per per-account key, in one cache read per rate."""
     request = _no_request()
     now = time.time()
     found: dict[str, int] = {}
     for rate in _rates("key"):
-        keys = {
+        cache_keys = {
             allauth_ratelimit.get_cache_key(
-                request, app=APP, action=ACTION, rate=rate, key=sign_in_key(name)
-            ): name
-            for name in usernames
+                request, app=APP, action=ACTION, rate=rate, key=key
+            ): key
+            for key in keys
         }
-        for cache_key, history in cache.get_many(list(keys)).items():
+        for cache_key, history in cache.get_many(list(cache_keys)).items():
             _, recent = allauth_ratelimit.apply_rate(list(history), now, rate, dry_run=True)
-            found[keys[cache_key]] = max(found.get(keys[cache_key], 0), len(recent))
+            key = cache_keys[cache_key]
+            found[key] = max(found.get(key, 0), len(recent))
     return found
 
 
-def locked_usernames(usernames: list[str]) -> set[str]:
-    """Which of these people cannot sign in right now (too many wrong passwords)."""
+def locked_usernames(users: Sequence[User]) -> set[str]:
+    """Which of these people cannot sign in right now: too many wrong passwords, or too many
+    wrong two-factor codes."""
+    failures = _failures([key for user in users for key in _person_keys(user)])
     return {
-        name
-        for name, count in _failures(usernames).items()
-        if count >= settings.SIGN_IN_FAILURE_LIMIT
+        user.username
+        for user in users
+        if any(failures.get(key, 0) >= settings.SIGN_IN_FAILURE_LIMIT for key in _person_keys(user))
     }
 
 
-def recent_failures(username: str) -> int:
-    return _failures([username]).get(username, 0)
+def recent_failures(user: User) -> int:
+    """The person's recent wrong passwords and wrong two-factor codes, together."""
+    failures = _failures(list(_person_keys(user)))
+    return sum(failures.get(key, 0) for key in _person_keys(user))
 
 
-def unlock(username: str) -> None:
-    """Forget the account's failed sign-ins (not the per-IP counters of anyone's address)."""
-    allauth_ratelimit.clear(
-        _no_request(), app=APP, action=ACTION, config=_config("key"), key=sign_in_key(username)
-    )
+def unlock(user: User) -> None:
+    """Forget the person's failed sign-ins and wrong two-factor codes (not the per-IP
+    counters of anyone's address)."""
+    for key in _person_keys(user):
+        allauth_ratelimit.clear(
+            _no_request(), app=APP, action=ACTION, config=_config("key"), key=key
+        )
 
 
 def limit_reached(request: HttpRequest, username: str) -> str | None:

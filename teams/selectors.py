@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db.models import QuerySet
 
 from accounts import limits as sign_in_limits
@@ -109,7 +111,7 @@ def owner_count(team: Team) -> int:
     return Membership.objects.filter(team=team, role=Role.OWNER).count()
 
 
-def locked_usernames(usernames: list[str]) -> set[str]:
-    """Which of these people cannot sign in right now (too many wrong passwords): one cache
-    read over allauth's per-account counters (accounts.limits)."""
-    return sign_in_limits.locked_usernames(usernames)
+def locked_usernames(users: Sequence[User]) -> set[str]:
+    """Which of these people cannot sign in right now (too many wrong passwords or two-factor
+    codes): one cache read over allauth's per-account counters (accounts.limits)."""
+    return sign_in_limits.locked_usernames(users)

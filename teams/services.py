@@ -364,9 +364,9 @@ def leave_team(*, actor: Membership) -> MemberChange:
 
 
 def unlock_member(*, actor: Membership, membership_id: int) -> Membership:
-    """Lift a sign-in lockout of a member (too many wrong passwords) before it expires. The
-    counters live in the shared cache (accounts.limits); the audit event is written first, so
-    a failed write unlocks nothing, and a failed clear rolls the event back."""
+    """Lift a sign-in lockout of a member (too many wrong passwords or two-factor codes) before
+    it expires. The counters live in the shared cache (accounts.limits); the audit event is
+    written first, so a failed write unlocks nothing, and a failed clear rolls the event back."""
 
     policy.authorize(actor, "member.unlock", event="member.unlocked")
     target = _member_in_team(actor.team, membership_id)
@@ -381,12 +381,12 @@ def unlock_member(*, actor: Membership, membership_id: int) -> Membership:
     )
     username = target.user.username
     with transaction.atomic():
-        cleared = sign_in_limits.recent_failures(username)
+        cleared = sign_in_limits.recent_failures(target.user)
         _record_member(
             actor,
             "member.unlocked",
             target=target,
             details={"username": username, "attempts_cleared": cleared},
         )
-        sign_in_limits.unlock(username)
+        sign_in_limits.unlock(target.user)
     return target

@@ -247,7 +247,7 @@ def team_members(request: TeamRequest) -> HttpResponse:
     team = request.team
     members = list(selectors.team_members(team))
     owners = policy.count_owners(members)
-    locked = selectors.locked_usernames([m.user.username for m in members])
+    locked = selectors.locked_usernames([m.user for m in members])
     rows = []
     for member in members:
         controls = policy.member_controls(actor, member, owners=owners)

@@ -7,7 +7,8 @@ from allauth.core import ratelimit
 from django.conf import settings
 from django.test import RequestFactory
 
-from accounts.limits import recent_failures, sign_in_key
+from accounts.limits import locked_usernames, sign_in_key
+from accounts.models import User
 
 
 def lock_out_account(username: str, *, ip: str = "203.0.113.9") -> None:
@@ -18,4 +19,4 @@ def lock_out_account(username: str, *, ip: str = "203.0.113.9") -> None:
 
 
 def is_locked_out(username: str) -> bool:
-    return recent_failures(username) >= settings.SIGN_IN_FAILURE_LIMIT
+    return locked_usernames([User.objects.get(username=username)]) == {username}

@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent, Outcome
 from teams.models import Membership, Role, Team
+from tests.accounts.mfa_support import enable_totp, totp_code
 from tests.factories import TEST_PASSWORD, MembershipFactory
 from tests.support.sign_in_limits import is_locked_out
 
@@ -187,3 +188,33 @@ def test_the_locks_live_in_the_shared_cache() -> None:
         "django.core.cache.backends.db.DatabaseCache",
         "django.core.cache.backends.redis.RedisCache",
     }
+
+
+def test_a_lock_from_wrong_two_factor_codes_is_shown_and_lifted(
+    client: Client, team: Team, admin: Membership
+) -> None:
+    """The right password, then too many wrong codes: allauth.mfa locks the person under its
+    own key. The Members page shows that lock too, and Unlock lifts it (before, only the
+    wrong-password lock was seen and cleared, so such a member stayed locked out)."""
+    editor = MembershipFactory.create(team=team, role=Role.EDITOR)
+    secret, _codes = enable_totp(editor.user)
+    browser = Client()
+    browser.post(
+        reverse("accounts:login"), {"login": editor.user.username, "password": TEST_PASSWORD}
+    )
+    for _ in range(settings.SIGN_IN_FAILURE_LIMIT):
+        browser.post(reverse("mfa_authenticate"), {"code": "000000"})
+    refused = browser.post(reverse("mfa_authenticate"), {"code": totp_code(secret)})
+    assert "Too many failed login attempts" in refused.content.decode()
+
+    client.force_login(admin.user)
+    html = members_page(client, team)
+    assert LOCKED_BADGE in row_of(html, editor) and UNLOCK_BUTTON in row_of(html, editor)
+
+    client.post(unlock_url(editor))
+
+    assert LOCKED_BADGE not in row_of(members_page(client, team), editor)
+    event = AuditEvent.objects.get(action="member.unlocked")
+    assert event.details["attempts_cleared"] >= settings.SIGN_IN_FAILURE_LIMIT
+    done = browser.post(reverse("mfa_authenticate"), {"code": totp_code(secret, offset=1)})
+    assert done.status_code == 302
