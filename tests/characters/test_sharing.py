@@ -166,16 +166,20 @@ def test_without_a_usable_key_the_character_is_read_only(
 # --- rebinding -----------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def colleague_key(make_member: MakeMember, add_key: AddKey) -> Key:
+    """Another Editor's key of the same Convai account: a key to rebind to."""
+    return add_key(make_member(Role.EDITOR), "Colleague key", account=ACCOUNT)
+
+
 def test_an_admin_rebinds_to_another_members_key_of_the_same_account(
     character: Character,
     owner: Membership,
     owner_key: Key,
     admin: Membership,
+    colleague_key: Key,
     make_member: MakeMember,
-    add_key: AddKey,
 ) -> None:
-    colleague = make_member(Role.EDITOR)
-    colleague_key = add_key(colleague, "Colleague key", account=ACCOUNT)
     revoke_api_key(actor=owner.user, api_key_id=owner_key.pk)
 
     saved = binding.rebind_character(
@@ -205,13 +209,10 @@ def test_a_rebind_waits_for_a_save_on_its_way_to_convai(
     owner: Membership,
     owner_key: Key,
     admin: Membership,
-    make_member: MakeMember,
-    add_key: AddKey,
+    colleague_key: Key,
 ) -> None:
     """The save's write lands under the old binding's snapshot: rebinding meanwhile would
     store a snapshot read before it. Refused once, nothing changed; after the save, it works."""
-    colleague = make_member(Role.EDITOR)
-    colleague_key = add_key(colleague, "Colleague key", account=ACCOUNT)
     Character.objects.filter(pk=character.pk).update(
         saving_token="theirs", saving_since=timezone.now(), saving_by=owner.user
     )
@@ -238,11 +239,8 @@ def test_a_rebind_stores_a_revision_like_any_save(
     owner: Membership,
     owner_key: Key,
     admin: Membership,
-    make_member: MakeMember,
-    add_key: AddKey,
+    colleague_key: Key,
 ) -> None:
-    colleague = make_member(Role.EDITOR)
-    colleague_key = add_key(colleague, "Colleague key", account=ACCOUNT)
     revoke_api_key(actor=owner.user, api_key_id=owner_key.pk)
 
     saved = binding.rebind_character(
