@@ -12,17 +12,20 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
 from audit.context import audit_context, current
+from audit.models import Outcome
 from convai.client import ConvaiClient
 from convai.errors import ConvaiError, ConvaiRequestError
 from convai.types import parse_moment
 from convai_admin.errors import NotFound
+from keys.models import ApiKey
 from keys.services import ApiKeyUnusable, client_for
 from teams.models import Membership
 
-from .errors import AlreadyInTeam
+from .errors import AlreadyInTeam, CharacterError
 from .models import Character, PendingOperation, Revision
 from .operations import (
     OPERATION_ACTIONS,
@@ -32,14 +35,17 @@ from .operations import (
     authorize,
     fail_operation,
     finish_operation,
+    key_label,
     means_gone,
+    record_character_event,
+    refuse,
     snapshot_of,
 )
 from .records import store_for_operation, tombstone
 from .remote import (
     fields_from_remote,
 )
-from .selectors import operation_overdue_before, save_claim_expired_before
+from .selectors import operation_key, operation_overdue_before, save_claim_expired_before
 
 
 class Resolution:
@@ -78,9 +84,8 @@ def reconcile_pending_operations() -> str:
     return f"pending operations: {summary}; interrupted saves released: {released}"
 
 
-def check_operation(*, actor: Membership, operation_id: int) -> tuple[PendingOperation, str]:
-    """ "Check now" on an operation whose outcome is unknown: whoever may do the operation
-    may ask Convai at once. Returns the operation as it stands and the resolution."""
+def _team_operation(actor: Membership, operation_id: int) -> PendingOperation:
+    """One of the actor's team's operations, for whoever may do that operation."""
     operation = (
         PendingOperation.objects.filter(team=actor.team, pk=operation_id)
         .select_related("team", "api_key", "character", "actor", "result")
@@ -88,12 +93,18 @@ def check_operation(*, actor: Membership, operation_id: int) -> tuple[PendingOpe
     )
     if operation is None:
         raise NotFound("There is no such operation in this team.")
-    action = OPERATION_ACTIONS[operation.kind]
     authorize(
         actor=actor,
-        action=action,
+        action=OPERATION_ACTIONS[operation.kind],
         character=operation.character if operation.kind != "create" else None,
     )
+    return operation
+
+
+def check_operation(*, actor: Membership, operation_id: int) -> tuple[PendingOperation, str]:
+    """ "Check now" on an operation whose outcome is unknown: whoever may do the operation
+    may ask Convai at once. Returns the operation as it stands and the resolution."""
+    operation = _team_operation(actor, operation_id)
     if operation.state != PendingOperation.State.PENDING:
         return operation, Resolution.DONE
     outcome = resolve_operation(operation=operation, actor=actor)
@@ -101,13 +112,61 @@ def check_operation(*, actor: Membership, operation_id: int) -> tuple[PendingOpe
     return operation, outcome
 
 
+def dismiss_operation(*, actor: Membership, operation_id: int) -> PendingOperation:
+    """Give up on an operation whose outcome nothing can find out any more: its request is
+    over and no key can ask Convai (its own was revoked or deleted, and no current member
+    holds a key of the same account: selectors.operation_key). It is marked failed here,
+    with one event; if Convai did make the character, an import through a key of that
+    account finds it. While a key can still ask, "Check now" settles it instead."""
+    operation = _team_operation(actor, operation_id)
+    action = OPERATION_ACTIONS[operation.kind]
+    if operation.state != PendingOperation.State.PENDING:
+        return operation
+    if operation.created_at > operation_overdue_before() or operation_key(operation) is not None:
+        raise refuse(
+            action=action,
+            actor=actor,
+            error=CharacterError(
+                "Convai can still be asked what became of this: it is checked automatically, "
+                "or use “Check now”."
+            ),
+            reason="operation can still be checked",
+            character=operation.character,
+            label=operation.name,
+            operation=operation.pk,
+        )
+    message = (
+        f"Dismissed by {actor.user.display_name}: no API key could ask Convai what became of it."
+    )
+    with transaction.atomic():
+        dismissed = PendingOperation.objects.filter(
+            pk=operation.pk, state=PendingOperation.State.PENDING
+        ).update(state=PendingOperation.State.FAILED, finished_at=timezone.now(), message=message)
+        if dismissed:
+            record_character_event(
+                action=action,
+                actor=actor,
+                character=operation.character,
+                label=operation.name,
+                outcome=Outcome.FAILURE,
+                details={
+                    "reason": "dismissed",
+                    "operation": operation.pk,
+                    "for": _for_whom(operation),
+                    "key_used": key_label(operation.api_key),
+                },
+            )
+    operation.refresh_from_db()
+    return operation
+
+
 def resolve_operation(*, operation: PendingOperation, actor: Actor) -> str:
     """Ask Convai what became of one pending operation and settle it here. "Not there" is
     only concluded once the operation's own request must be over (operation_overdue_before):
     before that, it may still be on its way."""
     action = OPERATION_ACTIONS[operation.kind]
-    api_key = operation.api_key
-    if api_key is None or not api_key.is_active:
+    api_key = operation_key(operation)
+    if api_key is None:
         return Resolution.UNKNOWN
     try:
         client = client_for(api_key, actor=None)
@@ -116,6 +175,7 @@ def resolve_operation(*, operation: PendingOperation, actor: Actor) -> str:
     settle = _Settling(
         operation=operation,
         actor=actor,
+        api_key=api_key,
         client=client,
         call=ConvaiCall(api_key=api_key),
         details={"recovered": True, "operation": operation.pk, "for": _for_whom(operation)},
@@ -131,11 +191,13 @@ def resolve_operation(*, operation: PendingOperation, actor: Actor) -> str:
 
 @dataclass(frozen=True)
 class _Settling:
-    """One pending operation being settled: through its key's client, audited with `call`
-    and `details`; `overdue` once its own request must be over."""
+    """One pending operation being settled: through `api_key`'s client (its own key, or one
+    of the same Convai account once its own was revoked: selectors.operation_key), audited
+    with `call` and `details`; `overdue` once its own request must be over."""
 
     operation: PendingOperation
     actor: Actor
+    api_key: ApiKey
     client: ConvaiClient
     call: ConvaiCall
     details: dict[str, Any]
@@ -187,7 +249,7 @@ def _resolve_made(settle: _Settling, *, action: str) -> str:
         names.add(str(operation.fields.get("source_name") or ""))
     convai_id = _made_on_convai(operation=operation, client=settle.client, names=names)
     if convai_id is None:
-        adopted = _adopted_meanwhile(operation=operation, names=names)
+        adopted = _adopted_meanwhile(operation=operation, names=names, api_key=settle.api_key)
         if adopted is not None:
             # "Check Convai" (adopt_from_convai) or an import took it in already.
             finish_operation(operation=operation, result=adopted)
@@ -240,13 +302,12 @@ def _adopt(settle: _Settling, *, convai_id: str, action: str) -> str:
         if operation.kind == PendingOperation.Kind.CLONE
         else Revision.Reason.CREATED
     )
-    assert operation.api_key is not None
     try:
         store_for_operation(
             operation=operation,
             actor=settle.actor,
             convai_id=convai_id,
-            api_key=operation.api_key,
+            api_key=settle.api_key,
             fields=fields_from_remote(remote),
             snapshot=snapshot_of(remote),
             reason=reason,
@@ -261,14 +322,17 @@ def _adopt(settle: _Settling, *, convai_id: str, action: str) -> str:
     return Resolution.ADOPTED
 
 
-def _adopted_meanwhile(*, operation: PendingOperation, names: set[str]) -> Character | None:
-    """A character of the team, through the operation's key and by one of its names, stored
-    here after the operation started and not the result of another operation."""
+def _adopted_meanwhile(
+    *, operation: PendingOperation, names: set[str], api_key: ApiKey
+) -> Character | None:
+    """A character of the team, through the operation's key (or the one settling it) and by
+    one of its names, stored here after the operation started and not the result of another
+    operation."""
     results = PendingOperation.objects.filter(result__isnull=False).values("result")
     return (
         Character.objects.filter(
             team=operation.team,
-            bound_key=operation.api_key,
+            bound_key__in={key.pk for key in (operation.api_key, api_key) if key is not None},
             name__in=names,
             created_at__gte=operation.created_at,
             deleted_at__isnull=True,

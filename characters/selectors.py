@@ -334,16 +334,37 @@ def rebind_candidates(team_id: int, current: ApiKey | None = None) -> list[ApiKe
 
 def pending_operations(team: Team) -> list[PendingOperation]:
     """The team's operations still pending, oldest first, each marked `overdue` when its
-    request must be over (shown "Outcome unknown: check Convai")."""
+    request must be over (shown "Outcome unknown: check Convai") and `stuck` when no key can
+    ask Convai about it any more (operation_key)."""
     overdue_before = operation_overdue_before()
     operations = list(
         PendingOperation.objects.filter(team=team, state=PendingOperation.State.PENDING)
-        .select_related("actor", "character")
+        .select_related("actor", "character", "api_key")
         .order_by("created_at", "pk")[:20]
     )
     for operation in operations:
         operation.overdue = operation.created_at <= overdue_before  # type: ignore[attr-defined]
+        operation.stuck = operation.overdue and operation_key(operation) is None  # type: ignore[attr-defined]
     return operations
+
+
+def operation_key(operation: PendingOperation) -> ApiKey | None:
+    """The key to ask Convai through about a create, clone or delete whose outcome is not
+    known: its own while that key is active; once it is revoked, an active, verified key of
+    the same Convai account held by a current member of the team (Convai answers the same for
+    every key of an account). None when there is neither: nothing can ask Convai (a deleted
+    key's account is not known)."""
+    own = operation.api_key
+    if own is None or own.is_active:
+        return own
+    return next(
+        (
+            key
+            for key in rebind_candidates(operation.team_id, own)
+            if key_selectors.same_account(key, own)
+        ),
+        None,
+    )
 
 
 def quota_of(api_key: ApiKey) -> tuple[int | None, datetime | None]:

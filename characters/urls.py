@@ -25,6 +25,11 @@ urlpatterns = [
         listing.operation_check,
         name="operation-check",
     ),
+    path(
+        TEAM + "operations/<int:operation_id>/dismiss/",
+        listing.operation_dismiss,
+        name="operation-dismiss",
+    ),
     path(ONE, detail.character_detail, name="character-detail"),
     path(ONE + "edit/", edit.character_edit, name="character-edit"),
     path(ONE + "clone/", dialogs.character_clone, name="character-clone"),

@@ -79,6 +79,7 @@ def _operations(request: TeamRequest) -> list[dict[str, Any]]:
                 "at": operation.created_at,
                 "ago": ago(operation.created_at),
                 "overdue": getattr(operation, "overdue", False),
+                "stuck": getattr(operation, "stuck", False),
                 "may_check": policy.may(request.membership, action, target),
             }
         )
@@ -121,4 +122,25 @@ def operation_check(request: TeamRequest, operation_id: int) -> HttpResponse:
             f"Convai could not tell yet what became of the {kind} of “{operation.name}”. It is "
             "checked again automatically; try “Check now” in a minute.",
         )
+    return redirect(list_url(request))
+
+
+@require_POST
+@team_view("character.view")
+def operation_dismiss(request: TeamRequest, operation_id: int) -> HttpResponse:
+    """ "Dismiss": give up on an operation no key can ask Convai about any more (the policy
+    of the operation itself and whether it is stuck are the service's to check)."""
+    try:
+        operation = reconciliation.dismiss_operation(
+            actor=request.membership, operation_id=operation_id
+        )
+    except (policy.NotAllowed, errors.CharacterError) as error:
+        messages.error(request, error.message)
+        return redirect(list_url(request))
+    kind = operation.get_kind_display().lower()
+    messages.info(
+        request,
+        f"The {kind} of “{operation.name}” is dismissed. If Convai did make it, “Import” with "
+        "a key of that Convai account finds it.",
+    )
     return redirect(list_url(request))

@@ -19,6 +19,7 @@ from audit.models import Outcome
 from characters import errors, importing, reconciliation, services
 from characters.models import Character, PendingOperation
 from convai.client import ConvaiClient
+from keys.services import revoke_api_key
 from sandbox.models import SandboxCharacter
 from sandbox.services import clear_faults, set_fault
 from teams.models import Membership, Role
@@ -376,3 +377,86 @@ def test_finished_operations_are_forgotten_after_a_month(editor: Membership) -> 
         )
     reconciliation.reconcile_pending_operations()
     assert set(PendingOperation.objects.values_list("token", flat=True)) == {"recent", "stuck"}
+
+
+# --- an operation whose key can no longer be used ------------------------------------------------
+
+
+def test_a_create_whose_key_was_revoked_is_settled_through_a_key_of_the_same_account(
+    make_member: Callable[..., Membership],
+    add_key: Callable[..., Key],
+    make_client: Callable[..., ConvaiClient],
+    overdue: None,
+) -> None:
+    """Convai answers the same for every key of an account: once the operation's own key is
+    revoked, a teammate's key of that account finds what the create made (before, it stayed
+    "Outcome unknown" for good). The character is bound to the key that can use it."""
+    editor = make_member(Role.EDITOR)
+    editor_key = add_key(editor, "Editor key", account="studio")
+    colleague_key = add_key(make_member(Role.EDITOR), "Colleague key", account="studio")
+    add_key(make_member(Role.EDITOR), "Other account key", account="elsewhere")
+    operation = _unfinished_create(editor, editor_key, "Orphan")
+    make_client(editor_key.raw).create_character("Orphan", "MALE", "Made.", [])
+    revoke_api_key(actor=editor.user, api_key_id=editor_key.pk)
+
+    assert "1 adopted" in reconciliation.reconcile_pending_operations()
+
+    character = Character.objects.get(name="Orphan")
+    assert (character.bound_key_id, character.created_by) == (colleague_key.pk, editor.user)
+    operation.refresh_from_db()
+    assert (operation.state, operation.result) == ("done", character)
+    (success,) = events("character.create", outcome=Outcome.SUCCESS)
+    assert success.details["recovered"] is True
+    assert success.details["key_used"] == f"Colleague key (…{colleague_key.raw[-4:]})"
+
+
+def test_with_no_key_of_its_account_the_list_says_so_and_dismiss_gives_up(
+    client: Client,
+    editor: Membership,
+    editor_key: Key,
+    make_member: Callable[..., Membership],
+    overdue: None,
+) -> None:
+    operation = _unfinished_create(editor, editor_key, "Stranded")
+    revoke_api_key(actor=editor.user, api_key_id=editor_key.pk)
+    assert "1 unknown" in reconciliation.reconcile_pending_operations()
+
+    viewer = make_member(Role.VIEWER)
+    client.force_login(viewer.user)
+    dismiss = url("operation-dismiss", viewer, operation.pk)
+    html = client.get(url("character-list", viewer)).content.decode()
+    assert "nothing can ask Convai what became of it" in html
+    assert dismiss not in html  # a Viewer may not create, so may not give up on a create
+    client.post(dismiss)
+    operation.refresh_from_db()
+    assert operation.state == "pending"
+
+    client.force_login(editor.user)
+    html = client.get(url("character-list", editor)).content.decode()
+    assert dismiss in html and url("operation-check", editor, operation.pk) not in html
+    page = client.post(dismiss, follow=True).content.decode()
+
+    assert "is dismissed" in page and "Stranded" not in page.split("is dismissed")[1]
+    operation.refresh_from_db()
+    assert operation.state == "failed" and operation.message.startswith("Dismissed by")
+    (event,) = events("character.create", outcome=Outcome.FAILURE)
+    assert (event.actor, event.details["reason"]) == (editor.user, "dismissed")
+    assert event.target_label == "Stranded"
+    assert not Character.objects.exists()
+
+
+def test_an_operation_convai_can_still_be_asked_about_is_not_dismissed(
+    client: Client, editor: Membership, editor_key: Key, overdue: None
+) -> None:
+    operation = _unfinished_create(editor, editor_key, "Checkable")
+    client.force_login(editor.user)
+    html = client.get(url("character-list", editor)).content.decode()
+    assert url("operation-dismiss", editor, operation.pk) not in html
+
+    page = client.post(url("operation-dismiss", editor, operation.pk), follow=True)
+
+    assert "Convai can still be asked" in page.content.decode()
+    operation.refresh_from_db()
+    assert operation.state == "pending"
+    (refusal,) = events("character.create", outcome=Outcome.FAILURE)
+    assert refusal.details["reason"] == "operation can still be checked"

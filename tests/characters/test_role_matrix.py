@@ -120,6 +120,7 @@ CHARACTER_ENDPOINTS = [
     Endpoint("characters:voice-options", "get", "character.update", htmx=True),
     # The floor is viewing; the service asks the policy of the operation itself.
     _post("characters:operation-check", "character.view", url_kwargs=_operation),
+    _post("characters:operation-dismiss", "character.view", url_kwargs=_operation),
     Endpoint("characters:character-edit", "get", "character.update", url_kwargs=_one),
     _post("characters:character-edit", "character.update", url_kwargs=_one, data=_edit),
     _post("characters:character-sync", "character.sync", url_kwargs=_one),
