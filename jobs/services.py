@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -32,7 +32,6 @@ from django.utils import timezone
 from django_tasks.base import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
-from accounts.models import User
 from audit.models import Outcome
 from audit.services import record
 from convai_admin.errors import DomainError, NotFound
@@ -44,6 +43,9 @@ from . import queue, registry
 from .models import Job, JobItem, WorkerHeartbeat
 from .registry import Enqueueable
 from .worker import dead_workers
+
+if TYPE_CHECKING:
+    from accounts.models import User  # a type hint only: jobs does not depend on accounts
 
 TARGET_TYPE = "job"
 
