@@ -74,6 +74,7 @@ def _operations(request: TeamRequest) -> list[dict[str, Any]]:
             {
                 "pk": operation.pk,
                 "kind": operation.get_kind_display(),
+                "kind_code": operation.kind,
                 "name": operation.name,
                 "by": operation.actor.display_name if operation.actor else "Someone",
                 "at": operation.created_at,
@@ -138,9 +139,10 @@ def operation_dismiss(request: TeamRequest, operation_id: int) -> HttpResponse:
         messages.error(request, error.message)
         return redirect(list_url(request))
     kind = operation.get_kind_display().lower()
-    messages.info(
-        request,
-        f"The {kind} of “{operation.name}” is dismissed. If Convai did make it, “Import” with "
-        "a key of that Convai account finds it.",
+    found_by_import = (
+        ""
+        if operation.kind == operation.Kind.DELETE
+        else " If Convai did make it, “Import” with a key of that Convai account finds it."
     )
+    messages.info(request, f"The {kind} of “{operation.name}” is dismissed.{found_by_import}")
     return redirect(list_url(request))

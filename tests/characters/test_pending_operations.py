@@ -460,3 +460,33 @@ def test_an_operation_convai_can_still_be_asked_about_is_not_dismissed(
     assert operation.state == "pending"
     (refusal,) = events("character.create", outcome=Outcome.FAILURE)
     assert refusal.details["reason"] == "operation can still be checked"
+
+
+def test_a_stuck_delete_is_dismissed_and_the_character_kept(
+    client: Client, create: Create, editor: Membership, editor_key: Key, overdue: None
+) -> None:
+    character = create(name="Kept").character
+    operation = PendingOperation.objects.create(
+        team=editor.team,
+        kind="delete",
+        token="d",
+        actor=editor.user,
+        api_key=editor_key.api_key,
+        character=character,
+        name=character.name,
+    )
+    revoke_api_key(actor=editor.user, api_key_id=editor_key.pk)
+    client.force_login(editor.user)
+    html = client.get(url("character-list", editor)).content.decode()
+    assert "nothing can ask Convai what became of it" in html
+    assert "found by “Import”" not in html  # a delete made nothing to import
+
+    page = client.post(url("operation-dismiss", editor, operation.pk), follow=True)
+
+    assert "The delete of “Kept” is dismissed." in page.content.decode()
+    assert "Import" not in page.content.decode().split("is dismissed.")[1].split("</")[0]
+    operation.refresh_from_db()
+    character.refresh_from_db()
+    assert operation.state == "failed" and character.deleted_at is None
+    (event,) = events("character.delete", outcome=Outcome.FAILURE)
+    assert event.details["reason"] == "dismissed" and event.target_id == character.convai_id
