@@ -425,7 +425,7 @@ def test_with_no_key_of_its_account_the_list_says_so_and_dismiss_gives_up(
     client.force_login(viewer.user)
     dismiss = url("operation-dismiss", viewer, operation.pk)
     html = client.get(url("character-list", viewer)).content.decode()
-    assert "nothing can ask Convai what became of it" in html
+    assert "Outcome unknown: no key can ask Convai." in html
     assert dismiss not in html  # a Viewer may not create, so may not give up on a create
     client.post(dismiss)
     operation.refresh_from_db()
@@ -478,7 +478,7 @@ def test_a_stuck_delete_is_dismissed_and_the_character_kept(
     revoke_api_key(actor=editor.user, api_key_id=editor_key.pk)
     client.force_login(editor.user)
     html = client.get(url("character-list", editor)).content.decode()
-    assert "nothing can ask Convai what became of it" in html
+    assert "Outcome unknown: no key can ask Convai." in html
     assert "found by “Import”" not in html  # a delete made nothing to import
 
     page = client.post(url("operation-dismiss", editor, operation.pk), follow=True)
