@@ -4,13 +4,16 @@ for their dialogs and the key page. Registered once, from BuildsConfig.ready()."
 
 from __future__ import annotations
 
+from django.db import transaction
+from django.utils import timezone
+
 from accounts.models import User
 from keys import hooks as keys_hooks
 from keys.models import ApiKey
 from teams import hooks as teams_hooks
 from teams.models import Team
 
-from .models import Build, Counter
+from .models import Build, Counter, MintedToken
 from .selectors import builds_losing_key, stopped_builds_by_key
 
 
@@ -52,16 +55,21 @@ def _key_page(user: User) -> list[str]:
 
 
 def _remove_team_builds(team: Team) -> int:
-    """A deleted team's builds, their kept tokens and their rate-limit windows (teams.hooks'
-    remover, inside the team's deletion). Local only, as the rest of a deletion: tokens the
-    builds handed out are not revoked at Convai and expire within the hour (revoke the builds
-    first to revoke them)."""
+    """A deleted team's builds and their rate-limit windows (teams.hooks' remover, inside the
+    team's deletion). The tokens the builds handed out outlive them (MintedToken.build is
+    SET_NULL) until a task queued when the deletion commits revokes them at Convai through the
+    keys that minted them (members keep their keys); the periodic tidy-up retries."""
     build_ids = [str(pk) for pk in Build.objects.filter(team=team).values_list("pk", flat=True)]
     scopes = [f"team:{team.pk}:hour"] + [
         f"build:{pk}:{window}" for pk in build_ids for window in ("minute", "hour")
     ]
     Counter.objects.filter(scope__in=scopes).delete()
+    live = MintedToken.objects.filter(build__team=team, expires_at__gt=timezone.now()).exists()
     _, removed = Build.objects.filter(team=team).delete()
+    if live:
+        from .tasks import revoke_orphaned_tokens
+
+        transaction.on_commit(lambda: revoke_orphaned_tokens.enqueue())
     return removed.get(Build._meta.label, 0)
 
 

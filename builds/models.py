@@ -9,6 +9,7 @@ Convai too."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -85,9 +86,20 @@ class Build(models.Model):
 
 class MintedToken(models.Model):
     """A token the build handed out, kept (encrypted, bound to its build) only so that
-    revoking the build can revoke it at Convai; deleted once revoked or expired."""
+    revoking the build can revoke it at Convai; deleted once revoked or expired.
 
-    build = models.ForeignKey(Build, on_delete=models.CASCADE, related_name="minted_tokens")
+    It outlives its build when the team is deleted (`build` SET_NULL): the tokens are then
+    revoked at Convai through `api_key`, the key that minted them, by the periodic tidy-up.
+    `build_ref` keeps the build's ID for the ciphertext's context and the audit event."""
+
+    build = models.ForeignKey(
+        Build, null=True, on_delete=models.SET_NULL, related_name="minted_tokens"
+    )
+    build_ref = models.UUIDField()
+    # SET_NULL: a key row never goes while its owner exists (keys are revoked, not deleted).
+    api_key = models.ForeignKey(
+        "keys.ApiKey", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     ciphertext = models.TextField()
     expires_at = models.DateTimeField(db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -96,11 +108,16 @@ class MintedToken(models.Model):
         ordering = ["created_at", "pk"]
 
     def __str__(self) -> str:
-        return f"token of build {self.build_id}"
+        return f"token of build {self.build_ref}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.build_ref is None and self.build_id is not None:
+            self.build_ref = self.build_id
+        super().save(*args, **kwargs)
 
     @property
     def encryption_context(self) -> bytes:
-        return f"convai-admin:build-token:{self.build_id}".encode()
+        return f"convai-admin:build-token:{self.build_ref or self.build_id}".encode()
 
 
 class Counter(models.Model):

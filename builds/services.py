@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from uuid import UUID
 
 from django.conf import settings
@@ -19,6 +20,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from audit.models import Outcome
 from audit.services import record
+from convai.client import ConvaiClient
 from convai.errors import ConvaiError, ConvaiRateLimitError, ConvaiTimeoutError
 from convai.types import AuthToken
 from keys import crypto
@@ -259,25 +261,24 @@ def revoke_build(*, actor: Membership, build_id: UUID | str) -> Build:
 
 
 @sensitive_variables()
-def revoke_minted_tokens(build_id: UUID | str) -> str:
-    """Revoke at Convai every unexpired token a revoked build minted (the background task and
-    the periodic tidy-up). A token Convai refused or could not take stays for the next pass
-    until it expires; one event records the pass."""
-    build = Build.objects.select_related("team", "api_key").filter(pk=build_id).first()
-    if build is None or build.revoked_at is None:
-        return "nothing to revoke"
-    now = timezone.now()
-    MintedToken.objects.filter(build=build, expires_at__lte=now).delete()
-    tokens = list(MintedToken.objects.filter(build=build))
-    if not tokens:
-        return "no live tokens"
+def _revoke_at_convai(tokens: list[MintedToken]) -> tuple[int, int, bool]:
+    """Revoke each token at Convai through the key that minted it; a revoked one is forgotten.
+    (revoked, failed, whether some key could not be used). A token Convai refused or could not
+    take stays for the next pass until it expires."""
     revoked = failed = 0
-    try:
-        client = client_for(build.api_key) if build.api_key is not None else None
-    except ApiKeyUnusable:
-        client = None
+    unusable = False
+    clients: dict[UUID | None, ConvaiClient | None] = {}
     for minted in tokens:
+        if minted.api_key_id not in clients:
+            try:
+                clients[minted.api_key_id] = (
+                    client_for(minted.api_key) if minted.api_key is not None else None
+                )
+            except ApiKeyUnusable:
+                clients[minted.api_key_id] = None
+        client = clients[minted.api_key_id]
         if client is None:
+            unusable = True
             failed += 1
             continue
         try:
@@ -289,6 +290,25 @@ def revoke_minted_tokens(build_id: UUID | str) -> str:
             continue
         minted.delete()
         revoked += 1
+    return revoked, failed, unusable
+
+
+def _live_tokens(**filters: Any) -> list[MintedToken]:
+    """The kept tokens matching `filters`, the expired ones forgotten first."""
+    MintedToken.objects.filter(expires_at__lte=timezone.now(), **filters).delete()
+    return list(MintedToken.objects.filter(**filters).select_related("api_key"))
+
+
+def revoke_minted_tokens(build_id: UUID | str) -> str:
+    """Revoke at Convai every unexpired token a revoked build minted (the background task and
+    the periodic tidy-up); one event records the pass."""
+    build = Build.objects.select_related("team").filter(pk=build_id).first()
+    if build is None or build.revoked_at is None:
+        return "nothing to revoke"
+    tokens = _live_tokens(build=build)
+    if not tokens:
+        return "no live tokens"
+    revoked, failed, unusable = _revoke_at_convai(tokens)
     record(
         "build.tokens_revoked",
         team=build.team,
@@ -300,15 +320,45 @@ def revoke_minted_tokens(build_id: UUID | str) -> str:
         details={
             "revoked": revoked,
             "failed": failed,
-            **({"reason": "the build's key cannot be used"} if client is None else {}),
+            **({"reason": "the build's key cannot be used"} if unusable else {}),
         },
     )
     return f"{revoked} tokens revoked, {failed} left for the next pass"
 
 
+def revoke_orphaned_tokens() -> str:
+    """Revoke at Convai the unexpired tokens of builds whose team was deleted (the tokens
+    outlive their build for this: MintedToken.build is SET_NULL), through the keys that
+    minted them. The team's audit chain is sealed, so each build's pass is recorded in the
+    global chain, under the build's ID (its mints are in the team's chain under that ID)."""
+    tokens = _live_tokens(build__isnull=True)
+    by_build: dict[UUID, list[MintedToken]] = {}
+    for minted in tokens:
+        by_build.setdefault(minted.build_ref, []).append(minted)
+    revoked_all = failed_all = 0
+    for build_ref, group in by_build.items():
+        revoked, failed, unusable = _revoke_at_convai(group)
+        revoked_all, failed_all = revoked_all + revoked, failed_all + failed
+        record(
+            "build.tokens_revoked",
+            actor_label="Token broker",
+            target_type=TARGET,
+            target_id=build_ref,
+            target_label="a build of a deleted team",
+            outcome=Outcome.SUCCESS if not failed else Outcome.FAILURE,
+            details={
+                "revoked": revoked,
+                "failed": failed,
+                "team_deleted": True,
+                **({"reason": "the key that minted them cannot be used"} if unusable else {}),
+            },
+        )
+    return f"{revoked_all} tokens of deleted teams' builds revoked, {failed_all} left"
+
+
 def tidy_minted_tokens() -> str:
     """Periodic: forget expired tokens and old rate-limit windows, and retry revoking the live
-    tokens of revoked builds."""
+    tokens of revoked builds and of deleted teams' builds."""
     now = timezone.now()
     expired, _ = MintedToken.objects.filter(expires_at__lte=now).delete()
     windows = limits.prune(older_than=WINDOWS_KEPT, now=now)
@@ -318,9 +368,12 @@ def tidy_minted_tokens() -> str:
         .distinct()
     )
     summaries = [revoke_minted_tokens(build_id) for build_id in pending]
+    orphaned = (
+        revoke_orphaned_tokens() if MintedToken.objects.filter(build__isnull=True).exists() else ""
+    )
     return (
         f"{expired} expired tokens and {windows} old windows forgotten; "
-        f"{len(summaries)} revoked builds retried"
+        f"{len(summaries)} revoked builds retried" + (f"; {orphaned}" if orphaned else "")
     )
 
 
@@ -511,7 +564,9 @@ def _from_convai(build: Build) -> AuthToken:
 def _minted(build: Build, token: AuthToken, caller: Caller, subject: str) -> None:
     """Keep the token (encrypted, for a later revocation) and audit the mint, together."""
     expires_at = token.expires_at or timezone.now() + ASSUMED_TOKEN_LIFETIME
-    minted = MintedToken(build=build, expires_at=expires_at)
+    minted = MintedToken(
+        build=build, build_ref=build.pk, api_key_id=build.api_key_id, expires_at=expires_at
+    )
     with transaction.atomic():
         minted.ciphertext = crypto.encrypt(token.token, associated_data=minted.encryption_context)
         minted.save()

@@ -3,6 +3,7 @@ secret), and changing nothing — no token minted, no limit spent."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -13,11 +14,13 @@ from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
+from audit.chain import verify_scope
 from audit.models import AuditEvent, Outcome
 from builds import services
 from builds.models import Build, Counter, MintedToken
 from builds.services import Issued
-from builds.tasks import revoke_build_tokens
+from builds.tasks import revoke_build_tokens, revoke_orphaned_tokens
+from keys.models import ApiKey
 from sandbox.services import revoke_sandbox_keys, set_fault
 from teams import services as teams
 from teams.models import Membership, Role
@@ -114,6 +117,47 @@ def test_a_revoked_build_is_refused_and_its_tokens_revoked_at_convai(
     assert ("build.revoked", Outcome.SUCCESS) in actions
     assert ("build.tokens_revoked", Outcome.SUCCESS) in actions
     assert ("build.token_refused", Outcome.DENIED) in actions
+
+
+def test_a_rebound_build_revokes_its_older_tokens_through_the_key_that_minted_them(
+    client: Client,
+    issued: Issued,
+    admin: Membership,
+    admin_key: Key,
+    add_key: Callable[..., Key],
+    sandbox_url: str,
+) -> None:
+    older = ask(client, issued).json()["apiAuthToken"]
+    colleague = MembershipFactory.create(team=admin.team, role=Role.EDITOR)
+    other_key = add_key(colleague, "Colleague key")
+    build = issued.build
+    services.update_build(
+        actor=admin,
+        build_id=build.pk,
+        settings_=services.BuildSettings(
+            name=build.name,
+            api_key_id=other_key.pk,
+            allowed_origins=build.allowed_origins,
+            burst_per_minute=build.burst_per_minute,
+            per_hour=build.per_hour,
+            expires_at=build.expires_at,
+        ),
+    )
+    newer = ask(client, issued).json()["apiAuthToken"]
+    assert sorted(MintedToken.objects.values_list("api_key_id", flat=True)) == sorted(
+        [admin_key.pk, other_key.pk]
+    )
+    services.revoke_build(actor=admin, build_id=build.pk)
+
+    assert revoke_build_tokens.call(str(build.pk)).startswith("2 tokens revoked")
+
+    import requests
+
+    for token in (older, newer):
+        at_convai = requests.post(
+            f"{sandbox_url}/character/list", headers={"API-AUTH-TOKEN": token}, timeout=10
+        )
+        assert at_convai.status_code == 401
 
 
 def test_an_expired_build_is_refused(client: Client, issued: Issued) -> None:
@@ -242,16 +286,58 @@ def test_an_archived_teams_build_is_refused_until_unarchived(
     assert ask(client, issued).status_code == 200
 
 
-def test_deleting_the_team_deletes_its_builds_and_their_windows(
-    client: Client, issued: Issued, admin: Membership
+def test_deleting_the_team_deletes_its_builds_and_revokes_their_tokens_at_convai(
+    client: Client, issued: Issued, admin: Membership, sandbox_url: str
 ) -> None:
+    """The builds and their windows go with the team; the tokens they handed out outlive them
+    until a task queued at the deletion's commit revokes them at Convai through the key that
+    minted them. The team's chain is sealed, so that pass is recorded in the global chain."""
     from teams import lifecycle
 
-    assert ask(client, issued).status_code == 200
+    token = ask(client, issued).json()["apiAuthToken"]
     owner = MembershipFactory.create(team=admin.team, role=Role.OWNER)
     team_id = admin.team.pk
     lifecycle.delete_team(actor=owner)
-    assert not Build.objects.exists() and not MintedToken.objects.exists()
+    assert not Build.objects.exists()
     assert not Counter.objects.filter(scope__contains=str(issued.build.pk)).exists()
     assert not Counter.objects.filter(scope=f"team:{team_id}:hour").exists()
     refused(ask(client, issued), 401, "credential_invalid")
+    (kept,) = MintedToken.objects.all()
+    assert (kept.build_id, kept.build_ref) == (None, issued.build.pk)
+
+    DBTaskResult.objects.get(task_path="builds.tasks.revoke_orphaned_tokens")
+    assert revoke_orphaned_tokens.call().startswith("1 tokens of deleted teams' builds revoked")
+
+    assert not MintedToken.objects.exists()
+    import requests
+
+    at_convai = requests.post(
+        f"{sandbox_url}/character/list", headers={"API-AUTH-TOKEN": token}, timeout=10
+    )
+    assert at_convai.status_code == 401
+    event = AuditEvent.objects.get(action="build.tokens_revoked")
+    assert (event.team_id, event.chain, event.target_id) == (None, "global", str(issued.build.pk))
+    assert event.details == {"revoked": 1, "failed": 0, "team_deleted": True}
+    assert token not in json.dumps(event.details)
+    assert verify_scope(f"team:{team_id}").intact
+
+
+def test_a_deleted_teams_tokens_minted_by_a_revoked_key_wait_for_their_expiry(
+    client: Client, issued: Issued, admin: Membership, settings: Any
+) -> None:
+    """Nothing can revoke them at Convai (the key that minted them is revoked): the pass
+    says so, the tidy-up retries, and they are forgotten once expired."""
+    from teams import lifecycle
+
+    ask(client, issued)
+    owner = MembershipFactory.create(team=admin.team, role=Role.OWNER)
+    lifecycle.delete_team(actor=owner)
+    ApiKey.objects.filter(pk=issued.build.api_key_id).update(revoked_at=timezone.now())
+
+    assert services.revoke_orphaned_tokens().startswith("0 tokens")
+    event = AuditEvent.objects.get(action="build.tokens_revoked")
+    assert event.outcome == Outcome.FAILURE
+    assert event.details["reason"] == "the key that minted them cannot be used"
+    MintedToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert "1 expired tokens" in services.tidy_minted_tokens()
+    assert not MintedToken.objects.exists()
