@@ -43,6 +43,19 @@ def _unfinished_create(
     )
 
 
+def _unfinished_delete(editor: Membership, character: Character, token: str) -> PendingOperation:
+    """A delete the editor's request left pending, through the character's key."""
+    return PendingOperation.objects.create(
+        team=editor.team,
+        kind="delete",
+        token=token,
+        actor=editor.user,
+        api_key=character.bound_key,
+        character=character,
+        name=character.name,
+    )
+
+
 def url(name: str, member: Membership, *args: Any) -> str:
     return reverse(f"characters:{name}", args=[member.team.slug, *args])
 
@@ -212,15 +225,7 @@ def test_a_delete_convai_did_not_do_is_marked_failed_and_the_character_kept(
     create: Create, editor: Membership, overdue: None
 ) -> None:
     character = create().character
-    operation = PendingOperation.objects.create(
-        team=editor.team,
-        kind="delete",
-        token="t",
-        actor=editor.user,
-        api_key=character.bound_key,
-        character=character,
-        name=character.name,
-    )
+    operation = _unfinished_delete(editor, character, "t")
     assert "1 failed" in reconciliation.reconcile_pending_operations()
     operation.refresh_from_db()
     assert operation.state == "failed" and "still has the character" in operation.message
@@ -466,15 +471,7 @@ def test_a_stuck_delete_is_dismissed_and_the_character_kept(
     client: Client, create: Create, editor: Membership, editor_key: Key, overdue: None
 ) -> None:
     character = create(name="Kept").character
-    operation = PendingOperation.objects.create(
-        team=editor.team,
-        kind="delete",
-        token="d",
-        actor=editor.user,
-        api_key=editor_key.api_key,
-        character=character,
-        name=character.name,
-    )
+    operation = _unfinished_delete(editor, character, "d")
     revoke_api_key(actor=editor.user, api_key_id=editor_key.pk)
     client.force_login(editor.user)
     html = client.get(url("character-list", editor)).content.decode()
