@@ -260,37 +260,62 @@ def revoke_build(*, actor: Membership, build_id: UUID | str) -> Build:
     return build
 
 
+@dataclass
+class _Revocation:
+    """What one pass did: tokens revoked at Convai, tokens left for the next pass (Convai
+    refused or could not take them, or the key could not be opened), and tokens no pass can
+    revoke because the key that minted them is revoked or gone (forgotten: they expire within
+    the hour by themselves)."""
+
+    revoked: int = 0
+    failed: int = 0
+    unrevocable: int = 0
+
+    def details(self, **extra: Any) -> dict[str, Any]:
+        reason = (
+            {"reason": "the key that minted them was revoked: they expire by themselves"}
+            if self.unrevocable
+            else {}
+        )
+        unrevocable = {"unrevocable": self.unrevocable} if self.unrevocable else {}
+        return {"revoked": self.revoked, "failed": self.failed, **unrevocable, **extra, **reason}
+
+    @property
+    def outcome(self) -> str:
+        return Outcome.SUCCESS if not (self.failed or self.unrevocable) else Outcome.FAILURE
+
+
 @sensitive_variables()
-def _revoke_at_convai(tokens: list[MintedToken]) -> tuple[int, int, bool]:
-    """Revoke each token at Convai through the key that minted it; a revoked one is forgotten.
-    (revoked, failed, whether some key could not be used). A token Convai refused or could not
-    take stays for the next pass until it expires."""
-    revoked = failed = 0
-    unusable = False
+def _revoke_at_convai(tokens: list[MintedToken]) -> _Revocation:
+    """Revoke each token at Convai through the key that minted it; a revoked one is forgotten,
+    as is one whose key is revoked or gone (nothing can revoke it: Convai refuses another
+    account's token)."""
+    done = _Revocation()
     clients: dict[UUID | None, ConvaiClient | None] = {}
     for minted in tokens:
+        if minted.api_key is None or not minted.api_key.is_active:
+            minted.delete()
+            done.unrevocable += 1
+            continue
         if minted.api_key_id not in clients:
             try:
-                clients[minted.api_key_id] = (
-                    client_for(minted.api_key) if minted.api_key is not None else None
-                )
+                clients[minted.api_key_id] = client_for(minted.api_key)
             except ApiKeyUnusable:
                 clients[minted.api_key_id] = None
         client = clients[minted.api_key_id]
         if client is None:
-            unusable = True
-            failed += 1
+            done.failed += 1
             continue
         try:
             client.revoke_token(
                 crypto.decrypt(minted.ciphertext, associated_data=minted.encryption_context)
             )
         except (ConvaiError, crypto.DecryptionError, crypto.KeyringError):
-            failed += 1
+            done.failed += 1
             continue
         minted.delete()
-        revoked += 1
-    return revoked, failed, unusable
+        done.revoked += 1
+    return done
 
 
 def _live_tokens(**filters: Any) -> list[MintedToken]:
@@ -308,7 +333,7 @@ def revoke_minted_tokens(build_id: UUID | str) -> str:
     tokens = _live_tokens(build=build)
     if not tokens:
         return "no live tokens"
-    revoked, failed, unusable = _revoke_at_convai(tokens)
+    done = _revoke_at_convai(tokens)
     record(
         "build.tokens_revoked",
         team=build.team,
@@ -316,14 +341,10 @@ def revoke_minted_tokens(build_id: UUID | str) -> str:
         target_type=TARGET,
         target_id=build.pk,
         target_label=build.name,
-        outcome=Outcome.SUCCESS if not failed else Outcome.FAILURE,
-        details={
-            "revoked": revoked,
-            "failed": failed,
-            **({"reason": "the build's key cannot be used"} if unusable else {}),
-        },
+        outcome=done.outcome,
+        details=done.details(),
     )
-    return f"{revoked} tokens revoked, {failed} left for the next pass"
+    return f"{done.revoked} tokens revoked, {done.failed} left for the next pass"
 
 
 def revoke_orphaned_tokens() -> str:
@@ -335,25 +356,20 @@ def revoke_orphaned_tokens() -> str:
     by_build: dict[UUID, list[MintedToken]] = {}
     for minted in tokens:
         by_build.setdefault(minted.build_ref, []).append(minted)
-    revoked_all = failed_all = 0
+    revoked = failed = 0
     for build_ref, group in by_build.items():
-        revoked, failed, unusable = _revoke_at_convai(group)
-        revoked_all, failed_all = revoked_all + revoked, failed_all + failed
+        done = _revoke_at_convai(group)
+        revoked, failed = revoked + done.revoked, failed + done.failed
         record(
             "build.tokens_revoked",
             actor_label="Token broker",
             target_type=TARGET,
             target_id=build_ref,
             target_label="a build of a deleted team",
-            outcome=Outcome.SUCCESS if not failed else Outcome.FAILURE,
-            details={
-                "revoked": revoked,
-                "failed": failed,
-                "team_deleted": True,
-                **({"reason": "the key that minted them cannot be used"} if unusable else {}),
-            },
+            outcome=done.outcome,
+            details=done.details(team_deleted=True),
         )
-    return f"{revoked_all} tokens of deleted teams' builds revoked, {failed_all} left"
+    return f"{revoked} tokens of deleted teams' builds revoked, {failed} left"
 
 
 def tidy_minted_tokens() -> str:
