@@ -9,7 +9,6 @@ Convai too."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -110,14 +109,9 @@ class MintedToken(models.Model):
     def __str__(self) -> str:
         return f"token of build {self.build_ref}"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.build_ref is None and self.build_id is not None:
-            self.build_ref = self.build_id
-        super().save(*args, **kwargs)
-
     @property
     def encryption_context(self) -> bytes:
-        return f"convai-admin:build-token:{self.build_ref or self.build_id}".encode()
+        return f"convai-admin:build-token:{self.build_ref}".encode()
 
 
 class Counter(models.Model):

@@ -81,7 +81,10 @@ def test_tidy_forgets_expired_tokens_and_old_windows(
     register: object, issued: services.Issued
 ) -> None:
     MintedToken.objects.create(
-        build=issued.build, ciphertext="x", expires_at=datetime(2020, 1, 1, tzinfo=UTC)
+        build=issued.build,
+        build_ref=issued.build.pk,
+        ciphertext="x",
+        expires_at=datetime(2020, 1, 1, tzinfo=UTC),
     )
     Counter.objects.create(scope="old", window_start=datetime(2020, 1, 1, tzinfo=UTC), count=3)
     summary = services.tidy_minted_tokens()

@@ -35,8 +35,9 @@ def sealed(settings, register: Callable[..., services.Issued]) -> Build:
     build = register(player_auth=PlayerAuth.HS256).build
     MintedToken.objects.create(
         build=build,
+        build_ref=build.pk,
         ciphertext=encryption.encrypt(
-            "token-in-clear", associated_data=MintedToken(build=build).encryption_context
+            "token-in-clear", associated_data=MintedToken(build_ref=build.pk).encryption_context
         ),
         expires_at=build.created_at,
     )
