@@ -386,3 +386,22 @@ def test_pending_languages_convai_already_has_are_cleared_without_a_call(
     character.refresh_from_db()
     assert character.pending_language_codes is None and character.version == 1
     assert saved.character.pending_language_codes is None
+
+
+def test_sync_from_convai_during_a_save_says_so_on_the_page(
+    character: Character, editor: Membership, teammate: Membership, client: Client
+) -> None:
+    """The refusal reaches the member through the page, as a message, not an error page."""
+    _changed_in_convai(character, "Changed in Convai")
+    Character.objects.filter(pk=character.pk).update(
+        saving_token="theirs", saving_since=timezone.now(), saving_by=teammate.user
+    )
+    client.force_login(editor.user)
+    url = reverse("characters:character-sync", args=[character.team.slug, character.pk])
+
+    page = client.post(url, follow=True)
+
+    assert page.status_code == 200
+    assert "saved this character while it was read from Convai" in page.content.decode()
+    character.refresh_from_db()
+    assert (character.name, character.version) == ("Raymond", 1)

@@ -24,6 +24,7 @@ from sandbox.models import SandboxCharacter
 from sandbox.services import clear_faults, set_fault
 from teams.models import Membership, Role
 from tests.characters.support import events, expect_failure, remote
+from tests.factories import MembershipFactory
 from tests.support.characters import BACKSTORY, Key, record_requests
 
 Create = Callable[..., services.Saved]
@@ -487,3 +488,18 @@ def test_a_stuck_delete_is_dismissed_and_the_character_kept(
     assert operation.state == "failed" and character.deleted_at is None
     (event,) = events("character.delete", outcome=Outcome.FAILURE)
     assert event.details["reason"] == "dismissed" and event.target_id == character.convai_id
+
+
+def test_dismissing_an_operation_of_another_team_or_none_answers_404(
+    client: Client, editor: Membership, overdue: None
+) -> None:
+    """Stuck (no key), overdue, and another team's: the same 404 as an ID that does not exist."""
+    stranger = MembershipFactory.create(role=Role.OWNER)
+    theirs = PendingOperation.objects.create(
+        team=stranger.team, kind="create", token="t", actor=stranger.user, name="Theirs"
+    )
+    client.force_login(editor.user)
+    assert client.post(url("operation-dismiss", editor, theirs.pk)).status_code == 404
+    assert client.post(url("operation-dismiss", editor, 999999)).status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.state == "pending"
